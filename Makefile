@@ -1,0 +1,84 @@
+# kz - Kuzushiji character recognition as Unix filters.
+# make [all] | demo | check | bench | data | install | clean
+# SANITIZE=1 builds and tests with AddressSanitizer + UBSan in build-san/.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+PKG_CONFIG ?= pkg-config
+PKGS = libpng zlib netpbm openblas
+CFLAGS ?= -O2 -g
+KZ_DATA ?= $(shell if [ -d ../shared/data ]; then echo ../shared/data; else echo data; fi)
+export KZ_DATA
+
+ifeq ($(SANITIZE),1)
+O ?= build-san
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+O ?= build
+SAN =
+endif
+
+# Deferred (=) so that `make demo` can install the packages first.
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(CFLAGS) $(SAN)
+LIBS = $(PKG_LIBS) -lm -lpthread
+
+PROGS = kz-unpack kz-info kz-label kz-show
+LIB_SRC = $(wildcard lib/*.c)
+LIB_OBJ = $(LIB_SRC:lib/%.c=$(O)/lib/%.o)
+BINS = $(PROGS:%=$(O)/bin/%)
+TEST_BINS = $(O)/bin/kz-unit
+MANS = $(wildcard man/*.[157])
+
+all: $(BINS) $(TEST_BINS)
+
+$(O)/lib/%.o: lib/%.c lib/kz.h lib/util.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/libkz.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
+
+$(O)/bin/%: cmd/%.c cmd/cmd.h lib/kz.h $(O)/libkz.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
+
+$(O)/bin/kz-unit: tests/unit.c lib/kz.h $(O)/libkz.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
+
+# The first of README's two commands: install what is missing, build,
+# run the main job on the data.
+demo:
+	sh tools/deps.sh
+	$(MAKE) all
+	sh examples/demo.sh $(O)/bin
+
+# The second: every test; the runner ends with "N passed, N failed".
+check: all
+	sh tests/run.sh $(O)/bin
+
+bench: all
+	sh tests/bench.sh $(O)/bin
+
+lint:
+	mandoc -Tlint -Wwarning $(MANS)
+
+# Downloads the official dataset files into $(KZ_DATA) (for machines
+# without ../shared/data).
+data:
+	sh tools/fetch-data.sh "$(KZ_DATA)"
+
+install: $(BINS)
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
+	for p in $(PROGS); do install -m 755 $(O)/bin/$$p $(DESTDIR)$(BINDIR)/$$p; done
+	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+clean:
+	rm -rf build build-san out
+
+.PHONY: all demo check bench lint data install clean
+.SECONDARY: $(LIB_OBJ)

@@ -1,0 +1,34 @@
+/* cmd.h - what every kz program does the same way: report and exit.
+ * Programs only (library code never exits or prints). */
+#ifndef KZ_CMD_H
+#define KZ_CMD_H
+
+#include <err.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kz.h"
+
+/* Exits after a failed write: quietly with status 0 when the reader of
+ * our pipe went away (as in "kz-unpack ... | head"), else with the
+ * message and status 1. */
+static inline void
+die_write(const struct kz_err *e)
+{
+	if (errno == EPIPE)
+		exit(0);
+	errx(1, "%s", e->msg);
+}
+
+/* Refuses to pour binary data onto a terminal. */
+static inline void
+refuse_tty(const char *path)
+{
+	if ((path == NULL || (path[0] == '-' && path[1] == '\0')) &&
+	    isatty(STDOUT_FILENO))
+		errx(1, "refusing to write binary data to a terminal; "
+		    "redirect stdout or use -o");
+}
+
+#endif

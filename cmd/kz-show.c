@@ -1,0 +1,175 @@
+/*
+ * kz-show - draw records of a kz stream as a grid image (PNG or PGM).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+#define BORDER 1
+#define BORDER_GREY 96
+#define MAX_SIDE 32768	/* pixels per side of the sheet */
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: kz-show [-P] [-n count] [-w columns] "
+	    "[-s scale] [-r per-class] [-o file] [file]\n");
+	exit(2);
+}
+
+static long
+number(const char *s, long lo, long hi, const char *what)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+		errx(2, "%s must be a number in %ld..%ld, not \"%s\"", what,
+		    lo, hi, s);
+	return v;
+}
+
+/* Copies a record's pixels into cell (row, col) of the sheet, scaled. */
+static void
+draw(struct kz_image *sheet, const struct kz_header *h,
+    const struct kz_record *rec, long row, long col, long scale)
+{
+	size_t cw = h->width * scale + BORDER, chh = h->height * scale + BORDER;
+	size_t x0 = BORDER + col * cw, y0 = BORDER + row * chh;
+
+	for (size_t y = 0; y < h->height * (size_t)scale; y++) {
+		uint8_t *out = sheet->pixels + (y0 + y) * sheet->width + x0;
+		size_t sy = y / scale;
+
+		for (size_t x = 0; x < h->width * (size_t)scale; x++) {
+			size_t i = sy * h->width + x / scale;
+			float v;
+
+			if (h->pixel == KZ_PIXEL_U8) {
+				out[x] = rec->pixels[i];
+				continue;
+			}
+			memcpy(&v, rec->pixels + 4 * i, 4);
+			v = v < 0 ? 0 : v > 255 ? 255 : v;
+			out[x] = (uint8_t)(v + 0.5f);
+		}
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	long count = 100, cols = 10, scale = 1, per_class = 0;
+	int pgm = 0, ch, rc;
+	const char *output = "-";
+	struct kz_err e;
+
+	kz_pnm_init(argv[0]);
+	kz_ignore_sigpipe();
+	while ((ch = getopt(argc, argv, "Pn:w:s:r:o:")) != -1) {
+		switch (ch) {
+		case 'P': pgm = 1; break;
+		case 'n': count = number(optarg, 1, 1000000, "-n"); break;
+		case 'w': cols = number(optarg, 1, 10000, "-w"); break;
+		case 's': scale = number(optarg, 1, 16, "-s"); break;
+		case 'r': per_class = number(optarg, 1, 10000, "-r"); break;
+		case 'o': output = optarg; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 1)
+		usage();
+	refuse_tty(output);
+
+	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
+	if (r == NULL)
+		errx(1, "%s", e.msg);
+	const struct kz_header *h = kz_reader_header(r);
+	long rows;
+	if (per_class) {
+		if (h->nclasses == 0)
+			errx(1, "%s: -r needs a stream whose header gives the "
+			    "number of classes", kz_reader_name(r));
+		cols = per_class;
+		rows = count / per_class;
+		if (rows < 1)
+			rows = 1;
+		if (rows > (long)h->nclasses)
+			rows = h->nclasses;
+	} else {
+		if (cols > count)
+			cols = count;
+		rows = (count + cols - 1) / cols;
+	}
+	size_t sw = (size_t)cols * (h->width * scale + BORDER) + BORDER;
+	size_t sh = (size_t)rows * (h->height * scale + BORDER) + BORDER;
+	if (sw > MAX_SIDE || sh > MAX_SIDE)
+		errx(1, "a sheet of %zux%zu pixels is too large (at most %d "
+		    "per side): lower -n, -w or -s", sw, sh, MAX_SIDE);
+	struct kz_image sheet = { (uint32_t)sw, (uint32_t)sh, NULL };
+	if ((sheet.pixels = malloc(sw * sh)) == NULL)
+		err(1, NULL);
+	memset(sheet.pixels, BORDER_GREY, sw * sh);
+	for (long y = 0; y < rows; y++)	/* empty cells stay black */
+		for (long x = 0; x < cols; x++)
+			for (size_t yy = 0; yy < h->height * (size_t)scale; yy++)
+				memset(sheet.pixels + (BORDER + y * (h->height *
+				    scale + BORDER) + yy) * sw + BORDER + x *
+				    (h->width * scale + BORDER), 0,
+				    h->width * scale);
+
+	struct kz_record *rec = kz_record_new(h);
+	long *filled = calloc(per_class ? rows : 1, sizeof(long));
+	long drawn = 0, full_rows = 0;
+	if (rec == NULL || filled == NULL)
+		err(1, NULL);
+	while ((rc = kz_reader_next(r, rec, &e)) == 1) {
+		if (!per_class) {
+			draw(&sheet, h, rec, drawn / cols, drawn % cols, scale);
+			if (++drawn == rows * cols || drawn == count)
+				break;
+		} else if (rec->label >= 0 && rec->label < rows &&
+		    filled[rec->label] < cols) {
+			draw(&sheet, h, rec, rec->label, filled[rec->label],
+			    scale);
+			if (++filled[rec->label] == cols && ++full_rows == rows)
+				break;
+		}
+	}
+	if (rc < 0)
+		errx(1, "%s", e.msg);
+
+	struct kz_out o;
+	if (kz_out_open(&o, output, &e) != 0)
+		errx(1, "%s", e.msg);
+	if (pgm) {
+		if (kz_pgm_write(o.fp, &sheet, &e) != 0) {
+			kz_out_abort(&o);
+			errx(1, "%s", e.msg);
+		}
+	} else {
+		uint8_t *png;
+		size_t len;
+
+		if (kz_png_encode(&sheet, &png, &len, &e) != 0) {
+			kz_out_abort(&o);
+			errx(1, "%s", e.msg);
+		}
+		if (kz_out_write(&o, png, len, &e) != 0) {
+			kz_out_abort(&o);
+			die_write(&e);
+		}
+		free(png);
+	}
+	if (kz_out_close(&o, &e) != 0)
+		die_write(&e);
+	free(sheet.pixels);
+	free(filled);
+	kz_record_free(rec);
+	kz_reader_close(r);
+	return 0;
+}

@@ -1,0 +1,233 @@
+/* image.c - PNG through libpng's simplified API, PNM through libnetpbm. */
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <png.h>
+#include <pam.h>
+
+#include "kz.h"
+
+int
+kz_png_decode(const uint8_t *buf, size_t len, const char *name,
+    struct kz_image *img, struct kz_err *e)
+{
+	png_image pi;
+	png_color white = { 255, 255, 255 };
+
+	memset(img, 0, sizeof(*img));
+	memset(&pi, 0, sizeof(pi));
+	pi.version = PNG_IMAGE_VERSION;
+	if (!png_image_begin_read_from_memory(&pi, buf, len))
+		return kz_errf(e, "%s: PNG: %s", name, pi.message);
+	if (pi.width == 0 || pi.height == 0 || pi.width > KZ_MAX_DIM ||
+	    pi.height > KZ_MAX_DIM) {
+		png_image_free(&pi);
+		return kz_errf(e, "%s: PNG is %ux%u, beyond the limit of "
+		    "%dx%d", name, pi.width, pi.height, KZ_MAX_DIM,
+		    KZ_MAX_DIM);
+	}
+	pi.format = PNG_FORMAT_GRAY;
+	if ((img->pixels = malloc(PNG_IMAGE_SIZE(pi))) == NULL) {
+		png_image_free(&pi);
+		return kz_errf(e, "%s: out of memory", name);
+	}
+	if (!png_image_finish_read(&pi, &white, img->pixels, 0, NULL)) {
+		free(img->pixels);
+		img->pixels = NULL;
+		return kz_errf(e, "%s: PNG: %s", name, pi.message);
+	}
+	img->width = pi.width;
+	img->height = pi.height;
+	return 0;
+}
+
+int
+kz_png_encode(const struct kz_image *img, uint8_t **out, size_t *len,
+    struct kz_err *e)
+{
+	png_image pi;
+	png_alloc_size_t size = 0;
+
+	memset(&pi, 0, sizeof(pi));
+	pi.version = PNG_IMAGE_VERSION;
+	pi.width = img->width;
+	pi.height = img->height;
+	pi.format = PNG_FORMAT_GRAY;
+	if (!png_image_write_get_memory_size(pi, size, 0, img->pixels, 0,
+	    NULL))
+		return kz_errf(e, "PNG: %s", pi.message);
+	if ((*out = malloc(size)) == NULL)
+		return kz_errf(e, "out of memory");
+	if (!png_image_write_to_memory(&pi, *out, &size, 0, img->pixels, 0,
+	    NULL)) {
+		free(*out);
+		*out = NULL;
+		return kz_errf(e, "PNG: %s", pi.message);
+	}
+	*len = size;
+	return 0;
+}
+
+/* ---- PNM: libnetpbm exits on error unless given a jmp_buf ----------- */
+
+static char pnm_message[256];
+
+static void
+pnm_capture(const char *msg)
+{
+	snprintf(pnm_message, sizeof(pnm_message), "%s", msg);
+}
+
+static void
+pnm_silent(const char *msg)
+{
+	(void)msg;
+}
+
+void
+kz_pnm_init(const char *progname)
+{
+	pm_init(progname, 0);
+	pm_setusererrormsgfn(pnm_capture);
+	pm_setusermessagefn(pnm_silent);
+}
+
+/* Converts one row of tuples to grey: luminance for colour, alpha
+ * composited on white, scaled from maxval to 255. */
+static void
+pam_row_to_grey(const struct pam *p, tuple *row, uint8_t *out)
+{
+	unsigned depth = p->depth;
+	int has_alpha = depth == 2 || depth == 4;
+	double max = (double)p->maxval;
+
+	for (int x = 0; x < p->width; x++) {
+		double v, a = 1.0;
+
+		if (depth >= 3)
+			v = 0.299 * row[x][0] + 0.587 * row[x][1] +
+			    0.114 * row[x][2];
+		else
+			v = row[x][0];
+		v /= max;
+		if (has_alpha) {
+			a = row[x][depth - 1] / max;
+			v = v * a + (1.0 - a);
+		}
+		out[x] = (uint8_t)(v * 255.0 + 0.5);
+	}
+}
+
+int
+kz_pnm_decode(const uint8_t *buf, size_t len, const char *name,
+    struct kz_image **imgsp, size_t *np, struct kz_err *e)
+{
+	jmp_buf jb, *prev = NULL;
+	FILE *volatile fp = NULL;
+	struct kz_image *volatile imgs = NULL;
+	volatile size_t n = 0;
+	tuple *volatile row = NULL;
+	struct pam p;
+	int eof = 0;
+
+	*imgsp = NULL;
+	*np = 0;
+	if ((fp = fmemopen((void *)buf, len, "rb")) == NULL)
+		return kz_errf(e, "%s: out of memory", name);
+	/* Registered before setjmp so that prev is never written after it. */
+	pm_setjmpbufsave(&jb, &prev);
+	if (setjmp(jb) != 0) {
+		pm_setjmpbuf(prev);
+		kz_errf(e, "%s: image %zu: %s", name, (size_t)n,
+		    pnm_message[0] ? pnm_message : "unreadable PNM data");
+		goto fail;
+	}
+	pnm_message[0] = '\0';
+	while (!eof) {
+		pnm_readpaminit(fp, &p, PAM_STRUCT_SIZE(tuple_type));
+		if (p.width <= 0 || p.height <= 0 || p.width > KZ_MAX_DIM ||
+		    p.height > KZ_MAX_DIM) {
+			pm_setjmpbuf(prev);
+			kz_errf(e, "%s: image %zu is %dx%d, beyond the limit "
+			    "of %dx%d", name, (size_t)n, p.width, p.height,
+			    KZ_MAX_DIM, KZ_MAX_DIM);
+			goto fail;
+		}
+		struct kz_image *grown = realloc(imgs, (n + 1) *
+		    sizeof(*imgs));
+		if (grown == NULL)
+			goto oom;
+		imgs = grown;
+		imgs[n].width = (uint32_t)p.width;
+		imgs[n].height = (uint32_t)p.height;
+		imgs[n].pixels = malloc((size_t)p.width * p.height);
+		if (imgs[n].pixels == NULL)
+			goto oom;
+		n++;
+		row = pnm_allocpamrow(&p);
+		for (int y = 0; y < p.height; y++) {
+			pnm_readpamrow(&p, row);
+			pam_row_to_grey(&p, row, imgs[n - 1].pixels +
+			    (size_t)y * p.width);
+		}
+		pnm_freepamrow(row);
+		row = NULL;
+		pnm_nextimage(fp, &eof);
+	}
+	pm_setjmpbuf(prev);
+	fclose(fp);
+	*imgsp = imgs;
+	*np = n;
+	return 0;
+oom:
+	pm_setjmpbuf(prev);
+	kz_errf(e, "%s: out of memory", name);
+fail:
+	if (row != NULL)
+		pnm_freepamrow(row);
+	for (size_t i = 0; i < n; i++)
+		free(imgs[i].pixels);
+	free(imgs);
+	fclose(fp);
+	return -1;
+}
+
+int
+kz_pgm_write(FILE *fp, const struct kz_image *img, struct kz_err *e)
+{
+	jmp_buf jb, *prev = NULL;
+	struct pam p;
+	tuple *volatile row = NULL;
+
+	memset(&p, 0, sizeof(p));
+	p.size = sizeof(p);
+	p.len = PAM_STRUCT_SIZE(tuple_type);
+	p.file = fp;
+	p.format = PGM_FORMAT;
+	p.plainformat = 0;
+	p.width = (int)img->width;
+	p.height = (int)img->height;
+	p.depth = 1;
+	p.maxval = 255;
+	strcpy(p.tuple_type, PAM_PGM_TUPLETYPE);
+	/* Registered before setjmp so that prev is never written after it. */
+	pm_setjmpbufsave(&jb, &prev);
+	if (setjmp(jb) != 0) {
+		pm_setjmpbuf(prev);
+		if (row != NULL)
+			pnm_freepamrow(row);
+		return kz_errf(e, "PGM: %s", pnm_message[0] ? pnm_message :
+		    "write failed");
+	}
+	pnm_writepaminit(&p);
+	row = pnm_allocpamrow(&p);
+	for (uint32_t y = 0; y < img->height; y++) {
+		for (uint32_t x = 0; x < img->width; x++)
+			row[x][0] = img->pixels[(size_t)y * img->width + x];
+		pnm_writepamrow(&p, row);
+	}
+	pnm_freepamrow(row);
+	pm_setjmpbuf(prev);
+	return 0;
+}

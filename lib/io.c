@@ -1,0 +1,344 @@
+/* io.c - whole-file input and atomically published output. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "kz.h"
+
+#define OUT_BUFFER (1 << 20)
+
+void
+kz_ignore_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int
+kz_out_open(struct kz_out *o, const char *path, struct kz_err *e)
+{
+	int fd;
+
+	memset(o, 0, sizeof(*o));
+	if (path == NULL || strcmp(path, "-") == 0) {
+		o->fp = stdout;
+	} else {
+		size_t n = strlen(path) + sizeof(".tmpXXXXXX");
+
+		if ((o->path = strdup(path)) == NULL ||
+		    (o->tmp = malloc(n)) == NULL) {
+			free(o->path);
+			return kz_errf(e, "%s: out of memory", path);
+		}
+		snprintf(o->tmp, n, "%s.tmpXXXXXX", path);
+		if ((fd = mkstemp(o->tmp)) == -1) {
+			kz_errf(e, "%s: %s", o->tmp, strerror(errno));
+			free(o->path);
+			free(o->tmp);
+			return -1;
+		}
+		/* mkstemp makes 0600; give the file the usual mode. */
+		mode_t mask = umask(0);
+		umask(mask);
+		fchmod(fd, 0666 & ~mask);
+		if ((o->fp = fdopen(fd, "wb")) == NULL) {
+			kz_errf(e, "%s: %s", o->tmp, strerror(errno));
+			close(fd);
+			unlink(o->tmp);
+			free(o->path);
+			free(o->tmp);
+			return -1;
+		}
+	}
+	setvbuf(o->fp, NULL, _IOFBF, OUT_BUFFER);
+	return 0;
+}
+
+int
+kz_out_write(struct kz_out *o, const void *buf, size_t n, struct kz_err *e)
+{
+	if (o->failed)
+		return -1;
+	if (n > 0 && fwrite(buf, 1, n, o->fp) != n) {
+		int saved = errno;
+
+		o->failed = 1;
+		kz_errf(e, "%s: write: %s", o->path ? o->path : "stdout",
+		    strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+out_release(struct kz_out *o)
+{
+	free(o->path);
+	free(o->tmp);
+	o->path = o->tmp = NULL;
+	o->fp = NULL;
+}
+
+int
+kz_out_close(struct kz_out *o, struct kz_err *e)
+{
+	const char *name = o->path ? o->path : "stdout";
+	int saved = 0;
+
+	if (o->fp == NULL)
+		return 0;
+	if (fflush(o->fp) != 0 && !o->failed) {
+		saved = errno;
+		o->failed = 1;
+		kz_errf(e, "%s: write: %s", name, strerror(saved));
+	}
+	if (o->tmp != NULL) {
+		if (!o->failed && fsync(fileno(o->fp)) != 0 && errno != EINVAL) {
+			saved = errno;
+			o->failed = 1;
+			kz_errf(e, "%s: fsync: %s", name, strerror(saved));
+		}
+		if (fclose(o->fp) != 0 && !o->failed) {
+			saved = errno;
+			o->failed = 1;
+			kz_errf(e, "%s: close: %s", name, strerror(saved));
+		}
+		if (!o->failed && rename(o->tmp, o->path) != 0) {
+			saved = errno;
+			o->failed = 1;
+			kz_errf(e, "%s: rename: %s", name, strerror(saved));
+		}
+		if (o->failed)
+			unlink(o->tmp);
+	} else if (fclose(o->fp) != 0 && !o->failed) {
+		saved = errno;
+		o->failed = 1;
+		kz_errf(e, "%s: close: %s", name, strerror(saved));
+	}
+	out_release(o);
+	if (o->failed) {
+		if (saved != 0)
+			errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+void
+kz_out_abort(struct kz_out *o)
+{
+	if (o->fp == NULL)
+		return;
+	if (o->tmp != NULL) {
+		fclose(o->fp);
+		unlink(o->tmp);
+	} else {
+		fflush(o->fp);
+	}
+	out_release(o);
+}
+
+struct kz_file {
+	gzFile gz;
+	char *name;
+	uint8_t peek[KZ_PEEK_MAX];
+	size_t npeek, peekpos;
+	uint64_t offset;	/* bytes consumed so far */
+};
+
+struct kz_file *
+kz_file_open(const char *path, struct kz_err *e)
+{
+	struct kz_file *f;
+	struct stat st;
+	int fd;
+
+	fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY);
+	if (fd == -1) {
+		kz_errf(e, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		kz_errf(e, "%s: is a directory", path);
+		return NULL;
+	}
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (f->name = strdup(path)) == NULL) {
+		free(f);
+		close(fd);
+		kz_errf(e, "%s: out of memory", path);
+		return NULL;
+	}
+	/* gzread passes data that is not gzip through unchanged. */
+	if ((f->gz = gzdopen(fd, "rb")) == NULL) {
+		free(f->name);
+		free(f);
+		close(fd);
+		kz_errf(e, "%s: out of memory", path);
+		return NULL;
+	}
+	gzbuffer(f->gz, 1 << 18);
+	return f;
+}
+
+/* Reads up to n bytes from the gzip layer; a short count means the end. */
+static int
+file_fill(struct kz_file *f, uint8_t *buf, size_t n, size_t *got,
+    struct kz_err *e)
+{
+	int zerr;
+	const char *msg;
+
+	*got = 0;
+	while (*got < n) {
+		size_t want = n - *got;
+		int r;
+
+		if (want > (1u << 30))
+			want = 1u << 30;
+		r = gzread(f->gz, buf + *got, (unsigned)want);
+		if (r < 0) {
+			msg = gzerror(f->gz, &zerr);
+			return kz_errf(e, "%s: %s", f->name,
+			    zerr == Z_ERRNO ? strerror(errno) : msg);
+		}
+		if (r == 0)
+			break;
+		*got += (size_t)r;
+	}
+	if (*got < n) {
+		/* gzread hands out what it could of a truncated member. */
+		msg = gzerror(f->gz, &zerr);
+		if (zerr == Z_BUF_ERROR)
+			return kz_errf(e, "%s: gzip data truncated at byte "
+			    "%llu of its content", f->name,
+			    (unsigned long long)(f->offset + *got));
+		if (zerr != Z_OK)
+			return kz_errf(e, "%s: %s", f->name, msg);
+	}
+	return 0;
+}
+
+int
+kz_file_peek(struct kz_file *f, const uint8_t **buf, size_t *len,
+    struct kz_err *e)
+{
+	size_t got;
+
+	if (f->npeek == 0 && f->peekpos == 0) {
+		if (file_fill(f, f->peek, sizeof(f->peek), &got, e) != 0)
+			return -1;
+		f->npeek = got;
+	}
+	*buf = f->peek + f->peekpos;
+	*len = f->npeek - f->peekpos;
+	return 0;
+}
+
+int
+kz_file_read(struct kz_file *f, void *buf, size_t n, size_t *got,
+    struct kz_err *e)
+{
+	size_t from_peek = f->npeek - f->peekpos, more;
+
+	if (from_peek > n)
+		from_peek = n;
+	memcpy(buf, f->peek + f->peekpos, from_peek);
+	f->peekpos += from_peek;
+	*got = from_peek;
+	if (from_peek < n) {
+		if (file_fill(f, (uint8_t *)buf + from_peek, n - from_peek,
+		    &more, e) != 0)
+			return -1;
+		*got += more;
+	}
+	f->offset += *got;
+	return 0;
+}
+
+const char *
+kz_file_name(const struct kz_file *f)
+{
+	return f->name;
+}
+
+void
+kz_file_close(struct kz_file *f)
+{
+	if (f == NULL)
+		return;
+	gzclose(f->gz);
+	free(f->name);
+	free(f);
+}
+
+int
+kz_file_slurp(struct kz_file *f, size_t limit, uint8_t **bufp, size_t *lenp,
+    struct kz_err *e)
+{
+	uint8_t *buf = NULL, *nbuf;
+	size_t len = 0, cap = 0, got;
+
+	for (;;) {
+		if (len == cap) {
+			size_t ncap = cap < (1 << 16) ? (1 << 16) : cap * 2;
+
+			if (ncap > limit + 1)
+				ncap = limit + 1;
+			if (ncap <= len) {
+				free(buf);
+				return kz_errf(e, "%s: larger than the limit of "
+				    "%zu bytes", f->name, limit);
+			}
+			if ((nbuf = realloc(buf, ncap)) == NULL) {
+				free(buf);
+				return kz_errf(e, "%s: out of memory", f->name);
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
+		if (kz_file_read(f, buf + len, cap - len, &got, e) != 0) {
+			free(buf);
+			return -1;
+		}
+		len += got;
+		if (len < cap)
+			break;
+	}
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+int
+kz_slurp(const char *path, size_t limit, uint8_t **bufp, size_t *lenp,
+    struct kz_err *e)
+{
+	struct kz_file *f;
+	int rc;
+
+	if ((f = kz_file_open(path, e)) == NULL)
+		return -1;
+	rc = kz_file_slurp(f, limit, bufp, lenp, e);
+	kz_file_close(f);
+	return rc;
+}
+
+const char *
+kz_data_dir(void)
+{
+	const char *d = getenv("KZ_DATA");
+	struct stat st;
+
+	if (d != NULL && *d != '\0')
+		return d;
+	if (stat("../shared/data", &st) == 0 && S_ISDIR(st.st_mode))
+		return "../shared/data";
+	return "data";
+}

@@ -1,0 +1,434 @@
+/* tree.c - Kuzushiji-Kanji trees (kkanji2/U+XXXX/NAME.png) from a tar
+ * archive or a directory. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kz.h"
+
+#define TAR_BLOCK 512
+#define PNG_MAX_BYTES (64u << 20)	/* one character image */
+#define TREE_MAX_DEPTH 4
+
+int
+kz_parse_codepoint(const char *s, size_t len, uint32_t *cp)
+{
+	uint32_t v = 0;
+
+	if (len < 6 || len > 8 || s[0] != 'U' || s[1] != '+')
+		return -1;
+	for (size_t i = 2; i < len; i++) {
+		int c = s[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else
+			return -1;
+		v = v * 16 + (uint32_t)d;
+	}
+	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+		return -1;
+	*cp = v;
+	return 0;
+}
+
+/* If path ends in "U+XXXX/NAME.png", stores the code point: 1; else 0. */
+static int
+tree_member(const char *path, uint32_t *cp)
+{
+	size_t len = strlen(path);
+	const char *base, *dir;
+
+	while (len > 0 && path[len - 1] == '/')
+		return 0;
+	if (len < 4 || strcmp(path + len - 4, ".png") != 0)
+		return 0;
+	base = strrchr(path, '/');
+	if (base == NULL || base == path)
+		return 0;
+	for (dir = base - 1; dir > path && dir[-1] != '/'; dir--)
+		;
+	return kz_parse_codepoint(dir, (size_t)(base - dir), cp) == 0;
+}
+
+/* A path is unsafe when absolute or when any component is "..". */
+static int
+unsafe_path(const char *p)
+{
+	if (p[0] == '/')
+		return 1;
+	for (const char *c = p; *c != '\0';) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 2 && c[0] == '.' && c[1] == '.')
+			return 1;
+		c += n;
+		while (*c == '/')
+			c++;
+	}
+	return 0;
+}
+
+static int
+tree_add(struct kz_tree *t, size_t *cap, uint32_t cp, const char *path,
+    uint8_t *png, size_t len)
+{
+	if (t->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4096;
+		struct kz_tree_entry *ne = realloc(t->entries,
+		    ncap * sizeof(*ne));
+
+		if (ne == NULL)
+			return -1;
+		t->entries = ne;
+		*cap = ncap;
+	}
+	struct kz_tree_entry *en = &t->entries[t->n];
+	if ((en->path = strdup(path)) == NULL)
+		return -1;
+	en->codepoint = cp;
+	en->png = png;
+	en->png_len = len;
+	t->n++;
+	return 0;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct kz_tree_entry *x = a, *y = b;
+
+	if (x->codepoint != y->codepoint)
+		return x->codepoint < y->codepoint ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+void
+kz_tree_free(struct kz_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->entries[i].path);
+		free(t->entries[i].png);
+	}
+	free(t->entries);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ---- tar ------------------------------------------------------------------ */
+
+/* Parses a numeric tar field: octal, or base-256 when the high bit is set. */
+static int
+tar_number(const uint8_t *f, size_t n, uint64_t *v)
+{
+	*v = 0;
+	if (f[0] & 0x80) {
+		if (f[0] != 0x80)
+			return -1;
+		for (size_t i = 1; i < n; i++) {
+			if (*v >> 55)
+				return -1;
+			*v = *v << 8 | f[i];
+		}
+		return 0;
+	}
+	size_t i = 0;
+	while (i < n && f[i] == ' ')
+		i++;
+	for (; i < n && f[i] >= '0' && f[i] <= '7'; i++) {
+		if (*v >> 60)
+			return -1;
+		*v = *v * 8 + (f[i] - '0');
+	}
+	for (; i < n; i++)
+		if (f[i] != ' ' && f[i] != '\0')
+			return -1;
+	return 0;
+}
+
+static int
+tar_checksum_ok(const uint8_t *h)
+{
+	uint64_t want;
+	unsigned sum = 0;
+
+	if (tar_number(h + 148, 8, &want) != 0)
+		return 0;
+	for (int i = 0; i < TAR_BLOCK; i++)
+		sum += (i >= 148 && i < 156) ? ' ' : h[i];
+	return sum == want;
+}
+
+/* Reads an entry's data, padded to whole blocks, into a new buffer. */
+static int
+tar_data(struct kz_file *f, uint64_t size, uint8_t **out, struct kz_err *e,
+    const char *what)
+{
+	uint64_t padded = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+	size_t got;
+	uint8_t *buf;
+
+	if ((buf = malloc(padded ? padded : 1)) == NULL)
+		return kz_errf(e, "%s: out of memory", kz_file_name(f));
+	if (kz_file_read(f, buf, padded, &got, e) != 0) {
+		free(buf);
+		return -1;
+	}
+	if (got < padded) {
+		free(buf);
+		return kz_errf(e, "%s: tar entry %s truncated",
+		    kz_file_name(f), what);
+	}
+	*out = buf;
+	return 0;
+}
+
+static int
+tar_skip(struct kz_file *f, uint64_t size, struct kz_err *e, const char *what)
+{
+	uint64_t left = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+	uint8_t buf[1 << 16];
+	size_t got;
+
+	while (left > 0) {
+		size_t n = left > sizeof(buf) ? sizeof(buf) : left;
+
+		if (kz_file_read(f, buf, n, &got, e) != 0)
+			return -1;
+		if (got < n)
+			return kz_errf(e, "%s: tar entry %s truncated",
+			    kz_file_name(f), what);
+		left -= n;
+	}
+	return 0;
+}
+
+/* Finds "path=" in a pax extended header's records. */
+static char *
+pax_path(const uint8_t *d, uint64_t size)
+{
+	uint64_t off = 0;
+
+	while (off < size) {
+		char *end;
+		unsigned long len = strtoul((const char *)d + off, &end, 10);
+		const char *kv = end + 1;
+
+		if (len == 0 || len > size - off || *end != ' ')
+			return NULL;
+		if ((uint64_t)((const uint8_t *)kv - d) + 5 < off + len &&
+		    strncmp(kv, "path=", 5) == 0) {
+			size_t n = off + len - (uint64_t)((const uint8_t *)kv -
+			    d) - 5 - 1;
+			return strndup(kv + 5, n);
+		}
+		off += len;
+	}
+	return NULL;
+}
+
+int
+kz_tree_from_tar(struct kz_file *f, struct kz_tree *t, struct kz_err *e)
+{
+	const char *name = kz_file_name(f);
+	uint8_t h[TAR_BLOCK];
+	char path[TAR_BLOCK + 2];
+	char *longname = NULL;
+	size_t cap = 0, got;
+	uint64_t nentry = 0, offset = 0;
+
+	memset(t, 0, sizeof(*t));
+	for (;; nentry++) {
+		uint64_t size;
+		uint32_t cp;
+
+		if (kz_file_read(f, h, TAR_BLOCK, &got, e) != 0)
+			goto fail;
+		if (got == 0)
+			break;	/* no end-of-archive blocks: accept */
+		if (got < TAR_BLOCK) {
+			kz_errf(e, "%s: tar header at byte %llu truncated",
+			    name, (unsigned long long)offset);
+			goto fail;
+		}
+		offset += TAR_BLOCK;
+		int zero = 1;
+		for (int i = 0; i < TAR_BLOCK && zero; i++)
+			zero = h[i] == 0;
+		if (zero)
+			break;
+		if (!tar_checksum_ok(h)) {
+			kz_errf(e, "%s: tar header at byte %llu damaged (bad "
+			    "checksum)", name,
+			    (unsigned long long)(offset - TAR_BLOCK));
+			goto fail;
+		}
+		if (tar_number(h + 124, 12, &size) != 0 ||
+		    size > ((uint64_t)1 << 40)) {
+			kz_errf(e, "%s: tar header at byte %llu: bad size",
+			    name, (unsigned long long)(offset - TAR_BLOCK));
+			goto fail;
+		}
+		if (longname != NULL) {
+			snprintf(path, sizeof(path), "%s", longname);
+			free(longname);
+			longname = NULL;
+		} else if (memcmp(h + 257, "ustar", 5) == 0 && h[345] != 0) {
+			snprintf(path, sizeof(path), "%.155s/%.100s",
+			    (const char *)h + 345, (const char *)h);
+		} else {
+			snprintf(path, sizeof(path), "%.100s",
+			    (const char *)h);
+		}
+		char type = (char)h[156];
+		if (type == 'L' || type == 'x') {
+			uint8_t *d;
+
+			if (size > 65536) {
+				kz_errf(e, "%s: tar header at byte %llu: "
+				    "extended header of %llu bytes", name,
+				    (unsigned long long)(offset - TAR_BLOCK),
+				    (unsigned long long)size);
+				goto fail;
+			}
+			if (tar_data(f, size, &d, e, path) != 0)
+				goto fail;
+			longname = type == 'L' ? strndup((char *)d, size) :
+			    pax_path(d, size);
+			free(d);
+			offset += (size + TAR_BLOCK - 1) / TAR_BLOCK *
+			    TAR_BLOCK;
+			continue;
+		}
+		if (unsafe_path(path)) {
+			kz_errf(e, "%s: tar entry \"%s\" refused (absolute "
+			    "path or \"..\")", name, path);
+			goto fail;
+		}
+		offset += (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+		if ((type == '0' || type == '\0') && tree_member(path, &cp)) {
+			uint8_t *png;
+
+			if (size > PNG_MAX_BYTES) {
+				kz_errf(e, "%s: %s: %llu bytes is too large "
+				    "for a character image", name, path,
+				    (unsigned long long)size);
+				goto fail;
+			}
+			if (tar_data(f, size, &png, e, path) != 0)
+				goto fail;
+			if (tree_add(t, &cap, cp, path, png, size) != 0) {
+				free(png);
+				kz_errf(e, "%s: out of memory", name);
+				goto fail;
+			}
+		} else if (tar_skip(f, size, e, path) != 0) {
+			goto fail;
+		}
+	}
+	free(longname);
+	qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
+	return 0;
+fail:
+	free(longname);
+	kz_tree_free(t);
+	return -1;
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+walk(const char *root, const char *rel, int depth, struct kz_tree *t,
+    size_t *cap, struct kz_err *e)
+{
+	char full[8192], sub[4096];
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, ncap = 0;
+	int rc = 0;
+
+	snprintf(full, sizeof(full), "%s%s%s", root, *rel ? "/" : "", rel);
+	if ((d = opendir(full)) == NULL)
+		return kz_errf(e, "%s: %s", full, strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n == ncap) {
+			ncap = ncap ? ncap * 2 : 64;
+			char **nn = realloc(names, ncap * sizeof(*nn));
+			if (nn == NULL) {
+				rc = kz_errf(e, "%s: out of memory", full);
+				goto done;
+			}
+			names = nn;
+		}
+		if ((names[n] = strdup(de->d_name)) == NULL) {
+			rc = kz_errf(e, "%s: out of memory", full);
+			goto done;
+		}
+		n++;
+	}
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct stat st;
+		uint32_t cp;
+
+		if ((size_t)snprintf(sub, sizeof(sub), "%s%s%s", rel,
+		    *rel ? "/" : "", names[i]) >= sizeof(sub) ||
+		    (size_t)snprintf(full, sizeof(full), "%s/%s", root,
+		    sub) >= sizeof(full)) {
+			rc = kz_errf(e, "%s/%s: path too long", root, rel);
+		} else if (stat(full, &st) != 0) {
+			rc = kz_errf(e, "%s: %s", full, strerror(errno));
+		} else if (S_ISDIR(st.st_mode)) {
+			if (depth < TREE_MAX_DEPTH)
+				rc = walk(root, sub, depth + 1, t, cap, e);
+		} else if (S_ISREG(st.st_mode) && tree_member(sub, &cp)) {
+			uint8_t *png;
+			size_t len;
+
+			if ((size_t)st.st_size > PNG_MAX_BYTES) {
+				rc = kz_errf(e, "%s: too large for a character "
+				    "image", full);
+			} else if (kz_slurp(full, PNG_MAX_BYTES, &png, &len,
+			    e) != 0) {
+				rc = -1;
+			} else if (tree_add(t, cap, cp, sub, png, len) != 0) {
+				free(png);
+				rc = kz_errf(e, "%s: out of memory", full);
+			}
+		}
+	}
+done:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	closedir(d);
+	return rc;
+}
+
+int
+kz_tree_from_dir(const char *dir, struct kz_tree *t, struct kz_err *e)
+{
+	size_t cap = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (walk(dir, "", 0, t, &cap, e) != 0) {
+		kz_tree_free(t);
+		return -1;
+	}
+	qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
+	return 0;
+}

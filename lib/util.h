@@ -1,0 +1,31 @@
+/* util.h - byte order helpers shared inside lib/ (not public API). */
+#ifndef KZ_UTIL_H
+#define KZ_UTIL_H
+
+#include <stdint.h>
+#include <string.h>
+
+static inline uint16_t get_le16(const uint8_t *b)
+{ return (uint16_t)(b[0] | b[1] << 8); }
+static inline uint32_t get_le32(const uint8_t *b)
+{ return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+    (uint32_t)b[3] << 24; }
+static inline uint64_t get_le64(const uint8_t *b)
+{ return (uint64_t)get_le32(b) | (uint64_t)get_le32(b + 4) << 32; }
+static inline uint32_t get_be32(const uint8_t *b)
+{ return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+    (uint32_t)b[2] << 8 | (uint32_t)b[3]; }
+static inline float get_lef32(const uint8_t *b)
+{ uint32_t u = get_le32(b); float f; memcpy(&f, &u, 4); return f; }
+
+static inline void put_le16(uint8_t *b, uint16_t v)
+{ b[0] = (uint8_t)v; b[1] = (uint8_t)(v >> 8); }
+static inline void put_le32(uint8_t *b, uint32_t v)
+{ b[0] = (uint8_t)v; b[1] = (uint8_t)(v >> 8); b[2] = (uint8_t)(v >> 16);
+  b[3] = (uint8_t)(v >> 24); }
+static inline void put_le64(uint8_t *b, uint64_t v)
+{ put_le32(b, (uint32_t)v); put_le32(b + 4, (uint32_t)(v >> 32)); }
+static inline void put_lef32(uint8_t *b, float f)
+{ uint32_t u; memcpy(&u, &f, 4); put_le32(b, u); }
+
+#endif
