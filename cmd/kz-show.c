@@ -10,6 +10,7 @@
 #define BORDER 1
 #define BORDER_GREY 96
 #define MAX_SIDE 32768	/* pixels per side of the sheet */
+#define MAX_BYTES 2e9	/* records kept for one sheet */
 
 static void
 usage(void)
@@ -62,7 +63,7 @@ int
 main(int argc, char *argv[])
 {
 	long count = 100, cols = 10, scale = 1, per_class = 0;
-	int pgm = 0, ch, rc;
+	int pgm = 0, ch, rc = 0;
 	const char *output = "-";
 	struct kz_err e;
 
@@ -89,21 +90,57 @@ main(int argc, char *argv[])
 	if (r == NULL)
 		errx(1, "%s", e.msg);
 	const struct kz_header *h = kz_reader_header(r);
-	long rows;
+	size_t cell = (size_t)h->width * h->height * kz_pixel_size(h);
 	if (per_class) {
 		if (h->nclasses == 0)
 			errx(1, "%s: -r needs a stream whose header gives the "
 			    "number of classes", kz_reader_name(r));
 		cols = per_class;
-		rows = count / per_class;
-		if (rows < 1)
-			rows = 1;
-		if (rows > (long)h->nclasses)
-			rows = h->nclasses;
+	}
+	if ((double)count * cell > MAX_BYTES)
+		errx(1, "-n %ld records of %ux%u are more than a sheet can "
+		    "hold", count, h->width, h->height);
+
+	/* Records are kept until the end, so the sheet fits what came. */
+	struct kz_record *rec = kz_record_new(h);
+	struct kz_record *kept = calloc(count, sizeof(*kept));
+	uint8_t *pix = malloc(count * cell);
+	long nkept = 0, rows = 0, *filled = NULL;
+	if (per_class)
+		filled = calloc(h->nclasses, sizeof(long));
+	if (rec == NULL || kept == NULL || pix == NULL ||
+	    (per_class && filled == NULL))
+		err(1, NULL);
+	while (nkept < count && (rc = kz_reader_next(r, rec, &e)) == 1) {
+		if (per_class) {
+			if (rec->label < 0 || filled[rec->label] == cols)
+				continue;
+			/* Which row a class gets depends on the classes
+			 * still to come: laid out after reading. */
+			filled[rec->label]++;
+		}
+		kept[nkept] = *rec;
+		kept[nkept].pixels = pix + nkept * cell;
+		memcpy(kept[nkept].pixels, rec->pixels, cell);
+		nkept++;
+	}
+	if (nkept < count && rc < 0)
+		errx(1, "%s", e.msg);
+	if (nkept == 0)
+		errx(1, "%s: no records to show", kz_reader_name(r));
+
+	long *row_of = NULL;
+	if (per_class) {
+		/* One row per class that has records, in class order. */
+		if ((row_of = calloc(h->nclasses, sizeof(long))) == NULL)
+			err(1, NULL);
+		for (uint32_t c = 0; c < h->nclasses; c++)
+			row_of[c] = filled[c] ? rows++ : -1;
+		memset(filled, 0, h->nclasses * sizeof(long));
 	} else {
-		if (cols > count)
-			cols = count;
-		rows = (count + cols - 1) / cols;
+		if (cols > nkept)
+			cols = nkept;
+		rows = (nkept + cols - 1) / cols;
 	}
 	size_t sw = (size_t)cols * (h->width * scale + BORDER) + BORDER;
 	size_t sh = (size_t)rows * (h->height * scale + BORDER) + BORDER;
@@ -121,27 +158,14 @@ main(int argc, char *argv[])
 				    scale + BORDER) + yy) * sw + BORDER + x *
 				    (h->width * scale + BORDER), 0,
 				    h->width * scale);
-
-	struct kz_record *rec = kz_record_new(h);
-	long *filled = calloc(per_class ? rows : 1, sizeof(long));
-	long drawn = 0, full_rows = 0;
-	if (rec == NULL || filled == NULL)
-		err(1, NULL);
-	while ((rc = kz_reader_next(r, rec, &e)) == 1) {
-		if (!per_class) {
-			draw(&sheet, h, rec, drawn / cols, drawn % cols, scale);
-			if (++drawn == rows * cols || drawn == count)
-				break;
-		} else if (rec->label >= 0 && rec->label < rows &&
-		    filled[rec->label] < cols) {
-			draw(&sheet, h, rec, rec->label, filled[rec->label],
-			    scale);
-			if (++filled[rec->label] == cols && ++full_rows == rows)
-				break;
+	for (long i = 0; i < nkept; i++) {
+		if (per_class) {
+			int32_t c = kept[i].label;
+			draw(&sheet, h, &kept[i], row_of[c], filled[c]++, scale);
+		} else {
+			draw(&sheet, h, &kept[i], i / cols, i % cols, scale);
 		}
 	}
-	if (rc < 0)
-		errx(1, "%s", e.msg);
 
 	struct kz_out o;
 	if (kz_out_open(&o, output, &e) != 0)
@@ -169,6 +193,9 @@ main(int argc, char *argv[])
 		die_write(&e);
 	free(sheet.pixels);
 	free(filled);
+	free(row_of);
+	free(kept);
+	free(pix);
 	kz_record_free(rec);
 	kz_reader_close(r);
 	return 0;

@@ -402,8 +402,9 @@ kz_detect(const uint8_t *b, size_t len)
 		return KZ_FMT_NPY;
 	if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
 		return KZ_FMT_PNG;
-	if (len >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08 &&
-	    b[3] >= 1 && b[3] <= 4)
+	/* idx: 0, 0, element type (0x08 ubyte ... 0x0E double), dims. */
+	if (len >= 4 && b[0] == 0 && b[1] == 0 && b[2] >= 0x08 &&
+	    b[2] <= 0x0E && b[2] != 0x0A && b[3] >= 1 && b[3] <= 4)
 		return KZ_FMT_IDX;
 	if (len >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7')
 		return KZ_FMT_PNM;

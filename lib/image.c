@@ -8,6 +8,19 @@
 
 #include "kz.h"
 
+/* ITU-R BT.601 luma, the weights of ppmtopgm. */
+static double
+luma(double r, double g, double b)
+{
+	return 0.299 * r + 0.587 * g + 0.114 * b;
+}
+
+static uint8_t
+luma_u8(uint8_t r, uint8_t g, uint8_t b)
+{
+	return (uint8_t)(luma(r, g, b) + 0.5);
+}
+
 int
 kz_png_decode(const uint8_t *buf, size_t len, const char *name,
     struct kz_image *img, struct kz_err *e)
@@ -17,6 +30,11 @@ kz_png_decode(const uint8_t *buf, size_t len, const char *name,
 
 	memset(img, 0, sizeof(*img));
 	memset(&pi, 0, sizeof(pi));
+	/* libpng stops after the pixels and would take a file cut before
+	 * its IEND chunk as whole. */
+	if (len < 8 + 12 || memcmp(buf + len - 8, "IEND\xAE\x42\x60\x82", 8) != 0)
+		return kz_errf(e, "%s: PNG truncated (no IEND chunk at the "
+		    "end)", name);
 	pi.version = PNG_IMAGE_VERSION;
 	if (!png_image_begin_read_from_memory(&pi, buf, len))
 		return kz_errf(e, "%s: PNG: %s", name, pi.message);
@@ -27,16 +45,27 @@ kz_png_decode(const uint8_t *buf, size_t len, const char *name,
 		    "%dx%d", name, pi.width, pi.height, KZ_MAX_DIM,
 		    KZ_MAX_DIM);
 	}
-	pi.format = PNG_FORMAT_GRAY;
-	if ((img->pixels = malloc(PNG_IMAGE_SIZE(pi))) == NULL) {
+	/* Colour is read as RGB and weighted here, as libnetpbm's PPM path
+	 * does, so a PNG and a PPM of one picture give the same grey;
+	 * libpng's own conversion works in linear light and differs. */
+	int colour = (pi.format & PNG_FORMAT_FLAG_COLOR) != 0;
+	size_t npix = (size_t)pi.width * pi.height;
+	pi.format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+	uint8_t *buf8 = malloc(PNG_IMAGE_SIZE(pi));
+	if (buf8 == NULL) {
 		png_image_free(&pi);
 		return kz_errf(e, "%s: out of memory", name);
 	}
-	if (!png_image_finish_read(&pi, &white, img->pixels, 0, NULL)) {
-		free(img->pixels);
-		img->pixels = NULL;
+	if (!png_image_finish_read(&pi, &white, buf8, 0, NULL)) {
+		free(buf8);
 		return kz_errf(e, "%s: PNG: %s", name, pi.message);
 	}
+	if (colour) {
+		for (size_t i = 0; i < npix; i++)
+			buf8[i] = luma_u8(buf8[3 * i], buf8[3 * i + 1],
+			    buf8[3 * i + 2]);
+	}
+	img->pixels = buf8;
 	img->width = pi.width;
 	img->height = pi.height;
 	return 0;
@@ -106,8 +135,7 @@ pam_row_to_grey(const struct pam *p, tuple *row, uint8_t *out)
 		double v, a = 1.0;
 
 		if (depth >= 3)
-			v = 0.299 * row[x][0] + 0.587 * row[x][1] +
-			    0.114 * row[x][2];
+			v = luma(row[x][0], row[x][1], row[x][2]);
 		else
 			v = row[x][0];
 		v /= max;

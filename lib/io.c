@@ -23,9 +23,20 @@ kz_out_open(struct kz_out *o, const char *path, struct kz_err *e)
 {
 	int fd;
 
+	struct stat st;
+
 	memset(o, 0, sizeof(*o));
 	if (path == NULL || strcmp(path, "-") == 0) {
 		o->fp = stdout;
+	} else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* A device or FIFO (/dev/null, a named pipe) is written in
+		 * place: renaming a file over it would replace it. */
+		if ((o->fp = fopen(path, "wb")) == NULL)
+			return kz_errf(e, "%s: %s", path, strerror(errno));
+		if ((o->path = strdup(path)) == NULL) {
+			fclose(o->fp);
+			return kz_errf(e, "%s: out of memory", path);
+		}
 	} else {
 		size_t n = strlen(path) + sizeof(".tmpXXXXXX");
 
@@ -137,6 +148,8 @@ kz_out_abort(struct kz_out *o)
 	if (o->tmp != NULL) {
 		fclose(o->fp);
 		unlink(o->tmp);
+	} else if (o->path != NULL) {
+		fclose(o->fp);
 	} else {
 		fflush(o->fp);
 	}

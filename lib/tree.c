@@ -249,8 +249,14 @@ kz_tree_from_tar(struct kz_file *f, struct kz_tree *t, struct kz_err *e)
 
 		if (kz_file_read(f, h, TAR_BLOCK, &got, e) != 0)
 			goto fail;
-		if (got == 0)
-			break;	/* no end-of-archive blocks: accept */
+		if (got == 0) {
+			/* Every entry whole, but a half-copied archive ends
+			 * like this too: only the end block tells. */
+			kz_errf(e, "%s: tar archive truncated at byte %llu (no "
+			    "end-of-archive block)", name,
+			    (unsigned long long)offset);
+			goto fail;
+		}
 		if (got < TAR_BLOCK) {
 			kz_errf(e, "%s: tar header at byte %llu truncated",
 			    name, (unsigned long long)offset);
@@ -330,6 +336,14 @@ kz_tree_from_tar(struct kz_file *f, struct kz_tree *t, struct kz_err *e)
 		} else if (tar_skip(f, size, e, path) != 0) {
 			goto fail;
 		}
+	}
+	/* Read the padding to the end so that a damaged or cut gzip layer
+	 * is noticed even after the end block. */
+	for (;;) {
+		if (kz_file_read(f, h, TAR_BLOCK, &got, e) != 0)
+			goto fail;
+		if (got < TAR_BLOCK)
+			break;
 	}
 	free(longname);
 	qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""fixtures.py DIR - writes the small inputs the tests use, with the
+standard library only: every pixel value is known here, independently of
+the C code.  Also prints nothing; tests read the files."""
+import gzip, io, os, struct, sys, tarfile, zipfile, zlib
+
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+
+
+def w(name, data):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def npy(shape, data, descr="|u1", fortran=False, version=1):
+    hdr = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (
+        descr, "True" if fortran else "False",
+        "".join("%d, " % s for s in shape) if len(shape) == 1 else ", ".join(map(str, shape)))
+    pre = 10 if version == 1 else 12
+    pad = 64 - (pre + len(hdr) + 1) % 64
+    hdr = (hdr + " " * pad + "\n").encode()
+    if version == 1:
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr + data
+    return b"\x93NUMPY\x02\x00" + struct.pack("<I", len(hdr)) + hdr + data
+
+
+def npz(member, payload, method=zipfile.ZIP_DEFLATED):
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w", method) as z:
+        z.writestr(member, payload)
+    return b.getvalue()
+
+
+def png(w_, h_, pixels, ctype=0):
+    """An 8-bit PNG; ctype 0 grey, 2 RGB, 4 grey+alpha."""
+    ch = {0: 1, 2: 3, 4: 2}[ctype]
+    raw = b"".join(b"\0" + bytes(pixels[y * w_ * ch:(y + 1) * w_ * ch]) for y in range(h_))
+    def chunk(t, body):
+        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w_, h_, 8, ctype, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+N, H, W = 5, 3, 4
+imgs = bytes((i * 37 + 11) & 255 for i in range(N * H * W))
+labels = bytes([0, 1, 2, 1, 0])
+w("imgs.raw", imgs)
+w("imgs.npz", npz("arr_0.npy", npy((N, H, W), imgs)))
+w("labels.npz", npz("arr_0.npy", npy((N,), labels)))
+w("imgs-stored.npz", npz("arr_0.npy", npy((N, H, W), imgs), zipfile.ZIP_STORED))
+w("imgs-v2.npy", npy((N, H, W), imgs, version=2))
+w("other-member.npz", npz("images.npy", npy((N, H, W), imgs)))
+w("fortran.npz", npz("arr_0.npy", npy((N, H, W), imgs, fortran=True)))
+w("float.npz", npz("arr_0.npy", npy((N, H, W), imgs * 4, descr="<f4")))
+w("badshape.npz", npz("arr_0.npy", npy((N, H * W), imgs)))
+w("short.npz", npz("arr_0.npy", npy((N + 1, H, W), imgs)))
+w("labels-big.npz", npz("arr_0.npy", npy((N,), bytes([0, 1, 200, 1, 0]))))
+w("labels-4.npz", npz("arr_0.npy", npy((4,), labels[:4])))
+
+idx_imgs = struct.pack(">BBBBIII", 0, 0, 8, 3, N, H, W) + imgs
+idx_labels = struct.pack(">BBBBI", 0, 0, 8, 1, N) + labels
+w("imgs.idx", idx_imgs)
+w("labels.idx", idx_labels)
+w("imgs.idx.gz", gzip.compress(idx_imgs, mtime=0))
+w("labels.idx.gz", gzip.compress(idx_labels, mtime=0))
+# Absurd dimensions with almost no data: refused before allocation.
+w("huge.idx", struct.pack(">BBBBIII", 0, 0, 8, 3, 100000, 100000, 100000) + b"\0" * 16)
+w("wide.idx", struct.pack(">BBBBIII", 0, 0, 8, 3, 1, 1, 100000) + b"\0" * 100000)
+w("int.idx", struct.pack(">BBBBI", 0, 0, 0x0C, 1, 2) + b"\0" * 8)
+
+# A zip bomb: the central directory claims 2^31 bytes from 100.
+bomb = bytearray(npz("arr_0.npy", npy((N, H, W), imgs)))
+cd = bomb.rfind(b"PK\x01\x02")
+struct.pack_into("<I", bomb, cd + 24, 0x7fffffff)
+w("bomb.npz", bytes(bomb))
+# A flipped byte in the deflate data: CRC or deflate error.
+bad = bytearray(npz("arr_0.npy", npy((N, H, W), imgs)))
+bad[45] ^= 0x55
+w("corrupt.npz", bytes(bad))
+
+# Images: grey PNG and PGM of the first record; RGB PNG; PPM; two PGMs.
+first = imgs[:H * W]
+w("a.png", png(W, H, first))
+w("a.pgm", b"P5\n%d %d\n255\n" % (W, H) + first)
+w("a-plain.pgm", b"P2\n%d %d\n255\n" % (W, H) + " ".join(map(str, first)).encode() + b"\n")
+w("two.pgm", b"P5\n%d %d\n255\n" % (W, H) + imgs[H * W:2 * H * W]
+  + b"P5\n%d %d\n255\n" % (W, H) + imgs[2 * H * W:3 * H * W])
+w("b16.pgm", b"P5\n%d %d\n65535\n" % (W, H) + b"".join(struct.pack(">H", v * 257) for v in first))
+rgb = bytes((i * 53 + 7) & 255 for i in range(W * H * 3))
+w("c.ppm", b"P6\n%d %d\n255\n" % (W, H) + rgb)
+w("c.png", png(W, H, rgb, ctype=2))
+grey = bytes(int(0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2] + 0.5)
+             for i in range(W * H))
+w("c-grey.raw", grey)
+w("other-size.pgm", b"P5\n3 3\n255\n" + bytes(9))
+w("huge.pgm", b"P5\n100000 100000\n255\n" + bytes(10))
+
+# Kanji-like trees as tar archives.
+def tar(entries, gz=False):
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w:gz" if gz else "w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            if data is None:
+                ti.type = tarfile.DIRTYPE
+                t.addfile(ti)
+            else:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+    return b.getvalue()
+
+tree = [("kkanji2/", None), ("kkanji2/U+5B57/", None),
+        ("kkanji2/U+5B57/b.png", png(W, H, imgs[H * W:2 * H * W])),
+        ("kkanji2/U+5B57/a.png", png(W, H, imgs[:H * W])),
+        ("kkanji2/U+4E00/z.png", png(W, H, imgs[2 * H * W:3 * H * W])),
+        ("kkanji2/U+20000/y.png", png(W, H, imgs[3 * H * W:4 * H * W])),
+        ("kkanji2/README.txt", b"not an image\n")]
+w("tree.tar", tar(tree))
+w("tree.tar.gz", tar(tree, gz=True))
+# Expected order: U+4E00 z, U+5B57 a, U+5B57 b, U+20000 y -> classes 0 1 1 2.
+w("tree-expect.raw", imgs[2 * H * W:3 * H * W] + imgs[:H * W] + imgs[H * W:2 * H * W]
+  + imgs[3 * H * W:4 * H * W])
+w("evil-dotdot.tar", tar([("kkanji2/U+4E00/../../../tmp/x.png", png(W, H, first))]))
+w("evil-abs.tar", tar([("/tmp/kkanji2/U+4E00/x.png", png(W, H, first))]))
+bad = bytearray(tar(tree))
+bad[150] ^= 1
+w("badsum.tar", bytes(bad))
+w("map3.csv", "index,codepoint,char\n0,U+4E00,一\n1,U+5B57,字\n2,U+20000,\U00020000\n".encode())
+w("map2.csv", "index,codepoint,char\n0,U+4E00,一\n1,U+5B57,字\n".encode())
+
+# Big enough to outlast a pipe buffer: 3000 images of 28x28.
+many = bytes((i * 131 + i // 784) & 255 for i in range(3000 * 784))
+w("many.npz", npz("arr_0.npy", npy((3000, 28, 28), many)))

@@ -1,0 +1,26 @@
+#!/bin/sh
+# run.sh BINDIR [TEST...] - runs every tests/t-*.sh (or the named ones)
+# with BINDIR first on PATH; ends with "N passed, N failed".
+set -u
+BIN=$(cd "$1" && pwd) || exit 2
+shift
+TESTS=$(cd "$(dirname "$0")" && pwd)
+PATH=$BIN:$PATH
+KZ_DATA=${KZ_DATA:-../shared/data}
+[ -d "$KZ_DATA" ] && KZ_DATA=$(cd "$KZ_DATA" && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/kz-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT INT TERM
+# Sanitizer reports exit with 86, never with a status our errors use.
+ASAN_OPTIONS=exitcode=86:detect_leaks=1
+UBSAN_OPTIONS=exitcode=86:print_stacktrace=1
+export PATH KZ_DATA ASAN_OPTIONS UBSAN_OPTIONS
+. "$TESTS/lib.sh"
+if [ $# -eq 0 ]; then
+	set -- "$TESTS"/t-*.sh
+fi
+for t in "$@"; do
+	echo "# $(basename "$t")"
+	. "$t"
+done
+echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,138 @@
+# t-malformed.sh - bad input of every kind gives a clear one-line error,
+# status 1 or 2, no crash, and no output file left behind.
+F=$T/fx
+[ -f "$F/imgs.npz" ] || "$PY" "$TESTS/fixtures.py" "$F"
+
+t_fails "wrong magic" "unrecognised format" kz-unpack /etc/hostname
+t_fails "empty file" "unrecognised format" kz-unpack /dev/null
+t_fails "missing file" "nosuch.npz: No such file" kz-unpack "$T/nosuch.npz"
+for p in kz-unpack kz-label kz-show kz-info; do
+	$p -Z >/dev/null 2>"$T/usage"
+	t_eq "$p: bad option gives status 2 and the usage line" "2 usage: $p" \
+	    "$? $(tail -n 1 "$T/usage" | cut -d' ' -f1-2)"
+done
+t_fails "zip member not arr_0.npy" "no member arr_0.npy \(first member: images.npy\)" kz-unpack "$F/other-member.npz"
+t_fails "Fortran-order npy" "Fortran-order" kz-unpack "$F/fortran.npz"
+t_fails "float npy" "not uint8" kz-unpack "$F/float.npz"
+t_fails "2-d array" "neither images" kz-unpack "$F/badshape.npz"
+t_fails "npy shape larger than its data" "holds 60 data bytes, its shape needs 72" kz-unpack "$F/short.npz"
+t_fails "zip bomb refused before allocation" "more than deflate can produce" kz-unpack "$F/bomb.npz"
+t_fails "corrupt deflate data" "damaged|CRC" kz-unpack "$F/corrupt.npz"
+t_fails "labels without images" "must follow the image array" kz-unpack "$F/labels.npz"
+t_fails "label count differs from image count" "4 labels for the 5 images" kz-unpack "$F/imgs.npz" "$F/labels-4.npz"
+t_fails "absurd idx dimensions" "more than [0-9]+ bytes refused|beyond" kz-unpack "$F/huge.idx"
+t_fails "idx wider than the stream allows" "100000x1 are beyond the limit" kz-unpack "$F/wide.idx"
+t_fails "idx of ints" "not unsigned byte" kz-unpack "$F/int.idx"
+t_fails "absurd PGM dimensions" "beyond the limit" kz-unpack "$F/huge.pgm"
+t_fails "images of different sizes" "kz-norm" kz-unpack "$F/a.pgm" "$F/other-size.pgm"
+t_fails "tar entry with .." "refused \(absolute path or" kz-unpack "$F/evil-dotdot.tar"
+t_fails "tar entry with an absolute path" "refused \(absolute path or" kz-unpack "$F/evil-abs.tar"
+t_fails "tar header checksum" "bad checksum" kz-unpack "$F/badsum.tar"
+t_fails "a stream is not an input" "already a kz stream" sh -c "kz-unpack '$F/imgs.npz' > '$T/x.kz' && kz-unpack '$T/x.kz'"
+t_eq "nothing escaped the tar" "" "$(ls /tmp/x.png "$T/../tmp/x.png" 2>/dev/null)"
+
+# Truncation at many offsets: every cut is a clean one-line error.
+# cuts FILE STEP MAX [extra args]: cuts at 0..MAX-1 (or the size) by STEP.
+cuts() {
+	_f=$1 _step=$2 _size=$3; shift 3
+	[ "$_size" -gt 0 ] || _size=$(wc -c <"$_f")
+	_bad= _n=0 _o=0
+	while [ "$_o" -lt "$_size" ]; do
+		head -c "$_o" "$_f" >"$T/cut"
+		rm -f "$T/cut.kz"
+		kz-unpack -o "$T/cut.kz" "$T/cut" "$@" >/dev/null 2>"$T/cut.err"
+		_s=$?
+		if [ "$_s" -ne 1 ] || [ "$(wc -l <"$T/cut.err")" -ne 1 ] ||
+		    [ -e "$T/cut.kz" ] || ls "$T" | grep -q 'cut.kz.tmp'; then
+			_bad="offset $_o: status $_s: $(head -c 200 "$T/cut.err")"
+			break
+		fi
+		_n=$((_n + 1)) _o=$((_o + _step))
+	done
+	if [ -z "$_bad" ]; then ok "$(basename "$_f") cut at $_n offsets: clean errors"
+	else not_ok "$(basename "$_f") truncated" "$_bad"; fi
+	MALFORMED=$((MALFORMED + _n))
+}
+MALFORMED=${MALFORMED:-0}
+cuts "$F/imgs.npz" 1 0 "$F/labels.npz"
+cuts "$F/imgs.idx" 1 0
+cuts "$F/imgs.idx.gz" 1 0
+cuts "$F/a.png" 1 0
+cuts "$F/a.pgm" 1 0
+# A tar archive is whole once its first end-of-archive block is (the
+# entries end at 6144 here); after that only padding can be cut.
+cuts "$F/tree.tar" 13 6656
+cuts "$F/tree.tar.gz" 1 0
+
+# Streams: cut at every byte of the first records, bad headers.
+kzpy make "$T/s.kz" 4 3 3 0 1 2 1 0
+size=$(wc -c <"$T/s.kz") bad= n=0 o=1
+while [ "$o" -lt "$size" ]; do
+	head -c "$o" "$T/s.kz" | kz-info >/dev/null 2>"$T/cut.err"
+	st=$?
+	if [ $(( (o - 32) % 24 )) -eq 0 ] && [ "$o" -ge 32 ]; then
+		[ "$st" -eq 0 ] || { bad="offset $o (a record boundary): status $st"; break; }
+	elif [ "$st" -ne 1 ] || [ "$(wc -l <"$T/cut.err")" -ne 1 ]; then
+		bad="offset $o: status $st: $(cat "$T/cut.err")"; break
+	fi
+	n=$((n + 1)) o=$((o + 1))
+done
+[ -z "$bad" ] && ok "stream cut at $n offsets: clean errors, whole records accepted" || not_ok "stream cuts" "$bad"
+MALFORMED=$((MALFORMED + n))
+head -c 100 "$T/s.kz" >"$T/s-cut.kz"
+t_fails "truncated record names its number" "record 2: truncated \(20 of 24 bytes\)" kz-info "$T/s-cut.kz"
+kzpy make "$T/lab.kz" 4 3 3 0 1 3
+t_fails "label >= classes" "record 2: label 3 is not in 0..2" kz-info "$T/lab.kz"
+kzpy make "$T/neg.kz" 4 3 3 0 -7
+t_fails "label < -1" "record 1: label -7" kz-label -c "$F/map3.csv" "$T/neg.kz"
+kzpy make "$T/other.kz" 5 3 3 0
+t_fails "repeated header with other geometry" "record 5: repeated header is incompatible \(width differs\)" \
+    sh -c "cat '$T/s.kz' '$T/other.kz' | kz-info"
+kzpy make "$T/cls.kz" 4 3 4 0
+t_fails "repeated header with other class count" "incompatible \(classes differs\)" \
+    sh -c "cat '$T/s.kz' '$T/cls.kz' | kz-info"
+t_eq "repeated identical header accepted" 10 "$(cat "$T/s.kz" "$T/s.kz" | kz-info -t | awk -F'\t' '$1 == "records" { print $2 }')"
+printf 'KZST0000' >"$T/magic.kz"; cat "$T/s.kz" >>"$T/magic.kz"
+t_fails "stream with wrong magic" "bad magic" kz-info "$T/magic.kz"
+hdr() { # hdr OFFSET HEXBYTES: a copy of s.kz with bytes replaced
+	cp "$T/s.kz" "$T/h.kz"
+	printf "$2" | dd of="$T/h.kz" bs=1 seek="$1" conv=notrunc 2>/dev/null
+}
+hdr 8 '\002\000'; t_fails "unknown version" "unknown version 2" kz-info "$T/h.kz"
+hdr 16 '\000\000\000\000'; t_fails "width 0" "width 0 is not in" kz-info "$T/h.kz"
+hdr 20 '\000\000\001\000'; t_fails "absurd height" "height 65536 is not in" kz-info "$T/h.kz"
+hdr 14 '\377\000'; t_fails "k out of bounds" "k 255 is more than 64" kz-info "$T/h.kz"
+hdr 12 '\007\000'; t_fails "unknown pixel type" "unknown pixel type 7" kz-info "$T/h.kz"
+hdr 24 '\377\377\377\377'; t_fails "absurd class count" "classes is more than" kz-info "$T/h.kz"
+hdr 39 '\001'; t_fails "index >= 2^48" "index .* is not below 2\^48" kz-info "$T/h.kz"
+
+# Class maps.
+printf 'index,codepoint,char\n0,U+4E00,一\n2,U+5B57,字\n' >"$T/m1.csv"
+t_fails "class map: missing row" "index 2, but 2 rows \(index 1 is missing\)" kz-label -c "$T/m1.csv" "$T/s.kz"
+printf 'index,codepoint,char\n0,U+4E00,一\n0,U+5B57,字\n' >"$T/m2.csv"
+t_fails "class map: duplicate index" "line 3: duplicate index 0" kz-label -c "$T/m2.csv" "$T/s.kz"
+printf 'index,codepoint,char\n0,U+4E00,\344\270\n' >"$T/m3.csv"
+t_fails "class map: bad UTF-8" "line 2: char is not one valid UTF-8" kz-label -c "$T/m3.csv" "$T/s.kz"
+printf 'index,codepoint,char\n0,U+4E00,字\n' >"$T/m4.csv"
+t_fails "class map: char does not match codepoint" "U\+5B57 does not match codepoint U\+4E00" kz-label -c "$T/m4.csv" "$T/s.kz"
+printf 'index,codepoint,char\n0,U+4E00,%0200d\n' 0 >"$T/m5.csv"
+t_fails "class map: over-long field" "too long" kz-label -c "$T/m5.csv" "$T/s.kz"
+printf 'idx,cp,ch\n' >"$T/m6.csv"
+t_fails "class map: wrong header" "header is not" kz-label -c "$T/m6.csv" "$T/s.kz"
+t_fails "class map shorter than the labels" "record 2: label 2 is not in class map" kz-label -c "$F/map2.csv" "$T/s.kz"
+
+# Writing: a closed pipe is quiet success, a full disk an error.
+kz-unpack "$F/imgs.npz" "$F/labels.npz" "$F/imgs.npz" "$F/labels.npz" >"$T/big.kz"
+for i in 1 2 3 4 5 6 7 8 9 10; do cat "$T/big.kz"; done >"$T/big10.kz"
+{ kz-unpack "$F/many.npz" 2>"$T/pipe.err"; echo $? >"$T/pipe.st"; } | head -c 10 >/dev/null
+t_eq "closed pipe: kz-unpack exits 0, quietly" "0" "$(cat "$T/pipe.st")$(cat "$T/pipe.err")"
+sh -c 'kz-info -t "$1" 2>"$2" | head -n 1 >/dev/null' sh "$T/big10.kz" "$T/pipe.err"
+t_eq "closed pipe: kz-info says nothing" "" "$(cat "$T/pipe.err")"
+if [ -e /dev/full ]; then
+	t_fails "kz-unpack to /dev/full" "write: No space left" sh -c "kz-unpack '$F/imgs.npz' >/dev/full"
+	t_fails "kz-label to /dev/full" "No space left" sh -c "kz-label -c '$F/map3.csv' '$T/s.kz' >/dev/full"
+	t_fails "kz-show to /dev/full" "No space left" sh -c "kz-info '$T/s.kz' >/dev/null; kz-show '$T/s.kz' >/dev/full"
+	t_fails "kz-info to /dev/full" "No space left" sh -c "kz-info '$T/s.kz' >/dev/full"
+fi
+t_fails "binary refused on a terminal" "terminal" sh -c "exec script -qec 'kz-unpack $F/imgs.npz' /dev/null | tr -d '\r' >&2; exit 1"
+echo "# malformed inputs tried: $MALFORMED cuts + the cases above"

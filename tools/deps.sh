@@ -1,0 +1,22 @@
+#!/bin/sh
+# deps.sh [bench] - installs the Debian packages kz needs that are missing
+# (apt-get, as root or through sudo).  With "bench", also the peers that
+# `make bench` measures against.
+set -eu
+PKGS="gcc make pkg-config zlib1g-dev libpng-dev libnetpbm-dev libopenblas-dev
+mandoc python3 gzip tar dataset-fashion-mnist bsdutils"
+if [ "${1:-}" = bench ]; then
+	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine"
+fi
+missing=
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+	    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps.sh: installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
