@@ -34,7 +34,7 @@ MANS = $(wildcard man/*.[157])
 
 all: $(BINS) $(TEST_BINS)
 
-$(O)/lib/%.o: lib/%.c lib/kz.h lib/util.h
+$(O)/lib/%.o: lib/%.c lib/kz.h lib/net.h lib/util.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -42,11 +42,11 @@ $(O)/libkz.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
 
-$(O)/bin/%: cmd/%.c cmd/cmd.h lib/kz.h $(O)/libkz.a
+$(O)/bin/%: cmd/%.c cmd/cmd.h lib/kz.h lib/net.h $(O)/libkz.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 
-$(O)/bin/kz-unit: tests/unit.c lib/kz.h $(O)/libkz.a
+$(O)/bin/kz-unit: tests/unit.c lib/kz.h lib/net.h $(O)/libkz.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 

@@ -37,11 +37,12 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc > 1)
 		usage();
-	if (map_path != NULL && kz_classmap_read(map_path, &map, &e) != 0)
-		errx(1, "%s", e.msg);
-
+	/* The header first: in "kz-unpack -C map ... | kz-info -c map" the
+	 * map exists once the stream has begun. */
 	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
 	if (r == NULL)
+		errx(1, "%s", e.msg);
+	if (map_path != NULL && kz_classmap_read(map_path, &map, &e) != 0)
 		errx(1, "%s", e.msg);
 	const struct kz_header *h = kz_reader_header(r);
 	struct kz_record *rec = kz_record_new(h);
@@ -54,14 +55,28 @@ main(int argc, char *argv[])
 
 	if (rec == NULL || count == NULL)
 		err(1, NULL);
-	if (map_path != NULL && nclass > map.n)
+	if (map_path != NULL && nclass > 0 && nclass != map.n)
 		errx(1, "%s: %zu classes, but class map %s has %zu",
 		    kz_reader_name(r), nclass, map_path, map.n);
 	while ((rc = kz_reader_next(r, rec, &e)) == 1) {
-		if (rec->label == KZ_LABEL_UNKNOWN)
+		if (rec->label == KZ_LABEL_UNKNOWN) {
 			unknown++;
-		else
+		} else {
+			if ((size_t)rec->label >= nclass) {
+				/* A header without a class count: grow. */
+				size_t ncount = (size_t)rec->label + 1;
+				uint64_t *grown = realloc(count, (ncount + 1) *
+				    sizeof(uint64_t));
+
+				if (grown == NULL)
+					err(1, NULL);
+				memset(grown + nclass, 0, (ncount + 1 - nclass) *
+				    sizeof(uint64_t));
+				count = grown;
+				nclass = ncount;
+			}
 			count[rec->label]++;
+		}
 		if (h->pixel == KZ_PIXEL_U8) {
 			for (size_t i = 0; i < npix; i++)
 				hist[rec->pixels[i]]++;
@@ -132,6 +147,9 @@ main(int argc, char *argv[])
 			printf("classes    index  count%s\n",
 			    map_path ? "  codepoint  char" : "");
 	}
+	if (map_path != NULL && nclass > map.n)
+		errx(1, "%s: labels reach %zu, but class map %s has %zu classes",
+		    kz_reader_name(r), nclass - 1, map_path, map.n);
 	for (size_t c = 0; c < nclass; c++) {
 		if (tsv)
 			printf("class\t%zu\t%llu", c,

@@ -64,12 +64,17 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (map_path == NULL || argc > 1)
 		usage();
-	if (kz_classmap_read(map_path, &map, &e) != 0)
-		errx(1, "%s", e.msg);
+	/* The header first, as in kz-info: the map may be written by the
+	 * program upstream. */
 	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
 	if (r == NULL)
 		errx(1, "%s", e.msg);
+	if (kz_classmap_read(map_path, &map, &e) != 0)
+		errx(1, "%s", e.msg);
 	const struct kz_header *h = kz_reader_header(r);
+	if (h->nclasses > 0 && h->nclasses != map.n)
+		errx(1, "%s: %u classes, but class map %s has %zu",
+		    kz_reader_name(r), h->nclasses, map_path, map.n);
 	const char *name = kz_reader_name(r);
 	struct kz_record *rec = kz_record_new(h);
 	if (rec == NULL)

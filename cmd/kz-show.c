@@ -167,28 +167,30 @@ main(int argc, char *argv[])
 		}
 	}
 
+	/* Encoded in memory first, so that every format reaches the output
+	 * through one checked write. */
+	uint8_t *img = NULL;
+	size_t len = 0;
+	if (pgm) {
+		FILE *mem = open_memstream((char **)&img, &len);
+
+		if (mem == NULL)
+			err(1, NULL);
+		if (kz_pgm_write(mem, &sheet, &e) != 0)
+			errx(1, "%s", e.msg);
+		if (fclose(mem) != 0)
+			err(1, "PGM");
+	} else if (kz_png_encode(&sheet, &img, &len, &e) != 0) {
+		errx(1, "%s", e.msg);
+	}
 	struct kz_out o;
 	if (kz_out_open(&o, output, &e) != 0)
 		errx(1, "%s", e.msg);
-	if (pgm) {
-		if (kz_pgm_write(o.fp, &sheet, &e) != 0) {
-			kz_out_abort(&o);
-			errx(1, "%s", e.msg);
-		}
-	} else {
-		uint8_t *png;
-		size_t len;
-
-		if (kz_png_encode(&sheet, &png, &len, &e) != 0) {
-			kz_out_abort(&o);
-			errx(1, "%s", e.msg);
-		}
-		if (kz_out_write(&o, png, len, &e) != 0) {
-			kz_out_abort(&o);
-			die_write(&e);
-		}
-		free(png);
+	if (kz_out_write(&o, img, len, &e) != 0) {
+		kz_out_abort(&o);
+		die_write(&e);
 	}
+	free(img);
 	if (kz_out_close(&o, &e) != 0)
 		die_write(&e);
 	free(sheet.pixels);

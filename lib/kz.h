@@ -285,6 +285,20 @@ void kz_classmap_free(struct kz_classmap *m);
  * its length, 0 for an invalid code point. */
 int kz_utf8_encode(uint32_t cp, char *out);
 
+/* ---- random numbers ---------------------------------------------------- */
+
+/* xoshiro256**: deterministic across machines for a given seed. */
+struct kz_rng {
+	uint64_t s[4];
+};
+
+void kz_rng_seed(struct kz_rng *r, uint64_t seed);
+uint64_t kz_rng_next(struct kz_rng *r);
+double kz_rng_uniform(struct kz_rng *r);		/* [0, 1) */
+uint64_t kz_rng_below(struct kz_rng *r, uint64_t n);	/* [0, n) */
+double kz_rng_normal(struct kz_rng *r);			/* N(0, 1) */
+void kz_rng_shuffle(struct kz_rng *r, uint32_t *a, size_t n);
+
 /* ---- small things ---------------------------------------------------- */
 
 /* Environment variable KZ_DATA, else "../shared/data" when it exists,

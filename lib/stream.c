@@ -278,20 +278,20 @@ again:
 		return kz_errf(e, "%s: record %llu: index %llu is not below "
 		    "2^48", r->name, (unsigned long long)r->count,
 		    (unsigned long long)rec->index);
-	if (rec->label < KZ_LABEL_UNKNOWN || (h->nclasses > 0 &&
-	    rec->label >= (int64_t)h->nclasses))
+	uint32_t nl = h->nclasses > 0 ? h->nclasses : KZ_MAX_CLASSES;
+	if (rec->label < KZ_LABEL_UNKNOWN || rec->label >= (int64_t)nl)
 		return kz_errf(e, "%s: record %llu: label %d is not in "
 		    "0..%u", r->name, (unsigned long long)r->count,
-		    rec->label, h->nclasses - 1);
+		    rec->label, nl - 1);
 	off = KZ_RECORD_PREFIX;
 	for (unsigned i = 0; i < h->k; i++, off += KZ_PRED_SIZE) {
 		rec->pred[i].cls = get_le32(r->buf + off);
 		rec->pred[i].score = get_lef32(r->buf + off + 4);
-		if (h->nclasses > 0 && rec->pred[i].cls >= h->nclasses)
+		if (rec->pred[i].cls >= nl)
 			return kz_errf(e, "%s: record %llu: predicted class "
 			    "%u is not below %u", r->name,
 			    (unsigned long long)r->count, rec->pred[i].cls,
-			    h->nclasses);
+			    nl);
 	}
 	memcpy(rec->pixels, r->buf + off, r->size - off);
 	r->count++;

@@ -119,7 +119,8 @@ printf 'index,codepoint,char\n0,U+4E00,%0200d\n' 0 >"$T/m5.csv"
 t_fails "class map: over-long field" "too long" kz-label -c "$T/m5.csv" "$T/s.kz"
 printf 'idx,cp,ch\n' >"$T/m6.csv"
 t_fails "class map: wrong header" "header is not" kz-label -c "$T/m6.csv" "$T/s.kz"
-t_fails "class map shorter than the labels" "record 2: label 2 is not in class map" kz-label -c "$F/map2.csv" "$T/s.kz"
+kzpy make "$T/s0.kz" 4 3 0 0 1 2
+t_fails "class map shorter than the labels" "record 2: label 2 is not in class map" kz-label -c "$F/map2.csv" "$T/s0.kz"
 
 # Writing: a closed pipe is quiet success, a full disk an error.
 kz-unpack "$F/imgs.npz" "$F/labels.npz" "$F/imgs.npz" "$F/labels.npz" >"$T/big.kz"
@@ -128,6 +129,13 @@ for i in 1 2 3 4 5 6 7 8 9 10; do cat "$T/big.kz"; done >"$T/big10.kz"
 t_eq "closed pipe: kz-unpack exits 0, quietly" "0" "$(cat "$T/pipe.st")$(cat "$T/pipe.err")"
 sh -c 'kz-info -t "$1" 2>"$2" | head -n 1 >/dev/null' sh "$T/big10.kz" "$T/pipe.err"
 t_eq "closed pipe: kz-info says nothing" "" "$(cat "$T/pipe.err")"
+{ kz-show -P -n 1000 "$T/big10.kz" 2>"$T/pipe.err"; echo $? >"$T/pipe.st"; } | head -c 10 >/dev/null
+t_eq "closed pipe: kz-show -P exits 0, quietly" "0" "$(cat "$T/pipe.st")$(cat "$T/pipe.err")"
+"$PY" -c 'import struct,sys;sys.stdout.buffer.write(b"\x8bKZS\r\n\x1a\n"+struct.pack("<4H4I",1,32,1,0,2,2,0,0)+(struct.pack("<Qi",0,5)+bytes(4))*3)' >"$T/nocls.kz"
+t_eq "labels in a stream without a class count are counted" "3" \
+    "$(kz-info -t "$T/nocls.kz" | awk -F'\t' '$1 == "class" && $2 == 5 { print $3 }')"
+t_fails "class map of another size than the stream's classes" "3 classes, but class map .* has 2" \
+    kz-label -c "$F/map2.csv" "$T/s.kz"
 if [ -e /dev/full ]; then
 	t_fails "kz-unpack to /dev/full" "write: No space left" sh -c "kz-unpack '$F/imgs.npz' >/dev/full"
 	t_fails "kz-label to /dev/full" "No space left" sh -c "kz-label -c '$F/map3.csv' '$T/s.kz' >/dev/full"

@@ -4,9 +4,11 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kz.h"
+#include "net.h"
 
 static int failed;
 
@@ -110,9 +112,190 @@ test_detect(void)
 	check(kz_detect((const uint8_t *)"hello", 5) == KZ_FMT_UNKNOWN, "detect: text");
 }
 
+/* Sum of the loss over a batch, for finite differences. */
+static double
+net_loss(struct kz_net *n, struct kz_work *w, const float *x,
+    const int32_t *y, int B)
+{
+	struct kz_rng r;
+
+	kz_rng_seed(&r, 7);	/* the same dropout masks every time */
+	kz_net_forward(n, w, x, B, 1, &r);
+	return kz_net_loss(n, w, y, NULL, NULL, B, 1.0f, NULL);
+}
+
+/* Every parameter's gradient (up to 400 spread over the net) against
+ * central differences, in double-checked float: the relative error of
+ * the whole vector and the worst single one. */
+static void
+gradcheck(const char *arch, int h, int wd, int B, int C)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, h, wd };
+	struct kz_net *n = kz_net_new(arch, in, C, 3, &e);
+	char name[200];
+
+	snprintf(name, sizeof(name), "gradient check %s", arch);
+	if (n == NULL) {
+		printf("# %s\n", e.msg);
+		check(0, name);
+		return;
+	}
+	struct kz_work *w = kz_work_new(n, B);
+	float *x = malloc(sizeof(float) * B * h * wd);
+	int32_t *y = malloc(sizeof(int32_t) * B);
+	struct kz_rng r;
+	kz_rng_seed(&r, 11);
+	for (int i = 0; i < B * h * wd; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (int b = 0; b < B; b++)
+		y[b] = (int32_t)kz_rng_below(&r, C);
+	/* Random biases and BN parameters too, so that no gradient is
+	 * trivially zero. */
+	for (size_t i = 0; i < n->nparams; i++)
+		if (n->params[i] == 0 || n->params[i] == 1)
+			n->params[i] += 0.3f * (float)kz_rng_normal(&r);
+
+	kz_work_zero_grad(w, n);
+	net_loss(n, w, x, y, B);
+	kz_net_backward(n, w, B);
+	float *g = kz_work_grad(w);
+	double num2 = 0, den2 = 0, worst = 0;
+	size_t step = n->nparams / 400 + 1, tried = 0, kinked = 0;
+	for (size_t i = 0; i < n->nparams; i += step) {
+		float keep = n->params[i];
+		double fd[2];
+
+		/* Two step sizes: where they disagree, a ReLU or max-pool
+		 * kink lies within reach and the difference says nothing. */
+		for (int k = 0; k < 2; k++) {
+			double h2 = k ? 5e-4 : 1e-3;
+
+			n->params[i] = keep + (float)h2;
+			double lp = net_loss(n, w, x, y, B);
+			n->params[i] = keep - (float)h2;
+			double lm = net_loss(n, w, x, y, B);
+			n->params[i] = keep;
+			fd[k] = (lp - lm) / (2 * h2);
+		}
+		tried++;
+		if (fabs(fd[0] - fd[1]) > 0.02 * fabs(fd[1]) + 2e-5) {
+			kinked++;
+			continue;
+		}
+		double d = fd[1] - g[i];
+		num2 += d * d;
+		den2 += (fd[1] + g[i]) * (fd[1] + g[i]);
+		double rel = fabs(d) / (fabs(fd[1]) + fabs(g[i]) + 1e-2);
+		worst = rel > worst ? rel : worst;
+	}
+	double rel = sqrt(num2 / (den2 + 1e-30));
+	printf("# %s: %zu params, %zu checked (%zu near a kink), relative "
+	    "error %.2e, worst %.2e\n", arch, n->nparams, tried, kinked, rel,
+	    worst);
+	check(rel < 5e-3 && kinked * 4 < tried, name);
+	free(x);
+	free(y);
+	kz_work_free(w);
+	kz_net_free(n);
+}
+
+/* conv -> conv -> dense logits against direct loops over the formula. */
+static void
+test_conv_direct(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 9, 8 };
+	int B = 3, C = 4;
+	struct kz_net *n = kz_net_new("cnn:conv4k3p1,conv3k3s2p1", in, C, 5, &e);
+	struct kz_work *w = kz_work_new(n, B);
+	struct kz_rng r;
+	float x[3 * 72];
+
+	kz_rng_seed(&r, 1);
+	for (int i = 0; i < B * 72; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (size_t i = 0; i < n->nparams; i++)
+		n->params[i] += 0.1f * (float)kz_rng_normal(&r);
+	const float *z = kz_net_forward(n, w, x, B, 0, &r);
+
+	/* Direct: a1[c][y][x] (9x8), a2[c][y][x] (5x4), logits. */
+	const struct kz_layer *L1 = &n->layers[0], *L2 = &n->layers[1];
+	const struct kz_layer *D = &n->layers[3];
+	double worst = 0;
+	for (int b = 0; b < B; b++) {
+		double a1[4][9][8], a2[3][5][4];
+		for (int c = 0; c < 4; c++)
+			for (int i = 0; i < 9; i++)
+				for (int j = 0; j < 8; j++) {
+					double s = n->params[L1->b_off + c];
+					for (int ki = 0; ki < 3; ki++)
+						for (int kj = 0; kj < 3; kj++) {
+							int yy = i - 1 + ki, xx = j - 1 + kj;
+							if (yy < 0 || yy >= 9 || xx < 0 || xx >= 8)
+								continue;
+							s += n->params[L1->w_off + c * 9 + ki * 3 + kj] *
+							    x[b * 72 + yy * 8 + xx];
+						}
+					a1[c][i][j] = s;
+				}
+		for (int c = 0; c < 3; c++)
+			for (int i = 0; i < 5; i++)
+				for (int j = 0; j < 4; j++) {
+					double s = n->params[L2->b_off + c];
+					for (int ci = 0; ci < 4; ci++)
+						for (int ki = 0; ki < 3; ki++)
+							for (int kj = 0; kj < 3; kj++) {
+								int yy = 2 * i - 1 + ki, xx = 2 * j - 1 + kj;
+								if (yy < 0 || yy >= 9 || xx < 0 || xx >= 8)
+									continue;
+								s += n->params[L2->w_off + ((c * 4 + ci) * 3 + ki) * 3 + kj] *
+								    a1[ci][yy][xx];
+							}
+					a2[c][i][j] = s;
+				}
+		for (int k = 0; k < C; k++) {
+			double s = n->params[D->b_off + k];
+			for (int f = 0; f < 60; f++)
+				s += n->params[D->w_off + k * 60 + f] *
+				    a2[f / 20][(f % 20) / 4][f % 4];
+			double d = fabs(s - z[k * B + b]);
+			worst = d > worst ? d : worst;
+		}
+	}
+	printf("# conv direct: worst logit difference %.2e\n", worst);
+	check(worst < 1e-4, "convolution (stride 1 and 2, padding) equals direct loops");
+	kz_work_free(w);
+	kz_net_free(n);
+}
+
+static void
+test_spec_errors(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 28, 28 };
+
+	check(kz_net_new("cnn:conv32k3,relu,bogus7", in, 10, 1, &e) == NULL &&
+	    strstr(e.msg, "\"bogus7\"") != NULL, "spec: bad token named");
+	check(kz_net_new("cnn:maxpool64", in, 10, 1, &e) == NULL &&
+	    strstr(e.msg, "does not fit") != NULL, "spec: pool larger than input");
+	check(kz_net_new("cnn:drop1.5", in, 10, 1, &e) == NULL,
+	    "spec: dropout probability beyond 1");
+	check(kz_net_new("rnn:5", in, 10, 1, &e) == NULL &&
+	    strstr(e.msg, "expected linear") != NULL, "spec: unknown family");
+}
+
 int
 main(void)
 {
+	gradcheck("linear", 5, 4, 6, 3);
+	gradcheck("mlp:7,drop0.3,5", 5, 4, 6, 3);
+	gradcheck("cnn:conv3k3,relu,conv4k3s2p1,maxpool2,dense5,relu", 9, 8, 4, 3);
+	gradcheck("cnn:conv3k3p1,bn,relu,avgpool2,conv2k1,gap", 8, 8, 5, 3);
+	gradcheck("cnn:conv3k2s2,maxpool2s1,dense4,bn,relu", 9, 9, 6, 3);
+	gradcheck("cnn:conv4k3p1,res4,res6s2,bn,relu,gap", 8, 8, 4, 3);
+	test_conv_direct();
+	test_spec_errors();
 	test_utf8();
 	test_codepoint();
 	test_header();

@@ -1,0 +1,1323 @@
+/*
+ * net.c - layers as _forward/_backward pairs over whole mini-batches.
+ *
+ * Shapes: activations are [C][B][H*W] (see net.h).  Every layer writes
+ * its output into its own buffer, kept for the backward pass; gradients
+ * flow through two ping-pong buffers of the largest activation size.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "net.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+#define CHUNK_FLOATS (1u << 22)	/* im2col scratch per convolution call */
+#define MAX_LAYERS 256
+
+/* One layer's buffers inside a work. */
+struct lbuf {
+	float *out;		/* [out.c][B][out.h*out.w] */
+	float *aux;		/* BN: x-hat; dropout: mask; flatten: none */
+	int32_t *idx;		/* max pool: argmax offsets into the input */
+	float *mean, *invstd;	/* BN: batch statistics, per channel */
+	struct lbuf *sub;	/* KZ_RES */
+	float *g[3];		/* KZ_RES: scratch gradients */
+};
+
+struct kz_work {
+	const struct kz_layer *layers;	/* the net's, which outlives w */
+	int nlayers;
+	int maxb, b;
+	const float *x;
+	struct lbuf *lb;
+	float *grad;
+	float *d[2];		/* ping-pong gradients */
+	float *col;		/* im2col scratch, CHUNK_FLOATS at least */
+	size_t ncol;
+	float *stats;		/* batch mean and var, laid out as state */
+};
+
+static size_t
+shape_size(struct kz_shape s)
+{
+	return (size_t)s.c * s.h * s.w;
+}
+
+/* ---- building -------------------------------------------------------- */
+
+static int
+parse_int(const char **p, int *v)
+{
+	char *end;
+	long x;
+
+	if (!isdigit((unsigned char)**p))
+		return -1;
+	x = strtol(*p, &end, 10);
+	if (x <= 0 || x > 1 << 20)
+		return -1;
+	*v = (int)x;
+	*p = end;
+	return 0;
+}
+
+/* Parses options like k3 s2 p1 after a layer name. */
+static int
+parse_opts(const char *p, int *k, int *s, int *pad)
+{
+	while (*p) {
+		int *dst, v;
+		char c = *p++;
+
+		if (c == 'k' && k) dst = k;
+		else if (c == 's' && s) dst = s;
+		else if (c == 'p' && pad) dst = pad;
+		else return -1;
+		if (c == 'p' && *p == '0') {
+			v = 0;
+			p++;
+		} else if (parse_int(&p, &v) != 0) {
+			return -1;
+		}
+		*dst = v;
+	}
+	return 0;
+}
+
+/* Fills L from one token; shapes are set later. */
+static int
+parse_token(const char *tok, int mlp, struct kz_layer *L)
+{
+	const char *p;
+
+	memset(L, 0, sizeof(*L));
+	L->k = 3;
+	L->stride = 1;
+	if (mlp && isdigit((unsigned char)tok[0])) {
+		p = tok;
+		L->type = KZ_DENSE;
+		return parse_int(&p, &L->out.c) != 0 || *p ? -1 : 0;
+	}
+	if (strncmp(tok, "conv", 4) == 0) {
+		p = tok + 4;
+		L->type = KZ_CONV;
+		if (parse_int(&p, &L->out.c) != 0)
+			return -1;
+		return parse_opts(p, &L->k, &L->stride, &L->pad);
+	}
+	if (strncmp(tok, "res", 3) == 0) {
+		p = tok + 3;
+		L->type = KZ_RES;
+		if (parse_int(&p, &L->out.c) != 0)
+			return -1;
+		return parse_opts(p, NULL, &L->stride, NULL);
+	}
+	if (strncmp(tok, "maxpool", 7) == 0 || strncmp(tok, "avgpool", 7) == 0) {
+		L->type = tok[0] == 'm' ? KZ_MAXPOOL : KZ_AVGPOOL;
+		p = tok + 7;
+		if (parse_int(&p, &L->k) != 0)
+			return -1;
+		L->stride = L->k;
+		return parse_opts(p, NULL, &L->stride, NULL);
+	}
+	if (strncmp(tok, "dense", 5) == 0) {
+		p = tok + 5;
+		L->type = KZ_DENSE;
+		return parse_int(&p, &L->out.c) != 0 || *p ? -1 : 0;
+	}
+	if (strncmp(tok, "drop", 4) == 0) {
+		char *end;
+
+		L->type = KZ_DROPOUT;
+		L->p = strtof(tok + 4, &end);
+		return end == tok + 4 || *end || !(L->p >= 0 && L->p < 1) ?
+		    -1 : 0;
+	}
+	if (strcmp(tok, "bn") == 0) { L->type = KZ_BN; return 0; }
+	if (strcmp(tok, "relu") == 0) { L->type = KZ_RELU; return 0; }
+	if (strcmp(tok, "gap") == 0) { L->type = KZ_GAP; return 0; }
+	return -1;
+}
+
+/* Sets L's output shape from its input; -1 when it cannot apply. */
+static int
+layer_shape(struct kz_layer *L, struct kz_shape in, char *why, size_t len)
+{
+	L->in = in;
+	switch (L->type) {
+	case KZ_CONV:
+		if (in.h + 2 * L->pad < L->k || in.w + 2 * L->pad < L->k) {
+			snprintf(why, len, "a %dx%d kernel does not fit a %dx%d "
+			    "input", L->k, L->k, in.h, in.w);
+			return -1;
+		}
+		L->out.h = (in.h + 2 * L->pad - L->k) / L->stride + 1;
+		L->out.w = (in.w + 2 * L->pad - L->k) / L->stride + 1;
+		L->nw = (size_t)L->out.c * in.c * L->k * L->k;
+		L->nb = L->out.c;
+		return 0;
+	case KZ_RES:
+		L->out.h = (in.h - 1) / L->stride + 1;
+		L->out.w = (in.w - 1) / L->stride + 1;
+		return 0;
+	case KZ_MAXPOOL:
+	case KZ_AVGPOOL:
+		if (in.h < L->k || in.w < L->k) {
+			snprintf(why, len, "a %dx%d pool does not fit a %dx%d "
+			    "input", L->k, L->k, in.h, in.w);
+			return -1;
+		}
+		L->out.c = in.c;
+		L->out.h = (in.h - L->k) / L->stride + 1;
+		L->out.w = (in.w - L->k) / L->stride + 1;
+		return 0;
+	case KZ_GAP:
+		L->out = (struct kz_shape){ in.c, 1, 1 };
+		return 0;
+	case KZ_DENSE:
+		L->out.h = L->out.w = 1;
+		L->nw = (size_t)L->out.c * shape_size(in);
+		L->nb = L->out.c;
+		return 0;
+	case KZ_FLATTEN:
+		L->out = (struct kz_shape){ (int)shape_size(in), 1, 1 };
+		return 0;
+	case KZ_BN:
+		L->nw = L->nb = in.c;
+		/* fall through */
+	default:
+		L->out = in;
+		return 0;
+	}
+}
+
+/* Lays out a pre-activation residual block's sub-layers. */
+static int
+res_build(struct kz_layer *L)
+{
+	int proj = L->stride != 1 || L->in.c != L->out.c;
+	struct kz_shape s = L->in;
+	char why[8];
+
+	L->nsub = proj ? 7 : 6;
+	if ((L->sub = calloc(L->nsub, sizeof(*L->sub))) == NULL)
+		return -1;
+	L->sub[0].type = KZ_BN;
+	L->sub[1].type = KZ_RELU;
+	L->sub[2] = (struct kz_layer){ .type = KZ_CONV, .k = 3, .pad = 1,
+	    .stride = L->stride, .out.c = L->out.c };
+	L->sub[3].type = KZ_BN;
+	L->sub[4].type = KZ_RELU;
+	L->sub[5] = (struct kz_layer){ .type = KZ_CONV, .k = 3, .pad = 1,
+	    .stride = 1, .out.c = L->out.c };
+	for (int i = 0; i < 6; i++) {
+		layer_shape(&L->sub[i], s, why, sizeof(why));
+		s = L->sub[i].out;
+	}
+	if (proj) {
+		L->sub[6] = (struct kz_layer){ .type = KZ_CONV, .k = 1,
+		    .pad = 0, .stride = L->stride, .out.c = L->out.c };
+		layer_shape(&L->sub[6], L->sub[1].out, why, sizeof(why));
+	}
+	return 0;
+}
+
+/* Gives every parameterised layer its offsets; returns the totals. */
+static void
+assign_offsets(struct kz_layer *L, int n, size_t *np, size_t *ns)
+{
+	for (int i = 0; i < n; i++) {
+		if (L[i].type == KZ_RES) {
+			assign_offsets(L[i].sub, L[i].nsub, np, ns);
+			continue;
+		}
+		L[i].w_off = *np;
+		*np += L[i].nw;
+		L[i].b_off = *np;
+		*np += L[i].nb;
+		if (L[i].type == KZ_BN) {
+			L[i].s_off = *ns;
+			*ns += 2 * (size_t)L[i].in.c;
+		}
+	}
+}
+
+static void
+init_params(struct kz_net *n, struct kz_layer *L, int nl, struct kz_rng *r)
+{
+	for (int i = 0; i < nl; i++) {
+		if (L[i].type == KZ_RES) {
+			init_params(n, L[i].sub, L[i].nsub, r);
+			continue;
+		}
+		float *w = n->params + L[i].w_off, *b = n->params + L[i].b_off;
+		if (L[i].type == KZ_BN) {
+			float *s = n->state + L[i].s_off;
+
+			for (int c = 0; c < L[i].in.c; c++) {
+				w[c] = 1;
+				b[c] = 0;
+				s[c] = 0;
+				s[L[i].in.c + c] = 1;
+			}
+			continue;
+		}
+		if (L[i].nw == 0)
+			continue;
+		/* He initialisation: keeps ReLU activations' variance. */
+		double fan_in = (double)L[i].nw / L[i].out.c;
+		double sd = sqrt(2.0 / fan_in);
+		for (size_t j = 0; j < L[i].nw; j++)
+			w[j] = (float)(kz_rng_normal(r) * sd);
+		memset(b, 0, L[i].nb * sizeof(float));
+	}
+}
+
+struct kz_net *
+kz_net_new(const char *arch, struct kz_shape in, int nclasses, uint64_t seed,
+    struct kz_err *e)
+{
+	struct kz_net *n;
+	struct kz_layer L[MAX_LAYERS];
+	int nl = 0, mlp;
+	const char *body;
+	char tok[64], why[128];
+
+	if (strcmp(arch, "linear") == 0) {
+		body = "";
+		mlp = 1;
+	} else if (strncmp(arch, "mlp:", 4) == 0) {
+		body = arch + 4;
+		mlp = 1;
+	} else if (strncmp(arch, "cnn:", 4) == 0) {
+		body = arch + 4;
+		mlp = 0;
+	} else {
+		kz_errf(e, "architecture \"%s\": expected linear, mlp:H,... or "
+		    "cnn:SPEC", arch);
+		return NULL;
+	}
+	struct kz_shape s = in;
+	for (const char *p = body; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == 0 || len >= sizeof(tok)) {
+			kz_errf(e, "architecture \"%s\": empty or over-long "
+			    "token at offset %td", arch, p - arch);
+			return NULL;
+		}
+		memcpy(tok, p, len);
+		tok[len] = '\0';
+		p += len + (p[len] == ',');
+		if (nl + 3 >= MAX_LAYERS) {
+			kz_errf(e, "architecture \"%s\": more than %d layers",
+			    arch, MAX_LAYERS - 3);
+			return NULL;
+		}
+		if (parse_token(tok, mlp, &L[nl]) != 0) {
+			kz_errf(e, "architecture \"%s\": bad token \"%s\"", arch,
+			    tok);
+			return NULL;
+		}
+		/* A dense layer after spatial ones reads them flattened. */
+		if (L[nl].type == KZ_DENSE && (s.h > 1 || s.w > 1)) {
+			struct kz_layer d = L[nl];
+
+			L[nl] = (struct kz_layer){ .type = KZ_FLATTEN };
+			layer_shape(&L[nl], s, why, sizeof(why));
+			s = L[nl++].out;
+			L[nl] = d;
+		}
+		if (layer_shape(&L[nl], s, why, sizeof(why)) != 0) {
+			kz_errf(e, "architecture \"%s\": token \"%s\": %s", arch,
+			    tok, why);
+			return NULL;
+		}
+		s = L[nl++].out;
+		if (mlp && L[nl - 1].type == KZ_DENSE) {
+			L[nl] = (struct kz_layer){ .type = KZ_RELU };
+			layer_shape(&L[nl], s, why, sizeof(why));
+			nl++;
+		}
+	}
+	if (s.h > 1 || s.w > 1) {
+		L[nl] = (struct kz_layer){ .type = KZ_FLATTEN };
+		layer_shape(&L[nl], s, why, sizeof(why));
+		s = L[nl++].out;
+	}
+	L[nl] = (struct kz_layer){ .type = KZ_DENSE, .out.c = nclasses };
+	layer_shape(&L[nl], s, why, sizeof(why));
+	nl++;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL ||
+	    (n->layers = calloc(nl, sizeof(*L))) == NULL ||
+	    (n->spec = strdup(arch)) == NULL)
+		goto oom;
+	memcpy(n->layers, L, nl * sizeof(*L));
+	n->nlayers = nl;
+	n->in = in;
+	n->nclasses = nclasses;
+	for (int i = 0; i < nl; i++)
+		if (n->layers[i].type == KZ_RES && res_build(&n->layers[i]) != 0)
+			goto oom;
+	assign_offsets(n->layers, n->nlayers, &n->nparams, &n->nstate);
+	if ((n->params = calloc(n->nparams + 1, sizeof(float))) == NULL ||
+	    (n->state = calloc(n->nstate + 1, sizeof(float))) == NULL)
+		goto oom;
+	struct kz_rng r;
+	kz_rng_seed(&r, seed);
+	init_params(n, n->layers, n->nlayers, &r);
+	return n;
+oom:
+	kz_net_free(n);
+	kz_errf(e, "out of memory");
+	return NULL;
+}
+
+void
+kz_net_free(struct kz_net *n)
+{
+	if (n == NULL)
+		return;
+	for (int i = 0; n->layers && i < n->nlayers; i++)
+		free(n->layers[i].sub);
+	free(n->layers);
+	free(n->params);
+	free(n->state);
+	free(n->spec);
+	free(n);
+}
+
+static double
+layers_flops(const struct kz_layer *L, int nl)
+{
+	double f = 0;
+
+	for (int i = 0; i < nl; i++) {
+		if (L[i].type == KZ_RES)
+			f += layers_flops(L[i].sub, L[i].nsub);
+		else if (L[i].type == KZ_CONV || L[i].type == KZ_DENSE)
+			f += (double)L[i].nw * L[i].out.h * L[i].out.w;
+	}
+	return f;
+}
+
+double
+kz_net_flops(const struct kz_net *n)
+{
+	return layers_flops(n->layers, n->nlayers);
+}
+
+void
+kz_net_describe(const struct kz_net *n, char *buf, size_t len)
+{
+	static const char *names[] = { "conv", "bn", "relu", "maxpool",
+	    "avgpool", "gap", "dropout", "dense", "flatten", "res" };
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n->nlayers && off < len; i++) {
+		const struct kz_layer *L = &n->layers[i];
+		int w = snprintf(buf + off, len - off, "%-8s %4dx%-3dx%-3d -> "
+		    "%4dx%-3dx%-3d %8zu params\n", names[L->type], L->in.c,
+		    L->in.h, L->in.w, L->out.c, L->out.h, L->out.w,
+		    L->nw + L->nb);
+		off += w > 0 ? (size_t)w : 0;
+	}
+}
+
+/* ---- work buffers ---------------------------------------------------- */
+
+static size_t
+max_act(const struct kz_layer *L, int nl, size_t m)
+{
+	for (int i = 0; i < nl; i++) {
+		size_t s = shape_size(L[i].out), t = shape_size(L[i].in);
+
+		m = s > m ? s : m;
+		m = t > m ? t : m;
+		if (L[i].type == KZ_RES)
+			m = max_act(L[i].sub, L[i].nsub, m);
+	}
+	return m;
+}
+
+static int
+lbuf_alloc(const struct kz_layer *L, int nl, struct lbuf *lb, int B)
+{
+	for (int i = 0; i < nl; i++) {
+		size_t o = shape_size(L[i].out) * B;
+
+		if ((lb[i].out = malloc(o * sizeof(float))) == NULL)
+			return -1;
+		switch (L[i].type) {
+		case KZ_BN:
+			lb[i].aux = malloc(o * sizeof(float));
+			lb[i].mean = malloc(L[i].in.c * sizeof(float));
+			lb[i].invstd = malloc(L[i].in.c * sizeof(float));
+			if (!lb[i].aux || !lb[i].mean || !lb[i].invstd)
+				return -1;
+			break;
+		case KZ_DROPOUT:
+			if ((lb[i].aux = malloc(o * sizeof(float))) == NULL)
+				return -1;
+			break;
+		case KZ_MAXPOOL:
+			if ((lb[i].idx = malloc(o * sizeof(int32_t))) == NULL)
+				return -1;
+			break;
+		case KZ_RES: {
+			size_t m = max_act(L[i].sub, L[i].nsub, 0) * B;
+
+			if ((lb[i].sub = calloc(L[i].nsub,
+			    sizeof(struct lbuf))) == NULL ||
+			    lbuf_alloc(L[i].sub, L[i].nsub, lb[i].sub, B) != 0)
+				return -1;
+			for (int g = 0; g < 3; g++)
+				if ((lb[i].g[g] = malloc(m * sizeof(float))) ==
+				    NULL)
+					return -1;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+static void
+lbuf_free(const struct kz_layer *L, int nl, struct lbuf *lb)
+{
+	if (lb == NULL)
+		return;
+	for (int i = 0; i < nl; i++) {
+		free(lb[i].out);
+		free(lb[i].aux);
+		free(lb[i].idx);
+		free(lb[i].mean);
+		free(lb[i].invstd);
+		for (int g = 0; g < 3; g++)
+			free(lb[i].g[g]);
+		if (L[i].type == KZ_RES)
+			lbuf_free(L[i].sub, L[i].nsub, lb[i].sub);
+		free(lb[i].sub);
+	}
+}
+
+static size_t
+conv_scratch(const struct kz_layer *L, int nl, size_t m)
+{
+	for (int i = 0; i < nl; i++) {
+		if (L[i].type == KZ_RES)
+			m = conv_scratch(L[i].sub, L[i].nsub, m);
+		if (L[i].type != KZ_CONV)
+			continue;
+		size_t per = (size_t)L[i].in.c * L[i].k * L[i].k *
+		    L[i].out.h * L[i].out.w;
+		m = per > m ? per : m;
+	}
+	return m;
+}
+
+struct kz_work *
+kz_work_new(const struct kz_net *n, int maxb)
+{
+	struct kz_work *w = calloc(1, sizeof(*w));
+	size_t m;
+
+	if (w == NULL)
+		return NULL;
+	w->maxb = maxb;
+	w->layers = n->layers;
+	w->nlayers = n->nlayers;
+	m = max_act(n->layers, n->nlayers, shape_size(n->in)) * maxb;
+	w->ncol = conv_scratch(n->layers, n->nlayers, 0);
+	if (w->ncol < CHUNK_FLOATS)
+		w->ncol = w->ncol * maxb < CHUNK_FLOATS ? w->ncol * maxb :
+		    CHUNK_FLOATS;
+	if ((w->lb = calloc(n->nlayers, sizeof(*w->lb))) == NULL ||
+	    lbuf_alloc(n->layers, n->nlayers, w->lb, maxb) != 0 ||
+	    (w->grad = calloc(n->nparams + 1, sizeof(float))) == NULL ||
+	    (w->d[0] = malloc(m * sizeof(float))) == NULL ||
+	    (w->d[1] = malloc(m * sizeof(float))) == NULL ||
+	    (w->col = malloc((w->ncol + 1) * sizeof(float))) == NULL ||
+	    (w->stats = calloc(n->nstate + 1, sizeof(float))) == NULL) {
+		kz_work_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+kz_work_free(struct kz_work *w)
+{
+	if (w == NULL)
+		return;
+	lbuf_free(w->layers, w->nlayers, w->lb);
+	free(w->lb);
+	free(w->grad);
+	free(w->d[0]);
+	free(w->d[1]);
+	free(w->col);
+	free(w->stats);
+	free(w);
+}
+
+float *
+kz_work_grad(struct kz_work *w)
+{
+	return w->grad;
+}
+
+void
+kz_work_zero_grad(struct kz_work *w, const struct kz_net *n)
+{
+	memset(w->grad, 0, n->nparams * sizeof(float));
+}
+
+const float *
+kz_work_batch_stats(const struct kz_work *w)
+{
+	return w->stats;
+}
+
+/* ---- convolution: im2col + sgemm ------------------------------------- */
+
+/* Samples per im2col chunk for layer L. */
+static int
+conv_chunk(const struct kz_layer *L, const struct kz_work *w, int B)
+{
+	size_t per = (size_t)L->in.c * L->k * L->k * L->out.h * L->out.w;
+	size_t c = w->ncol / per;
+
+	if (c < 1)
+		c = 1;
+	return c > (size_t)B ? B : (int)c;
+}
+
+/* col[(c*K + ki)*K + kj][(b - b0)*OHW + oy*OW + ox] = x[c][b][iy][ix],
+ * zero outside the input. */
+static void
+im2col(const struct kz_layer *L, const float *x, int B, int b0, int nb,
+    float *col)
+{
+	int K = L->k, S = L->stride, P = L->pad;
+	int H = L->in.h, W = L->in.w, OH = L->out.h, OW = L->out.w;
+	size_t ohw = (size_t)OH * OW, ncols = (size_t)nb * ohw;
+
+	for (int c = 0; c < L->in.c; c++)
+		for (int ki = 0; ki < K; ki++)
+			for (int kj = 0; kj < K; kj++) {
+				float *dst = col + ((size_t)(c * K + ki) * K +
+				    kj) * ncols;
+
+				for (int b = 0; b < nb; b++) {
+					const float *src = x + ((size_t)c * B +
+					    b0 + b) * H * W;
+
+					for (int oy = 0; oy < OH; oy++) {
+						int iy = oy * S - P + ki;
+						float *d = dst + b * ohw +
+						    (size_t)oy * OW;
+
+						if (iy < 0 || iy >= H) {
+							memset(d, 0, OW *
+							    sizeof(float));
+							continue;
+						}
+						const float *srow = src +
+						    (size_t)iy * W;
+						if (S == 1) {
+							/* ix = ox - P + kj: one
+							 * copy between zeros. */
+							int lo = P - kj, hi = W +
+							    P - kj;
+
+							lo = lo < 0 ? 0 : lo;
+							lo = lo > OW ? OW : lo;
+							hi = hi > OW ? OW : hi;
+							hi = hi < lo ? lo : hi;
+							memset(d, 0, lo *
+							    sizeof(float));
+							memcpy(d + lo, srow + lo -
+							    P + kj, (hi - lo) *
+							    sizeof(float));
+							memset(d + hi, 0, (OW -
+							    hi) * sizeof(float));
+							continue;
+						}
+						for (int ox = 0; ox < OW; ox++) {
+							int ix = ox * S - P + kj;
+
+							d[ox] = ix >= 0 && ix < W ?
+							    srow[ix] : 0;
+						}
+					}
+				}
+			}
+}
+
+/* The adjoint of im2col: adds col back into dx. */
+static void
+col2im(const struct kz_layer *L, const float *col, int B, int b0, int nb,
+    float *dx)
+{
+	int K = L->k, S = L->stride, P = L->pad;
+	int H = L->in.h, W = L->in.w, OH = L->out.h, OW = L->out.w;
+	size_t ohw = (size_t)OH * OW, ncols = (size_t)nb * ohw;
+
+	for (int c = 0; c < L->in.c; c++)
+		for (int ki = 0; ki < K; ki++)
+			for (int kj = 0; kj < K; kj++) {
+				const float *src = col + ((size_t)(c * K + ki) *
+				    K + kj) * ncols;
+
+				for (int b = 0; b < nb; b++) {
+					float *dst = dx + ((size_t)c * B + b0 +
+					    b) * H * W;
+
+					for (int oy = 0; oy < OH; oy++) {
+						int iy = oy * S - P + ki;
+						const float *s = src + b * ohw +
+						    (size_t)oy * OW;
+
+						if (iy < 0 || iy >= H)
+							continue;
+						float *drow = dst + (size_t)iy * W;
+						for (int ox = 0; ox < OW; ox++) {
+							int ix = ox * S - P + kj;
+
+							if (ix >= 0 && ix < W)
+								drow[ix] += s[ox];
+						}
+					}
+				}
+			}
+}
+
+/* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC] */
+static void
+conv_forward(const struct kz_net *n, const struct kz_layer *L,
+    struct kz_work *w, const float *x, float *y, int B)
+{
+	const float *W = n->params + L->w_off, *bias = n->params + L->b_off;
+	int ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
+	size_t ohw = (size_t)L->out.h * L->out.w;
+	for (int b0 = 0; b0 < B; b0 += chunk) {
+		int nb = B - b0 < chunk ? B - b0 : chunk;
+
+		im2col(L, x, B, b0, nb, w->col);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+		    L->out.c, nb * ohw, ckk, 1.0f, W, ckk, w->col, nb * ohw,
+		    0.0f, y + b0 * ohw, B * ohw);
+	}
+	for (int oc = 0; oc < L->out.c; oc++) {
+		float *row = y + (size_t)oc * B * ohw, bv = bias[oc];
+
+		for (size_t i = 0; i < B * ohw; i++)
+			row[i] += bv;
+	}
+}
+
+/* dy [OC][B][OH*OW] -> dW, db (accumulated), dx [C][B][H*W] (may be NULL) */
+static void
+conv_backward(const struct kz_net *n, const struct kz_layer *L,
+    struct kz_work *w, const float *x, const float *dy, float *dx, int B)
+{
+	const float *W = n->params + L->w_off;
+	float *dW = w->grad + L->w_off, *db = w->grad + L->b_off;
+	int ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
+	size_t ohw = (size_t)L->out.h * L->out.w;
+
+	for (int oc = 0; oc < L->out.c; oc++) {
+		const float *row = dy + (size_t)oc * B * ohw;
+		double s = 0;
+
+		for (size_t i = 0; i < B * ohw; i++)
+			s += row[i];
+		db[oc] += (float)s;
+	}
+	if (dx != NULL)
+		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
+	for (int b0 = 0; b0 < B; b0 += chunk) {
+		int nb = B - b0 < chunk ? B - b0 : chunk;
+
+		im2col(L, x, B, b0, nb, w->col);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->out.c,
+		    ckk, nb * ohw, 1.0f, dy + b0 * ohw, B * ohw, w->col,
+		    nb * ohw, 1.0f, dW, ckk);
+		if (dx == NULL)
+			continue;
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk,
+		    nb * ohw, L->out.c, 1.0f, W, ckk, dy + b0 * ohw, B * ohw,
+		    0.0f, w->col, nb * ohw);
+		col2im(L, w->col, B, b0, nb, dx);
+	}
+}
+
+/* ---- dense ------------------------------------------------------------ */
+
+/* x [F][B] -> y [N][B]; W [N][F], bias [N] */
+static void
+dense_forward(const struct kz_net *n, const struct kz_layer *L,
+    const float *x, float *y, int B)
+{
+	const float *W = n->params + L->w_off, *bias = n->params + L->b_off;
+	int F = (int)shape_size(L->in), N = L->out.c;
+
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, B, F, 1.0f,
+	    W, F, x, B, 0.0f, y, B);
+	for (int i = 0; i < N; i++)
+		for (int b = 0; b < B; b++)
+			y[(size_t)i * B + b] += bias[i];
+}
+
+static void
+dense_backward(const struct kz_net *n, const struct kz_layer *L,
+    struct kz_work *w, const float *x, const float *dy, float *dx, int B)
+{
+	const float *W = n->params + L->w_off;
+	float *dW = w->grad + L->w_off, *db = w->grad + L->b_off;
+	int F = (int)shape_size(L->in), N = L->out.c;
+
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, F, B, 1.0f,
+	    dy, B, x, B, 1.0f, dW, F);
+	for (int i = 0; i < N; i++) {
+		double s = 0;
+
+		for (int b = 0; b < B; b++)
+			s += dy[(size_t)i * B + b];
+		db[i] += (float)s;
+	}
+	if (dx != NULL)
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, B, N,
+		    1.0f, W, F, dy, B, 0.0f, dx, B);
+}
+
+/* ---- flatten: [C][B][HW] <-> [C*HW][B] -------------------------------- */
+
+static void
+flatten_forward(const struct kz_layer *L, const float *x, float *y, int B)
+{
+	int C = L->in.c, HW = L->in.h * L->in.w;
+
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+			for (int i = 0; i < HW; i++)
+				y[((size_t)c * HW + i) * B + b] =
+				    x[((size_t)c * B + b) * HW + i];
+}
+
+static void
+flatten_backward(const struct kz_layer *L, const float *dy, float *dx, int B)
+{
+	int C = L->in.c, HW = L->in.h * L->in.w;
+
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+			for (int i = 0; i < HW; i++)
+				dx[((size_t)c * B + b) * HW + i] =
+				    dy[((size_t)c * HW + i) * B + b];
+}
+
+/* ---- element-wise: ReLU, dropout ------------------------------------- */
+
+static void
+relu_forward(const float *x, float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+static void
+relu_backward(const float *y, const float *dy, float *dx, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dx[i] = y[i] > 0 ? dy[i] : 0;
+}
+
+static void
+dropout_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
+    float *y, size_t n, int train, struct kz_rng *rng)
+{
+	if (!train || L->p == 0) {
+		memcpy(y, x, n * sizeof(float));
+		for (size_t i = 0; i < n; i++)
+			lb->aux[i] = 1;
+		return;
+	}
+	float keep = 1.0f / (1.0f - L->p);
+	for (size_t i = 0; i < n; i++) {
+		lb->aux[i] = kz_rng_uniform(rng) >= L->p ? keep : 0;
+		y[i] = x[i] * lb->aux[i];
+	}
+}
+
+/* ---- pooling ------------------------------------------------------------- */
+
+static void
+pool_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
+    float *y, int B)
+{
+	int K = L->k, S = L->stride, H = L->in.h, W = L->in.w;
+	int OH = L->out.h, OW = L->out.w;
+	float inv = 1.0f / (K * K);
+
+	for (size_t p = 0; p < (size_t)L->in.c * B; p++) {
+		const float *src = x + p * H * W;
+		float *dst = y + p * OH * OW;
+
+		for (int oy = 0; oy < OH; oy++)
+			for (int ox = 0; ox < OW; ox++) {
+				int base = oy * S * W + ox * S;
+				float best = src[base], sum = 0;
+				int arg = base;
+
+				for (int i = 0; i < K; i++)
+					for (int j = 0; j < K; j++) {
+						int o = base + i * W + j;
+
+						sum += src[o];
+						if (src[o] > best) {
+							best = src[o];
+							arg = o;
+						}
+					}
+				if (L->type == KZ_MAXPOOL) {
+					dst[oy * OW + ox] = best;
+					lb->idx[p * OH * OW + oy * OW + ox] = arg;
+				} else {
+					dst[oy * OW + ox] = sum * inv;
+				}
+			}
+	}
+}
+
+static void
+pool_backward(const struct kz_layer *L, const struct lbuf *lb,
+    const float *dy, float *dx, int B)
+{
+	int K = L->k, S = L->stride, H = L->in.h, W = L->in.w;
+	int OH = L->out.h, OW = L->out.w;
+	float inv = 1.0f / (K * K);
+
+	memset(dx, 0, shape_size(L->in) * B * sizeof(float));
+	for (size_t p = 0; p < (size_t)L->in.c * B; p++) {
+		float *d = dx + p * H * W;
+		const float *g = dy + p * OH * OW;
+
+		for (int o = 0; o < OH * OW; o++) {
+			if (L->type == KZ_MAXPOOL) {
+				d[lb->idx[p * OH * OW + o]] += g[o];
+				continue;
+			}
+			int base = (o / OW) * S * W + (o % OW) * S;
+			for (int i = 0; i < K; i++)
+				for (int j = 0; j < K; j++)
+					d[base + i * W + j] += g[o] * inv;
+		}
+	}
+}
+
+static void
+gap_forward(const struct kz_layer *L, const float *x, float *y, int B)
+{
+	size_t hw = (size_t)L->in.h * L->in.w;
+
+	for (size_t p = 0; p < (size_t)L->in.c * B; p++) {
+		double s = 0;
+
+		for (size_t i = 0; i < hw; i++)
+			s += x[p * hw + i];
+		y[p] = (float)(s / hw);
+	}
+}
+
+static void
+gap_backward(const struct kz_layer *L, const float *dy, float *dx, int B)
+{
+	size_t hw = (size_t)L->in.h * L->in.w;
+
+	for (size_t p = 0; p < (size_t)L->in.c * B; p++)
+		for (size_t i = 0; i < hw; i++)
+			dx[p * hw + i] = dy[p] / hw;
+}
+
+/* ---- batch normalisation, per channel over batch and space ----------- */
+
+static void
+bn_forward(const struct kz_net *n, const struct kz_layer *L, struct lbuf *lb,
+    struct kz_work *w, const float *x, float *y, int B, int train)
+{
+	const float *gamma = n->params + L->w_off, *beta = n->params + L->b_off;
+	const float *rmean = n->state + L->s_off;
+	const float *rvar = rmean + L->in.c;
+	size_t m = (size_t)B * L->in.h * L->in.w;
+
+	for (int c = 0; c < L->in.c; c++) {
+		const float *xc = x + c * m;
+		float *yc = y + c * m, *xh = lb->aux + c * m;
+		double mean, var;
+
+		if (train) {
+			double s = 0, s2 = 0;
+
+			for (size_t i = 0; i < m; i++)
+				s += xc[i];
+			mean = s / m;
+			for (size_t i = 0; i < m; i++) {
+				double d = xc[i] - mean;
+				s2 += d * d;
+			}
+			var = s2 / m;
+			w->stats[L->s_off + c] = (float)mean;
+			w->stats[L->s_off + L->in.c + c] = (float)var;
+		} else {
+			mean = rmean[c];
+			var = rvar[c];
+		}
+		float inv = (float)(1.0 / sqrt(var + BN_EPS)), mu = (float)mean;
+		lb->mean[c] = mu;
+		lb->invstd[c] = inv;
+		for (size_t i = 0; i < m; i++) {
+			xh[i] = (xc[i] - mu) * inv;
+			yc[i] = gamma[c] * xh[i] + beta[c];
+		}
+	}
+}
+
+static void
+bn_backward(const struct kz_net *n, const struct kz_layer *L,
+    const struct lbuf *lb, struct kz_work *w, const float *dy, float *dx,
+    int B)
+{
+	const float *gamma = n->params + L->w_off;
+	float *dgamma = w->grad + L->w_off, *dbeta = w->grad + L->b_off;
+	size_t m = (size_t)B * L->in.h * L->in.w;
+
+	for (int c = 0; c < L->in.c; c++) {
+		const float *g = dy + c * m, *xh = lb->aux + c * m;
+		double sg = 0, sgx = 0;
+
+		for (size_t i = 0; i < m; i++) {
+			sg += g[i];
+			sgx += g[i] * xh[i];
+		}
+		dgamma[c] += (float)sgx;
+		dbeta[c] += (float)sg;
+		if (dx == NULL)
+			continue;
+		float k = gamma[c] * lb->invstd[c] / m;
+		float a = (float)sg, bb = (float)sgx;
+		for (size_t i = 0; i < m; i++)
+			dx[c * m + i] = k * (m * g[i] - a - xh[i] * bb);
+	}
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void layers_forward(const struct kz_net *, const struct kz_layer *,
+    int, struct lbuf *, struct kz_work *, const float *, int, int,
+    struct kz_rng *);
+
+static void
+res_forward(const struct kz_net *n, const struct kz_layer *L,
+    struct lbuf *lb, struct kz_work *w, const float *x, float *y, int B,
+    int train, struct kz_rng *rng)
+{
+	const struct kz_layer *S = L->sub;
+	struct lbuf *sb = lb->sub;
+	size_t size = shape_size(L->out) * B;
+
+	/* main: bn relu conv bn relu conv; shortcut: x or conv1x1(relu(bn x)) */
+	layers_forward(n, S, 6, sb, w, x, B, train, rng);
+	if (L->nsub == 7)
+		layers_forward(n, S + 6, 1, sb + 6, w, sb[1].out, B, train, rng);
+	const float *body = sb[5].out, *sc = L->nsub == 7 ? sb[6].out : x;
+	for (size_t i = 0; i < size; i++)
+		y[i] = body[i] + sc[i];
+}
+
+static void
+layer_forward(const struct kz_net *n, const struct kz_layer *L,
+    struct lbuf *lb, struct kz_work *w, const float *x, int B, int train,
+    struct kz_rng *rng)
+{
+	size_t on = shape_size(L->out) * B;
+
+	switch (L->type) {
+	case KZ_CONV: conv_forward(n, L, w, x, lb->out, B); break;
+	case KZ_DENSE: dense_forward(n, L, x, lb->out, B); break;
+	case KZ_FLATTEN: flatten_forward(L, x, lb->out, B); break;
+	case KZ_RELU: relu_forward(x, lb->out, on); break;
+	case KZ_DROPOUT: dropout_forward(L, lb, x, lb->out, on, train, rng);
+		break;
+	case KZ_MAXPOOL:
+	case KZ_AVGPOOL: pool_forward(L, lb, x, lb->out, B); break;
+	case KZ_GAP: gap_forward(L, x, lb->out, B); break;
+	case KZ_BN: bn_forward(n, L, lb, w, x, lb->out, B, train); break;
+	case KZ_RES: res_forward(n, L, lb, w, x, lb->out, B, train, rng);
+		break;
+	}
+}
+
+static void
+layers_forward(const struct kz_net *n, const struct kz_layer *L, int nl,
+    struct lbuf *lb, struct kz_work *w, const float *x, int B, int train,
+    struct kz_rng *rng)
+{
+	for (int i = 0; i < nl; i++) {
+		layer_forward(n, &L[i], &lb[i], w, x, B, train, rng);
+		x = lb[i].out;
+	}
+}
+
+static void layer_backward(const struct kz_net *, const struct kz_layer *,
+    struct lbuf *, struct kz_work *, const float *, const float *, float *,
+    int);
+
+static void
+res_backward(const struct kz_net *n, const struct kz_layer *L,
+    struct lbuf *lb, struct kz_work *w, const float *x, const float *dy,
+    float *dx, int B)
+{
+	const struct kz_layer *S = L->sub;
+	struct lbuf *sb = lb->sub;
+	float *g0 = lb->g[0], *g1 = lb->g[1], *ga = lb->g[2];
+	size_t na = shape_size(S[1].out) * B;
+
+	/* main path back to a = relu(bn(x)): dy -> conv2 -> relu -> bn -> conv1 */
+	layer_backward(n, &S[5], &sb[5], w, sb[4].out, dy, g0, B);
+	layer_backward(n, &S[4], &sb[4], w, sb[3].out, g0, g1, B);
+	layer_backward(n, &S[3], &sb[3], w, sb[2].out, g1, g0, B);
+	layer_backward(n, &S[2], &sb[2], w, sb[1].out, g0, ga, B);
+	if (L->nsub == 7) {
+		layer_backward(n, &S[6], &sb[6], w, sb[1].out, dy, g0, B);
+		for (size_t i = 0; i < na; i++)
+			ga[i] += g0[i];
+	}
+	if (dx == NULL) {
+		/* still needed for the BN parameter gradients */
+		layer_backward(n, &S[1], &sb[1], w, sb[0].out, ga, g1, B);
+		layer_backward(n, &S[0], &sb[0], w, x, g1, NULL, B);
+		return;
+	}
+	layer_backward(n, &S[1], &sb[1], w, sb[0].out, ga, g1, B);
+	layer_backward(n, &S[0], &sb[0], w, x, g1, dx, B);
+	if (L->nsub == 6) {
+		size_t nx = shape_size(L->in) * B;
+
+		for (size_t i = 0; i < nx; i++)
+			dx[i] += dy[i];
+	}
+}
+
+/* dy: gradient at L's output; x: L's input; writes dx (if not NULL). */
+static void
+layer_backward(const struct kz_net *n, const struct kz_layer *L,
+    struct lbuf *lb, struct kz_work *w, const float *x, const float *dy,
+    float *dx, int B)
+{
+	size_t on = shape_size(L->out) * B;
+
+	switch (L->type) {
+	case KZ_CONV: conv_backward(n, L, w, x, dy, dx, B); return;
+	case KZ_DENSE: dense_backward(n, L, w, x, dy, dx, B); return;
+	case KZ_BN: bn_backward(n, L, lb, w, dy, dx, B); return;
+	case KZ_RES: res_backward(n, L, lb, w, x, dy, dx, B); return;
+	default: break;
+	}
+	if (dx == NULL)
+		return;
+	switch (L->type) {
+	case KZ_FLATTEN: flatten_backward(L, dy, dx, B); break;
+	case KZ_RELU: relu_backward(lb->out, dy, dx, on); break;
+	case KZ_DROPOUT:
+		for (size_t i = 0; i < on; i++)
+			dx[i] = dy[i] * lb->aux[i];
+		break;
+	case KZ_MAXPOOL:
+	case KZ_AVGPOOL: pool_backward(L, lb, dy, dx, B); break;
+	case KZ_GAP: gap_backward(L, dy, dx, B); break;
+	default: break;
+	}
+}
+
+/* ---- the whole net ---------------------------------------------------- */
+
+const float *
+kz_net_forward(const struct kz_net *n, struct kz_work *w, const float *x,
+    int b, int train, struct kz_rng *rng)
+{
+	w->x = x;
+	w->b = b;
+	layers_forward(n, n->layers, n->nlayers, w->lb, w, x, b, train, rng);
+	return w->lb[n->nlayers - 1].out;
+}
+
+double
+kz_net_loss(const struct kz_net *n, struct kz_work *w, const int32_t *labels,
+    const float *weights, const float *soft, int B, float scale, int *correct)
+{
+	const float *z = w->lb[n->nlayers - 1].out;
+	float *dz = w->d[0];
+	int C = n->nclasses, right = 0;
+	double loss = 0;
+
+	for (int b = 0; b < B; b++) {
+		float mx = z[b];
+		int arg = 0;
+
+		for (int c = 1; c < C; c++)
+			if (z[(size_t)c * B + b] > mx) {
+				mx = z[(size_t)c * B + b];
+				arg = c;
+			}
+		right += arg == labels[b];
+		double s = 0;
+		for (int c = 0; c < C; c++)
+			s += exp(z[(size_t)c * B + b] - mx);
+		double lse = mx + log(s), wb = weights ? weights[b] : 1.0;
+		for (int c = 0; c < C; c++) {
+			double p = exp(z[(size_t)c * B + b] - lse);
+			double t = soft ? soft[(size_t)b * C + c] :
+			    (c == labels[b]);
+
+			if (t > 0)
+				loss -= wb * t * (z[(size_t)c * B + b] - lse);
+			dz[(size_t)c * B + b] = (float)(scale * wb * (p - t));
+		}
+	}
+	if (correct)
+		*correct = right;
+	return loss;
+}
+
+void
+kz_net_backward(const struct kz_net *n, struct kz_work *w, int B)
+{
+	float *dy = w->d[0], *dx = w->d[1];
+
+	for (int i = n->nlayers - 1; i >= 0; i--) {
+		const float *x = i > 0 ? w->lb[i - 1].out : w->x;
+		float *out = i > 0 ? dx : NULL;
+
+		layer_backward(n, &n->layers[i], &w->lb[i], w, x, dy, out, B);
+		float *t = dy;
+		dy = dx;
+		dx = t;
+	}
+}
+
+void
+kz_net_softmax(const struct kz_net *n, struct kz_work *w, int B, float *probs)
+{
+	const float *z = w->lb[n->nlayers - 1].out;
+	int C = n->nclasses;
+
+	for (int b = 0; b < B; b++) {
+		float mx = z[b];
+		double s = 0;
+
+		for (int c = 1; c < C; c++)
+			mx = z[(size_t)c * B + b] > mx ? z[(size_t)c * B + b] : mx;
+		for (int c = 0; c < C; c++) {
+			float e = expf(z[(size_t)c * B + b] - mx);
+
+			probs[(size_t)b * C + c] = e;
+			s += e;
+		}
+		for (int c = 0; c < C; c++)
+			probs[(size_t)b * C + c] /= (float)s;
+	}
+}
+
+/* ---- optimisers ------------------------------------------------------ */
+
+static void
+mark_decay(const struct kz_layer *L, int nl, uint8_t *d)
+{
+	for (int i = 0; i < nl; i++) {
+		if (L[i].type == KZ_RES)
+			mark_decay(L[i].sub, L[i].nsub, d);
+		else if (L[i].type == KZ_CONV || L[i].type == KZ_DENSE)
+			memset(d + L[i].w_off, 1, L[i].nw);
+	}
+}
+
+int
+kz_opt_init(struct kz_opt *o, const struct kz_net *n, struct kz_err *e)
+{
+	o->step = 0;
+	o->m = calloc(n->nparams + 1, sizeof(float));
+	o->v = calloc(n->nparams + 1, sizeof(float));
+	o->decay = calloc(n->nparams + 1, 1);
+	if (o->m == NULL || o->v == NULL || o->decay == NULL) {
+		kz_opt_free(o);
+		return kz_errf(e, "out of memory");
+	}
+	mark_decay(n->layers, n->nlayers, o->decay);
+	return 0;
+}
+
+void
+kz_opt_free(struct kz_opt *o)
+{
+	free(o->m);
+	free(o->v);
+	free(o->decay);
+	o->m = o->v = NULL;
+	o->decay = NULL;
+}
+
+void
+kz_opt_step(struct kz_opt *o, struct kz_net *n, const float *g, float lr)
+{
+	float *p = n->params, *m = o->m, *v = o->v;
+	size_t np = n->nparams;
+
+	o->step++;
+	switch (o->type) {
+	case KZ_SGD:
+		for (size_t i = 0; i < np; i++) {
+			float gi = g[i] + (o->decay[i] ? o->wd * p[i] : 0);
+
+			m[i] = o->momentum * m[i] + gi;
+			p[i] -= lr * (o->nesterov ? gi + o->momentum * m[i] :
+			    m[i]);
+		}
+		break;
+	case KZ_ADAM: {
+		/* AdamW: weight decay decoupled from the adaptive step. */
+		double c1 = 1 - pow(o->beta1, (double)o->step);
+		double c2 = 1 - pow(o->beta2, (double)o->step);
+		float a = (float)(lr * sqrt(c2) / c1);
+
+		for (size_t i = 0; i < np; i++) {
+			m[i] = o->beta1 * m[i] + (1 - o->beta1) * g[i];
+			v[i] = o->beta2 * v[i] + (1 - o->beta2) * g[i] * g[i];
+			p[i] -= a * m[i] / (sqrtf(v[i]) + o->eps) +
+			    (o->decay[i] ? lr * o->wd * p[i] : 0);
+		}
+		break;
+	}
+	case KZ_ADADELTA:
+		/* m: running E[g^2]; v: running E[dx^2] (Zeiler 2012). */
+		for (size_t i = 0; i < np; i++) {
+			float gi = g[i] + (o->decay[i] ? o->wd * p[i] : 0);
+
+			m[i] = o->rho * m[i] + (1 - o->rho) * gi * gi;
+			float dx = sqrtf(v[i] + o->eps) / sqrtf(m[i] + o->eps) *
+			    gi;
+			v[i] = o->rho * v[i] + (1 - o->rho) * dx * dx;
+			p[i] -= lr * dx;
+		}
+		break;
+	}
+}
