@@ -16,7 +16,7 @@
 
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
-#define CHUNK_FLOATS (1u << 22)	/* im2col scratch per convolution call */
+#define CHUNK_FLOATS (1u << 18)	/* im2col scratch per convolution call */
 #define MAX_LAYERS 256
 
 /* One layer's buffers inside a work. */
@@ -41,6 +41,43 @@ struct kz_work {
 	size_t ncol;
 	float *stats;		/* batch mean and var, laid out as state */
 };
+
+/* Sum of n floats in 16 fixed lanes: vectorisable, and the same order
+ * every run. */
+static double
+sum_floats(const float *restrict x, size_t n)
+{
+	float lane[16] = { 0 };
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		for (int j = 0; j < 16; j++)
+			lane[j] += x[i + j];
+	double s = 0;
+	for (int j = 0; j < 16; j++)
+		s += lane[j];
+	for (; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+/* Sum of x[i] * y[i], likewise. */
+static double
+dot_floats(const float *restrict x, const float *restrict y, size_t n)
+{
+	float lane[16] = { 0 };
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		for (int j = 0; j < 16; j++)
+			lane[j] += x[i + j] * y[i + j];
+	double s = 0;
+	for (int j = 0; j < 16; j++)
+		s += lane[j];
+	for (; i < n; i++)
+		s += (double)x[i] * y[i];
+	return s;
+}
 
 static size_t
 shape_size(struct kz_shape s)
@@ -635,21 +672,24 @@ im2col(const struct kz_layer *L, const float *x, int B, int b0, int nb,
 						    (size_t)iy * W;
 						if (S == 1) {
 							/* ix = ox - P + kj: one
-							 * copy between zeros. */
+							 * copy between zeros; rows
+							 * are short, so loops, not
+							 * library calls. */
 							int lo = P - kj, hi = W +
-							    P - kj;
+							    P - kj, ox;
 
 							lo = lo < 0 ? 0 : lo;
 							lo = lo > OW ? OW : lo;
 							hi = hi > OW ? OW : hi;
 							hi = hi < lo ? lo : hi;
-							memset(d, 0, lo *
-							    sizeof(float));
-							memcpy(d + lo, srow + lo -
-							    P + kj, (hi - lo) *
-							    sizeof(float));
-							memset(d + hi, 0, (OW -
-							    hi) * sizeof(float));
+							const float *sr = srow - P
+							    + kj;
+							for (ox = 0; ox < lo; ox++)
+								d[ox] = 0;
+							for (; ox < hi; ox++)
+								d[ox] = sr[ox];
+							for (; ox < OW; ox++)
+								d[ox] = 0;
 							continue;
 						}
 						for (int ox = 0; ox < OW; ox++) {
@@ -677,25 +717,35 @@ col2im(const struct kz_layer *L, const float *col, int B, int b0, int nb,
 			for (int kj = 0; kj < K; kj++) {
 				const float *src = col + ((size_t)(c * K + ki) *
 				    K + kj) * ncols;
+				/* Output columns whose input column is inside. */
+				int lo = 0, hi = OW;
 
+				while (lo < OW && lo * S - P + kj < 0)
+					lo++;
+				while (hi > lo && (hi - 1) * S - P + kj >= W)
+					hi--;
 				for (int b = 0; b < nb; b++) {
 					float *dst = dx + ((size_t)c * B + b0 +
 					    b) * H * W;
 
 					for (int oy = 0; oy < OH; oy++) {
 						int iy = oy * S - P + ki;
-						const float *s = src + b * ohw +
-						    (size_t)oy * OW;
 
 						if (iy < 0 || iy >= H)
 							continue;
-						float *drow = dst + (size_t)iy * W;
-						for (int ox = 0; ox < OW; ox++) {
-							int ix = ox * S - P + kj;
+						const float *restrict s = src +
+						    b * ohw + (size_t)oy * OW;
+						float *restrict d = dst +
+						    (size_t)iy * W - P + kj;
 
-							if (ix >= 0 && ix < W)
-								drow[ix] += s[ox];
-						}
+						if (S == 1)
+							for (int ox = lo; ox < hi;
+							    ox++)
+								d[ox] += s[ox];
+						else
+							for (int ox = lo; ox < hi;
+							    ox++)
+								d[ox * S] += s[ox];
 					}
 				}
 			}
@@ -735,14 +785,8 @@ conv_backward(const struct kz_net *n, const struct kz_layer *L,
 	int ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
-	for (int oc = 0; oc < L->out.c; oc++) {
-		const float *row = dy + (size_t)oc * B * ohw;
-		double s = 0;
-
-		for (size_t i = 0; i < B * ohw; i++)
-			s += row[i];
-		db[oc] += (float)s;
-	}
+	for (int oc = 0; oc < L->out.c; oc++)
+		db[oc] += (float)sum_floats(dy + (size_t)oc * B * ohw, B * ohw);
 	if (dx != NULL)
 		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -788,13 +832,8 @@ dense_backward(const struct kz_net *n, const struct kz_layer *L,
 
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, F, B, 1.0f,
 	    dy, B, x, B, 1.0f, dW, F);
-	for (int i = 0; i < N; i++) {
-		double s = 0;
-
-		for (int b = 0; b < B; b++)
-			s += dy[(size_t)i * B + b];
-		db[i] += (float)s;
-	}
+	for (int i = 0; i < N; i++)
+		db[i] += (float)sum_floats(dy + (size_t)i * B, B);
 	if (dx != NULL)
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, F, B, N,
 		    1.0f, W, F, dy, B, 0.0f, dx, B);
@@ -829,14 +868,15 @@ flatten_backward(const struct kz_layer *L, const float *dy, float *dx, int B)
 /* ---- element-wise: ReLU, dropout ------------------------------------- */
 
 static void
-relu_forward(const float *x, float *y, size_t n)
+relu_forward(const float *restrict x, float *restrict y, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		y[i] = x[i] > 0 ? x[i] : 0;
 }
 
 static void
-relu_backward(const float *y, const float *dy, float *dx, size_t n)
+relu_backward(const float *restrict y, const float *restrict dy,
+    float *restrict dx, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		dx[i] = y[i] > 0 ? dy[i] : 0;
@@ -852,9 +892,11 @@ dropout_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
 			lb->aux[i] = 1;
 		return;
 	}
+	/* 24 random bits per element are plenty. */
+	uint64_t cut = (uint64_t)(L->p * 16777216.0);
 	float keep = 1.0f / (1.0f - L->p);
 	for (size_t i = 0; i < n; i++) {
-		lb->aux[i] = kz_rng_uniform(rng) >= L->p ? keep : 0;
+		lb->aux[i] = (kz_rng_next(rng) >> 40) >= cut ? keep : 0;
 		y[i] = x[i] * lb->aux[i];
 	}
 }
@@ -873,6 +915,23 @@ pool_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
 		const float *src = x + p * H * W;
 		float *dst = y + p * OH * OW;
 
+		if (L->type == KZ_MAXPOOL && K == 2 && S == 2) {
+			/* The common case, without the general loops. */
+			int32_t *idx = lb->idx + p * OH * OW;
+
+			for (int oy = 0; oy < OH; oy++)
+				for (int ox = 0; ox < OW; ox++) {
+					int o = 2 * oy * W + 2 * ox, arg = o;
+					float v = src[o];
+
+					if (src[o + 1] > v) { v = src[o + 1]; arg = o + 1; }
+					if (src[o + W] > v) { v = src[o + W]; arg = o + W; }
+					if (src[o + W + 1] > v) { v = src[o + W + 1]; arg = o + W + 1; }
+					dst[oy * OW + ox] = v;
+					idx[oy * OW + ox] = arg;
+				}
+			continue;
+		}
 		for (int oy = 0; oy < OH; oy++)
 			for (int ox = 0; ox < OW; ox++) {
 				int base = oy * S * W + ox * S;
@@ -966,16 +1025,12 @@ bn_forward(const struct kz_net *n, const struct kz_layer *L, struct lbuf *lb,
 		double mean, var;
 
 		if (train) {
-			double s = 0, s2 = 0;
-
-			for (size_t i = 0; i < m; i++)
-				s += xc[i];
-			mean = s / m;
-			for (size_t i = 0; i < m; i++) {
-				double d = xc[i] - mean;
-				s2 += d * d;
-			}
-			var = s2 / m;
+			/* E[x^2] - mean^2 in double over float lanes; the
+			 * inputs here are O(1), so no cancellation to fear. */
+			mean = sum_floats(xc, m) / m;
+			var = dot_floats(xc, xc, m) / m - mean * mean;
+			if (var < 0)
+				var = 0;
 			w->stats[L->s_off + c] = (float)mean;
 			w->stats[L->s_off + L->in.c + c] = (float)var;
 		} else {
@@ -1003,12 +1058,7 @@ bn_backward(const struct kz_net *n, const struct kz_layer *L,
 
 	for (int c = 0; c < L->in.c; c++) {
 		const float *g = dy + c * m, *xh = lb->aux + c * m;
-		double sg = 0, sgx = 0;
-
-		for (size_t i = 0; i < m; i++) {
-			sg += g[i];
-			sgx += g[i] * xh[i];
-		}
+		double sg = sum_floats(g, m), sgx = dot_floats(g, xh, m);
 		dgamma[c] += (float)sgx;
 		dbeta[c] += (float)sg;
 		if (dx == NULL)
@@ -1022,9 +1072,9 @@ bn_backward(const struct kz_net *n, const struct kz_layer *L,
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static void layers_forward(const struct kz_net *, const struct kz_layer *,
-    int, struct lbuf *, struct kz_work *, const float *, int, int,
-    struct kz_rng *);
+static const float *layers_forward(const struct kz_net *,
+    const struct kz_layer *, int, struct lbuf *, struct kz_work *,
+    const float *, int, int, struct kz_rng *);
 
 static void
 res_forward(const struct kz_net *n, const struct kz_layer *L,
@@ -1067,15 +1117,21 @@ layer_forward(const struct kz_net *n, const struct kz_layer *L,
 	}
 }
 
-static void
+/* Returns the last layer's output.  In inference a dropout layer is
+ * the identity and passes its input on without a copy (the backward
+ * pass, which reads every layer's own buffer, runs only in training). */
+static const float *
 layers_forward(const struct kz_net *n, const struct kz_layer *L, int nl,
     struct lbuf *lb, struct kz_work *w, const float *x, int B, int train,
     struct kz_rng *rng)
 {
 	for (int i = 0; i < nl; i++) {
+		if (!train && L[i].type == KZ_DROPOUT)
+			continue;
 		layer_forward(n, &L[i], &lb[i], w, x, B, train, rng);
 		x = lb[i].out;
 	}
+	return x;
 }
 
 static void layer_backward(const struct kz_net *, const struct kz_layer *,
@@ -1157,8 +1213,8 @@ kz_net_forward(const struct kz_net *n, struct kz_work *w, const float *x,
 {
 	w->x = x;
 	w->b = b;
-	layers_forward(n, n->layers, n->nlayers, w->lb, w, x, b, train, rng);
-	return w->lb[n->nlayers - 1].out;
+	return layers_forward(n, n->layers, n->nlayers, w->lb, w, x, b, train,
+	    rng);
 }
 
 double

@@ -106,4 +106,139 @@ int kz_opt_init(struct kz_opt *o, const struct kz_net *n, struct kz_err *e);
 void kz_opt_step(struct kz_opt *o, struct kz_net *n, const float *g, float lr);
 void kz_opt_free(struct kz_opt *o);
 
+/* ---- model files (man kzm.5) ---------------------------------------- */
+
+#define KZM_MAGIC "\x8bKZM\r\n\x1a\n"
+#define KZM_VERSION 1
+
+enum kz_model_type { KZ_MODEL_KNN = 1, KZ_MODEL_NET = 2 };
+
+/* What a checkpoint adds to a model: enough to continue training. */
+struct kz_train_state {
+	int present;
+	uint32_t epoch;			/* epochs completed */
+	struct kz_rng rng;
+	uint64_t opt_step;
+	float *opt_m, *opt_v;		/* nparams each */
+	double best;			/* best validation accuracy so far */
+	float *best_params, *best_state;	/* NULL unless kept */
+	uint32_t best_epoch;
+};
+
+struct kz_model {
+	enum kz_model_type type;
+	char *arch;			/* "knn" or a net architecture */
+	uint32_t width, height, nclasses;
+	float mean, std;		/* input: (pixel / 255 - mean) / std */
+	char *command, *date;		/* how and when it was trained */
+	uint32_t knn_k;			/* kNN: neighbours */
+	int knn_distance;		/* kNN: 1 = weights 1/distance */
+	uint64_t n;			/* kNN: training records */
+	uint8_t *pixels;		/* kNN: n * width * height */
+	int32_t *labels;		/* kNN: n */
+	struct kz_net *net;		/* net models */
+	struct kz_train_state ts;	/* checkpoints only */
+};
+
+/* Writes m atomically (temporary file renamed over path); the last
+ * section holds a CRC-32 of everything before it. */
+int kz_model_write(const struct kz_model *m, const char *path,
+    struct kz_err *e);
+/* Reads and checks a model: magic, version, CRC, every section's size
+ * against the architecture, before anything is allocated from it. */
+int kz_model_read(const char *path, struct kz_model *m, struct kz_err *e);
+void kz_model_free(struct kz_model *m);
+
+/* ---- training ------------------------------------------------------- */
+
+/* A labelled stream held in memory as 8-bit pixels. */
+struct kz_dataset {
+	size_t n;
+	uint32_t width, height, nclasses;
+	uint8_t *pixels;		/* n * width * height */
+	int32_t *labels;		/* n */
+};
+
+/* Reads a whole stream ("-" for stdin); every record must be labelled
+ * and 8-bit.  nclasses comes from the header, else max label + 1. */
+int kz_dataset_read(const char *path, struct kz_dataset *d,
+    struct kz_err *e);
+void kz_dataset_free(struct kz_dataset *d);
+/* Mean and standard deviation of all pixels / 255. */
+void kz_dataset_stats(const struct kz_dataset *d, float *mean, float *std);
+
+/* On-the-fly augmentation, drawn per sample from the trainer's seeds. */
+struct kz_augment {
+	float shift;			/* pixels, uniform in [-shift, shift] */
+	float rotate;			/* degrees, uniform in [-r, r] */
+	float scale;			/* relative, uniform in [1-s, 1+s] */
+	int cutout;			/* side of a zeroed square, 0 = off */
+	float mixup;			/* Beta(a, a) mixing, 0 = off */
+};
+/* Parses "shift=2,rotate=10,scale=0.1,cutout=8,mixup=0.2". */
+int kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e);
+
+enum kz_schedule { KZ_SCHED_CONST, KZ_SCHED_STEP, KZ_SCHED_COSINE };
+enum kz_balance { KZ_BALANCE_NONE, KZ_BALANCE_SAMPLE, KZ_BALANCE_WEIGHT };
+
+struct kz_train_opts {
+	int epochs, batch, threads;
+	enum kz_opt_type opt;
+	float lr, momentum, wd, eps, rho;
+	int nesterov;
+	enum kz_schedule sched;
+	int step_epochs;		/* KZ_SCHED_STEP: every this many */
+	float gamma;			/* KZ_SCHED_STEP: factor */
+	int warmup;			/* epochs of linear warm-up */
+	enum kz_balance balance;
+	uint64_t seed;
+	struct kz_augment aug;
+};
+
+struct kz_epoch_stats {
+	double loss, acc;		/* training, over the epoch */
+	double seconds, images_per_s;
+	double lr;
+};
+
+struct kz_trainer;
+/* Prepares to train net on data (standardisation from the data). */
+struct kz_trainer *kz_trainer_new(struct kz_net *net,
+    const struct kz_dataset *data, const struct kz_train_opts *o,
+    float mean, float std, struct kz_err *e);
+/* Runs one epoch; progress (may be NULL) is called after each batch
+ * with the fraction done and the running loss and accuracy. */
+int kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
+    void (*progress)(void *, double done, double loss, double acc,
+    double img_s), void *arg);
+/* Accuracy of the net (inference mode) on d. */
+double kz_trainer_accuracy(struct kz_trainer *t, const struct kz_dataset *d);
+/* Checkpoint state in and out. */
+void kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts);
+void kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts);
+uint32_t kz_trainer_epochs_done(const struct kz_trainer *t);
+void kz_trainer_free(struct kz_trainer *t);
+
+/* ---- inference ------------------------------------------------------- */
+
+/* Runs fn(0..threads-1, arg) on threads threads (the caller is one of
+ * them) and waits for all. */
+void kz_parallel(int threads, void (*fn)(int, void *), void *arg);
+/* Number of online processors. */
+int kz_ncpu(void);
+
+/* Converts 8-bit pixels to the net's input: (p / 255 - mean) / std. */
+void kz_standardise(const uint8_t *p, size_t n, float mean, float std,
+    float *x);
+
+/* A model made ready to classify batches of up to maxb images. */
+struct kz_predictor;
+struct kz_predictor *kz_predictor_new(const struct kz_model *m, int threads,
+    int maxb, struct kz_err *e);
+/* Class probabilities ([n][nclasses]) of n <= maxb images of the
+ * model's geometry. */
+int kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
+    float *probs, struct kz_err *e);
+void kz_predictor_free(struct kz_predictor *p);
+
 #endif

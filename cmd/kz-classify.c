@@ -1,0 +1,192 @@
+/*
+ * kz-classify - add the k most probable classes of a model (or the
+ * average of several) to every record of a stream.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "net.h"
+
+#ifndef KZ_MODEL_DIR
+#define KZ_MODEL_DIR "models"
+#endif
+#define DEFAULT_MODEL KZ_MODEL_DIR "/kmnist.kzm"
+#define MAX_MODELS 32
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: kz-classify [-m model]... [-k predictions] "
+	    "[-b batch] [-t threads] [-o file]\n"
+	    "                   [file]\n");
+	exit(2);
+}
+
+static long
+number(const char *s, long lo, long hi, const char *what)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+		errx(2, "%s must be a number in %ld..%ld, not \"%s\"", what,
+		    lo, hi, s);
+	return v;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *paths[MAX_MODELS], *output = "-";
+	int nmodels = 0, k = -1, batch = 1000, threads = kz_ncpu(), ch;
+	struct kz_err e;
+
+	kz_ignore_sigpipe();
+	while ((ch = getopt(argc, argv, "m:k:b:t:o:")) != -1) {
+		switch (ch) {
+		case 'm':
+			if (nmodels == MAX_MODELS)
+				errx(2, "at most %d models", MAX_MODELS);
+			paths[nmodels++] = optarg;
+			break;
+		case 'k': k = (int)number(optarg, 1, KZ_MAX_K, "-k"); break;
+		case 'b': batch = (int)number(optarg, 1, 1 << 20, "-b"); break;
+		case 't': threads = (int)number(optarg, 1, 64, "-t"); break;
+		case 'o': output = optarg; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 1)
+		usage();
+	refuse_tty(output);
+	if (nmodels == 0) {
+		const char *env = getenv("KZ_MODEL");
+
+		paths[nmodels++] = env && *env ? env : DEFAULT_MODEL;
+	}
+
+	struct kz_model m[MAX_MODELS];
+	struct kz_predictor *pred[MAX_MODELS];
+	for (int i = 0; i < nmodels; i++) {
+		if (kz_model_read(paths[i], &m[i], &e) != 0)
+			errx(1, "%s", e.msg);
+		if (i > 0 && (m[i].width != m[0].width || m[i].height !=
+		    m[0].height || m[i].nclasses != m[0].nclasses))
+			errx(1, "%s: a %ux%u model of %u classes cannot join %s, "
+			    "%ux%u of %u", paths[i], m[i].width, m[i].height,
+			    m[i].nclasses, paths[0], m[0].width, m[0].height,
+			    m[0].nclasses);
+	}
+	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
+	if (r == NULL)
+		errx(1, "%s", e.msg);
+	const struct kz_header *h = kz_reader_header(r);
+	const char *name = kz_reader_name(r);
+	if (h->pixel != KZ_PIXEL_U8)
+		errx(1, "%s: models read 8-bit streams", name);
+	if (h->width != m[0].width || h->height != m[0].height)
+		errx(1, "%s: %ux%u images do not fit model %s (%ux%u); pass them "
+		    "through kz-norm --fit %ux%u", name, h->width, h->height,
+		    paths[0], m[0].width, m[0].height, m[0].width, m[0].height);
+	if (h->nclasses != 0 && h->nclasses != m[0].nclasses)
+		errx(1, "%s: %u classes, model %s has %u", name, h->nclasses,
+		    paths[0], m[0].nclasses);
+	for (int i = 0; i < nmodels; i++)
+		if ((pred[i] = kz_predictor_new(&m[i], threads, batch, &e)) ==
+		    NULL)
+			errx(1, "%s: %s", paths[i], e.msg);
+
+	int C = (int)m[0].nclasses;
+	if (k < 0)
+		k = C < 5 ? C : 5;
+	if (k > C)
+		k = C;
+	struct kz_header oh = *h;
+	oh.k = (uint16_t)k;
+	oh.nclasses = (uint32_t)C;
+	struct kz_record *in = kz_record_new(h), **out;
+	size_t npix = (size_t)h->width * h->height;
+	uint8_t *pix = malloc(batch * npix);
+	float *probs = malloc((size_t)batch * C * sizeof(float));
+	float *sum = malloc((size_t)batch * C * sizeof(float));
+	if (in == NULL || pix == NULL || probs == NULL || sum == NULL ||
+	    (out = calloc(batch, sizeof(*out))) == NULL)
+		err(1, NULL);
+	for (int i = 0; i < batch; i++)
+		if ((out[i] = kz_record_new(&oh)) == NULL)
+			err(1, NULL);
+	struct kz_writer *w = kz_writer_open(output, &oh, &e);
+	if (w == NULL)
+		errx(1, "%s", e.msg);
+
+	int rc = 1;
+	while (rc == 1) {
+		int n = 0;
+
+		while (n < batch && (rc = kz_reader_next(r, in, &e)) == 1) {
+			out[n]->index = in->index;
+			out[n]->label = in->label;
+			memcpy(pix + n * npix, in->pixels, npix);
+			memcpy(out[n]->pixels, in->pixels, npix);
+			n++;
+		}
+		if (rc < 0) {
+			kz_writer_abort(w);
+			errx(1, "%s", e.msg);
+		}
+		if (n == 0)
+			break;
+		for (int i = 0; i < nmodels; i++) {
+			if (kz_predict(pred[i], pix, n, i ? probs : sum, &e) != 0) {
+				kz_writer_abort(w);
+				errx(1, "%s: %s", paths[i], e.msg);
+			}
+			if (i > 0)
+				for (size_t j = 0; j < (size_t)n * C; j++)
+					sum[j] += probs[j];
+		}
+		for (int j = 0; j < n; j++) {
+			float *p = sum + (size_t)j * C;
+
+			/* The k best by selection: k is small. */
+			for (int q = 0; q < k; q++) {
+				int best = -1;
+
+				for (int c = 0; c < C; c++) {
+					int taken = 0;
+
+					for (int t = 0; t < q && !taken; t++)
+						taken = (int)out[j]->pred[t].cls == c;
+					if (!taken && (best < 0 || p[c] > p[best]))
+						best = c;
+				}
+				out[j]->pred[q].cls = (uint32_t)best;
+				out[j]->pred[q].score = p[best] / nmodels;
+			}
+			if (kz_writer_put(w, out[j], &e) != 0) {
+				kz_writer_abort(w);
+				die_write(&e);
+			}
+		}
+	}
+	if (kz_writer_close(w, &e) != 0)
+		die_write(&e);
+	for (int i = 0; i < nmodels; i++) {
+		kz_predictor_free(pred[i]);
+		kz_model_free(&m[i]);
+	}
+	for (int i = 0; i < batch; i++)
+		kz_record_free(out[i]);
+	free(out);
+	kz_record_free(in);
+	free(pix);
+	free(probs);
+	free(sum);
+	kz_reader_close(r);
+	return 0;
+}

@@ -1,0 +1,2 @@
+/* kz-norm - placeholder until written. */
+int main(void) { return 1; }

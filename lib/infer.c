@@ -1,0 +1,334 @@
+/* infer.c - classifying batches: nets sharded over threads, and exact
+ * k-nearest-neighbour search with sgemm. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "net.h"
+
+#define NET_CHUNK 256		/* images per forward pass */
+#define KNN_QUERY 512		/* queries per distance sgemm */
+#define KNN_MARGIN 16		/* float candidates beyond k */
+
+void openblas_set_num_threads(int);
+
+int
+kz_ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+struct par {
+	void (*fn)(int, void *);
+	void *arg;
+	int tid;
+};
+
+static void *
+par_main(void *p)
+{
+	struct par *q = p;
+
+	q->fn(q->tid, q->arg);
+	return NULL;
+}
+
+void
+kz_parallel(int threads, void (*fn)(int, void *), void *arg)
+{
+	pthread_t tid[256];
+	struct par p[256];
+	int started[256] = { 0 };
+
+	if (threads > 256)
+		threads = 256;
+	for (int t = 1; t < threads; t++) {
+		p[t] = (struct par){ fn, arg, t };
+		started[t] = pthread_create(&tid[t], NULL, par_main, &p[t]) == 0;
+		if (!started[t])
+			fn(t, arg);	/* no thread: do its share here */
+	}
+	fn(0, arg);
+	for (int t = 1; t < threads; t++)
+		if (started[t])
+			pthread_join(tid[t], NULL);
+}
+
+void
+kz_standardise(const uint8_t *p, size_t n, float mean, float std, float *x)
+{
+	float a = 1.0f / (255.0f * std), b = -mean / std;
+
+	for (size_t i = 0; i < n; i++)
+		x[i] = p[i] * a + b;
+}
+
+struct kz_predictor {
+	const struct kz_model *m;
+	int threads, maxb;
+	struct kz_work **work;		/* nets: one per thread */
+	float **x;			/* nets: input per thread */
+	float *train;			/* kNN: [n][d] as floats */
+	float *tnorm;			/* kNN: squared norms */
+	float *gram;			/* kNN: [KNN_QUERY][n] */
+	float *qx;			/* kNN: [KNN_QUERY][d] */
+	/* the current batch */
+	const uint8_t *pixels;
+	size_t n;
+	float *probs;
+};
+
+void
+kz_predictor_free(struct kz_predictor *p)
+{
+	if (p == NULL)
+		return;
+	for (int t = 0; p->work && t < p->threads; t++) {
+		kz_work_free(p->work[t]);
+		free(p->x[t]);
+	}
+	free(p->work);
+	free(p->x);
+	free(p->train);
+	free(p->tnorm);
+	free(p->gram);
+	free(p->qx);
+	free(p);
+}
+
+struct kz_predictor *
+kz_predictor_new(const struct kz_model *m, int threads, int maxb,
+    struct kz_err *e)
+{
+	struct kz_predictor *p = calloc(1, sizeof(*p));
+	size_t d = (size_t)m->width * m->height;
+
+	if (p == NULL)
+		goto oom;
+	p->m = m;
+	p->threads = threads < 1 ? 1 : threads;
+	p->maxb = maxb;
+	if (m->type == KZ_MODEL_NET) {
+		if ((p->work = calloc(p->threads, sizeof(*p->work))) == NULL ||
+		    (p->x = calloc(p->threads, sizeof(*p->x))) == NULL)
+			goto oom;
+		for (int t = 0; t < p->threads; t++)
+			if ((p->work[t] = kz_work_new(m->net, NET_CHUNK)) ==
+			    NULL || (p->x[t] = malloc(NET_CHUNK * d *
+			    sizeof(float))) == NULL)
+				goto oom;
+		return p;
+	}
+	if ((p->train = malloc(m->n * d * sizeof(float))) == NULL ||
+	    (p->tnorm = malloc(m->n * sizeof(float))) == NULL ||
+	    (p->gram = malloc((size_t)KNN_QUERY * m->n * sizeof(float))) ==
+	    NULL || (p->qx = malloc((size_t)KNN_QUERY * d * sizeof(float))) ==
+	    NULL)
+		goto oom;
+	for (size_t i = 0; i < m->n; i++) {
+		const uint8_t *s = m->pixels + i * d;
+		uint64_t nn = 0;
+
+		for (size_t j = 0; j < d; j++) {
+			p->train[i * d + j] = s[j];
+			nn += (uint64_t)s[j] * s[j];
+		}
+		p->tnorm[i] = (float)nn;
+	}
+	return p;
+oom:
+	kz_predictor_free(p);
+	kz_errf(e, "out of memory");
+	return NULL;
+}
+
+/* ---- nets ----------------------------------------------------------- */
+
+static void
+net_shard(int t, void *arg)
+{
+	struct kz_predictor *p = arg;
+	const struct kz_model *m = p->m;
+	size_t d = (size_t)m->width * m->height, C = m->nclasses;
+	size_t lo = p->n * t / p->threads, hi = p->n * (t + 1) / p->threads;
+
+	for (size_t i = lo; i < hi; i += NET_CHUNK) {
+		int b = hi - i < NET_CHUNK ? (int)(hi - i) : NET_CHUNK;
+
+		kz_standardise(p->pixels + i * d, b * d, m->mean, m->std,
+		    p->x[t]);
+		kz_net_forward(m->net, p->work[t], p->x[t], b, 0, NULL);
+		kz_net_softmax(m->net, p->work[t], b, p->probs + i * C);
+	}
+}
+
+/* ---- kNN ------------------------------------------------------------ */
+
+struct cand {
+	float d;
+	uint32_t i;
+};
+
+/* Exact squared distance in integers. */
+static uint64_t
+dist2(const uint8_t *a, const uint8_t *b, size_t d)
+{
+	uint64_t s = 0;
+
+	for (size_t j = 0; j < d; j++) {
+		int x = (int)a[j] - (int)b[j];
+		s += (uint64_t)(x * x);
+	}
+	return s;
+}
+
+struct exact {
+	uint64_t d;
+	uint32_t i;
+};
+
+static int
+exact_cmp(const void *a, const void *b)
+{
+	const struct exact *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Queries q0..q1 of the current sgemm block starting at query base. */
+struct knn_job {
+	struct kz_predictor *p;
+	size_t base, nq;
+};
+
+static void
+knn_select(int t, void *arg)
+{
+	struct knn_job *job = arg;
+	struct kz_predictor *p = job->p;
+	const struct kz_model *m = p->m;
+	size_t d = (size_t)m->width * m->height, C = m->nclasses;
+	int k = (int)m->knn_k;
+	int M = k + KNN_MARGIN;
+	struct cand heap[1024 + KNN_MARGIN];
+	struct exact ex[1024 + KNN_MARGIN];
+	size_t lo = job->nq * t / p->threads, hi = job->nq * (t + 1) /
+	    p->threads;
+
+	if ((uint64_t)M > m->n)
+		M = (int)m->n;
+	if (k > M)
+		k = M;
+	for (size_t q = lo; q < hi; q++) {
+		const float *g = p->gram + q * m->n;
+		const uint8_t *qp = p->pixels + (job->base + q) * d;
+		int h = 0;
+
+		/* A max-heap of the M smallest ||t||^2 - 2 x.t (||x||^2
+		 * is the same for every t of this query). */
+		for (uint32_t i = 0; i < m->n; i++) {
+			float v = p->tnorm[i] - 2 * g[i];
+
+			if (h < M) {
+				int c = h++;
+				while (c > 0 && heap[(c - 1) / 2].d < v) {
+					heap[c] = heap[(c - 1) / 2];
+					c = (c - 1) / 2;
+				}
+				heap[c] = (struct cand){ v, i };
+			} else if (v < heap[0].d) {
+				int c = 0;
+				for (;;) {
+					int l = 2 * c + 1, r = l + 1, big = c;
+					float bv = v;
+
+					if (l < h && heap[l].d > bv) {
+						big = l;
+						bv = heap[l].d;
+					}
+					if (r < h && heap[r].d > bv)
+						big = r;
+					if (big == c)
+						break;
+					heap[c] = heap[big];
+					c = big;
+				}
+				heap[c] = (struct cand){ v, i };
+			}
+		}
+		for (int j = 0; j < h; j++) {
+			ex[j].i = heap[j].i;
+			ex[j].d = dist2(qp, m->pixels + (size_t)heap[j].i * d, d);
+		}
+		qsort(ex, h, sizeof(*ex), exact_cmp);
+
+		float *pr = p->probs + (job->base + q) * C;
+		double wsum = 0;
+		int zero = 0;
+		memset(pr, 0, C * sizeof(float));
+		for (int j = 0; j < k; j++)
+			zero += ex[j].d == 0;
+		for (int j = 0; j < k; j++) {
+			double w = 1;
+
+			if (m->knn_distance)
+				w = zero ? (ex[j].d == 0) : 1.0 /
+				    sqrt((double)ex[j].d);
+			pr[m->labels[ex[j].i]] += (float)w;
+			wsum += w;
+		}
+		for (size_t c = 0; c < C; c++)
+			pr[c] = (float)(pr[c] / wsum);
+	}
+}
+
+static void
+knn_predict(struct kz_predictor *p)
+{
+	const struct kz_model *m = p->m;
+	size_t d = (size_t)m->width * m->height;
+
+	openblas_set_num_threads(p->threads);
+	for (size_t base = 0; base < p->n; base += KNN_QUERY) {
+		size_t nq = p->n - base < KNN_QUERY ? p->n - base : KNN_QUERY;
+		struct knn_job job = { p, base, nq };
+
+		for (size_t i = 0; i < nq * d; i++)
+			p->qx[i] = p->pixels[base * d + i];
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq,
+		    (int)m->n, (int)d, 1.0f, p->qx, (int)d, p->train, (int)d,
+		    0.0f, p->gram, (int)m->n);
+		openblas_set_num_threads(1);
+		kz_parallel(p->threads, knn_select, &job);
+		openblas_set_num_threads(p->threads);
+	}
+}
+
+int
+kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
+    float *probs, struct kz_err *e)
+{
+	if (n > (size_t)p->maxb)
+		return kz_errf(e, "batch of %zu is more than %d", n, p->maxb);
+	if (p->m->type == KZ_MODEL_KNN && p->m->knn_k > 1024)
+		return kz_errf(e, "k of %u neighbours is more than 1024",
+		    p->m->knn_k);
+	p->pixels = pixels;
+	p->n = n;
+	p->probs = probs;
+	if (p->m->type == KZ_MODEL_KNN) {
+		knn_predict(p);
+	} else {
+		openblas_set_num_threads(1);
+		kz_parallel(p->threads, net_shard, p);
+	}
+	return 0;
+}

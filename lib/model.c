@@ -1,0 +1,402 @@
+/* model.c - model files: tagged sections and a closing CRC-32. */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "net.h"
+#include "util.h"
+
+#define MODEL_MAX_BYTES ((size_t)16 << 30)
+#define META_MAX 65536
+
+static int
+put_section(struct kz_out *o, const char *tag, const void *data, size_t len,
+    uLong *crc, struct kz_err *e)
+{
+	uint8_t hdr[12];
+
+	memcpy(hdr, tag, 4);
+	put_le64(hdr + 4, len);
+	*crc = crc32(*crc, hdr, sizeof(hdr));
+	for (size_t off = 0; off < len; off += 1u << 30) {
+		size_t n = len - off > (1u << 30) ? 1u << 30 : len - off;
+		*crc = crc32(*crc, (const uint8_t *)data + off, (uInt)n);
+	}
+	if (kz_out_write(o, hdr, sizeof(hdr), e) != 0 ||
+	    kz_out_write(o, data, len, e) != 0)
+		return -1;
+	return 0;
+}
+
+/* Floats as little-endian bytes (the host order on every target we
+ * build for; checked at compile time below). */
+_Static_assert(sizeof(float) == 4, "float must be IEEE single");
+
+int
+kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
+{
+	struct kz_out o;
+	char meta[META_MAX];
+	uLong crc = crc32(0, NULL, 0);
+	int n;
+	uint8_t head[12];
+
+	n = snprintf(meta, sizeof(meta),
+	    "type=%s\narch=%s\nwidth=%u\nheight=%u\nclasses=%u\n"
+	    "mean=%.9g\nstd=%.9g\ncommand=%s\ndate=%s\n",
+	    m->type == KZ_MODEL_KNN ? "knn" : "net", m->arch, m->width,
+	    m->height, m->nclasses, m->mean, m->std,
+	    m->command ? m->command : "", m->date ? m->date : "");
+	if (m->type == KZ_MODEL_KNN)
+		n += snprintf(meta + n, sizeof(meta) - n,
+		    "knn_k=%u\nknn_weights=%s\nrecords=%llu\n", m->knn_k,
+		    m->knn_distance ? "distance" : "uniform",
+		    (unsigned long long)m->n);
+	if (m->ts.present)
+		n += snprintf(meta + n, sizeof(meta) - n,
+		    "epoch=%u\nopt_step=%llu\nrng=%llx,%llx,%llx,%llx\n"
+		    "best=%.9g\nbest_epoch=%u\n", m->ts.epoch,
+		    (unsigned long long)m->ts.opt_step,
+		    (unsigned long long)m->ts.rng.s[0],
+		    (unsigned long long)m->ts.rng.s[1],
+		    (unsigned long long)m->ts.rng.s[2],
+		    (unsigned long long)m->ts.rng.s[3], m->ts.best,
+		    m->ts.best_epoch);
+	if (n >= (int)sizeof(meta))
+		return kz_errf(e, "%s: model description too long", path);
+	if (kz_out_open(&o, path, e) != 0)
+		return -1;
+	memcpy(head, KZM_MAGIC, 8);
+	put_le32(head + 8, KZM_VERSION);
+	crc = crc32(crc, head, sizeof(head));
+	if (kz_out_write(&o, head, sizeof(head), e) != 0 ||
+	    put_section(&o, "META", meta, (size_t)n, &crc, e) != 0)
+		goto fail;
+	if (m->type == KZ_MODEL_KNN) {
+		if (put_section(&o, "KNNX", m->pixels, m->n * m->width *
+		    m->height, &crc, e) != 0 ||
+		    put_section(&o, "KNNY", m->labels, m->n * sizeof(int32_t),
+		    &crc, e) != 0)
+			goto fail;
+	} else {
+		const struct kz_net *net = m->net;
+
+		if (put_section(&o, "PARM", net->params, net->nparams * 4,
+		    &crc, e) != 0 ||
+		    put_section(&o, "STAT", net->state, net->nstate * 4, &crc,
+		    e) != 0)
+			goto fail;
+		if (m->ts.present && (put_section(&o, "OPTM", m->ts.opt_m,
+		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "OPTV",
+		    m->ts.opt_v, net->nparams * 4, &crc, e) != 0))
+			goto fail;
+		if (m->ts.present && m->ts.best_params != NULL &&
+		    (put_section(&o, "BSTP", m->ts.best_params,
+		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "BSTS",
+		    m->ts.best_state, net->nstate * 4, &crc, e) != 0))
+			goto fail;
+	}
+	uint8_t tail[16];
+	memcpy(tail, "CRC ", 4);
+	put_le64(tail + 4, 4);
+	put_le32(tail + 12, (uint32_t)crc);
+	if (kz_out_write(&o, tail, sizeof(tail), e) != 0)
+		goto fail;
+	if (kz_out_close(&o, e) != 0)
+		return -1;
+	return 0;
+fail:
+	kz_out_abort(&o);
+	return -1;
+}
+
+void
+kz_model_free(struct kz_model *m)
+{
+	free(m->arch);
+	free(m->command);
+	free(m->date);
+	free(m->pixels);
+	free(m->labels);
+	kz_net_free(m->net);
+	free(m->ts.opt_m);
+	free(m->ts.opt_v);
+	free(m->ts.best_params);
+	free(m->ts.best_state);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Finds key's value in the META text; copies it into out. */
+static int
+meta_get(const char *meta, size_t len, const char *key, char *out,
+    size_t outlen)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = meta; p < meta + len;) {
+		const char *nl = memchr(p, '\n', meta + len - p);
+		size_t ll = nl ? (size_t)(nl - p) : (size_t)(meta + len - p);
+
+		if (ll > klen && memcmp(p, key, klen) == 0 && p[klen] == '=') {
+			size_t vl = ll - klen - 1;
+
+			if (vl >= outlen)
+				vl = outlen - 1;
+			memcpy(out, p + klen + 1, vl);
+			out[vl] = '\0';
+			return 0;
+		}
+		p += ll + 1;
+	}
+	return -1;
+}
+
+static int
+meta_u32(const char *meta, size_t len, const char *key, uint32_t max,
+    uint32_t *v, const char *path, struct kz_err *e)
+{
+	char buf[64], *end;
+	unsigned long x;
+
+	if (meta_get(meta, len, key, buf, sizeof(buf)) != 0)
+		return kz_errf(e, "%s: model lacks \"%s\"", path, key);
+	x = strtoul(buf, &end, 10);
+	if (*buf == '\0' || *end != '\0' || x > max)
+		return kz_errf(e, "%s: model field %s=\"%s\" is out of range",
+		    path, key, buf);
+	*v = (uint32_t)x;
+	return 0;
+}
+
+struct section {
+	const uint8_t *data;
+	uint64_t len;
+};
+
+/* Copies a float section of exactly count floats into a new array. */
+static float *
+float_section(const struct section *s, size_t count, const char *path,
+    const char *tag, struct kz_err *e)
+{
+	float *f;
+
+	if (s->data == NULL || s->len != count * 4) {
+		kz_errf(e, "%s: section %s holds %llu bytes, the architecture "
+		    "needs %zu", path, tag, (unsigned long long)s->len,
+		    count * 4);
+		return NULL;
+	}
+	if ((f = malloc(count * 4 + 4)) == NULL) {
+		kz_errf(e, "%s: out of memory", path);
+		return NULL;
+	}
+	memcpy(f, s->data, count * 4);
+	return f;
+}
+
+int
+kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
+{
+	uint8_t *buf;
+	size_t len;
+	static const char *tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
+	    "OPTM", "OPTV", "BSTP", "BSTS" };
+	enum { META, KNNX, KNNY, PARM, STAT, OPTM, OPTV, BSTP, BSTS, NTAGS };
+	struct section sec[NTAGS] = { { 0 } };
+	char v[4096];
+
+	memset(m, 0, sizeof(*m));
+	if (kz_slurp(path, MODEL_MAX_BYTES, &buf, &len, e) != 0)
+		return -1;
+	if (len < 12 || memcmp(buf, KZM_MAGIC, 8) != 0) {
+		free(buf);
+		return kz_errf(e, "%s: not a kz model (bad magic)", path);
+	}
+	if (get_le32(buf + 8) != KZM_VERSION) {
+		free(buf);
+		return kz_errf(e, "%s: model version %u (this is %d)", path,
+		    get_le32(buf + 8), KZM_VERSION);
+	}
+	size_t off = 12;
+	int have_crc = 0;
+	while (off < len) {
+		if (len - off < 12) {
+			kz_errf(e, "%s: truncated at byte %zu (section "
+			    "header)", path, off);
+			goto fail;
+		}
+		uint64_t slen = get_le64(buf + off + 4);
+		if (slen > len - off - 12) {
+			kz_errf(e, "%s: truncated: section %.4s at byte %zu "
+			    "claims %llu bytes", path, buf + off, off,
+			    (unsigned long long)slen);
+			goto fail;
+		}
+		if (memcmp(buf + off, "CRC ", 4) == 0) {
+			uLong crc = crc32(0, NULL, 0);
+			for (size_t o = 0; o < off; o += 1u << 30)
+				crc = crc32(crc, buf + o, (uInt)(off - o >
+				    (1u << 30) ? 1u << 30 : off - o));
+			if (slen != 4 || off + 16 != len) {
+				kz_errf(e, "%s: damaged CRC section at byte %zu",
+				    path, off);
+				goto fail;
+			}
+			if (get_le32(buf + off + 12) != (uint32_t)crc) {
+				kz_errf(e, "%s: CRC mismatch: the model file is "
+				    "damaged", path);
+				goto fail;
+			}
+			have_crc = 1;
+			break;
+		}
+		for (int t = 0; t < NTAGS; t++)
+			if (memcmp(buf + off, tags[t], 4) == 0) {
+				sec[t].data = buf + off + 12;
+				sec[t].len = slen;
+			}
+		off += 12 + slen;
+	}
+	if (!have_crc) {
+		kz_errf(e, "%s: truncated (no CRC section at the end)", path);
+		goto fail;
+	}
+	if (sec[META].data == NULL) {
+		kz_errf(e, "%s: no META section", path);
+		goto fail;
+	}
+	const char *meta = (const char *)sec[META].data;
+	size_t ml = sec[META].len;
+	if (meta_u32(meta, ml, "width", KZ_MAX_DIM, &m->width, path, e) ||
+	    meta_u32(meta, ml, "height", KZ_MAX_DIM, &m->height, path, e) ||
+	    meta_u32(meta, ml, "classes", KZ_MAX_CLASSES, &m->nclasses, path,
+	    e))
+		goto fail;
+	if (m->width == 0 || m->height == 0 || m->nclasses == 0) {
+		kz_errf(e, "%s: model geometry %ux%u with %u classes", path,
+		    m->width, m->height, m->nclasses);
+		goto fail;
+	}
+	if (meta_get(meta, ml, "mean", v, sizeof(v)) == 0)
+		m->mean = strtof(v, NULL);
+	m->std = 1;
+	if (meta_get(meta, ml, "std", v, sizeof(v)) == 0)
+		m->std = strtof(v, NULL);
+	if (!(m->std > 0) || !(m->mean == m->mean)) {
+		kz_errf(e, "%s: bad standardisation statistics", path);
+		goto fail;
+	}
+	if (meta_get(meta, ml, "command", v, sizeof(v)) == 0)
+		m->command = strdup(v);
+	if (meta_get(meta, ml, "date", v, sizeof(v)) == 0)
+		m->date = strdup(v);
+	if (meta_get(meta, ml, "arch", v, sizeof(v)) != 0 ||
+	    (m->arch = strdup(v)) == NULL) {
+		kz_errf(e, "%s: model lacks its architecture", path);
+		goto fail;
+	}
+	if (meta_get(meta, ml, "type", v, sizeof(v)) != 0) {
+		kz_errf(e, "%s: model lacks its type", path);
+		goto fail;
+	}
+	size_t npix = (size_t)m->width * m->height;
+	if (strcmp(v, "knn") == 0) {
+		m->type = KZ_MODEL_KNN;
+		if (meta_u32(meta, ml, "knn_k", 1000, &m->knn_k, path, e))
+			goto fail;
+		m->knn_distance = meta_get(meta, ml, "knn_weights", v,
+		    sizeof(v)) == 0 && strcmp(v, "distance") == 0;
+		if (meta_get(meta, ml, "records", v, sizeof(v)) != 0) {
+			kz_errf(e, "%s: kNN model lacks its record count", path);
+			goto fail;
+		}
+		m->n = strtoull(v, NULL, 10);
+		if (m->n == 0 || m->knn_k == 0 || sec[KNNX].len != m->n * npix ||
+		    sec[KNNY].len != m->n * 4) {
+			kz_errf(e, "%s: kNN sections do not match %llu records "
+			    "of %ux%u", path, (unsigned long long)m->n,
+			    m->width, m->height);
+			goto fail;
+		}
+		m->pixels = malloc(sec[KNNX].len);
+		m->labels = malloc(sec[KNNY].len);
+		if (m->pixels == NULL || m->labels == NULL) {
+			kz_errf(e, "%s: out of memory", path);
+			goto fail;
+		}
+		memcpy(m->pixels, sec[KNNX].data, sec[KNNX].len);
+		for (uint64_t i = 0; i < m->n; i++) {
+			m->labels[i] = (int32_t)get_le32(sec[KNNY].data + 4 * i);
+			if (m->labels[i] < 0 ||
+			    (uint32_t)m->labels[i] >= m->nclasses) {
+				kz_errf(e, "%s: kNN record %llu has label %d of "
+				    "%u classes", path, (unsigned long long)i,
+				    m->labels[i], m->nclasses);
+				goto fail;
+			}
+		}
+	} else if (strcmp(v, "net") == 0) {
+		struct kz_shape in = { 1, (int)m->height, (int)m->width };
+
+		m->type = KZ_MODEL_NET;
+		if ((m->net = kz_net_new(m->arch, in, (int)m->nclasses, 0,
+		    e)) == NULL) {
+			kz_err_prefix(e, path);
+			goto fail;
+		}
+		float *p = float_section(&sec[PARM], m->net->nparams, path,
+		    "PARM", e);
+		if (p == NULL)
+			goto fail;
+		free(m->net->params);
+		m->net->params = p;
+		float *s = float_section(&sec[STAT], m->net->nstate, path,
+		    "STAT", e);
+		if (s == NULL)
+			goto fail;
+		free(m->net->state);
+		m->net->state = s;
+		if (meta_get(meta, ml, "epoch", v, sizeof(v)) == 0) {
+			struct kz_train_state *ts = &m->ts;
+			unsigned long long r[4];
+
+			ts->present = 1;
+			ts->epoch = (uint32_t)strtoul(v, NULL, 10);
+			if (meta_get(meta, ml, "opt_step", v, sizeof(v)) == 0)
+				ts->opt_step = strtoull(v, NULL, 10);
+			if (meta_get(meta, ml, "rng", v, sizeof(v)) != 0 ||
+			    sscanf(v, "%llx,%llx,%llx,%llx", &r[0], &r[1],
+			    &r[2], &r[3]) != 4) {
+				kz_errf(e, "%s: checkpoint lacks its random "
+				    "state", path);
+				goto fail;
+			}
+			for (int i = 0; i < 4; i++)
+				ts->rng.s[i] = r[i];
+			if (meta_get(meta, ml, "best", v, sizeof(v)) == 0)
+				ts->best = strtod(v, NULL);
+			if (meta_get(meta, ml, "best_epoch", v, sizeof(v)) == 0)
+				ts->best_epoch = (uint32_t)strtoul(v, NULL, 10);
+			if ((ts->opt_m = float_section(&sec[OPTM],
+			    m->net->nparams, path, "OPTM", e)) == NULL ||
+			    (ts->opt_v = float_section(&sec[OPTV],
+			    m->net->nparams, path, "OPTV", e)) == NULL)
+				goto fail;
+			if (sec[BSTP].data != NULL && ((ts->best_params =
+			    float_section(&sec[BSTP], m->net->nparams, path,
+			    "BSTP", e)) == NULL || (ts->best_state =
+			    float_section(&sec[BSTS], m->net->nstate, path,
+			    "BSTS", e)) == NULL))
+				goto fail;
+		}
+	} else {
+		kz_errf(e, "%s: unknown model type \"%s\"", path, v);
+		goto fail;
+	}
+	free(buf);
+	return 0;
+fail:
+	free(buf);
+	kz_model_free(m);
+	return -1;
+}

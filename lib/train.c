@@ -1,0 +1,603 @@
+/*
+ * train.c - mini-batch training, data-parallel over threads.
+ *
+ * Each step splits the batch into one shard per thread; every shard
+ * runs forward and backward with single-threaded BLAS on its own work
+ * buffers, and the gradients are summed in shard order, so that the
+ * same seed and thread count give the same model bit for bit.  Batch
+ * norm sees per-shard statistics ("ghost" batches, as data-parallel
+ * training elsewhere does).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "net.h"
+
+void openblas_set_num_threads(int);
+
+/* ---- datasets ---------------------------------------------------------- */
+
+int
+kz_dataset_read(const char *path, struct kz_dataset *d, struct kz_err *e)
+{
+	struct kz_reader *r;
+	struct kz_record *rec;
+	size_t cap = 0, npix;
+	int rc;
+	int32_t maxl = -1;
+
+	memset(d, 0, sizeof(*d));
+	if ((r = kz_reader_open(path, e)) == NULL)
+		return -1;
+	const struct kz_header *h = kz_reader_header(r);
+	if (h->pixel != KZ_PIXEL_U8) {
+		kz_errf(e, "%s: training needs 8-bit pixels", kz_reader_name(r));
+		kz_reader_close(r);
+		return -1;
+	}
+	d->width = h->width;
+	d->height = h->height;
+	npix = (size_t)h->width * h->height;
+	if ((rec = kz_record_new(h)) == NULL) {
+		kz_reader_close(r);
+		return kz_errf(e, "out of memory");
+	}
+	while ((rc = kz_reader_next(r, rec, e)) == 1) {
+		if (rec->label == KZ_LABEL_UNKNOWN) {
+			kz_errf(e, "%s: record %zu has no label", kz_reader_name(r),
+			    d->n);
+			rc = -1;
+			break;
+		}
+		if (d->n == cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			uint8_t *np = realloc(d->pixels, ncap * npix);
+			int32_t *nl = np ? realloc(d->labels, ncap * 4) : NULL;
+
+			if (np) d->pixels = np;
+			if (nl) d->labels = nl;
+			if (np == NULL || nl == NULL) {
+				kz_errf(e, "out of memory");
+				rc = -1;
+				break;
+			}
+			cap = ncap;
+		}
+		memcpy(d->pixels + d->n * npix, rec->pixels, npix);
+		d->labels[d->n++] = rec->label;
+		maxl = rec->label > maxl ? rec->label : maxl;
+	}
+	d->nclasses = h->nclasses ? h->nclasses : (uint32_t)(maxl + 1);
+	kz_record_free(rec);
+	kz_reader_close(r);
+	if (rc < 0) {
+		kz_dataset_free(d);
+		return -1;
+	}
+	if (d->n == 0) {
+		kz_dataset_free(d);
+		return kz_errf(e, "%s: no records", path);
+	}
+	return 0;
+}
+
+void
+kz_dataset_free(struct kz_dataset *d)
+{
+	free(d->pixels);
+	free(d->labels);
+	memset(d, 0, sizeof(*d));
+}
+
+void
+kz_dataset_stats(const struct kz_dataset *d, float *mean, float *std)
+{
+	uint64_t hist[256] = { 0 };
+	size_t total = d->n * d->width * d->height;
+	double s = 0, s2 = 0;
+
+	for (size_t i = 0; i < total; i++)
+		hist[d->pixels[i]]++;
+	for (int v = 0; v < 256; v++) {
+		double x = v / 255.0;
+
+		s += hist[v] * x;
+		s2 += hist[v] * x * x;
+	}
+	double m = s / total, var = s2 / total - m * m;
+	*mean = (float)m;
+	*std = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+}
+
+/* ---- augmentation -------------------------------------------------------- */
+
+int
+kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e)
+{
+	memset(a, 0, sizeof(*a));
+	while (*s) {
+		char key[32];
+		size_t n = strcspn(s, "=");
+		char *end;
+
+		if (n == 0 || n >= sizeof(key) || s[n] != '=')
+			return kz_errf(e, "augmentation \"%s\": expected "
+			    "name=value", s);
+		memcpy(key, s, n);
+		key[n] = '\0';
+		double v = strtod(s + n + 1, &end);
+		if (end == s + n + 1 || (*end && *end != ',') || v < 0)
+			return kz_errf(e, "augmentation %s: bad value", key);
+		if (strcmp(key, "shift") == 0 && v <= 64) a->shift = (float)v;
+		else if (strcmp(key, "rotate") == 0 && v <= 180) a->rotate = (float)v;
+		else if (strcmp(key, "scale") == 0 && v < 1) a->scale = (float)v;
+		else if (strcmp(key, "cutout") == 0 && v <= 256) a->cutout = (int)v;
+		else if (strcmp(key, "mixup") == 0 && v <= 10) a->mixup = (float)v;
+		else
+			return kz_errf(e, "augmentation \"%s\": unknown or out "
+			    "of range (shift, rotate, scale, cutout, mixup)", key);
+		s = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* Writes the standardised image, warped by a random rotation, scale and
+ * shift (bilinear, background outside) and with a random cutout. */
+static void
+augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
+    struct kz_rng *r, float mean, float std, float *dst)
+{
+	float bg = -mean / std, k = 1.0f / (255.0f * std);
+	int warp = a->shift > 0 || a->rotate > 0 || a->scale > 0;
+
+	if (!warp) {
+		kz_standardise(src, (size_t)W * H, mean, std, dst);
+	} else {
+		double th = (2 * kz_rng_uniform(r) - 1) * a->rotate * M_PI / 180;
+		double sc = 1 + (2 * kz_rng_uniform(r) - 1) * a->scale;
+		double tx = (2 * kz_rng_uniform(r) - 1) * a->shift;
+		double ty = (2 * kz_rng_uniform(r) - 1) * a->shift;
+		/* Inverse map: output (x, y) -> input, about the centre. */
+		double c = cos(th) / sc, s = sin(th) / sc;
+		double cx = (W - 1) / 2.0, cy = (H - 1) / 2.0;
+
+		for (int y = 0; y < H; y++)
+			for (int x = 0; x < W; x++) {
+				double dx = x - cx - tx, dy = y - cy - ty;
+				double sx = c * dx + s * dy + cx;
+				double sy = -s * dx + c * dy + cy;
+				int x0 = (int)floor(sx), y0 = (int)floor(sy);
+				double fx = sx - x0, fy = sy - y0, v = 0;
+
+				for (int j = 0; j < 2; j++)
+					for (int i = 0; i < 2; i++) {
+						int xi = x0 + i, yi = y0 + j;
+						double wgt = (i ? fx : 1 - fx) *
+						    (j ? fy : 1 - fy);
+
+						if (xi >= 0 && xi < W && yi >= 0 &&
+						    yi < H)
+							v += wgt * src[yi * W + xi];
+					}
+				dst[y * W + x] = (float)v * k + bg;
+			}
+	}
+	if (a->cutout > 0) {
+		int cx = (int)kz_rng_below(r, W), cy = (int)kz_rng_below(r, H);
+		int h = a->cutout / 2;
+
+		for (int y = cy - h; y < cy - h + a->cutout; y++)
+			for (int x = cx - h; x < cx - h + a->cutout; x++)
+				if (x >= 0 && x < W && y >= 0 && y < H)
+					dst[y * W + x] = bg;
+	}
+}
+
+/* Gamma(shape, 1) by Marsaglia and Tsang; Beta from two of them. */
+static double
+gamma_draw(struct kz_rng *r, double shape)
+{
+	if (shape < 1)
+		return gamma_draw(r, shape + 1) *
+		    pow(kz_rng_uniform(r) + 1e-300, 1 / shape);
+	double d = shape - 1.0 / 3, c = 1 / sqrt(9 * d);
+	for (;;) {
+		double x = kz_rng_normal(r), v = 1 + c * x;
+
+		if (v <= 0)
+			continue;
+		v = v * v * v;
+		double u = kz_rng_uniform(r);
+		if (log(u + 1e-300) < 0.5 * x * x + d - d * v + d * log(v))
+			return d * v;
+	}
+}
+
+/* ---- the trainer ---------------------------------------------------------- */
+
+struct shard {
+	struct kz_work *work;
+	float *x, *soft, *wts;
+	int32_t *y;
+	uint64_t seed;
+	int lo, hi;			/* positions in the batch */
+	double loss;
+	int correct;
+};
+
+struct kz_trainer {
+	struct kz_net *net;
+	const struct kz_dataset *data;
+	struct kz_train_opts o;
+	struct kz_opt opt;
+	int T;
+	struct shard *sh;
+	struct kz_rng rng;
+	uint32_t epoch;			/* epochs completed */
+	float mean, std;
+	float *class_w;			/* KZ_BALANCE_WEIGHT */
+	double *cdf;			/* KZ_BALANCE_SAMPLE */
+	uint32_t *order;		/* this epoch's sample indices */
+	int batch_n;			/* samples in the current batch */
+	/* evaluation */
+	const struct kz_dataset *eval;
+	size_t eval_correct[256];
+};
+
+void
+kz_trainer_free(struct kz_trainer *t)
+{
+	if (t == NULL)
+		return;
+	for (int s = 0; t->sh && s < t->T; s++) {
+		kz_work_free(t->sh[s].work);
+		free(t->sh[s].x);
+		free(t->sh[s].soft);
+		free(t->sh[s].wts);
+		free(t->sh[s].y);
+	}
+	free(t->sh);
+	kz_opt_free(&t->opt);
+	free(t->class_w);
+	free(t->cdf);
+	free(t->order);
+	free(t);
+}
+
+struct kz_trainer *
+kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
+    const struct kz_train_opts *o, float mean, float std, struct kz_err *e)
+{
+	struct kz_trainer *t = calloc(1, sizeof(*t));
+	size_t npix = (size_t)data->width * data->height;
+
+	if (t == NULL)
+		goto oom;
+	t->net = net;
+	t->data = data;
+	t->o = *o;
+	t->T = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
+	if (t->T > o->batch)
+		t->T = o->batch;
+	t->mean = mean;
+	t->std = std;
+	kz_rng_seed(&t->rng, o->seed);
+	t->opt.type = o->opt;
+	t->opt.lr = o->lr;
+	t->opt.momentum = o->momentum;
+	t->opt.wd = o->wd;
+	t->opt.nesterov = o->nesterov;
+	t->opt.beta1 = 0.9f;
+	t->opt.beta2 = 0.999f;
+	t->opt.eps = o->eps > 0 ? o->eps : (o->opt == KZ_ADADELTA ? 1e-6f :
+	    1e-8f);
+	t->opt.rho = o->rho > 0 ? o->rho : 0.95f;
+	if (kz_opt_init(&t->opt, net, e) != 0) {
+		free(t);
+		return NULL;
+	}
+	int per = (o->batch + t->T - 1) / t->T;
+	if ((t->sh = calloc(t->T, sizeof(*t->sh))) == NULL ||
+	    (t->order = malloc(data->n * sizeof(uint32_t))) == NULL)
+		goto oom;
+	for (int s = 0; s < t->T; s++) {
+		struct shard *sh = &t->sh[s];
+
+		if ((sh->work = kz_work_new(net, per)) == NULL ||
+		    (sh->x = malloc(per * npix * sizeof(float))) == NULL ||
+		    (sh->soft = malloc((size_t)per * net->nclasses *
+		    sizeof(float))) == NULL ||
+		    (sh->wts = malloc(per * sizeof(float))) == NULL ||
+		    (sh->y = malloc(per * sizeof(int32_t))) == NULL)
+			goto oom;
+	}
+	if (o->balance != KZ_BALANCE_NONE) {
+		size_t *count = calloc(data->nclasses, sizeof(size_t));
+		size_t present = 0;
+
+		if (count == NULL)
+			goto oom;
+		for (size_t i = 0; i < data->n; i++)
+			count[data->labels[i]]++;
+		for (uint32_t c = 0; c < data->nclasses; c++)
+			present += count[c] > 0;
+		if ((t->class_w = calloc(data->nclasses, sizeof(float))) ==
+		    NULL) {
+			free(count);
+			goto oom;
+		}
+		/* Weight n / (classes * count): 1 on average over samples. */
+		for (uint32_t c = 0; c < data->nclasses; c++)
+			t->class_w[c] = count[c] ? (float)((double)data->n /
+			    (present * count[c])) : 0;
+		if (o->balance == KZ_BALANCE_SAMPLE) {
+			if ((t->cdf = malloc(data->n * sizeof(double))) == NULL) {
+				free(count);
+				goto oom;
+			}
+			double acc = 0;
+			for (size_t i = 0; i < data->n; i++) {
+				acc += 1.0 / count[data->labels[i]];
+				t->cdf[i] = acc;
+			}
+		}
+		free(count);
+	}
+	return t;
+oom:
+	kz_trainer_free(t);
+	kz_errf(e, "out of memory");
+	return NULL;
+}
+
+uint32_t
+kz_trainer_epochs_done(const struct kz_trainer *t)
+{
+	return t->epoch;
+}
+
+void
+kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
+{
+	size_t np = t->net->nparams;
+
+	ts->present = 1;
+	ts->epoch = t->epoch;
+	ts->rng = t->rng;
+	ts->opt_step = t->opt.step;
+	if (ts->opt_m == NULL) {
+		ts->opt_m = malloc(np * sizeof(float) + 4);
+		ts->opt_v = malloc(np * sizeof(float) + 4);
+	}
+	if (ts->opt_m && ts->opt_v) {
+		memcpy(ts->opt_m, t->opt.m, np * sizeof(float));
+		memcpy(ts->opt_v, t->opt.v, np * sizeof(float));
+	}
+}
+
+void
+kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts)
+{
+	size_t np = t->net->nparams;
+
+	t->epoch = ts->epoch;
+	t->rng = ts->rng;
+	t->opt.step = ts->opt_step;
+	memcpy(t->opt.m, ts->opt_m, np * sizeof(float));
+	memcpy(t->opt.v, ts->opt_v, np * sizeof(float));
+}
+
+/* Learning rate at a fractional epoch position. */
+static double
+schedule_lr(const struct kz_train_opts *o, double epoch)
+{
+	double lr = o->lr;
+
+	if (o->warmup > 0 && epoch < o->warmup)
+		return lr * (epoch + 1e-3) / o->warmup;
+	switch (o->sched) {
+	case KZ_SCHED_STEP:
+		return lr * pow(o->gamma, floor(epoch / o->step_epochs));
+	case KZ_SCHED_COSINE: {
+		double span = o->epochs - o->warmup;
+		double pos = (epoch - o->warmup) / (span > 0 ? span : 1);
+		return lr * 0.5 * (1 + cos(M_PI * (pos > 1 ? 1 : pos)));
+	}
+	default:
+		return lr;
+	}
+}
+
+static void
+shard_step(int s, void *arg)
+{
+	struct kz_trainer *t = arg;
+	struct shard *sh = &t->sh[s];
+	const struct kz_dataset *d = t->data;
+	const struct kz_net *net = t->net;
+	size_t npix = (size_t)d->width * d->height;
+	int b = sh->hi - sh->lo, C = net->nclasses;
+	struct kz_rng r;
+	const float *soft = NULL;
+
+	kz_rng_seed(&r, sh->seed);
+	for (int i = 0; i < b; i++) {
+		uint32_t idx = t->order[sh->lo + i];
+
+		augment_image(d->pixels + idx * npix, (int)d->width,
+		    (int)d->height, &t->o.aug, &r, t->mean, t->std,
+		    sh->x + i * npix);
+		sh->y[i] = d->labels[idx];
+		sh->wts[i] = t->class_w && t->o.balance == KZ_BALANCE_WEIGHT ?
+		    t->class_w[sh->y[i]] : 1.0f;
+	}
+	if (t->o.aug.mixup > 0 && b > 1) {
+		/* Mix each sample with the next one (cyclically) of this
+		 * shard, the labels likewise: a shuffled batch's neighbour
+		 * is a random partner. */
+		double a = t->o.aug.mixup;
+		float *mixed = sh->soft;
+
+		memset(mixed, 0, (size_t)b * C * sizeof(float));
+		float *first = malloc(npix * sizeof(float));
+		if (first != NULL) {
+			memcpy(first, sh->x, npix * sizeof(float));
+			for (int i = 0; i < b; i++) {
+				double g1 = gamma_draw(&r, a), g2 = gamma_draw(&r, a);
+				float lam = (float)(g1 / (g1 + g2));
+				const float *other = i + 1 < b ? sh->x + (i + 1) *
+				    npix : first;
+				float *xi = sh->x + i * npix;
+
+				for (size_t j = 0; j < npix; j++)
+					xi[j] = lam * xi[j] + (1 - lam) * other[j];
+				mixed[(size_t)i * C + sh->y[i]] += lam;
+				mixed[(size_t)i * C + sh->y[(i + 1) % b]] += 1 - lam;
+			}
+			free(first);
+			soft = mixed;
+		}
+	}
+	kz_work_zero_grad(sh->work, net);
+	kz_net_forward(net, sh->work, sh->x, b, 1, &r);
+	sh->loss = kz_net_loss(net, sh->work, sh->y, sh->wts, soft, b,
+	    1.0f / t->batch_n, &sh->correct);
+	kz_net_backward(net, sh->work, b);
+}
+
+int
+kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
+    void (*progress)(void *, double, double, double, double), void *arg)
+{
+	const struct kz_dataset *d = t->data;
+	struct kz_net *net = t->net;
+	size_t n = d->n, done = 0;
+	double loss = 0;
+	size_t correct = 0;
+	struct timespec t0, t1;
+
+	openblas_set_num_threads(1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (t->cdf != NULL) {
+		/* Class-balanced: draw with replacement, each class alike. */
+		double total = t->cdf[n - 1];
+
+		for (size_t i = 0; i < n; i++) {
+			double u = kz_rng_uniform(&t->rng) * total;
+			size_t lo = 0, hi = n - 1;
+
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+
+				if (t->cdf[mid] > u) hi = mid;
+				else lo = mid + 1;
+			}
+			t->order[i] = (uint32_t)lo;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			t->order[i] = (uint32_t)i;
+		kz_rng_shuffle(&t->rng, t->order, n);
+	}
+	float *g = kz_work_grad(t->sh[0].work);
+	for (size_t start = 0; start < n; start += t->o.batch) {
+		int B = n - start < (size_t)t->o.batch ? (int)(n - start) :
+		    t->o.batch;
+		int T = t->T < B ? t->T : B;
+
+		t->batch_n = B;
+		for (int s = 0; s < T; s++) {
+			t->sh[s].lo = (int)start + B * s / T;
+			t->sh[s].hi = (int)start + B * (s + 1) / T;
+			t->sh[s].seed = kz_rng_next(&t->rng);
+		}
+		kz_parallel(T, shard_step, t);
+		/* Sum the shards' gradients in a fixed order. */
+		for (int s = 1; s < T; s++) {
+			const float *gs = kz_work_grad(t->sh[s].work);
+
+			for (size_t i = 0; i < net->nparams; i++)
+				g[i] += gs[i];
+		}
+		/* Running BN statistics from the shards' batch statistics. */
+		if (net->nstate > 0) {
+			for (size_t i = 0; i < net->nstate; i++) {
+				double v = 0;
+
+				for (int s = 0; s < T; s++)
+					v += kz_work_batch_stats(t->sh[s].work)[i];
+				v /= T;
+				net->state[i] = 0.9f * net->state[i] +
+				    0.1f * (float)v;
+			}
+		}
+		double epos = t->epoch + (double)start / n;
+		kz_opt_step(&t->opt, net, g, (float)schedule_lr(&t->o, epos));
+		for (int s = 0; s < T; s++) {
+			loss += t->sh[s].loss;
+			correct += t->sh[s].correct;
+		}
+		done += B;
+		if (progress != NULL) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			double el = (t1.tv_sec - t0.tv_sec) +
+			    (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+			progress(arg, (double)done / n, loss / done,
+			    (double)correct / done, done / (el > 0 ? el : 1e-9));
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	st->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) *
+	    1e-9;
+	st->loss = loss / n;
+	st->acc = (double)correct / n;
+	st->images_per_s = n / (st->seconds > 0 ? st->seconds : 1e-9);
+	st->lr = schedule_lr(&t->o, t->epoch);
+	t->epoch++;
+	return 0;
+}
+
+static void
+eval_shard(int s, void *arg)
+{
+	struct kz_trainer *t = arg;
+	const struct kz_dataset *d = t->eval;
+	struct shard *sh = &t->sh[s];
+	size_t npix = (size_t)d->width * d->height;
+	size_t lo = d->n * s / t->T, hi = d->n * (s + 1) / t->T;
+	int per = (t->o.batch + t->T - 1) / t->T, C = t->net->nclasses;
+	size_t right = 0;
+
+	for (size_t i = lo; i < hi; i += per) {
+		int b = hi - i < (size_t)per ? (int)(hi - i) : per;
+		const float *z;
+
+		kz_standardise(d->pixels + i * npix, b * npix, t->mean, t->std,
+		    sh->x);
+		z = kz_net_forward(t->net, sh->work, sh->x, b, 0, NULL);
+		for (int j = 0; j < b; j++) {
+			int arg = 0;
+
+			for (int c = 1; c < C; c++)
+				if (z[(size_t)c * b + j] > z[(size_t)arg * b + j])
+					arg = c;
+			right += arg == d->labels[i + j];
+		}
+	}
+	t->eval_correct[s] = right;
+}
+
+double
+kz_trainer_accuracy(struct kz_trainer *t, const struct kz_dataset *d)
+{
+	size_t right = 0;
+
+	openblas_set_num_threads(1);
+	t->eval = d;
+	kz_parallel(t->T, eval_shard, t);
+	for (int s = 0; s < t->T; s++)
+		right += t->eval_correct[s];
+	return d->n ? (double)right / d->n : 0;
+}
