@@ -26,7 +26,9 @@ endif
 # Deferred (=) so that `make demo` can install the packages first.
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(CFLAGS) $(SAN)
+SHAREDIR ?= $(PREFIX)/share/kz
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(CFLAGS) $(SAN) \
+	-DKZ_SHAREDIR='"$(SHAREDIR)"'
 LIBS = $(PKG_LIBS) -lm -lpthread
 
 PROGS = kz-unpack kz-info kz-label kz-show kz-split kz-train kz-classify kz-eval kz-norm
@@ -80,6 +82,8 @@ install: $(BINS)
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	for p in $(PROGS); do install -m 755 $(O)/bin/$$p $(DESTDIR)$(BINDIR)/$$p; done
 	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	if [ -f models/kmnist.kzm ]; then mkdir -p $(DESTDIR)$(SHAREDIR) && \
+	    install -m 644 models/kmnist.kzm $(DESTDIR)$(SHAREDIR)/; fi
 
 clean:
 	rm -rf build build-san out

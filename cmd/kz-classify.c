@@ -10,11 +10,39 @@
 #include "cmd.h"
 #include "net.h"
 
-#ifndef KZ_MODEL_DIR
-#define KZ_MODEL_DIR "models"
+#ifndef KZ_SHAREDIR
+#define KZ_SHAREDIR "/usr/local/share/kz"
 #endif
-#define DEFAULT_MODEL KZ_MODEL_DIR "/kmnist.kzm"
+#define DEFAULT_MODEL "kmnist.kzm"
 #define MAX_MODELS 32
+
+/* The shipped model: $KZ_MODEL, else models/ of the source tree this
+ * program was built in (build/bin/../../models), else the installed
+ * share directory. */
+static const char *
+default_model(void)
+{
+	static char path[4096 + 64];
+	const char *env = getenv("KZ_MODEL");
+	char exe[4096];
+	ssize_t n;
+
+	if (env != NULL && *env != '\0')
+		return env;
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			snprintf(path, sizeof(path), "%s/../../models/%s", exe,
+			    DEFAULT_MODEL);
+			if (access(path, R_OK) == 0)
+				return path;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s", KZ_SHAREDIR, DEFAULT_MODEL);
+	return path;
+}
 
 static void
 usage(void)
@@ -64,11 +92,8 @@ main(int argc, char *argv[])
 	if (argc > 1)
 		usage();
 	refuse_tty(output);
-	if (nmodels == 0) {
-		const char *env = getenv("KZ_MODEL");
-
-		paths[nmodels++] = env && *env ? env : DEFAULT_MODEL;
-	}
+	if (nmodels == 0)
+		paths[nmodels++] = default_model();
 
 	struct kz_model m[MAX_MODELS];
 	struct kz_predictor *pred[MAX_MODELS];

@@ -236,6 +236,29 @@ int kz_pgm_write(FILE *fp, const struct kz_image *img, struct kz_err *e);
 /* Must be called once before any PNM function (wraps pm_init). */
 void kz_pnm_init(const char *progname);
 
+/* ---- normalisation (kz-norm) ------------------------------------------ */
+
+/* 1 when the image is dark ink on a light ground (a light border). */
+int kz_norm_polarity(const struct kz_image *img);
+void kz_norm_invert(struct kz_image *img);
+/* Maps the darkest pixel to 0 and the lightest to 255. */
+void kz_norm_stretch(struct kz_image *img);
+/* Bounding box {x, y, w, h} of pixels above threshold; -1 if none. */
+int kz_norm_bbox(const struct kz_image *img, uint8_t threshold,
+    uint32_t box[4]);
+int kz_norm_crop(struct kz_image *img, const uint32_t box[4]);
+/* Resizes to w x h: area averaging down, bilinear up, per axis. */
+int kz_norm_resize(struct kz_image *img, uint32_t w, uint32_t h);
+/* Shears the ink upright by its second moments (mu11 / mu02). */
+int kz_norm_deskew(struct kz_image *img);
+/* Scales to fit inside w x h less margin on each side, keeping the
+ * aspect ratio, and centres the result on a black w x h image. */
+int kz_norm_fit(struct kz_image *img, uint32_t w, uint32_t h,
+    uint32_t margin);
+/* Shifts the ink's centre of mass to the image centre. */
+int kz_norm_centre(struct kz_image *img);
+/* The functions returning int give -1 only when out of memory. */
+
 /* ---- Kuzushiji-Kanji trees: kkanji2/U+XXXX/NAME.png ---------------------- */
 
 struct kz_tree_entry {

@@ -30,3 +30,51 @@ if [ -f "$D/kkanji.tar.gz" ]; then
 	echo "== kz-unpack: Kuzushiji-Kanji kkanji.tar.gz (140,424 PNGs) to a stream; target < 10 s"
 	hyperfine -N -w 0 -r 3 -n kanji "kz-unpack -o /dev/null $D/kkanji.tar.gz"
 fi
+
+B=$(mktemp -d "${TMPDIR:-/tmp}/kz-bench.XXXXXX")
+trap 'rm -rf "$B"' EXIT
+PEER="/usr/bin/python3 $(dirname "$0")/bench_peer.py"
+kz-unpack -o "$B/train.kz" "$D/kmnist-train-imgs.npz" "$D/kmnist-train-labels.npz"
+kz-unpack -o "$B/test.kz" "$D/kmnist-test-imgs.npz" "$D/kmnist-test-labels.npz"
+
+echo "== kNN, k 4, distance-weighted, full KMNIST: kz (unpack + train + classify) vs scikit-learn; target >= 3x"
+s=$(date +%s.%N)
+kz-unpack "$D/kmnist-train-imgs.npz" "$D/kmnist-train-labels.npz" | kz-train -q -a knn -k 4 -o "$B/knn.kzm"
+acc=$(kz-unpack "$D/kmnist-test-imgs.npz" "$D/kmnist-test-labels.npz" | kz-classify -m "$B/knn.kzm" | kz-eval -t |
+    awk -F'\t' '$1 == "accuracy" { printf "%.2f", 100 * $2 }')
+e=$(date +%s.%N)
+kzt=$(echo "$e - $s" | bc)
+echo "kz knn: $acc% in $kzt s"
+pk=$($PEER knn "$D")
+echo "$pk"
+skt=$(echo "$pk" | sed 's/.* in \([0-9.]*\) s.*/\1/')
+echo "speed-up: $(echo "scale=2; $skt / $kzt" | bc)x"
+
+SIMPLE=cnn:conv32k3,relu,conv64k3,relu,maxpool2,drop0.25,dense128,relu,drop0.5
+echo "== Keras simple CNN: training images/s, kz-train vs PyTorch (Adadelta, batch 128, 2 threads); target >= 1.75x"
+kz-split -n 4 -o "$B/q" "$B/train.kz"
+line=$(kz-train -t 2 -a $SIMPLE --opt adadelta -e 1 -b 128 -o "$B/simple.kzm" "$B/q.0.kz" 2>&1 | grep '^epoch')
+kzs=$(echo "$line" | sed 's/.*  \([0-9]*\) img\/s.*/\1/')
+echo "kz train: $kzs img/s (15000 images), $(echo "scale=1; $kzs * 72 / 1000" | bc) GFLOP/s at 72 MFLOP per image"
+pt=$($PEER torch-train "$D" 15000)
+echo "$pt"
+pts=$(echo "$pt" | sed 's/torch train: \([0-9]*\) img.*/\1/')
+echo "training speed-up: $(echo "scale=2; $kzs / $pts" | bc)x"
+
+echo "== Keras simple CNN: inference images/s (batch 1000), kz-classify vs PyTorch; target >= 3x"
+s=$(date +%s.%N)
+kz-classify -t 2 -b 1000 -m "$B/simple.kzm" "$B/test.kz" >/dev/null
+e=$(date +%s.%N)
+kzi=$(echo "10000 / ($e - $s)" | bc)
+echo "kz infer: $kzi img/s (10000 images end to end: model and stream read included), $(echo "scale=1; $kzi * 24 / 1000" | bc) GFLOP/s at 24 MFLOP per image"
+pi=$($PEER torch-infer "$D")
+echo "$pi"
+pis=$(echo "$pi" | sed 's/torch infer: \([0-9]*\) img.*/\1/')
+echo "inference speed-up: $(echo "scale=2; $kzi / $pis" | bc)x"
+
+echo "== kz-classify memory: flat with stream length (10,000 vs 100,000 records)"
+for i in 1 2 3 4 5 6 7 8 9 10; do cat "$B/test.kz"; done >"$B/test100k.kz"
+for f in test test100k; do
+	/usr/bin/time -f "%M" -o "$B/rss" kz-classify -m "$B/simple.kzm" "$B/$f.kz" >/dev/null
+	echo "$f: $(kz-info -t "$B/$f.kz" | awk -F'\t' '$1 == "records" { print $2 }') records, peak RSS $(cat "$B/rss") KiB"
+done

@@ -13,7 +13,7 @@ trap 'rm -rf "$T"' EXIT INT TERM
 # Sanitizer reports exit with 86, never with a status our errors use.
 ASAN_OPTIONS=exitcode=86:detect_leaks=1
 UBSAN_OPTIONS=exitcode=86:print_stacktrace=1
-export PATH KZ_DATA ASAN_OPTIONS UBSAN_OPTIONS
+export PATH KZ_DATA ASAN_OPTIONS UBSAN_OPTIONS TESTS
 . "$TESTS/lib.sh"
 if [ $# -eq 0 ]; then
 	set -- "$TESTS"/t-*.sh

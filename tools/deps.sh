@@ -3,7 +3,7 @@
 # (apt-get, as root or through sudo).  With "bench", also the peers that
 # `make bench` measures against.
 set -eu
-PKGS="gcc make pkg-config zlib1g-dev libpng-dev libnetpbm-dev libopenblas-dev
+PKGS="gcc make pkg-config zlib1g-dev libpng-dev libnetpbm-dev libopenblas-dev bc
 mandoc python3 gzip tar dataset-fashion-mnist bsdutils"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine"

@@ -1,0 +1,281 @@
+/*
+ * norm.c - making a character image look like the datasets' images:
+ * white ink on black, cropped, deskewed, fitted and centred.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kz.h"
+
+int
+kz_norm_polarity(const struct kz_image *img)
+{
+	uint64_t s = 0, n = 0;
+	uint32_t w = img->width, h = img->height;
+
+	for (uint32_t x = 0; x < w; x++) {
+		s += img->pixels[x] + img->pixels[(size_t)(h - 1) * w + x];
+		n += 2;
+	}
+	for (uint32_t y = 0; y < h; y++) {
+		s += img->pixels[(size_t)y * w] + img->pixels[(size_t)y * w +
+		    w - 1];
+		n += 2;
+	}
+	/* A light border means dark ink on paper. */
+	return s > 128 * n;
+}
+
+void
+kz_norm_invert(struct kz_image *img)
+{
+	size_t n = (size_t)img->width * img->height;
+
+	for (size_t i = 0; i < n; i++)
+		img->pixels[i] = 255 - img->pixels[i];
+}
+
+void
+kz_norm_stretch(struct kz_image *img)
+{
+	size_t n = (size_t)img->width * img->height;
+	uint8_t lo = 255, hi = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		lo = img->pixels[i] < lo ? img->pixels[i] : lo;
+		hi = img->pixels[i] > hi ? img->pixels[i] : hi;
+	}
+	if (hi <= lo)
+		return;
+	for (size_t i = 0; i < n; i++)
+		img->pixels[i] = (uint8_t)((img->pixels[i] - lo) * 255 /
+		    (hi - lo));
+}
+
+int
+kz_norm_bbox(const struct kz_image *img, uint8_t threshold, uint32_t box[4])
+{
+	uint32_t x0 = img->width, y0 = img->height, x1 = 0, y1 = 0;
+
+	for (uint32_t y = 0; y < img->height; y++)
+		for (uint32_t x = 0; x < img->width; x++)
+			if (img->pixels[(size_t)y * img->width + x] > threshold) {
+				x0 = x < x0 ? x : x0;
+				x1 = x > x1 ? x : x1;
+				y0 = y < y0 ? y : y0;
+				y1 = y > y1 ? y : y1;
+			}
+	if (x0 > x1)
+		return -1;
+	box[0] = x0;
+	box[1] = y0;
+	box[2] = x1 - x0 + 1;
+	box[3] = y1 - y0 + 1;
+	return 0;
+}
+
+int
+kz_norm_crop(struct kz_image *img, const uint32_t box[4])
+{
+	uint8_t *p = malloc((size_t)box[2] * box[3]);
+
+	if (p == NULL)
+		return -1;
+	for (uint32_t y = 0; y < box[3]; y++)
+		memcpy(p + (size_t)y * box[2], img->pixels + (size_t)(box[1] +
+		    y) * img->width + box[0], box[2]);
+	free(img->pixels);
+	img->pixels = p;
+	img->width = box[2];
+	img->height = box[3];
+	return 0;
+}
+
+/* Resamples one axis: n source samples (stride ss) into m (stride ds).
+ * Shrinking averages the covered area; growing interpolates linearly. */
+static void
+resample_line(const float *s, size_t n, size_t ss, float *d, size_t m,
+    size_t ds)
+{
+	if (m <= n) {
+		double scale = (double)n / m;
+
+		for (size_t j = 0; j < m; j++) {
+			double a = j * scale, b = a + scale, sum = 0;
+
+			for (size_t i = (size_t)a; i < n && i < b; i++) {
+				double lo = i > a ? i : a, hi = i + 1 < b ? i + 1 : b;
+
+				sum += (hi - lo) * s[i * ss];
+			}
+			d[j * ds] = (float)(sum / scale);
+		}
+		return;
+	}
+	double scale = (double)n / m;
+	for (size_t j = 0; j < m; j++) {
+		double x = (j + 0.5) * scale - 0.5;
+		long i = (long)floor(x);
+		double f = x - i;
+		float a = s[(size_t)(i < 0 ? 0 : i) * ss];
+		float b = s[(size_t)(i + 1 >= (long)n ? (long)n - 1 : i + 1) * ss];
+
+		d[j * ds] = (float)((1 - f) * a + f * b);
+	}
+}
+
+int
+kz_norm_resize(struct kz_image *img, uint32_t w, uint32_t h)
+{
+	size_t sw = img->width, sh = img->height;
+	float *a = malloc(sw * sh * sizeof(float));
+	float *b = malloc((size_t)w * sh * sizeof(float));
+	float *c = malloc((size_t)w * h * sizeof(float));
+	uint8_t *p = malloc((size_t)w * h);
+
+	if (a == NULL || b == NULL || c == NULL || p == NULL) {
+		free(a); free(b); free(c); free(p);
+		return -1;
+	}
+	for (size_t i = 0; i < sw * sh; i++)
+		a[i] = img->pixels[i];
+	for (size_t y = 0; y < sh; y++)
+		resample_line(a + y * sw, sw, 1, b + y * w, w, 1);
+	for (size_t x = 0; x < w; x++)
+		resample_line(b + x, sh, w, c + x, h, w);
+	for (size_t i = 0; i < (size_t)w * h; i++) {
+		float v = c[i] + 0.5f;
+		p[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+	}
+	free(a);
+	free(b);
+	free(c);
+	free(img->pixels);
+	img->pixels = p;
+	img->width = w;
+	img->height = h;
+	return 0;
+}
+
+/* Bilinear sample, black outside. */
+static float
+sample(const struct kz_image *img, double x, double y)
+{
+	long x0 = (long)floor(x), y0 = (long)floor(y);
+	double fx = x - x0, fy = y - y0, v = 0;
+
+	for (int j = 0; j < 2; j++)
+		for (int i = 0; i < 2; i++) {
+			long xi = x0 + i, yi = y0 + j;
+
+			if (xi >= 0 && xi < (long)img->width && yi >= 0 &&
+			    yi < (long)img->height)
+				v += (i ? fx : 1 - fx) * (j ? fy : 1 - fy) *
+				    img->pixels[(size_t)yi * img->width + xi];
+		}
+	return (float)v;
+}
+
+/* Centre of mass and central second moments of the ink. */
+static int
+moments(const struct kz_image *img, double *cx, double *cy, double *mu11,
+    double *mu02)
+{
+	double m = 0, sx = 0, sy = 0, sxy = 0, syy = 0;
+
+	for (uint32_t y = 0; y < img->height; y++)
+		for (uint32_t x = 0; x < img->width; x++) {
+			double v = img->pixels[(size_t)y * img->width + x];
+
+			m += v;
+			sx += v * x;
+			sy += v * y;
+			sxy += v * x * y;
+			syy += v * y * y;
+		}
+	if (m == 0)
+		return -1;
+	*cx = sx / m;
+	*cy = sy / m;
+	*mu11 = sxy / m - *cx * *cy;
+	*mu02 = syy / m - *cy * *cy;
+	return 0;
+}
+
+int
+kz_norm_deskew(struct kz_image *img)
+{
+	double cx, cy, mu11, mu02;
+	size_t n = (size_t)img->width * img->height;
+
+	if (moments(img, &cx, &cy, &mu11, &mu02) != 0 || mu02 < 1e-6)
+		return 0;
+	/* Shear x by the slant so that the ink's principal axis stands
+	 * upright: x' = x + skew * (y - cy). */
+	double skew = mu11 / mu02;
+	uint8_t *p = malloc(n);
+	if (p == NULL)
+		return -1;
+	for (uint32_t y = 0; y < img->height; y++)
+		for (uint32_t x = 0; x < img->width; x++) {
+			float v = sample(img, x + skew * (y - cy), y) + 0.5f;
+			p[(size_t)y * img->width + x] = (uint8_t)(v > 255 ? 255 : v);
+		}
+	free(img->pixels);
+	img->pixels = p;
+	return 0;
+}
+
+int
+kz_norm_fit(struct kz_image *img, uint32_t w, uint32_t h, uint32_t margin)
+{
+	uint32_t iw = w > 2 * margin ? w - 2 * margin : 1;
+	uint32_t ih = h > 2 * margin ? h - 2 * margin : 1;
+	double s = (double)iw / img->width;
+	uint32_t nw, nh;
+
+	if ((double)ih / img->height < s)
+		s = (double)ih / img->height;
+	nw = (uint32_t)(img->width * s + 0.5);
+	nh = (uint32_t)(img->height * s + 0.5);
+	nw = nw < 1 ? 1 : nw > w ? w : nw;
+	nh = nh < 1 ? 1 : nh > h ? h : nh;
+	if (kz_norm_resize(img, nw, nh) != 0)
+		return -1;
+	uint8_t *p = calloc((size_t)w * h, 1);
+	if (p == NULL)
+		return -1;
+	uint32_t ox = (w - nw) / 2, oy = (h - nh) / 2;
+	for (uint32_t y = 0; y < nh; y++)
+		memcpy(p + (size_t)(oy + y) * w + ox, img->pixels +
+		    (size_t)y * nw, nw);
+	free(img->pixels);
+	img->pixels = p;
+	img->width = w;
+	img->height = h;
+	return 0;
+}
+
+int
+kz_norm_centre(struct kz_image *img)
+{
+	double cx, cy, mu11, mu02;
+	size_t n = (size_t)img->width * img->height;
+
+	if (moments(img, &cx, &cy, &mu11, &mu02) != 0)
+		return 0;
+	double dx = cx - (img->width - 1) / 2.0, dy = cy - (img->height - 1) /
+	    2.0;
+	uint8_t *p = malloc(n);
+	if (p == NULL)
+		return -1;
+	for (uint32_t y = 0; y < img->height; y++)
+		for (uint32_t x = 0; x < img->width; x++) {
+			float v = sample(img, x + dx, y + dy) + 0.5f;
+			p[(size_t)y * img->width + x] = (uint8_t)(v > 255 ? 255 : v);
+		}
+	free(img->pixels);
+	img->pixels = p;
+	return 0;
+}

@@ -1,0 +1,156 @@
+# t-learn.sh - kz-split, kz-train, kz-classify, kz-eval and model files,
+# checked against computations made here independently (Python).
+D=$KZ_DATA
+if have_data kmnist-train-imgs.npz kmnist-train-labels.npz; then
+	kz-unpack "$D/kmnist-train-imgs.npz" "$D/kmnist-train-labels.npz" >"$T/train.kz"
+	# Small real sets: 2000 to train, 1000 to test, disjoint.
+	kz-split -n 30 -o "$T/sh" "$T/train.kz"
+	cat "$T/sh.0.kz" >"$T/small.kz"
+	kz-split -c 200 -s 3 -o "$T/s2k.kz" "$T/small.kz" >/dev/null 2>&1
+	kz-split -c 100 -s 4 -o "$T/s1k.kz" "$T/sh.1.kz" >/dev/null 2>&1
+	t_eq "kz-split -c 200: 2000 records, 200 per class" "2000 200" \
+	    "$(info records "$T/s2k.kz") $(kz-info -t "$T/s2k.kz" | awk -F'\t' '$1 == "class" && $2 == 7 { print $3 }')"
+
+	# kNN against a brute force in Python: 600 training, 100 queries.
+	kz-split -c 60 -s 5 -o "$T/k600.kz" "$T/sh.2.kz" >/dev/null 2>&1
+	kz-split -c 10 -s 6 -o "$T/q100.kz" "$T/sh.3.kz" >/dev/null 2>&1
+	kz-train -q -a knn -k 4 -o "$T/knn.kzm" "$T/k600.kz"
+	kz-classify -m "$T/knn.kzm" -k 3 "$T/q100.kz" >"$T/q.kz"
+	t_eq "kNN (k 4, distance-weighted) equals a Python brute force" "100 of 100 agree" "$("$PY" - "$T/k600.kz" "$T/q.kz" <<'PY'
+import math, struct, sys
+sys.path.insert(0, __import__("os").environ["TESTS"])
+import kzpy
+train = [(l, px) for _, l, px in kzpy.records(sys.argv[1])]
+data = open(sys.argv[2], "rb").read()
+k = struct.unpack_from("<H", data, 14)[0]
+size = 12 + 8 * k + 784
+agree = n = 0
+for off in range(32, len(data), size):
+    label = struct.unpack_from("<i", data, off + 8)[0]
+    cls, score = struct.unpack_from("<If", data, off + 12)
+    q = data[off + 12 + 8 * k:off + size]
+    d = sorted((sum((a - b) ** 2 for a, b in zip(q, px)), i, l) for i, (l, px) in enumerate(train))[:4]
+    votes = {}
+    for dd, i, l in d:
+        votes[l] = votes.get(l, 0) + (1 / math.sqrt(dd) if dd else 1e30)
+    best = max(votes, key=lambda c: (votes[c], -c))
+    p = votes[best] / sum(votes.values())
+    n += 1
+    agree += best == cls and abs(p - score) < 1e-4
+print("%d of %d agree" % (agree, n))
+PY
+)"
+	# An MLP on 2000 real images beats 80% on 1000 others.
+	kz-train -q -a mlp:128 -e 15 -t 2 -o "$T/mlp.kzm" "$T/s2k.kz"
+	kz-classify -m "$T/mlp.kzm" "$T/s1k.kz" >"$T/c.kz"
+	acc=$(kz-eval -t "$T/c.kz" | awk -F'\t' '$1 == "accuracy" { print $2 }')
+	t_eq "MLP on 2000 images: above 80% on 1000 others ($acc)" yes \
+	    "$(awk -v a="$acc" 'BEGIN { print a > 0.80 ? "yes" : "no" }')"
+	# kz-eval's figures against Python's count from the stream.
+	t_eq "kz-eval accuracy equals an independent count" "$("$PY" - "$T/c.kz" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(); k = struct.unpack_from("<H", d, 14)[0]; size = 12 + 8 * k + 784
+r = [struct.unpack_from("<iI", d, o + 8) for o in range(32, len(d), size)]
+print("%.6f" % (sum(a == b for a, b in r) / len(r)))
+PY
+)" "$acc"
+	# A small CNN on the same data beats the MLP.
+	kz-train -q -a cnn:conv16k3,relu,maxpool2,conv32k3,relu,maxpool2,dense64,relu -e 15 -t 2 \
+	    -o "$T/cnn.kzm" "$T/s2k.kz"
+	cacc=$(kz-classify -m "$T/cnn.kzm" "$T/s1k.kz" | kz-eval -t | awk -F'\t' '$1 == "accuracy" { print $2 }')
+	t_eq "small CNN ($cacc) beats the MLP ($acc) on the same data" yes \
+	    "$(awk -v a="$acc" -v c="$cacc" 'BEGIN { print c > a ? "yes" : "no" }')"
+
+	# Determinism: same seed and threads, same bytes.
+	export SOURCE_DATE_EPOCH=1700000000
+	kz-train -q -a mlp:64,drop0.2 -e 2 -t 2 --seed 9 -o "$T/d1.kzm" "$T/s2k.kz"
+	kz-train -q -a mlp:64,drop0.2 -e 2 -t 2 --seed 9 -o "$T/d2.kzm" "$T/s2k.kz"
+	t_eq "same seed and threads: identical model bytes" "$(md5sum <"$T/d1.kzm")" "$(md5sum <"$T/d2.kzm")"
+	kz-train -q -a mlp:64,drop0.2 -e 2 -t 2 --seed 10 -o "$T/d3.kzm" "$T/s2k.kz"
+	t_eq "another seed: other bytes" no "$(cmp -s "$T/d1.kzm" "$T/d3.kzm" && echo same || echo no)"
+	kz-train -q -a cnn:conv8k3,bn,relu,maxpool2,drop0.1 -e 1 -t 2 --seed 9 --augment shift=2,rotate=5 -o "$T/e1.kzm" "$T/s2k.kz"
+	kz-train -q -a cnn:conv8k3,bn,relu,maxpool2,drop0.1 -e 1 -t 2 --seed 9 --augment shift=2,rotate=5 -o "$T/e2.kzm" "$T/s2k.kz"
+	t_eq "CNN with BN and augmentation: identical model bytes" "$(md5sum <"$T/e1.kzm")" "$(md5sum <"$T/e2.kzm")"
+	unset SOURCE_DATE_EPOCH
+
+	# Model files: damage is found.
+	cp "$T/mlp.kzm" "$T/flip.kzm"
+	printf '\377' | dd of="$T/flip.kzm" bs=1 seek=5000 conv=notrunc 2>/dev/null
+	t_fails "flipped byte in a model: CRC error" "CRC mismatch" kz-classify -m "$T/flip.kzm" "$T/s1k.kz"
+	head -c 4000 "$T/mlp.kzm" >"$T/trunc.kzm"
+	t_fails "truncated model" "truncated" kz-classify -m "$T/trunc.kzm" "$T/s1k.kz"
+	t_fails "not a model" "not a kz model" kz-classify -m "$T/s1k.kz" "$T/s1k.kz"
+	kz-norm -r 20x20 "$T/s1k.kz" >"$T/s20.kz"
+	t_fails "a stream of another geometry: error before output" "20x20 images do not fit model" \
+	    kz-classify -m "$T/mlp.kzm" -o "$T/never.kz" "$T/s20.kz"
+	t_eq "... and no output file" no "$([ -e "$T/never.kz" ] && echo yes || echo no)"
+	"$PY" "$TESTS/kzpy.py" make "$T/c3.kz" 28 28 3 0 1 2
+	t_fails "a stream of another class count" "3 classes, model .* has 10" kz-classify -m "$T/mlp.kzm" "$T/c3.kz"
+	t_fails "ensemble of models that do not fit together" "cannot join" \
+	    sh -c "kz-train -q -a mlp:8 -e 1 -o '$T/m20.kzm' '$T/s20.kz' && kz-classify -m '$T/mlp.kzm' -m '$T/m20.kzm' '$T/s1k.kz'"
+
+	# Ensemble: two models' average.
+	kz-classify -m "$T/mlp.kzm" -m "$T/cnn.kzm" -k 1 "$T/s1k.kz" >"$T/ens.kz"
+	t_eq "ensemble classifies every record" 1000 "$(info records "$T/ens.kz")"
+
+	# kill -9 during training with a checkpoint, then resume.
+	kz-train -q -a mlp:256 -e 200 -t 2 --checkpoint "$T/ck.kzm" -o "$T/killed.kzm" "$T/s2k.kz" &
+	pid=$!
+	i=0
+	while [ ! -f "$T/ck.kzm" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+	sleep 0.3
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	t_eq "killed run left no model and no temporary file" "" "$(ls "$T" | grep -E 'killed|tmp')"
+	t_ok "checkpoint after kill -9 is a valid model" kz-classify -m "$T/ck.kzm" -o "$T/ckc.kz" "$T/s1k.kz"
+	done_epochs=$(grep -a '^epoch=' "$T/ck.kzm" | cut -d= -f2)
+	t_ok "resume finishes the run" kz-train -q -a mlp:256 -e $((done_epochs + 2)) -t 2 --resume "$T/ck.kzm" \
+	    -o "$T/resumed.kzm" "$T/s2k.kz"
+	t_ok "the resumed model classifies" kz-classify -m "$T/resumed.kzm" -o "$T/rc.kz" "$T/s1k.kz"
+	# Resuming gives the same model as never stopping.
+	export SOURCE_DATE_EPOCH=1700000000
+	kz-train -q -a mlp:32 -e 3 -t 2 --seed 4 -o "$T/straight.kzm" "$T/s2k.kz"
+	kz-train -q -a mlp:32 -e 1 -t 2 --seed 4 --checkpoint "$T/ck1.kzm" -o "$T/one.kzm" "$T/s2k.kz"
+	kz-train -q -a mlp:32 -e 3 -t 2 --seed 4 --resume "$T/ck1.kzm" -o "$T/joined.kzm" "$T/s2k.kz"
+	unset SOURCE_DATE_EPOCH
+	t_eq "1 epoch + resume to 3 = 3 epochs straight" "$(md5sum <"$T/straight.kzm")" "$(md5sum <"$T/joined.kzm")"
+	rm -f "$T"/sh.*.kz "$T/train.kz"
+else
+	skip "learning on KMNIST" "data not in $D"
+fi
+
+# kz-split on a fixture whose answer is known.
+kzpy make "$T/sp.kz" 2 2 3 0 0 0 0 0 0 0 0 0 0 1 1 1 1 1 2
+kz-split -f 0.3 -s 1 -o "$T/sp2.kz" "$T/sp.kz" >"$T/sp1.kz" 2>"$T/sp.err"
+t_eq "kz-split -f 0.3: 3 of 10 and 1 of 5 go second" "4 12" "$(info records "$T/sp2.kz") $(info records "$T/sp1.kz")"
+t_eq "kz-split: a class of 1 is too small, and says so" "kz-split: 1 classes too small to split (1 records) stay in the first part" "$(cat "$T/sp.err")"
+t_eq "kz-split: both parts keep input order, and together are the input" \
+    "$(kzpy labels "$T/sp.kz" | md5sum)" "$("$PY" -c "
+import sys; sys.path.insert(0, '$TESTS'); import kzpy
+r = sorted(list(kzpy.records('$T/sp1.kz')) + list(kzpy.records('$T/sp2.kz')))
+assert all(a[0] < b[0] for a, b in zip(list(kzpy.records('$T/sp1.kz')), list(kzpy.records('$T/sp1.kz'))[1:]))
+print('\n'.join(str(l) for _, l, _ in r))" | md5sum)"
+kz-split -f 0.3 -s 1 -o "$T/sp2b.kz" "$T/sp.kz" >/dev/null 2>&1
+t_eq "kz-split: the same seed, the same split" "$(md5sum <"$T/sp2.kz")" "$(md5sum <"$T/sp2b.kz")"
+kz-split -n 4 -o "$T/shard" "$T/sp.kz"
+t_eq "kz-split -n 4: shards concatenate to the input" "$(kzpy pixels-md5 "$T/sp.kz")" \
+    "$(cat "$T/shard.0.kz" "$T/shard.1.kz" "$T/shard.2.kz" "$T/shard.3.kz" | kzpy pixels-md5 /dev/stdin)"
+
+# kz-eval: balanced accuracy on an imbalanced set, computed by hand:
+# class 0: 3 of 4 right, class 1: 1 of 2 right -> accuracy 4/6,
+# balanced (0.75 + 0.5) / 2 = 0.625.
+"$PY" - "$T/ev.kz" <<'PY'
+import struct, sys
+MAGIC = b"\x8bKZS\r\n\x1a\n"
+rows = [(0, 0), (0, 0), (0, 0), (0, 1), (1, 1), (1, 0)]
+with open(sys.argv[1], "wb") as f:
+    f.write(MAGIC + struct.pack("<HHHHIIII", 1, 32, 1, 2, 2, 2, 2, 0))
+    for i, (t, p) in enumerate(rows):
+        f.write(struct.pack("<QiIfIf", i, t, p, 0.9, 1 - p, 0.1) + bytes(4))
+PY
+t_eq "kz-eval: accuracy, balanced accuracy, top-2" "0.666667 0.625000 1.000000" \
+    "$(kz-eval -t "$T/ev.kz" | awk -F'\t' '$1 == "accuracy" || $1 == "balanced_accuracy" || $1 == "top2" { printf "%s%s", s, $2; s = " " }')"
+t_eq "kz-eval: most confused pair" "confused	0	1	#0	#1	1" "$(kz-eval -t -n 1 "$T/ev.kz" | grep '^confused')"
+kz-eval -o "$T/heat.png" "$T/ev.kz" >/dev/null
+t_eq "kz-eval -o: a heat map of 2x2 classes" "800 800" "$(kzpy png-size "$T/heat.png")"
+t_fails "kz-eval of an unclassified stream" "no predictions" kz-eval "$T/sp.kz"

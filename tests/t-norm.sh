@@ -1,0 +1,66 @@
+# t-norm.sh - kz-norm on synthetic shapes whose answers are known.
+# A dark 10x10 square (20) on a light 40x30 ground (230) at (4, 2).
+"$PY" - "$T/sq.pgm" <<'PY'
+import sys
+w, h = 40, 30
+px = bytearray([230] * (w * h))
+for y in range(2, 12):
+    for x in range(4, 14):
+        px[y * w + x] = 20
+open(sys.argv[1], "wb").write(b"P5\n%d %d\n255\n" % (w, h) + bytes(px))
+PY
+# The expected 20x20 result: inverted (235 ink), fitted into 16x16
+# inside a margin of 2, on black.
+"$PY" - "$T/want.raw" <<'PY'
+import sys
+out = bytearray(400)
+for y in range(2, 18):
+    for x in range(2, 18):
+        out[y * 20 + x] = 235
+open(sys.argv[1], "wb").write(bytes(out))
+PY
+kz-unpack "$T/sq.pgm" | kz-norm -f 20x20 -m 2 >"$T/n.kz"
+t_eq "kz-norm --fit: inverted, cropped, scaled, centred" \
+    "$(md5sum <"$T/want.raw" | cut -d' ' -f1)" "$(kzpy pixels-md5 "$T/n.kz")"
+t_eq "kz-norm --fit: header says 20x20" "20 20" "$(info width "$T/n.kz") $(info height "$T/n.kz")"
+kz-unpack "$T/sq.pgm" | kz-norm -s -f 20x20 -m 2 >"$T/s.kz"
+t_eq "kz-norm -s: contrast stretched to 255" 255 "$(info max "$T/s.kz")"
+kz-unpack "$T/sq.pgm" | kz-norm -p keep -r 20x15 >"$T/k.kz"
+t_eq "kz-norm -p keep -r: no inversion, background stays light" 230 "$(info max "$T/k.kz")"
+t_eq "kz-norm -r 20x15 halves each side: the square becomes 5x5 of 20" \
+    "$((20 * 15 - 25))" "$("$PY" -c "
+import sys; sys.path.insert(0, '$TESTS'); import kzpy
+px = next(kzpy.records('$T/k.kz'))[2]; print(sum(v == 230 for v in px))")"
+# Centre of mass: a 4x4 blob in a corner of a black 28x28 image moves to
+# the middle (pixels 12..15).
+"$PY" - "$T/c.pgm" <<'PY'
+import sys
+px = bytearray(28 * 28)
+for y in range(2, 6):
+    for x in range(20, 24):
+        px[y * 28 + x] = 200
+open(sys.argv[1], "wb").write(b"P5\n28 28\n255\n" + bytes(px))
+PY
+kz-unpack "$T/c.pgm" | kz-norm -p keep -C >"$T/c.kz"
+t_eq "kz-norm -C: the blob moves to the centre" "12 15 12 15" "$("$PY" -c "
+import sys; sys.path.insert(0, '$TESTS'); import kzpy
+px = next(kzpy.records('$T/c.kz'))[2]
+ys = [i // 28 for i in range(784) if px[i] > 100]; xs = [i % 28 for i in range(784) if px[i] > 100]
+print(min(ys), max(ys), min(xs), max(xs))")"
+# Deskew: a slanted bar (x = 10 + y/2) becomes upright (one column range).
+"$PY" - "$T/d.pgm" <<'PY'
+import sys
+px = bytearray(28 * 28)
+for y in range(4, 24):
+    x = 8 + y // 2
+    px[y * 28 + x] = px[y * 28 + x + 1] = 255
+open(sys.argv[1], "wb").write(b"P5\n28 28\n255\n" + bytes(px))
+PY
+kz-unpack "$T/d.pgm" | kz-norm -p keep -d >"$T/d.kz"
+t_eq "kz-norm -d: a slanted bar stands upright (spread of columns <= 3)" ok "$("$PY" -c "
+import sys; sys.path.insert(0, '$TESTS'); import kzpy
+px = next(kzpy.records('$T/d.kz'))[2]
+cols = [sum(i % 28 * px[i] for i in range(y * 28, y * 28 + 28)) / max(1, sum(px[y * 28:y * 28 + 28])) for y in range(6, 22)]
+print('ok' if max(cols) - min(cols) <= 3 else 'spread %.1f' % (max(cols) - min(cols)))")"
+t_fails "kz-norm -c alone is refused" "add -f or -r" kz-norm -c "$T/n.kz"
+t_fails "kz-norm: bad size" "want WxH" kz-norm -f 20 "$T/n.kz"
