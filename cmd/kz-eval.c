@@ -70,8 +70,23 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 't': tsv = 1; break;
 		case 'c': map_path = optarg; break;
-		case 'n': npairs = atoi(optarg); break;
-		case 'o': heatmap = optarg; break;
+		case 'n': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || v < 0 ||
+			    v > 1000000)
+				errx(2, "-n: a number of pairs, not \"%s\"",
+				    optarg);
+			npairs = (int)v;
+			break;
+		}
+		case 'o':
+			if (strcmp(optarg, "-") == 0)
+				errx(2, "-o: the heat map needs a file name "
+				    "(the report is on stdout)");
+			heatmap = optarg;
+			break;
 		default: usage();
 		}
 	}

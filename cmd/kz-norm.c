@@ -15,7 +15,7 @@ enum polarity { POL_AUTO, POL_KEEP, POL_INVERT };
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-norm [-CcdSs] [-f WxH] [-m margin] "
+	fprintf(stderr, "usage: kz-norm [-Ccds] [-f WxH] [-m margin] "
 	    "[-p auto|keep|invert] [-r WxH]\n"
 	    "               [-T threshold] [-o file] [file]\n");
 	exit(2);
@@ -63,11 +63,24 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 'f': size_arg(optarg, &fw, &fh); break;
 		case 'r': size_arg(optarg, &rw, &rh); break;
-		case 'm': margin = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'T': threshold = (uint32_t)strtoul(optarg, NULL, 10);
-			if (threshold > 254)
-				errx(2, "-T: threshold in 0..254");
+		case 'm': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || v > KZ_MAX_DIM)
+				errx(2, "-m: margin in 0..%d pixels", KZ_MAX_DIM);
+			margin = (uint32_t)v;
 			break;
+		}
+		case 'T': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || v > 254)
+				errx(2, "-T: threshold in 0..254");
+			threshold = (uint32_t)v;
+			break;
+		}
 		case 'p':
 			if (strcmp(optarg, "auto") == 0) pol = POL_AUTO;
 			else if (strcmp(optarg, "keep") == 0) pol = POL_KEEP;
@@ -84,7 +97,9 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc > 1 || (fw && rw))
+	if (fw && rw)
+		errx(2, "-f and -r both set the size: give one");
+	if (argc > 1)
 		usage();
 	if (crop && !fw && !rw)
 		errx(2, "-c gives every image its own size: add -f or -r");
@@ -117,7 +132,9 @@ main(int argc, char *argv[])
 		if (!fail && (pol == POL_INVERT || (pol == POL_AUTO &&
 		    kz_norm_polarity(&img))))
 			kz_norm_invert(&img);
-		if (!fail && stretch)
+		/* --fit levels the background too: a scan's grey paper,
+		 * inverted, must become the datasets' black. */
+		if (!fail && (stretch || fw))
 			kz_norm_stretch(&img);
 		if (!fail && deskew)
 			fail = kz_norm_deskew(&img);

@@ -135,7 +135,10 @@ main(int argc, char *argv[])
 			char path[4096];
 			size_t lo = s.n * i / shards, hi = s.n * (i + 1) / shards;
 
-			snprintf(path, sizeof(path), "%s.%ld.kz", output, i);
+			/* Padded, so that the shell sorts them in order. */
+			int digits = snprintf(NULL, 0, "%ld", shards - 1);
+			snprintf(path, sizeof(path), "%s.%0*ld.kz", output,
+			    digits, i);
 			struct kz_writer *w = kz_writer_open(path, h, &e);
 			if (w == NULL)
 				errx(1, "%s: %s", path, e.msg);
@@ -216,7 +219,7 @@ main(int argc, char *argv[])
 	}
 	if (kz_writer_close(w1, &e) != 0)
 		die_write(&e);
-	if (small > 0)
+	if (small > 0 && (fraction > 0 || count > 0))
 		fprintf(stderr, "kz-split: %zu classes too small to split "
 		    "(%zu records) stay in the first part\n", small, small_recs);
 	free(second);

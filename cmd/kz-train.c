@@ -277,6 +277,9 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc > 1 || output == NULL || (arch == NULL && resume == NULL))
 		usage();
+	if (keep_best && val_path == NULL)
+		errx(2, "--keep-best needs --val to tell the best epoch");
+	refuse_tty(output);
 	if (arch != NULL && arch[0] == '@')
 		arch = arch_buf = arch_from_file(arch + 1);
 	if (o.lr < 0)
@@ -307,7 +310,7 @@ main(int argc, char *argv[])
 		data.pixels = NULL;
 		data.labels = NULL;
 		if (kz_model_write(&m, output, &e) != 0)
-			errx(1, "%s", e.msg);
+			die_write(&e);
 		if (!quiet)
 			fprintf(stderr, "kz-train: knn, k %d, %s weights, %zu "
 			    "records of %ux%u in %u classes\n", knn_k,
@@ -452,7 +455,7 @@ main(int argc, char *argv[])
 			    "%.2f%%)\n", best_epoch, 100 * best);
 	}
 	if (kz_model_write(&m, output, &e) != 0)
-		errx(1, "%s", e.msg);
+		die_write(&e);
 	kz_trainer_free(t);
 	kz_model_free(&m);
 	kz_model_free(&ck);

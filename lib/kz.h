@@ -241,7 +241,8 @@ void kz_pnm_init(const char *progname);
 /* 1 when the image is dark ink on a light ground (a light border). */
 int kz_norm_polarity(const struct kz_image *img);
 void kz_norm_invert(struct kz_image *img);
-/* Maps the darkest pixel to 0 and the lightest to 255. */
+/* Maps the background (the 90th percentile of the border) and below
+ * to 0, and the lightest pixel to 255. */
 void kz_norm_stretch(struct kz_image *img);
 /* Bounding box {x, y, w, h} of pixels above threshold; -1 if none. */
 int kz_norm_bbox(const struct kz_image *img, uint8_t threshold,

@@ -302,7 +302,7 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 	size_t npix = (size_t)m->width * m->height;
 	if (strcmp(v, "knn") == 0) {
 		m->type = KZ_MODEL_KNN;
-		if (meta_u32(meta, ml, "knn_k", 1000, &m->knn_k, path, e))
+		if (meta_u32(meta, ml, "knn_k", 1024, &m->knn_k, path, e))
 			goto fail;
 		m->knn_distance = meta_get(meta, ml, "knn_weights", v,
 		    sizeof(v)) == 0 && strcmp(v, "distance") == 0;

@@ -40,17 +40,36 @@ void
 kz_norm_stretch(struct kz_image *img)
 {
 	size_t n = (size_t)img->width * img->height;
-	uint8_t lo = 255, hi = 0;
+	uint32_t w = img->width, h = img->height;
+	uint64_t hist[256] = { 0 }, nb = 0, seen = 0;
+	uint8_t lo = 0, hi = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		lo = img->pixels[i] < lo ? img->pixels[i] : lo;
-		hi = img->pixels[i] > hi ? img->pixels[i] : hi;
+	/* The background level: 90% of the border is at or below it, so
+	 * that the paper's grain goes to black too. */
+	for (uint32_t x = 0; x < w; x++) {
+		hist[img->pixels[x]]++;
+		hist[img->pixels[(size_t)(h - 1) * w + x]]++;
+		nb += 2;
 	}
+	for (uint32_t y = 0; y < h; y++) {
+		hist[img->pixels[(size_t)y * w]]++;
+		hist[img->pixels[(size_t)y * w + w - 1]]++;
+		nb += 2;
+	}
+	for (int v = 0; v < 256; v++) {
+		seen += hist[v];
+		if (seen * 10 >= nb * 9) {
+			lo = (uint8_t)v;
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		hi = img->pixels[i] > hi ? img->pixels[i] : hi;
 	if (hi <= lo)
 		return;
 	for (size_t i = 0; i < n; i++)
-		img->pixels[i] = (uint8_t)((img->pixels[i] - lo) * 255 /
-		    (hi - lo));
+		img->pixels[i] = img->pixels[i] <= lo ? 0 :
+		    (uint8_t)((img->pixels[i] - lo) * 255 / (hi - lo));
 }
 
 int

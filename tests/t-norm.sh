@@ -9,22 +9,22 @@ for y in range(2, 12):
         px[y * w + x] = 20
 open(sys.argv[1], "wb").write(b"P5\n%d %d\n255\n" % (w, h) + bytes(px))
 PY
-# The expected 20x20 result: inverted (235 ink), fitted into 16x16
-# inside a margin of 2, on black.
+# The expected 20x20 result: inverted, levelled (ink 255 on black),
+# fitted into 16x16 inside a margin of 2.
 "$PY" - "$T/want.raw" <<'PY'
 import sys
 out = bytearray(400)
 for y in range(2, 18):
     for x in range(2, 18):
-        out[y * 20 + x] = 235
+        out[y * 20 + x] = 255
 open(sys.argv[1], "wb").write(bytes(out))
 PY
 kz-unpack "$T/sq.pgm" | kz-norm -f 20x20 -m 2 >"$T/n.kz"
-t_eq "kz-norm --fit: inverted, cropped, scaled, centred" \
+t_eq "kz-norm --fit: inverted, levelled, cropped, scaled, centred" \
     "$(md5sum <"$T/want.raw" | cut -d' ' -f1)" "$(kzpy pixels-md5 "$T/n.kz")"
 t_eq "kz-norm --fit: header says 20x20" "20 20" "$(info width "$T/n.kz") $(info height "$T/n.kz")"
-kz-unpack "$T/sq.pgm" | kz-norm -s -f 20x20 -m 2 >"$T/s.kz"
-t_eq "kz-norm -s: contrast stretched to 255" 255 "$(info max "$T/s.kz")"
+kz-unpack "$T/sq.pgm" | kz-norm -s -r 40x30 >"$T/s.kz"
+t_eq "kz-norm -s: the paper becomes 0, the ink 255" "0 255" "$(info min "$T/s.kz") $(info max "$T/s.kz")"
 kz-unpack "$T/sq.pgm" | kz-norm -p keep -r 20x15 >"$T/k.kz"
 t_eq "kz-norm -p keep -r: no inversion, background stays light" 230 "$(info max "$T/k.kz")"
 t_eq "kz-norm -r 20x15 halves each side: the square becomes 5x5 of 20" \
