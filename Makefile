@@ -35,7 +35,7 @@ PROGS = kz-unpack kz-info kz-label kz-show kz-split kz-train kz-classify kz-eval
 LIB_SRC = $(wildcard lib/*.c)
 LIB_OBJ = $(LIB_SRC:lib/%.c=$(O)/lib/%.o)
 BINS = $(PROGS:%=$(O)/bin/%)
-TEST_BINS = $(O)/bin/kz-unit
+TEST_BINS = $(O)/bin/kz-unit $(O)/bin/kz-regress
 MANS = $(wildcard man/*.[157])
 
 all: $(BINS) $(TEST_BINS)
@@ -56,6 +56,10 @@ $(O)/bin/kz-unit: tests/unit.c lib/kz.h lib/net.h $(O)/libkz.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 
+$(O)/bin/kz-regress: tests/regress.c fuzz/fuzz.c lib/kz.h lib/net.h $(O)/libkz.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
+
 # The first of README's two commands: install what is missing, build,
 # run the main job on the data.
 demo:
@@ -73,6 +77,23 @@ bench: all
 lint:
 	mandoc -Tlint -Wwarning $(MANS)
 
+# libFuzzer harnesses (clang): one per parser.  make fuzz FUZZ_SECONDS=N
+# runs each for N seconds on seeds made by fuzz/seeds.sh; crashes land
+# in build-fuzz/crashes/NAME/.
+FUZZ_TARGETS = stream npz npy idx tar png pnm classmap model spec
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+fuzz-build:
+	@mkdir -p build-fuzz
+	@n=0; for t in $(FUZZ_TARGETS); do n=$$((n + 1)); \
+	    echo "fuzz: building $$t"; \
+	    $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) $(FUZZ_FLAGS) -DTARGET=$$n \
+	        -o build-fuzz/fuzz-$$t fuzz/fuzz.c $(LIB_SRC) $(LIBS) || exit 1; done
+
+fuzz: fuzz-build all
+	sh fuzz/run.sh $(O)/bin $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # Downloads the official dataset files into $(KZ_DATA) (for machines
 # without ../shared/data).
 data:
@@ -86,7 +107,7 @@ install: $(BINS)
 	    install -m 644 models/kmnist.kzm $(DESTDIR)$(SHAREDIR)/; fi
 
 clean:
-	rm -rf build build-san out
+	rm -rf build build-san build-fuzz out
 
-.PHONY: all demo check bench lint data install clean
+.PHONY: all demo check bench lint data install clean fuzz fuzz-build
 .SECONDARY: $(LIB_OBJ)

@@ -15,7 +15,7 @@ enum format { FMT_TSV, FMT_CHAR, FMT_TEXT };
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-label -c classmap [-f tsv|char|text] "
+	fprintf(stderr, "usage: kz-label [-x] -c classmap [-f tsv|char|text] "
 	    "[file]\n");
 	exit(2);
 }
@@ -37,11 +37,14 @@ main(int argc, char *argv[])
 	enum format fmt = FMT_TSV;
 	struct kz_classmap map = { 0 };
 	struct kz_err e;
-	int ch, rc;
+	int ch, rc, mistakes = 0;
 
 	kz_ignore_sigpipe();
-	while ((ch = getopt(argc, argv, "c:f:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:f:x")) != -1) {
 		switch (ch) {
+		case 'x':
+			mistakes = 1;
+			break;
 		case 'c':
 			map_path = optarg;
 			break;
@@ -93,6 +96,10 @@ main(int argc, char *argv[])
 				errx(1, "%s: record %llu: predicted class %u is "
 				    "not in class map %s (%zu classes)", name, n,
 				    rec->pred[i].cls, map_path, map.n);
+		/* -x: the same selection as kz-show -x, in the same order. */
+		if (mistakes && (h->k == 0 || rec->label < 0 ||
+		    (int32_t)rec->pred[0].cls == rec->label))
+			continue;
 		const char *truth = rec->label == KZ_LABEL_UNKNOWN ? "-" :
 		    map.utf8[rec->label];
 		const char *best = h->k > 0 ? map.utf8[rec->pred[0].cls] :

@@ -15,7 +15,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-show [-P] [-n count] [-w columns] "
+	fprintf(stderr, "usage: kz-show [-Px] [-n count] [-w columns] "
 	    "[-s scale] [-r per-class] [-o file] [file]\n");
 	exit(2);
 }
@@ -63,15 +63,16 @@ int
 main(int argc, char *argv[])
 {
 	long count = 100, cols = 10, scale = 1, per_class = 0;
-	int pgm = 0, ch, rc = 0;
+	int pgm = 0, mistakes = 0, ch, rc = 0;
 	const char *output = "-";
 	struct kz_err e;
 
 	kz_pnm_init(argv[0]);
 	kz_ignore_sigpipe();
-	while ((ch = getopt(argc, argv, "Pn:w:s:r:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "Pxn:w:s:r:o:")) != -1) {
 		switch (ch) {
 		case 'P': pgm = 1; break;
+		case 'x': mistakes = 1; break;
 		case 'n': count = number(optarg, 1, 1000000, "-n"); break;
 		case 'w': cols = number(optarg, 1, 10000, "-w"); break;
 		case 's': scale = number(optarg, 1, 16, "-s"); break;
@@ -111,7 +112,14 @@ main(int argc, char *argv[])
 	if (rec == NULL || kept == NULL || pix == NULL ||
 	    (per_class && filled == NULL))
 		err(1, NULL);
+	if (mistakes && h->k == 0)
+		errx(1, "%s: -x needs predictions: pass the stream through "
+		    "kz-classify", kz_reader_name(r));
 	while (nkept < count && (rc = kz_reader_next(r, rec, &e)) == 1) {
+		/* -x: only records whose best prediction is wrong. */
+		if (mistakes && (rec->label < 0 ||
+		    (int32_t)rec->pred[0].cls == rec->label))
+			continue;
 		if (per_class) {
 			if (rec->label < 0 || filled[rec->label] == cols)
 				continue;

@@ -1,9 +1,12 @@
 #!/bin/sh
 # demo.sh BINDIR - the main job: KMNIST through every program into out/.
+# Trains a short CNN (a few minutes on two cores), evaluates it, then
+# evaluates the shipped model and draws its mistakes.
 set -eu
 BIN=$(cd "$1" && pwd)
 PATH=$BIN:$PATH
 D=${KZ_DATA:-../shared/data}
+MAP=$D/kmnist_classmap.csv
 for f in kmnist-train-imgs.npz kmnist-train-labels.npz kmnist-test-imgs.npz \
     kmnist-test-labels.npz kmnist_classmap.csv; do
 	if [ ! -f "$D/$f" ]; then
@@ -12,15 +15,29 @@ for f in kmnist-train-imgs.npz kmnist-train-labels.npz kmnist-test-imgs.npz \
 	fi
 done
 mkdir -p out
-echo "== kz-unpack: KMNIST train and test npz -> out/train.kz, out/test.kz"
+echo "== kz-unpack: KMNIST train and test -> out/train.kz, out/test.kz"
 kz-unpack -o out/train.kz "$D/kmnist-train-imgs.npz" "$D/kmnist-train-labels.npz"
 kz-unpack -o out/test.kz "$D/kmnist-test-imgs.npz" "$D/kmnist-test-labels.npz"
-echo "== kz-info out/test.kz"
-kz-info -c "$D/kmnist_classmap.csv" out/test.kz
-echo "== kz-label: the first test records as text"
-kz-label -c "$D/kmnist_classmap.csv" out/test.kz | head -n 5
-printf 'first 40 as one line: '
-kz-label -f text -c "$D/kmnist_classmap.csv" out/test.kz | cut -c1-120
+kz-info -c "$MAP" out/test.kz | head -n 4
+echo "== kz-split: 10% of train for validation"
+kz-split -f 0.1 --seed 1 -o out/val.kz out/train.kz >out/fit.kz
+echo "== kz-train: a short CNN recipe (3 epochs)"
+kz-train -a cnn:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,dense128,relu,drop0.3 \
+    -e 3 --opt nesterov --lr 0.05 --schedule cosine --augment shift=1.5,rotate=8 \
+    --val out/val.kz -o out/demo.kzm out/fit.kz
+echo "== kz-classify | kz-eval: the short recipe on the test set"
+kz-classify -m out/demo.kzm -k 3 out/test.kz | kz-eval -n 5 -c "$MAP" | head -n 6
+echo "== kz-label: the first test records in Unicode (true, then predictions)"
+kz-classify -m out/demo.kzm -k 2 out/test.kz | kz-label -c "$MAP" | head -n 5
+if [ -f models/kmnist.kzm ]; then
+	echo "== the shipped model, models/kmnist.kzm"
+	kz-classify -m models/kmnist.kzm -k 5 out/test.kz >out/test-shipped.kz
+	kz-eval -c "$MAP" -n 8 -o out/confusion.png out/test-shipped.kz
+	kz-show -x -n 100 -w 10 -s 2 -o out/mistakes.png out/test-shipped.kz
+	kz-label -x -c "$MAP" out/test-shipped.kz >out/mistakes.tsv
+	echo "its mistakes: out/mistakes.png, listed in order (true, predictions) in out/mistakes.tsv:"
+	head -n 5 out/mistakes.tsv
+fi
 echo "== kz-show: ten of each class -> out/kmnist-sheet.png"
 kz-show -r 10 -s 2 -o out/kmnist-sheet.png out/train.kz
 echo "demo: done; see out/"

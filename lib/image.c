@@ -1,5 +1,6 @@
 /* image.c - PNG through libpng's simplified API, PNM through libnetpbm. */
 #include <setjmp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,10 @@ kz_png_encode(const struct kz_image *img, uint8_t **out, size_t *len,
 
 /* ---- PNM: libnetpbm exits on error unless given a jmp_buf ----------- */
 
+/* PAM_STRUCT_SIZE(tuple_type) without its null-pointer member access. */
+#define PAM_LEN (offsetof(struct pam, tuple_type) + \
+    sizeof(((struct pam *)NULL)->tuple_type))
+
 static char pnm_message[256];
 
 static void
@@ -173,7 +178,7 @@ kz_pnm_decode(const uint8_t *buf, size_t len, const char *name,
 	}
 	pnm_message[0] = '\0';
 	while (!eof) {
-		pnm_readpaminit(fp, &p, PAM_STRUCT_SIZE(tuple_type));
+		pnm_readpaminit(fp, &p, PAM_LEN);
 		if (p.width <= 0 || p.height <= 0 || p.width > KZ_MAX_DIM ||
 		    p.height > KZ_MAX_DIM) {
 			pm_setjmpbuf(prev);
@@ -230,7 +235,7 @@ kz_pgm_write(FILE *fp, const struct kz_image *img, struct kz_err *e)
 
 	memset(&p, 0, sizeof(p));
 	p.size = sizeof(p);
-	p.len = PAM_STRUCT_SIZE(tuple_type);
+	p.len = PAM_LEN;
 	p.file = fp;
 	p.format = PGM_FORMAT;
 	p.plainformat = 0;

@@ -212,10 +212,11 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 		free(buf);
 		return kz_errf(e, "%s: not a kz model (bad magic)", path);
 	}
-	if (get_le32(buf + 8) != KZM_VERSION) {
+	uint32_t version = get_le32(buf + 8);
+	if (version != KZM_VERSION) {
 		free(buf);
 		return kz_errf(e, "%s: model version %u (this is %d)", path,
-		    get_le32(buf + 8), KZM_VERSION);
+		    version, KZM_VERSION);
 	}
 	size_t off = 12;
 	int have_crc = 0;

@@ -18,6 +18,10 @@
 #define BN_MOMENTUM 0.1f
 #define CHUNK_FLOATS (1u << 18)	/* im2col scratch per convolution call */
 #define MAX_LAYERS 256
+/* Bounds that keep a spec from asking for absurd memory: floats of one
+ * sample's activation in any layer, and parameters in all. */
+#define MAX_ACTIVATION (1u << 24)
+#define MAX_PARAMS (1u << 25)
 
 /* One layer's buffers inside a work. */
 struct lbuf {
@@ -375,6 +379,12 @@ kz_net_new(const char *arch, struct kz_shape in, int nclasses, uint64_t seed,
 			    tok, why);
 			return NULL;
 		}
+		if (shape_size(L[nl].out) > MAX_ACTIVATION ||
+		    L[nl].nw > MAX_PARAMS) {
+			kz_errf(e, "architecture \"%s\": token \"%s\" makes a "
+			    "layer too large", arch, tok);
+			return NULL;
+		}
 		s = L[nl++].out;
 		if (mlp && L[nl - 1].type == KZ_DENSE) {
 			L[nl] = (struct kz_layer){ .type = KZ_RELU };
@@ -403,6 +413,12 @@ kz_net_new(const char *arch, struct kz_shape in, int nclasses, uint64_t seed,
 		if (n->layers[i].type == KZ_RES && res_build(&n->layers[i]) != 0)
 			goto oom;
 	assign_offsets(n->layers, n->nlayers, &n->nparams, &n->nstate);
+	if (n->nparams > MAX_PARAMS) {
+		kz_errf(e, "architecture \"%s\": %zu parameters are more than "
+		    "%u", arch, n->nparams, MAX_PARAMS);
+		kz_net_free(n);
+		return NULL;
+	}
 	if ((n->params = calloc(n->nparams + 1, sizeof(float))) == NULL ||
 	    (n->state = calloc(n->nstate + 1, sizeof(float))) == NULL)
 		goto oom;

@@ -346,7 +346,8 @@ kz_tree_from_tar(struct kz_file *f, struct kz_tree *t, struct kz_err *e)
 			break;
 	}
 	free(longname);
-	qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
+	if (t->n > 0)
+		qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
 	return 0;
 fail:
 	free(longname);
@@ -394,7 +395,8 @@ walk(const char *root, const char *rel, int depth, struct kz_tree *t,
 		}
 		n++;
 	}
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct stat st;
 		uint32_t cp;
@@ -443,6 +445,7 @@ kz_tree_from_dir(const char *dir, struct kz_tree *t, struct kz_err *e)
 		kz_tree_free(t);
 		return -1;
 	}
-	qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
+	if (t->n > 0)
+		qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
 	return 0;
 }

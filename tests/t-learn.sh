@@ -93,8 +93,9 @@ PY
 	kz-classify -m "$T/mlp.kzm" -m "$T/cnn.kzm" -k 1 "$T/s1k.kz" >"$T/ens.kz"
 	t_eq "ensemble classifies every record" 1000 "$(info records "$T/ens.kz")"
 
-	# kill -9 during training with a checkpoint, then resume.
-	kz-train -q -a mlp:256 -e 200 -t 2 --checkpoint "$T/ck.kzm" -o "$T/killed.kzm" "$T/s2k.kz" &
+	# kill -9 during training of a CNN with a checkpoint, then resume.
+	CK=cnn:conv8k3,bn,relu,maxpool2,dense32,relu
+	kz-train -q -a $CK -e 200 -t 2 --checkpoint "$T/ck.kzm" -o "$T/killed.kzm" "$T/s2k.kz" &
 	pid=$!
 	i=0
 	while [ ! -f "$T/ck.kzm" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
@@ -104,16 +105,17 @@ PY
 	t_eq "killed run left no model and no temporary file" "" "$(ls "$T" | grep -E 'killed|tmp')"
 	t_ok "checkpoint after kill -9 is a valid model" kz-classify -m "$T/ck.kzm" -o "$T/ckc.kz" "$T/s1k.kz"
 	done_epochs=$(grep -a '^epoch=' "$T/ck.kzm" | cut -d= -f2)
-	t_ok "resume finishes the run" kz-train -q -a mlp:256 -e $((done_epochs + 2)) -t 2 --resume "$T/ck.kzm" \
+	t_ok "resume finishes the run" kz-train -q -a $CK -e $((done_epochs + 2)) -t 2 --resume "$T/ck.kzm" \
 	    -o "$T/resumed.kzm" "$T/s2k.kz"
 	t_ok "the resumed model classifies" kz-classify -m "$T/resumed.kzm" -o "$T/rc.kz" "$T/s1k.kz"
 	# Resuming gives the same model as never stopping.
 	export SOURCE_DATE_EPOCH=1700000000
-	kz-train -q -a mlp:32 -e 3 -t 2 --seed 4 -o "$T/straight.kzm" "$T/s2k.kz"
-	kz-train -q -a mlp:32 -e 1 -t 2 --seed 4 --checkpoint "$T/ck1.kzm" -o "$T/one.kzm" "$T/s2k.kz"
-	kz-train -q -a mlp:32 -e 3 -t 2 --seed 4 --resume "$T/ck1.kzm" -o "$T/joined.kzm" "$T/s2k.kz"
+	R="-a cnn:conv4k3,bn,relu,maxpool2,drop0.1 -t 2 --seed 4 --augment shift=1"
+	kz-train -q $R -e 3 -o "$T/straight.kzm" "$T/s2k.kz"
+	kz-train -q $R -e 1 --checkpoint "$T/ck1.kzm" -o "$T/one.kzm" "$T/s2k.kz"
+	kz-train -q $R -e 3 --resume "$T/ck1.kzm" -o "$T/joined.kzm" "$T/s2k.kz"
 	unset SOURCE_DATE_EPOCH
-	t_eq "1 epoch + resume to 3 = 3 epochs straight" "$(md5sum <"$T/straight.kzm")" "$(md5sum <"$T/joined.kzm")"
+	t_eq "CNN: 1 epoch + resume to 3 = 3 epochs straight" "$(md5sum <"$T/straight.kzm")" "$(md5sum <"$T/joined.kzm")"
 	rm -f "$T"/sh.*.kz "$T/train.kz"
 else
 	skip "learning on KMNIST" "data not in $D"

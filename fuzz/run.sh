@@ -1,0 +1,75 @@
+#!/bin/sh
+# run.sh BINDIR SECONDS TARGET... - makes seed corpora from the test
+# fixtures and small cuts of the real data, runs each harness for
+# SECONDS, and prints executions and findings per harness.
+set -u
+BIN=$(cd "$1" && pwd) SECONDS_EACH=$2
+shift 2
+PATH=$BIN:$PATH
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+D=${KZ_DATA:-$TOP/../shared/data}
+S=$TOP/build-fuzz/seeds
+rm -rf "$S"
+mkdir -p "$S"
+for t in "$@"; do mkdir -p "$S/$t" "$TOP/build-fuzz/corpus/$t" "$TOP/build-fuzz/crashes/$t"; done
+F=$S/fx
+python3 "$TOP/tests/fixtures.py" "$F"
+cp "$F"/*.npz "$S/npz/"
+cp "$F"/*.npy "$S/npy/"
+cp "$F"/*.idx* "$S/idx/"
+cp "$F"/*.tar* "$S/tar/"
+cp "$F"/*.png "$S/png/"
+cp "$F"/*.pgm "$F"/*.ppm "$S/pnm/"
+cp "$F"/*.csv "$S/classmap/"
+[ -f "$D/kmnist_classmap.csv" ] && cp "$D/kmnist_classmap.csv" "$D/k49_classmap.csv" "$S/classmap/"
+kz-unpack "$F/imgs.npz" "$F/labels.npz" >"$S/stream/a.kz"
+python3 "$TOP/tests/kzpy.py" make "$S/stream/b.kz" 4 3 3 0 1 2 1
+cat "$S/stream/a.kz" "$S/stream/a.kz" >"$S/stream/c.kz"
+kz-train -q -a knn -k 2 -o "$S/model/knn.kzm" "$S/stream/a.kz"
+kz-train -q -a cnn:conv2k3,bn,relu,maxpool1,drop0.1 -e 1 -o "$S/model/cnn.kzm" "$S/stream/a.kz"
+kz-train -q -a cnn:conv2k2,res2 -e 1 --checkpoint "$S/model/ck.kzm" -o "$S/model/res.kzm" "$S/stream/a.kz"
+for spec in linear mlp:10,drop0.5,5 cnn:conv32k3,relu,conv64k3,relu,maxpool2,drop0.25,dense128,relu,drop0.5 \
+    cnn:conv8k3p1,bn,relu,res8,res16s2,gap cnn:conv4k5s2p2,avgpool2s1,gap; do
+	printf '%s' "$spec" >"$S/spec/$(printf '%s' "$spec" | md5sum | cut -c1-8)"
+done
+if [ -f "$D/kmnist-test-imgs.npz" ]; then
+	# Small real files: 20 KMNIST images as npz/idx, a cut of the Kanji
+	# archive with its first 8 PNGs.
+	python3 - "$D" "$S" <<'PY'
+import gzip, io, sys, tarfile, zipfile
+d, s = sys.argv[1], sys.argv[2]
+npy = zipfile.ZipFile(d + "/kmnist-test-imgs.npz").read("arr_0.npy")
+hl = int.from_bytes(npy[8:10], "little")
+hdr = npy[:10 + hl].replace(b"(10000, 28, 28)", b"(20, 28, 28)  ")
+b = io.BytesIO()
+with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("arr_0.npy", hdr + npy[10 + hl:10 + hl + 20 * 784])
+open(s + "/npz/kmnist20.npz", "wb").write(b.getvalue())
+idx = gzip.open(d + "/t10k-images-idx3-ubyte.gz").read()
+open(s + "/idx/t20.idx", "wb").write(b"\0\0\x08\x03" + (20).to_bytes(4, "big") + idx[8:16] + idx[16:16 + 20 * 784])
+kanji = d + "/kkanji.tar.gz"
+try:
+    out = io.BytesIO()
+    with tarfile.open(kanji) as t, tarfile.open(fileobj=out, mode="w") as o:
+        n = 0
+        for m in t:
+            o.addfile(m, t.extractfile(m) if m.isfile() else None)
+            if m.isfile():
+                open(s + "/png/k%d.png" % n, "wb").write(t.extractfile(m).read())
+                n += 1
+            if n == 8:
+                break
+    open(s + "/tar/kanji8.tar", "wb").write(out.getvalue())
+except FileNotFoundError:
+    pass
+PY
+fi
+echo "harness  seconds  executions  findings"
+for t in "$@"; do
+	"$TOP/build-fuzz/fuzz-$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
+	    -artifact_prefix="$TOP/build-fuzz/crashes/$t/" -print_final_stats=1 \
+	    "$TOP/build-fuzz/corpus/$t" "$S/$t" >"$TOP/build-fuzz/$t.log" 2>&1
+	execs=$(grep -a 'stat::number_of_executed_units' "$TOP/build-fuzz/$t.log" | awk '{ print $2 }')
+	found=$(ls "$TOP/build-fuzz/crashes/$t" | wc -l)
+	printf '%-8s %7s  %10s  %s\n' "$t" "$SECONDS_EACH" "${execs:-?}" "$found"
+done
