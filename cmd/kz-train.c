@@ -410,7 +410,8 @@ main(int argc, char *argv[])
 		pr.last = 0;
 		kz_trainer_epoch(t, &st, show_progress, &pr);
 		double vacc = val_path ? kz_trainer_accuracy(t, &val) : -1;
-		if (keep_best && vacc > best) {
+		/* Ties go to the later epoch: further along its schedule. */
+		if (keep_best && vacc >= best) {
 			best = vacc;
 			best_epoch = (uint32_t)pr.epoch;
 			memcpy(best_params, m.net->params,

@@ -45,7 +45,7 @@ PY
 	kz-classify -m "$T/mlp.kzm" "$T/s1k.kz" >"$T/c.kz"
 	acc=$(kz-eval -t "$T/c.kz" | awk -F'\t' '$1 == "accuracy" { print $2 }')
 	t_eq "MLP on 2000 images: above 80% on 1000 others ($acc)" yes \
-	    "$(awk -v a="$acc" 'BEGIN { print a > 0.80 ? "yes" : "no" }')"
+	    "$(awk -v a="$acc" 'BEGIN { print (a > 0.80 ? "yes" : "no") }')"
 	# kz-eval's figures against Python's count from the stream.
 	t_eq "kz-eval accuracy equals an independent count" "$("$PY" - "$T/c.kz" <<'PY'
 import struct, sys
@@ -59,7 +59,7 @@ PY
 	    -o "$T/cnn.kzm" "$T/s2k.kz"
 	cacc=$(kz-classify -m "$T/cnn.kzm" "$T/s1k.kz" | kz-eval -t | awk -F'\t' '$1 == "accuracy" { print $2 }')
 	t_eq "small CNN ($cacc) beats the MLP ($acc) on the same data" yes \
-	    "$(awk -v a="$acc" -v c="$cacc" 'BEGIN { print c > a ? "yes" : "no" }')"
+	    "$(awk -v a="$acc" -v c="$cacc" 'BEGIN { print (c > a ? "yes" : "no") }')"
 
 	# Determinism: same seed and threads, same bytes.
 	export SOURCE_DATE_EPOCH=1700000000

@@ -1,0 +1,51 @@
+# t-shipped.sh - the model in models/ works right after the build:
+# kz-classify finds it without -m, and a scan-like PNG goes through
+# kz-unpack | kz-norm | kz-classify | kz-label.
+D=$KZ_DATA
+if [ -f "$TESTS/../models/kmnist.kzm" ] && have_data kmnist-test-imgs.npz kmnist-test-labels.npz kmnist_classmap.csv; then
+	kz-unpack "$D/kmnist-test-imgs.npz" "$D/kmnist-test-labels.npz" >"$T/test.kz"
+	kz-classify -k 1 "$T/test.kz" >"$T/shipped.kz"
+	acc=$("$PY" - "$T/shipped.kz" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(); k = struct.unpack_from("<H", d, 14)[0]; size = 12 + 8 * k + 784
+r = [struct.unpack_from("<iI", d, o + 8) for o in range(32, len(d), size)]
+print("%.4f" % (sum(a == b for a, b in r) / len(r)))
+PY
+)
+	t_eq "kz-classify without -m: the shipped model, above 98% on KMNIST test ($acc)" yes \
+	    "$(awk -v a="$acc" 'BEGIN { print (a > 0.98 ? "yes" : "no") }')"
+	# Ten test characters as photos of paper: dark ink on grey, off
+	# centre, twice the size; written as PNG by Python's zlib.
+	"$PY" - "$T/test.kz" "$T" <<'PY'
+import struct, sys, zlib
+sys.path.insert(0, __import__("os").environ["TESTS"])
+import kzpy
+out = sys.argv[2]
+for n, (i, label, px) in enumerate(kzpy.records(sys.argv[1])):
+    if n == 10:
+        break
+    W, H = 80, 64
+    img = bytearray([200] * (W * H))
+    for y in range(56):
+        for x in range(56):
+            v = px[(y // 2) * 28 + x // 2]
+            img[(y + 4) * W + x + 17] = 200 - v * 3 // 4
+    raw = b"".join(b"\0" + bytes(img[y * W:(y + 1) * W]) for y in range(H))
+    def chunk(t, b):
+        return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    open("%s/scan%d.png" % (out, n), "wb").write(png)
+    open("%s/scan%d.label" % (out, n), "w").write("%d\n" % label)
+PY
+	right=0
+	for n in 0 1 2 3 4 5 6 7 8 9; do
+		got=$(kz-unpack "$T/scan$n.png" | kz-norm --fit 28x28 | kz-classify | kz-label -f char -c "$D/kmnist_classmap.csv")
+		want=$(awk -F, -v l="$(cat "$T/scan$n.label")" 'NR > 1 && $1 == l { print $3 }' "$D/kmnist_classmap.csv")
+		[ "$got" = "$want" ] && right=$((right + 1))
+	done
+	t_eq "scan.png | kz-norm --fit 28x28 | kz-classify | kz-label: at least 9 of 10 right ($right)" yes \
+	    "$([ $right -ge 9 ] && echo yes || echo no)"
+else
+	skip "shipped model" "models/kmnist.kzm or KMNIST data missing"
+fi
