@@ -3,17 +3,19 @@
 D=$KZ_DATA
 if have_data kmnist-train-imgs.npz kmnist-train-labels.npz; then
 	kz-unpack "$D/kmnist-train-imgs.npz" "$D/kmnist-train-labels.npz" >"$T/train.kz"
-	# Small real sets: 2000 to train, 1000 to test, disjoint.
+	# Small real sets: 2000 to train, 1000 to test, disjoint (shards of
+	# 2000 records hold about 200 of each class).
 	kz-split -n 30 -o "$T/sh" "$T/train.kz"
-	cat "$T/sh.00.kz" >"$T/small.kz"
+	cat "$T/sh.00.kz" "$T/sh.01.kz" >"$T/small.kz"
+	cat "$T/sh.02.kz" "$T/sh.03.kz" >"$T/small2.kz"
 	kz-split -c 200 -s 3 -o "$T/s2k.kz" "$T/small.kz" >/dev/null 2>&1
-	kz-split -c 100 -s 4 -o "$T/s1k.kz" "$T/sh.01.kz" >/dev/null 2>&1
+	kz-split -c 100 -s 4 -o "$T/s1k.kz" "$T/small2.kz" >/dev/null 2>&1
 	t_eq "kz-split -c 200: 2000 records, 200 per class" "2000 200" \
 	    "$(info records "$T/s2k.kz") $(kz-info -t "$T/s2k.kz" | awk -F'\t' '$1 == "class" && $2 == 7 { print $3 }')"
 
 	# kNN against a brute force in Python: 600 training, 100 queries.
-	kz-split -c 60 -s 5 -o "$T/k600.kz" "$T/sh.02.kz" >/dev/null 2>&1
-	kz-split -c 10 -s 6 -o "$T/q100.kz" "$T/sh.03.kz" >/dev/null 2>&1
+	kz-split -c 60 -s 5 -o "$T/k600.kz" "$T/sh.04.kz" >/dev/null 2>&1
+	kz-split -c 10 -s 6 -o "$T/q100.kz" "$T/sh.05.kz" >/dev/null 2>&1
 	kz-train -q -a knn -k 4 -o "$T/knn.kzm" "$T/k600.kz"
 	kz-classify -m "$T/knn.kzm" -k 3 "$T/q100.kz" >"$T/q.kz"
 	t_eq "kNN (k 4, distance-weighted) equals a Python brute force" "100 of 100 agree" "$("$PY" - "$T/k600.kz" "$T/q.kz" <<'PY'
