@@ -21,6 +21,30 @@ die_write(const struct kz_err *e)
 	errx(1, "%s", e->msg);
 }
 
+/* An option's numeric argument, or exit 2 naming the option and range. */
+static inline double
+number(const char *s, double lo, double hi, const char *what)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (*s == '\0' || *end != '\0' || !(v >= lo && v <= hi))
+		errx(2, "%s must be a number in %g..%g, not \"%s\"", what, lo,
+		    hi, s);
+	return v;
+}
+
+/* The same for a whole number. */
+static inline long
+integer(const char *s, long lo, long hi, const char *what)
+{
+	double v = number(s, (double)lo, (double)hi, what);
+
+	if (v != (double)(long)v)
+		errx(2, "%s must be a whole number, not \"%s\"", what, s);
+	return (long)v;
+}
+
 /* Refuses to pour binary data onto a terminal. */
 static inline void
 refuse_tty(const char *path)

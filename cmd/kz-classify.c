@@ -53,17 +53,6 @@ usage(void)
 	exit(2);
 }
 
-static long
-number(const char *s, long lo, long hi, const char *what)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-		errx(2, "%s must be a number in %ld..%ld, not \"%s\"", what,
-		    lo, hi, s);
-	return v;
-}
 
 int
 main(int argc, char *argv[])
@@ -80,9 +69,9 @@ main(int argc, char *argv[])
 				errx(2, "at most %d models", MAX_MODELS);
 			paths[nmodels++] = optarg;
 			break;
-		case 'k': k = (int)number(optarg, 1, KZ_MAX_K, "-k"); break;
-		case 'b': batch = (int)number(optarg, 1, 1 << 20, "-b"); break;
-		case 't': threads = (int)number(optarg, 1, 64, "-t"); break;
+		case 'k': k = (int)integer(optarg, 1, KZ_MAX_K, "-k"); break;
+		case 'b': batch = (int)integer(optarg, 1, 1 << 20, "-b"); break;
+		case 't': threads = (int)integer(optarg, 1, 64, "-t"); break;
 		case 'o': output = optarg; break;
 		default: usage();
 		}

@@ -20,17 +20,6 @@ usage(void)
 	exit(2);
 }
 
-static long
-number(const char *s, long lo, long hi, const char *what)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-		errx(2, "%s must be a number in %ld..%ld, not \"%s\"", what,
-		    lo, hi, s);
-	return v;
-}
 
 /* Copies a record's pixels into cell (row, col) of the sheet, scaled. */
 static void
@@ -73,10 +62,10 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 'P': pgm = 1; break;
 		case 'x': mistakes = 1; break;
-		case 'n': count = number(optarg, 1, 1000000, "-n"); break;
-		case 'w': cols = number(optarg, 1, 10000, "-w"); break;
-		case 's': scale = number(optarg, 1, 16, "-s"); break;
-		case 'r': per_class = number(optarg, 1, 10000, "-r"); break;
+		case 'n': count = (long)integer(optarg, 1, 1000000, "-n"); break;
+		case 'w': cols = (long)integer(optarg, 1, 10000, "-w"); break;
+		case 's': scale = (long)integer(optarg, 1, 16, "-s"); break;
+		case 'r': per_class = (long)integer(optarg, 1, 10000, "-r"); break;
 		case 'o': output = optarg; break;
 		default: usage();
 		}

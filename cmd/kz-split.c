@@ -18,17 +18,6 @@ usage(void)
 	exit(2);
 }
 
-static double
-number(const char *s, double lo, double hi, const char *what)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (*s == '\0' || *end != '\0' || !(v >= lo && v <= hi))
-		errx(2, "%s must be a number in %g..%g, not \"%s\"", what, lo,
-		    hi, s);
-	return v;
-}
 
 struct held {
 	size_t n, cap, rsize;
@@ -95,10 +84,10 @@ main(int argc, char *argv[])
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'f': fraction = number(optarg, 0, 1, "-f"); break;
-		case 'c': count = (long)number(optarg, 0, 1e9, "-c"); break;
-		case 'm': min = (long)number(optarg, 1, 1e9, "-m"); break;
-		case 's': seed = (uint64_t)number(optarg, 0, 1e18, "-s"); break;
-		case 'n': shards = (long)number(optarg, 1, 10000, "-n"); break;
+		case 'c': count = (long)integer(optarg, 0, 1e9, "-c"); break;
+		case 'm': min = (long)integer(optarg, 1, 1e9, "-m"); break;
+		case 's': seed = (uint64_t)integer(optarg, 0, 1000000000000000000L, "-s"); break;
+		case 'n': shards = (long)integer(optarg, 1, 10000, "-n"); break;
 		case 'o': output = optarg; break;
 		default: usage();
 		}

@@ -28,17 +28,6 @@ usage(void)
 	exit(2);
 }
 
-static double
-number(const char *s, double lo, double hi, const char *what)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (*s == '\0' || *end != '\0' || !(v >= lo && v <= hi))
-		errx(2, "%s must be a number in %g..%g, not \"%s\"", what, lo,
-		    hi, s);
-	return v;
-}
 
 /* "-a @file": the architecture from a file, tokens separated by commas
  * or white space, "#" to the end of a line a comment. */
@@ -200,11 +189,11 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 'a': arch = optarg; break;
 		case 'o': output = optarg; break;
-		case 'b': o.batch = (int)number(optarg, 1, 65536, "-b"); break;
-		case 'e': o.epochs = (int)number(optarg, 0, 100000, "-e"); break;
-		case 'k': knn_k = (int)number(optarg, 1, 1024, "-k"); break;
+		case 'b': o.batch = (int)integer(optarg, 1, 65536, "-b"); break;
+		case 'e': o.epochs = (int)integer(optarg, 0, 100000, "-e"); break;
+		case 'k': knn_k = (int)integer(optarg, 1, 1024, "-k"); break;
 		case 'q': quiet = 1; break;
-		case 't': o.threads = (int)number(optarg, 1, 64, "-t"); break;
+		case 't': o.threads = (int)integer(optarg, 1, 64, "-t"); break;
 		case 'A':
 			if (kz_augment_parse(optarg, &o.aug, &e) != 0)
 				errx(2, "%s", e.msg);
@@ -256,10 +245,10 @@ main(int argc, char *argv[])
 			} else
 				errx(2, "--schedule: const, cosine or step:N[:G]");
 			break;
-		case 's': o.seed = (uint64_t)number(optarg, 0, 1e18, "--seed");
+		case 's': o.seed = (uint64_t)integer(optarg, 0, 1000000000000000000L, "--seed");
 			break;
 		case 'V': val_path = optarg; break;
-		case 'W': o.warmup = (int)number(optarg, 0, 1000, "--warmup");
+		case 'W': o.warmup = (int)integer(optarg, 0, 1000, "--warmup");
 			break;
 		case 'D': o.wd = (float)number(optarg, 0, 1, "--wd"); break;
 		case 'w':
