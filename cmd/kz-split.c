@@ -141,6 +141,10 @@ main(int argc, char *argv[])
 			if (kz_writer_close(w, &e) != 0)
 				errx(1, "%s", e.msg);
 		}
+		free(s.recs);
+		free(s.label);
+		kz_record_free(rec);
+		kz_reader_close(r);
 		return 0;
 	}
 

@@ -11,8 +11,11 @@ KZ_DATA=${KZ_DATA:-../shared/data}
 T=$(mktemp -d "${TMPDIR:-/tmp}/kz-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM
 # Sanitizer reports exit with 86, never with a status our errors use.
-ASAN_OPTIONS=exitcode=86:detect_leaks=1
-UBSAN_OPTIONS=exitcode=86:print_stacktrace=1
+# Reports also go to files, so that a report from a command whose status
+# no test looks at still fails the run.
+mkdir -p "$T/sanitizer"
+ASAN_OPTIONS=exitcode=86:detect_leaks=1:log_path=$T/sanitizer/asan
+UBSAN_OPTIONS=exitcode=86:print_stacktrace=1:log_path=$T/sanitizer/ubsan
 export PATH KZ_DATA ASAN_OPTIONS UBSAN_OPTIONS TESTS
 . "$TESTS/lib.sh"
 if [ $# -eq 0 ]; then
@@ -22,5 +25,8 @@ for t in "$@"; do
 	echo "# $(basename "$t")"
 	. "$t"
 done
+if [ -n "$(ls "$T/sanitizer")" ]; then
+	not_ok "no sanitizer reports" "$(cat "$T"/sanitizer/* | grep -m 3 -E 'ERROR|runtime error|SUMMARY')"
+fi
 echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
 [ "$FAILED" -eq 0 ]
