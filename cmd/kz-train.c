@@ -128,7 +128,7 @@ train_date(void)
 
 struct progress {
 	int tty, quiet, epoch, epochs;
-	double last;
+	double last, n;			/* last fraction shown; records */
 };
 
 static void
@@ -139,12 +139,11 @@ show_progress(void *arg, double done, double loss, double acc, double img_s)
 	if (p->quiet || !p->tty || done - p->last < 0.01)
 		return;
 	p->last = done;
-	double left = (1 - done + p->epochs - p->epoch) * (done > 0 ?
-	    1 : 0);
-	(void)left;
+	/* ETA from this epoch's speed; validation passes are not counted. */
+	double eta = ((1 - done) + (p->epochs - p->epoch)) * p->n / img_s;
 	fprintf(stderr, "\repoch %d/%d %3.0f%%  loss %.4f  acc %6.2f%%  "
-	    "%6.0f img/s ", p->epoch, p->epochs, 100 * done, loss, 100 * acc,
-	    img_s);
+	    "%6.0f img/s  ETA %d:%02d ", p->epoch, p->epochs, 100 * done, loss,
+	    100 * acc, img_s, (int)eta / 60, (int)eta % 60);
 }
 
 int
@@ -391,7 +390,8 @@ main(int argc, char *argv[])
 			    resume, kz_trainer_epochs_done(t));
 	}
 
-	struct progress pr = { progress_tty, quiet, 0, o.epochs, 0 };
+	struct progress pr = { progress_tty, quiet, 0, o.epochs, 0,
+	    (double)data.n };
 	while ((int)kz_trainer_epochs_done(t) < o.epochs) {
 		struct kz_epoch_stats st;
 
