@@ -64,6 +64,7 @@ except FileNotFoundError:
     pass
 PY
 fi
+export LSAN_OPTIONS=suppressions=$TOP/tests/lsan.supp:print_suppressions=0
 echo "harness  seconds  executions  findings"
 for t in "$@"; do
 	"$TOP/build-fuzz/fuzz-$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \

@@ -16,7 +16,8 @@ trap 'rm -rf "$T"' EXIT INT TERM
 mkdir -p "$T/sanitizer"
 ASAN_OPTIONS=exitcode=86:detect_leaks=1:log_path=$T/sanitizer/asan
 UBSAN_OPTIONS=exitcode=86:print_stacktrace=1:log_path=$T/sanitizer/ubsan
-export PATH KZ_DATA ASAN_OPTIONS UBSAN_OPTIONS TESTS
+LSAN_OPTIONS=suppressions=$TESTS/lsan.supp:print_suppressions=0
+export PATH KZ_DATA ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TESTS
 . "$TESTS/lib.sh"
 if [ $# -eq 0 ]; then
 	set -- "$TESTS"/t-*.sh
