@@ -5,6 +5,7 @@
 
 #include <err.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -43,6 +44,26 @@ integer(const char *s, long lo, long hi, const char *what)
 	if (v != (double)(long)v)
 		errx(2, "%s must be a whole number, not \"%s\"", what, s);
 	return (long)v;
+}
+
+/* For the programs that print text: after a failed or final write to
+ * stdout, exit quietly with 0 if the reader went away, else report. */
+static inline void
+check_stdout(int flush)
+{
+	if ((flush && fflush(stdout) != 0) || ferror(stdout)) {
+		if (errno == EPIPE)
+			exit(0);
+		err(1, "stdout");
+	}
+}
+
+/* Closes stdout at the end of a text program, with the same policy. */
+static inline void
+close_stdout(void)
+{
+	if (fclose(stdout) != 0 && errno != EPIPE)
+		err(1, "stdout");
 }
 
 /* Refuses to pour binary data onto a terminal. */

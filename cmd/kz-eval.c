@@ -237,11 +237,7 @@ main(int argc, char *argv[])
 			}
 		}
 	}
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		if (errno == EPIPE)
-			return 0;
-		err(1, "stdout");
-	}
+	check_stdout(1);
 
 	if (heatmap != NULL) {
 		/* Each cell: the share of class t predicted as p, on a
@@ -289,7 +285,6 @@ main(int argc, char *argv[])
 	kz_record_free(rec);
 	kz_reader_close(r);
 	kz_classmap_free(&map);
-	if (fclose(stdout) != 0 && errno != EPIPE)
-		err(1, "stdout");
+	close_stdout();
 	return 0;
 }

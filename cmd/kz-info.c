@@ -162,16 +162,11 @@ main(int argc, char *argv[])
 			    map.codepoint[c], map.utf8[c]);
 		putchar('\n');
 	}
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		if (errno == EPIPE)
-			return 0;
-		err(1, "stdout");
-	}
+	check_stdout(1);
 	kz_record_free(rec);
 	kz_reader_close(r);
 	free(count);
 	kz_classmap_free(&map);
-	if (fclose(stdout) != 0 && errno != EPIPE)
-		err(1, "stdout");
+	close_stdout();
 	return 0;
 }

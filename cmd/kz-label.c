@@ -20,15 +20,6 @@ usage(void)
 	exit(2);
 }
 
-static void
-check_stdout(void)
-{
-	if (ferror(stdout)) {
-		if (errno == EPIPE)
-			exit(0);
-		err(1, "stdout");
-	}
-}
 
 int
 main(int argc, char *argv[])
@@ -121,18 +112,16 @@ main(int argc, char *argv[])
 			    stdout);	/* U+3013 GETA MARK for unknown */
 			break;
 		}
-		check_stdout();
+		check_stdout(0);
 	}
 	if (rc < 0)
 		errx(1, "%s", e.msg);
 	if (fmt == FMT_TEXT)
 		putchar('\n');
-	if (fflush(stdout) != 0)
-		check_stdout();
+	check_stdout(1);
 	kz_record_free(rec);
 	kz_reader_close(r);
 	kz_classmap_free(&map);
-	if (fclose(stdout) != 0 && errno != EPIPE)
-		err(1, "stdout");
+	close_stdout();
 	return 0;
 }

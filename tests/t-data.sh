@@ -84,8 +84,9 @@ if [ -f "$KANJI" ]; then
 	    "$(tail -n +2 "$T/kanji.csv" | cut -d, -f2 | sed 's/U+//' |
 	    while read -r h; do printf '%d\n' "0x$h"; done | md5sum)"
 	t_eq "kanji: manifest has a line per record" 140424 "$(wc -l <"$T/kanji.man")"
-	t_eq "kanji: decoded PNGs equal an independent decoder" "compared 141 of 141, differ 0" \
-	    "$(kzpy tar-check "$KANJI" "$T/kanji.kz" "$T/kanji.man" 140 | sed 's/compared [0-9]* of [0-9]*/compared 141 of 141/')"
+	t_eq "kanji: over 100 decoded PNGs, all found, equal an independent decoder" "ok" \
+	    "$(kzpy tar-check "$KANJI" "$T/kanji.kz" "$T/kanji.man" 140 |
+	    awk '{ gsub(",", ""); print ($2 == $4 && $2 > 100 && $6 == 0 ? "ok" : $0) }')"
 	# -c maps the tree onto an existing class map: the same stream.
 	t_eq "kanji: -c with the written map gives the same stream" \
 	    "$(md5sum <"$T/kanji.kz")" \
