@@ -1,5 +1,5 @@
 # kz - Kuzushiji character recognition as Unix filters.
-# make [all] | demo | check | bench | data | install | clean
+# make [all] | demo | check | bench | data | install | clean | fuzz | valgrind
 # SANITIZE=1 builds and tests with AddressSanitizer + UBSan in build-san/.
 
 PREFIX ?= /usr/local
@@ -78,13 +78,16 @@ lint:
 	mandoc -Tlint -Wwarning $(MANS)
 
 # libFuzzer harnesses (clang): one per parser.  make fuzz FUZZ_SECONDS=N
-# runs each for N seconds on seeds made by fuzz/seeds.sh; crashes land
-# in build-fuzz/crashes/NAME/.
+# runs each for N seconds on seeds that fuzz/run.sh makes, FUZZ_JOBS
+# harnesses at a time (one core each); crashes land in
+# build-fuzz/crashes/NAME/.
 FUZZ_TARGETS = stream npz npy idx tar png pnm classmap model spec
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz-build:
+	sh tools/deps.sh hardening
 	@mkdir -p build-fuzz
 	@n=0; for t in $(FUZZ_TARGETS); do n=$$((n + 1)); \
 	    echo "fuzz: building $$t"; \
@@ -92,7 +95,14 @@ fuzz-build:
 	        -o build-fuzz/fuzz-$$t fuzz/fuzz.c $(LIB_SRC) $(LIBS) || exit 1; done
 
 fuzz: fuzz-build all
-	sh fuzz/run.sh $(O)/bin $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	FUZZ_JOBS=$(FUZZ_JOBS) sh fuzz/run.sh $(O)/bin $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The real-data pipelines under valgrind memcheck (tests/valgrind.sh),
+# from a build without -march=native: valgrind does not decode AVX-512.
+valgrind:
+	sh tools/deps.sh hardening
+	$(MAKE) O=build-vg ARCH_FLAGS= CFLAGS="-O1 -g" all
+	sh tests/valgrind.sh build-vg/bin
 
 # Downloads the official dataset files into $(KZ_DATA) (for machines
 # without ../shared/data).
@@ -107,7 +117,7 @@ install: $(BINS)
 	    install -m 644 models/kmnist.kzm $(DESTDIR)$(SHAREDIR)/; fi
 
 clean:
-	rm -rf build build-san build-fuzz out
+	rm -rf build build-san build-vg build-fuzz out
 
-.PHONY: all demo check bench lint data install clean fuzz fuzz-build
+.PHONY: all demo check bench lint data install clean fuzz fuzz-build valgrind
 .SECONDARY: $(LIB_OBJ)

@@ -16,7 +16,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-show [-Px] [-n count] [-w columns] "
-	    "[-s scale] [-r per-class] [-o file] [file]\n");
+	    "[-s scale] [-r per-class] [-l class [-c classmap]]\n"
+	    "               [-o file] [file]\n");
 	exit(2);
 }
 
@@ -53,12 +54,13 @@ main(int argc, char *argv[])
 {
 	long count = 100, cols = 10, scale = 1, per_class = 0;
 	int pgm = 0, mistakes = 0, ch, rc = 0;
-	const char *output = "-";
+	const char *output = "-", *only = NULL, *cmap_path = NULL;
+	long only_class = -1;
 	struct kz_err e;
 
 	kz_pnm_init(argv[0]);
 	kz_ignore_sigpipe();
-	while ((ch = getopt(argc, argv, "Pxn:w:s:r:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "Pxn:w:s:r:l:c:o:")) != -1) {
 		switch (ch) {
 		case 'P': pgm = 1; break;
 		case 'x': mistakes = 1; break;
@@ -66,6 +68,8 @@ main(int argc, char *argv[])
 		case 'w': cols = (long)integer(optarg, 1, 10000, "-w"); break;
 		case 's': scale = (long)integer(optarg, 1, 16, "-s"); break;
 		case 'r': per_class = (long)integer(optarg, 1, 10000, "-r"); break;
+		case 'l': only = optarg; break;
+		case 'c': cmap_path = optarg; break;
 		case 'o': output = optarg; break;
 		default: usage();
 		}
@@ -75,6 +79,19 @@ main(int argc, char *argv[])
 	if (argc > 1)
 		usage();
 	refuse_tty(output);
+	if (cmap_path != NULL && only == NULL)
+		usage();
+	if (only != NULL && cmap_path != NULL) {
+		struct kz_classmap m;
+
+		if (kz_classmap_read(cmap_path, &m, &e) != 0)
+			errx(1, "%s", e.msg);
+		if ((only_class = kz_classmap_lookup(&m, only)) < 0)
+			errx(1, "%s: no class for -l %s", cmap_path, only);
+		kz_classmap_free(&m);
+	} else if (only != NULL) {
+		only_class = (long)integer(only, 0, INT32_MAX, "-l");
+	}
 
 	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
 	if (r == NULL)
@@ -101,6 +118,10 @@ main(int argc, char *argv[])
 	if (rec == NULL || kept == NULL || pix == NULL ||
 	    (per_class && filled == NULL))
 		err(1, NULL);
+	if (only_class >= 0 && h->nclasses > 0 &&
+	    only_class >= (long)h->nclasses)
+		errx(1, "%s: -l %s: class %ld, but the stream has %u classes",
+		    kz_reader_name(r), only, only_class, h->nclasses);
 	if (mistakes && h->k == 0)
 		errx(1, "%s: -x needs predictions: pass the stream through "
 		    "kz-classify", kz_reader_name(r));
@@ -108,6 +129,8 @@ main(int argc, char *argv[])
 		/* -x: only records whose best prediction is wrong. */
 		if (mistakes && (rec->label < 0 ||
 		    (int32_t)rec->pred[0].cls == rec->label))
+			continue;
+		if (only_class >= 0 && rec->label != only_class)
 			continue;
 		if (per_class) {
 			if (rec->label < 0 || filled[rec->label] == cols)

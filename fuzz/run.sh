@@ -65,12 +65,29 @@ except FileNotFoundError:
 PY
 fi
 export LSAN_OPTIONS=suppressions=$TOP/tests/lsan.supp:print_suppressions=0
+# fuzz_one NAME: runs one harness and prints its line of the table.
+fuzz_one() {
+	"$TOP/build-fuzz/fuzz-$1" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
+	    -artifact_prefix="$TOP/build-fuzz/crashes/$1/" -print_final_stats=1 \
+	    "$TOP/build-fuzz/corpus/$1" "$S/$1" >"$TOP/build-fuzz/$1.log" 2>&1
+	execs=$(grep -a 'stat::number_of_executed_units' "$TOP/build-fuzz/$1.log" | awk '{ print $2 }')
+	found=$(ls "$TOP/build-fuzz/crashes/$1" | wc -l)
+	printf '%-8s %7s  %10s  %s\n' "$1" "$SECONDS_EACH" "${execs:-?}" "$found"
+}
+
+# FUZZ_JOBS harnesses at a time, each on its own core; the table keeps
+# the order of the arguments.
+JOBS=${FUZZ_JOBS:-1}
 echo "harness  seconds  executions  findings"
-for t in "$@"; do
-	"$TOP/build-fuzz/fuzz-$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
-	    -artifact_prefix="$TOP/build-fuzz/crashes/$t/" -print_final_stats=1 \
-	    "$TOP/build-fuzz/corpus/$t" "$S/$t" >"$TOP/build-fuzz/$t.log" 2>&1
-	execs=$(grep -a 'stat::number_of_executed_units' "$TOP/build-fuzz/$t.log" | awk '{ print $2 }')
-	found=$(ls "$TOP/build-fuzz/crashes/$t" | wc -l)
-	printf '%-8s %7s  %10s  %s\n' "$t" "$SECONDS_EACH" "${execs:-?}" "$found"
+while [ $# -gt 0 ]; do
+	batch=
+	i=0
+	while [ $# -gt 0 ] && [ "$i" -lt "$JOBS" ]; do
+		fuzz_one "$1" >"$TOP/build-fuzz/$1.row" &
+		batch="$batch $1"
+		i=$((i + 1))
+		shift
+	done
+	wait
+	for t in $batch; do cat "$TOP/build-fuzz/$t.row"; done
 done

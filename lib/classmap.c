@@ -308,3 +308,16 @@ kz_classmap_find(const struct kz_classmap *m, uint32_t cp)
 			return (long)i;
 	return -1;
 }
+
+long
+kz_classmap_lookup(const struct kz_classmap *m, const char *s)
+{
+	uint32_t cp;
+
+	if (kz_parse_codepoint(s, strlen(s), &cp) == 0)
+		return kz_classmap_find(m, cp);
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->utf8[i], s) == 0)
+			return (long)i;
+	return -1;
+}

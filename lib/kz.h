@@ -304,6 +304,9 @@ int kz_classmap_write(const struct kz_classmap *m, const char *path,
     struct kz_err *e);
 /* Class index of codepoint cp, or -1. */
 long kz_classmap_find(const struct kz_classmap *m, uint32_t cp);
+/* Class index of s, a character ("之") or a code point ("U+4E4B"), or
+ * -1. */
+long kz_classmap_lookup(const struct kz_classmap *m, const char *s);
 void kz_classmap_free(struct kz_classmap *m);
 /* Encodes cp as UTF-8 into out (>= 5 bytes, NUL-terminated); returns
  * its length, 0 for an invalid code point. */

@@ -77,6 +77,27 @@ print(hashlib.md5(bytes(px[(1 + y) * 6 + 1:(1 + y) * 6 + 5][i] for y in range(3)
     "$(head -c 12 "$F/imgs.raw" | md5sum | cut -d' ' -f1)"
 kz-unpack "$F/imgs.npz" "$F/labels.npz" | kz-show -r 2 -P >"$T/s.pgm"
 t_eq "kz-show -r 2 -P: a row per class, PGM" "P5 11 13" "$(head -c 9 "$T/s.pgm" | tr '\n' ' ' | sed 's/ $//')"
+# -l: one class's records only (items 1 and 3 of the fixture), by index
+# or, through the class map, by character or code point.
+kz-unpack "$F/imgs.npz" "$F/labels.npz" | kz-show -l 1 -P >"$T/l.pgm"
+t_eq "kz-show -l 1: the class's two records, in order" \
+    "P5 11 5 $(dd if="$F/imgs.raw" bs=12 skip=1 count=1 2>/dev/null | md5sum | cut -c1-32) $(dd if="$F/imgs.raw" bs=12 skip=3 count=1 2>/dev/null | md5sum | cut -c1-32)" \
+    "$("$PY" -c "
+import hashlib
+d = open('$T/l.pgm', 'rb').read()
+hdr = d.split(b'\\n')[:3]
+px = d[len(b'\\n'.join(hdr)) + 1:]
+cell = lambda x0: hashlib.md5(bytes(px[(1 + y) * 11 + x0 + i] for y in range(3) for i in range(4))).hexdigest()
+print(hdr[0].decode(), hdr[1].decode(), cell(1), cell(6))")"
+t_eq "kz-show -l 字 -c map = -l 1" "$(md5sum <"$T/l.pgm")" \
+    "$(kz-unpack "$F/imgs.npz" "$F/labels.npz" | kz-show -l 字 -c "$F/map3.csv" -P | md5sum)"
+t_eq "kz-show -l U+5B57 -c map = -l 1" "$(md5sum <"$T/l.pgm")" \
+    "$(kz-unpack "$F/imgs.npz" "$F/labels.npz" | kz-show -l U+5B57 -c "$F/map3.csv" -P | md5sum)"
+kz-unpack "$F/imgs.npz" "$F/labels.npz" >"$T/l.kz"
+t_fails "kz-show -l: a character not in the map" "map2.csv: no class for -l 丁" \
+    kz-show -l 丁 -c "$F/map2.csv" "$T/l.kz"
+t_fails "kz-show -l: a class beyond the stream's" "-l 7: class 7, but the stream has 3 classes" \
+    kz-show -l 7 "$T/l.kz"
 
 # kz-info: statistics computed independently by Python.
 t_eq "kz-info: mean pixel" "$("$PY" -c "d = open('$F/imgs.raw', 'rb').read(); print('%.4f' % (sum(d) / len(d)))")" \

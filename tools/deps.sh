@@ -1,12 +1,16 @@
 #!/bin/sh
 # deps.sh [bench] - installs the Debian packages kz needs that are missing
 # (apt-get, as root or through sudo).  With "bench", also the peers that
-# `make bench` measures against.
+# `make bench` measures against; with "hardening", what `make fuzz` and
+# `make valgrind` need.
 set -eu
 PKGS="gcc make pkg-config zlib1g-dev libpng-dev libnetpbm-dev libopenblas-dev bc
 mandoc python3 gzip tar dataset-fashion-mnist bsdutils"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine"
+fi
+if [ "${1:-}" = hardening ]; then
+	PKGS="$PKGS clang libclang-rt-14-dev valgrind"
 fi
 missing=
 for p in $PKGS; do
