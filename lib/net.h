@@ -198,7 +198,7 @@ struct kz_train_opts {
 struct kz_epoch_stats {
 	double loss, acc;		/* training, over the epoch */
 	double seconds, images_per_s;
-	double lr;
+	double lr;			/* of the epoch's last step */
 };
 
 struct kz_trainer;

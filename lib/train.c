@@ -480,6 +480,7 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 
 	openblas_set_num_threads(1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	st->lr = schedule_lr(&t->o, t->epoch);
 	if (t->cdf != NULL) {
 		/* Class-balanced: draw with replacement, each class alike. */
 		double total = t->cdf[n - 1];
@@ -534,7 +535,8 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 			}
 		}
 		double epos = t->epoch + (double)start / n;
-		kz_opt_step(&t->opt, net, g, (float)schedule_lr(&t->o, epos));
+		st->lr = schedule_lr(&t->o, epos);
+		kz_opt_step(&t->opt, net, g, (float)st->lr);
 		for (int s = 0; s < T; s++) {
 			loss += t->sh[s].loss;
 			correct += t->sh[s].correct;
@@ -554,7 +556,6 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 	st->loss = loss / n;
 	st->acc = (double)correct / n;
 	st->images_per_s = n / (st->seconds > 0 ? st->seconds : 1e-9);
-	st->lr = schedule_lr(&t->o, t->epoch);
 	t->epoch++;
 	return 0;
 }
