@@ -1354,13 +1354,19 @@ kz_opt_free(struct kz_opt *o)
 void
 kz_opt_step(struct kz_opt *o, struct kz_net *n, const float *g, float lr)
 {
-	float *p = n->params, *m = o->m, *v = o->v;
-	size_t np = n->nparams;
-
 	o->step++;
+	kz_opt_update(o, n, g, lr, 0, n->nparams);
+}
+
+void
+kz_opt_update(const struct kz_opt *o, struct kz_net *n, const float *g,
+    float lr, size_t lo, size_t hi)
+{
+	float *p = n->params, *m = o->m, *v = o->v;
+
 	switch (o->type) {
 	case KZ_SGD:
-		for (size_t i = 0; i < np; i++) {
+		for (size_t i = lo; i < hi; i++) {
 			float gi = g[i] + (o->decay[i] ? o->wd * p[i] : 0);
 
 			m[i] = o->momentum * m[i] + gi;
@@ -1374,7 +1380,7 @@ kz_opt_step(struct kz_opt *o, struct kz_net *n, const float *g, float lr)
 		double c2 = 1 - pow(o->beta2, (double)o->step);
 		float a = (float)(lr * sqrt(c2) / c1);
 
-		for (size_t i = 0; i < np; i++) {
+		for (size_t i = lo; i < hi; i++) {
 			m[i] = o->beta1 * m[i] + (1 - o->beta1) * g[i];
 			v[i] = o->beta2 * v[i] + (1 - o->beta2) * g[i] * g[i];
 			p[i] -= a * m[i] / (sqrtf(v[i]) + o->eps) +
@@ -1384,7 +1390,7 @@ kz_opt_step(struct kz_opt *o, struct kz_net *n, const float *g, float lr)
 	}
 	case KZ_ADADELTA:
 		/* m: running E[g^2]; v: running E[dx^2] (Zeiler 2012). */
-		for (size_t i = 0; i < np; i++) {
+		for (size_t i = lo; i < hi; i++) {
 			float gi = g[i] + (o->decay[i] ? o->wd * p[i] : 0);
 
 			m[i] = o->rho * m[i] + (1 - o->rho) * gi * gi;

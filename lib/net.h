@@ -104,6 +104,11 @@ struct kz_opt {
 int kz_opt_init(struct kz_opt *o, const struct kz_net *n, struct kz_err *e);
 /* One update of net->params with gradient g at learning rate lr. */
 void kz_opt_step(struct kz_opt *o, struct kz_net *n, const float *g, float lr);
+/* The update of parameters lo..hi-1 alone, for the step that
+ * kz_opt_step would count: callers split one step over threads, after
+ * incrementing o->step once.  Elementwise, so the result is the same. */
+void kz_opt_update(const struct kz_opt *o, struct kz_net *n, const float *g,
+    float lr, size_t lo, size_t hi);
 void kz_opt_free(struct kz_opt *o);
 
 /* ---- model files (man kzm.5) ---------------------------------------- */

@@ -241,6 +241,8 @@ struct kz_trainer {
 	double *cdf;			/* KZ_BALANCE_SAMPLE */
 	uint32_t *order;		/* this epoch's sample indices */
 	int batch_n;			/* samples in the current batch */
+	int batch_T;			/* shards of the current batch */
+	float batch_lr;
 	/* evaluation */
 	const struct kz_dataset *eval;
 	size_t eval_correct[256];
@@ -410,6 +412,29 @@ schedule_lr(const struct kz_train_opts *o, double epoch)
 	}
 }
 
+/* Thread s's share of the parameters: sums the shards' gradients into
+ * shard 0's in a fixed order, then applies the optimiser's update.
+ * Every parameter is handled alike whatever the split, so the model's
+ * bytes do not depend on it. */
+static void
+reduce_update(int s, void *arg)
+{
+	struct kz_trainer *t = arg;
+	size_t np = t->net->nparams;
+	/* Cache-line multiples, so that threads never share a line. */
+	size_t lo = np * s / t->T & ~(size_t)15;
+	size_t hi = s == t->T - 1 ? np : np * (s + 1) / t->T & ~(size_t)15;
+	float *g = kz_work_grad(t->sh[0].work);
+
+	for (int k = 1; k < t->batch_T; k++) {
+		const float *gs = kz_work_grad(t->sh[k].work);
+
+		for (size_t i = lo; i < hi; i++)
+			g[i] += gs[i];
+	}
+	kz_opt_update(&t->opt, t->net, g, t->batch_lr, lo, hi);
+}
+
 static void
 shard_step(int s, void *arg)
 {
@@ -502,7 +527,6 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 			t->order[i] = (uint32_t)i;
 		kz_rng_shuffle(&t->rng, t->order, n);
 	}
-	float *g = kz_work_grad(t->sh[0].work);
 	for (size_t start = 0; start < n; start += t->o.batch) {
 		int B = n - start < (size_t)t->o.batch ? (int)(n - start) :
 		    t->o.batch;
@@ -515,13 +539,6 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 			t->sh[s].seed = kz_rng_next(&t->rng);
 		}
 		kz_parallel(T, shard_step, t);
-		/* Sum the shards' gradients in a fixed order. */
-		for (int s = 1; s < T; s++) {
-			const float *gs = kz_work_grad(t->sh[s].work);
-
-			for (size_t i = 0; i < net->nparams; i++)
-				g[i] += gs[i];
-		}
 		/* Running BN statistics from the shards' batch statistics. */
 		if (net->nstate > 0) {
 			for (size_t i = 0; i < net->nstate; i++) {
@@ -536,7 +553,10 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 		}
 		double epos = t->epoch + (double)start / n;
 		st->lr = schedule_lr(&t->o, epos);
-		kz_opt_step(&t->opt, net, g, (float)st->lr);
+		t->batch_T = T;
+		t->batch_lr = (float)st->lr;
+		t->opt.step++;
+		kz_parallel(t->T, reduce_update, t);
 		for (int s = 0; s < T; s++) {
 			loss += t->sh[s].loss;
 			correct += t->sh[s].correct;
