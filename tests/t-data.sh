@@ -98,7 +98,26 @@ if [ -f "$KANJI" ]; then
 	t_eq "kanji dir: 3 classes" 3 "$(info classes "$T/dir.kz")"
 	t_eq "kanji dir: U+4E00 is class 0 with 1768 images" 1768 \
 	    "$(kz-info -t "$T/dir.kz" | awk -F'\t' '$1 == "class" && $2 == 0 { print $3 }')"
-	rm -rf "$T/tree" "$T/kanji.kz" "$T/dir.kz"
+	# The published split (examples/kanji): the counts follow from the
+	# class sizes alone, and are those the issue computed with numpy.
+	kz-split -f 0.2 -m 5 -s 0 -o "$T/ktest.kz" "$T/kanji.kz" >"$T/ktrain.kz" 2>/dev/null
+	split_counts="$(info records "$T/ktrain.kz") $(info records "$T/ktest.kz") $(kz-info -t "$T/ktest.kz" | awk -F'\t' '$1 == "class" && $3 > 0' | wc -l)"
+	t_eq "kanji split: train, test, test classes as the class sizes say" \
+	    "$(kz-info -t "$T/kanji.kz" | awk -F'\t' '$1 == "class" && $3 >= 5 { t += int($3 / 5); c++ } END { print 140424 - t, t, c }')" \
+	    "$split_counts"
+	t_eq "kanji split: 113796 train, 26628 test in 2107 classes" "113796 26628 2107" "$split_counts"
+	# The shipped Kanji model through the whole pipeline, scored from
+	# kz-label's characters: true == first guess.
+	M=$TESTS/../models
+	if [ -f "$M/kanji.kzm" ]; then
+		head -c $((32 + 3000 * 4108)) "$T/ktest.kz" | kz-norm -p keep -r 32x32 |
+		    kz-classify -m "$M/kanji.kzm" | kz-label -c "$M/kanji_classmap.csv" >"$T/klab.tsv"
+		t_eq "kanji: shipped model, 3000 test images at 32x32, over 95% by kz-label" "3000 yes" \
+		    "$(awk -F'\t' '{ n++; r += $2 == $3 } END { print n, (r / n > 0.95 ? "yes" : r / n) }' "$T/klab.tsv")"
+	else
+		skip "shipped Kanji model" "models/kanji.kzm missing"
+	fi
+	rm -rf "$T/tree" "$T/kanji.kz" "$T/dir.kz" "$T/ktest.kz" "$T/ktrain.kz"
 else
 	skip "Kanji reader" "kkanji.tar(.gz) not in $D"
 fi
