@@ -113,8 +113,9 @@ install: $(BINS)
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	for p in $(PROGS); do install -m 755 $(O)/bin/$$p $(DESTDIR)$(BINDIR)/$$p; done
 	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
-	if [ -f models/kmnist.kzm ]; then mkdir -p $(DESTDIR)$(SHAREDIR) && \
-	    install -m 644 models/kmnist.kzm $(DESTDIR)$(SHAREDIR)/; fi
+	mkdir -p $(DESTDIR)$(SHAREDIR)
+	for f in models/*.kzm models/*.csv; do [ -f "$$f" ] && \
+	    install -m 644 "$$f" $(DESTDIR)$(SHAREDIR)/; done; true
 
 clean:
 	rm -rf build build-san build-vg build-fuzz out
