@@ -778,19 +778,22 @@ conv_forward(const struct kz_net *n, const struct kz_layer *L,
 	const float *W = n->params + L->w_off, *bias = n->params + L->b_off;
 	int ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
 	size_t ohw = (size_t)L->out.h * L->out.w;
+
+	/* The bias goes in first and the products are added to it (beta
+	 * 1): one pass over y instead of a zeroing and an addition. */
+	for (int oc = 0; oc < L->out.c; oc++) {
+		float *row = y + (size_t)oc * B * ohw, bv = bias[oc];
+
+		for (size_t i = 0; i < B * ohw; i++)
+			row[i] = bv;
+	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 
 		im2col(L, x, B, b0, nb, w->col);
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
 		    L->out.c, nb * ohw, ckk, 1.0f, W, ckk, w->col, nb * ohw,
-		    0.0f, y + b0 * ohw, B * ohw);
-	}
-	for (int oc = 0; oc < L->out.c; oc++) {
-		float *row = y + (size_t)oc * B * ohw, bv = bias[oc];
-
-		for (size_t i = 0; i < B * ohw; i++)
-			row[i] += bv;
+		    1.0f, y + b0 * ohw, B * ohw);
 	}
 }
 
@@ -860,28 +863,41 @@ dense_backward(const struct kz_net *n, const struct kz_layer *L,
 
 /* ---- flatten: [C][B][HW] <-> [C*HW][B] -------------------------------- */
 
+/* dst[i][b] = src[b][i] for a rows x cols block, in tiles, so that
+ * neither side walks memory with a stride on every element. */
+#define TILE 16
+static void
+transpose(const float *restrict src, size_t rows, size_t cols,
+    float *restrict dst)
+{
+	for (size_t r0 = 0; r0 < rows; r0 += TILE)
+		for (size_t c0 = 0; c0 < cols; c0 += TILE) {
+			size_t r1 = r0 + TILE < rows ? r0 + TILE : rows;
+			size_t c1 = c0 + TILE < cols ? c0 + TILE : cols;
+
+			for (size_t c = c0; c < c1; c++)
+				for (size_t r = r0; r < r1; r++)
+					dst[c * rows + r] = src[r * cols + c];
+		}
+}
+
+/* x [C][B][HW] -> y [C*HW][B]: per channel, [B][HW] transposed. */
 static void
 flatten_forward(const struct kz_layer *L, const float *x, float *y, int B)
 {
-	int C = L->in.c, HW = L->in.h * L->in.w;
+	size_t HW = (size_t)L->in.h * L->in.w;
 
-	for (int c = 0; c < C; c++)
-		for (int b = 0; b < B; b++)
-			for (int i = 0; i < HW; i++)
-				y[((size_t)c * HW + i) * B + b] =
-				    x[((size_t)c * B + b) * HW + i];
+	for (int c = 0; c < L->in.c; c++)
+		transpose(x + (size_t)c * B * HW, B, HW, y + (size_t)c * HW * B);
 }
 
 static void
 flatten_backward(const struct kz_layer *L, const float *dy, float *dx, int B)
 {
-	int C = L->in.c, HW = L->in.h * L->in.w;
+	size_t HW = (size_t)L->in.h * L->in.w;
 
-	for (int c = 0; c < C; c++)
-		for (int b = 0; b < B; b++)
-			for (int i = 0; i < HW; i++)
-				dx[((size_t)c * B + b) * HW + i] =
-				    dy[((size_t)c * HW + i) * B + b];
+	for (int c = 0; c < L->in.c; c++)
+		transpose(dy + (size_t)c * HW * B, HW, B, dx + (size_t)c * B * HW);
 }
 
 /* ---- element-wise: ReLU, dropout ------------------------------------- */
