@@ -67,11 +67,13 @@ fi
 export LSAN_OPTIONS=suppressions=$TOP/tests/lsan.supp:print_suppressions=0
 # fuzz_one NAME: runs one harness and prints its line of the table.
 fuzz_one() {
+	# Findings are the artifacts this run writes; older ones stay.
+	touch "$TOP/build-fuzz/$1.start"
 	"$TOP/build-fuzz/fuzz-$1" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
 	    -artifact_prefix="$TOP/build-fuzz/crashes/$1/" -print_final_stats=1 \
 	    "$TOP/build-fuzz/corpus/$1" "$S/$1" >"$TOP/build-fuzz/$1.log" 2>&1
 	execs=$(grep -a 'stat::number_of_executed_units' "$TOP/build-fuzz/$1.log" | awk '{ print $2 }')
-	found=$(ls "$TOP/build-fuzz/crashes/$1" | wc -l)
+	found=$(find "$TOP/build-fuzz/crashes/$1" -type f -newer "$TOP/build-fuzz/$1.start" | wc -l)
 	printf '%-8s %7s  %10s  %s\n' "$1" "$SECONDS_EACH" "${execs:-?}" "$found"
 }
 
