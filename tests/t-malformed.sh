@@ -9,7 +9,7 @@ t_fails "missing file" "nosuch.npz: No such file" kz-unpack "$T/nosuch.npz"
 for p in kz-unpack kz-label kz-show kz-info; do
 	$p -Z >/dev/null 2>"$T/usage"
 	t_eq "$p: bad option gives status 2 and the usage line" "2 usage: $p" \
-	    "$? $(tail -n 1 "$T/usage" | cut -d' ' -f1-2)"
+	    "$? $(grep '^usage:' "$T/usage" | cut -d' ' -f1-2)"
 done
 t_fails "zip member not arr_0.npy" "no member arr_0.npy \(first member: images.npy\)" kz-unpack "$F/other-member.npz"
 t_fails "Fortran-order npy" "Fortran-order" kz-unpack "$F/fortran.npz"
