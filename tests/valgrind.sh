@@ -17,15 +17,14 @@ trap 'rm -rf "$W"' EXIT
 PATH=$BIN:$PATH
 export SOURCE_DATE_EPOCH=1764115200
 n=0 bad=0
+# One set of memcheck options, for single commands and the pipe alike.
+VG="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"
 
 # vg NAME CMD... : CMD under memcheck; stdin and stdout pass through.
 vg() {
 	_name=$1; shift
 	n=$((n + 1))
-	valgrind -q --error-exitcode=99 --leak-check=full \
-	    --show-leak-kinds=definite,indirect \
-	    --errors-for-leak-kinds=definite,indirect \
-	    --log-file="$W/vg.$n.log" "$@"
+	$VG --log-file="$W/vg.$n.log" "$@"
 	_s=$?
 	_e=$(grep -c '^==[0-9]*== [A-Z]' "$W/vg.$n.log")
 	_dl=$(valgrind_summary "definitely lost")
@@ -95,7 +94,6 @@ vg "classify kanji" kz-classify -k 5 -m "$W/kk.kzm" -o "$W/kp.kz" "$W/k32.kz"
 vg "eval kanji" kz-eval -n 10 -c "$W/kanji.csv" "$W/kp.kz" >/dev/null
 
 # A pipeline through pipes, as users run it.
-VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 $VG --log-file="$W/p1.log" kz-unpack "$D/kmnist-test-imgs.npz" "$D/kmnist-test-labels.npz" |
     head -c $((32 + 200 * 796)) |
     $VG --log-file="$W/p2.log" kz-norm -f 28x28 |
