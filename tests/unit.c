@@ -269,6 +269,92 @@ test_conv_direct(void)
 	kz_net_free(n);
 }
 
+/* One image through convolution L by the formula: in [C][H][W] ->
+ * out [OC][OH][OW], in double. */
+static void
+direct_conv(const struct kz_net *n, const struct kz_layer *L,
+    const double *in, double *out)
+{
+	int C = L->in.c, H = L->in.h, W = L->in.w, K = L->k;
+
+	for (int o = 0; o < L->out.c; o++)
+		for (int i = 0; i < L->out.h; i++)
+			for (int j = 0; j < L->out.w; j++) {
+				double s = n->params[L->b_off + o];
+
+				for (int c = 0; c < C; c++)
+					for (int ki = 0; ki < K; ki++)
+						for (int kj = 0; kj < K; kj++) {
+							int yy = i * L->stride - L->pad + ki;
+							int xx = j * L->stride - L->pad + kj;
+
+							if (yy < 0 || yy >= H || xx < 0 || xx >= W)
+								continue;
+							s += n->params[L->w_off + ((size_t)(o * C + c) * K + ki) * K + kj] *
+							    in[(c * H + yy) * W + xx];
+						}
+				out[(o * L->out.h + i) * L->out.w + j] = s;
+			}
+}
+
+/* Convolutions wide enough for the Winograd path (3x3, stride 1, 16
+ * channels and up; padding 0, 1 and 2; odd and even output sizes) and
+ * one that is not (stride 2), each layer's output against the formula
+ * applied to the previous layer's output. */
+static void
+test_conv_wide(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 9, 8 };
+	int B = 5;
+	struct kz_net *n = kz_net_new("cnn:conv16k3p1,conv17k3p1,conv16k3,"
+	    "conv18k3p2,conv16k3s2p1", in, 4, 5, &e);
+	struct kz_work *w = kz_work_new(n, B);
+	struct kz_rng r;
+	float x[5 * 72];
+
+	kz_rng_seed(&r, 3);
+	for (int i = 0; i < B * 72; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (size_t i = 0; i < n->nparams; i++)
+		n->params[i] += 0.1f * (float)kz_rng_normal(&r);
+	kz_net_forward(n, w, x, B, 0, &r);
+
+	double worst = 0;
+	for (int l = 1; l < 5; l++) {
+		const struct kz_layer *L = &n->layers[l];
+		size_t isz = (size_t)L->in.c * L->in.h * L->in.w;
+		size_t osz = (size_t)L->out.c * L->out.h * L->out.w;
+		const float *a = kz_work_output(w, l - 1), *z = kz_work_output(w, l);
+		double *din = malloc(isz * sizeof(double));
+		double *dout = malloc(osz * sizeof(double));
+
+		for (int b = 0; b < B; b++) {
+			size_t ihw = (size_t)L->in.h * L->in.w;
+			size_t ohw = (size_t)L->out.h * L->out.w;
+
+			for (size_t c = 0; c < (size_t)L->in.c; c++)
+				for (size_t i = 0; i < ihw; i++)
+					din[c * ihw + i] = a[(c * B + b) * ihw + i];
+			direct_conv(n, L, din, dout);
+			for (size_t c = 0; c < (size_t)L->out.c; c++)
+				for (size_t i = 0; i < ohw; i++) {
+					double d = fabs(dout[c * ohw + i] -
+					    z[(c * B + b) * ohw + i]) /
+					    (1 + fabs(dout[c * ohw + i]));
+
+					worst = d > worst ? d : worst;
+				}
+		}
+		free(din);
+		free(dout);
+	}
+	printf("# conv wide: worst relative difference %.2e\n", worst);
+	check(worst < 1e-4, "convolution over 16+ channels (Winograd, pads 0-2) equals direct loops");
+	kz_work_free(w);
+	kz_net_free(n);
+}
+
 static void
 test_spec_errors(void)
 {
@@ -295,6 +381,8 @@ main(void)
 	gradcheck("cnn:conv3k2s2,maxpool2s1,dense4,bn,relu", 9, 9, 6, 3);
 	gradcheck("cnn:conv4k3p1,res4,res6s2,bn,relu,gap", 8, 8, 4, 3);
 	test_conv_direct();
+	test_conv_wide();
+	gradcheck("cnn:conv16k3p1,relu,conv16k3,relu,conv16k3p2,dense5", 6, 5, 3, 3);
 	test_spec_errors();
 	test_utf8();
 	test_codepoint();
