@@ -55,7 +55,7 @@ echo "== Keras simple CNN: training images/s, kz-train vs PyTorch (Adadelta, bat
 kz-split -n 4 -o "$B/q" "$B/train.kz"
 line=$(kz-train -t 2 -a $SIMPLE --opt adadelta -e 1 -b 128 -o "$B/simple.kzm" "$B/q.0.kz" 2>&1 | grep '^epoch')
 kzs=$(echo "$line" | sed 's/.*  \([0-9]*\) img\/s.*/\1/')
-echo "kz train: $kzs img/s (15000 images), $(echo "scale=1; $kzs * 72 / 1000" | bc) GFLOP/s at 72 MFLOP per image"
+echo "kz train: $kzs img/s (15000 images), $(echo "scale=1; $kzs * 72 / 1000" | bc) GFLOP/s at 72 MFLOP per image (as im2col counts it: Winograd does fewer)"
 pt=$($PEER torch-train "$D" 15000)
 echo "$pt"
 pts=$(echo "$pt" | sed 's/torch train: \([0-9]*\) img.*/\1/')
@@ -66,7 +66,7 @@ s=$(date +%s.%N)
 kz-classify -t 2 -b 1000 -m "$B/simple.kzm" "$B/test.kz" >/dev/null
 e=$(date +%s.%N)
 kzi=$(echo "10000 / ($e - $s)" | bc)
-echo "kz infer: $kzi img/s (10000 images end to end: model and stream read included), $(echo "scale=1; $kzi * 24 / 1000" | bc) GFLOP/s at 24 MFLOP per image"
+echo "kz infer: $kzi img/s (10000 images end to end: model and stream read included), $(echo "scale=1; $kzi * 24 / 1000" | bc) GFLOP/s at 24 MFLOP per image (as im2col counts it)"
 pi=$($PEER torch-infer "$D")
 echo "$pi"
 pis=$(echo "$pi" | sed 's/torch infer: \([0-9]*\) img.*/\1/')
