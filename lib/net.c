@@ -838,32 +838,14 @@ col2im(const struct kz_layer *L, const float *col, int B, int b0, int nb,
 			}
 }
 
-/* y [OC][B][OH][OW] = conv(x [C][B][H][W], g) + bias, zero padding P,
- * OH = H + 2P - 2, OW = W + 2P - 2; then max(0, y) if relu.  g is
- * [OC][C][3][3]; or, if adjoint, [C][OC][3][3] used rotated by 180
- * degrees and transposed, which makes this the input gradient of the
- * convolution by g (pass its output's gradient as x and P = 2 - pad).
- * bias may be NULL.  scratch holds nscratch floats, at least
- * wino_fixed + wino_per_image. */
+/* U[e][o][c] = (G g G')[e] for g [OC][C][3][3], or, if adjoint, for g
+ * [C][OC][3][3] turned round by 180 degrees;
+ * G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
 static void
-wino_conv(const float *x, int C, int H, int W, int P, const float *g,
-    int adjoint, const float *bias, int relu, int OC, float *y, int B,
-    float *scratch, size_t nscratch)
+wino_kernels(const float *g, int adjoint, int C, int OC, float *U)
 {
-	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
-	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
-	size_t per = wino_per_image(C, OC, OH, OW);
-	float *U = scratch, *row = U + (size_t)16 * OC * C;
-	float *tr = row + 4 * (size_t)WP, *V = tr + 4 * (size_t)WP;
-	size_t room = nscratch - (size_t)(V - scratch) - 32 * WINO_SKEW;
-	int chunk = room / per < 1 ? 1 : room / per > (size_t)B ? B :
-	    (int)(room / per);
-	/* Chunks of the transformed tiles that stay in L2 ran fastest
-	 * here: 2 MiB of V, M and Y measured 25% faster than 8 MiB. */
-	if (chunk > 1 && (size_t)chunk * per > WINO_FLOATS)
-		chunk = WINO_FLOATS / per < 1 ? 1 : (int)(WINO_FLOATS / per);
+	size_t e1 = (size_t)OC * C;
 
-	/* U[e][o][c] = (G g G')[e], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
 	for (int o = 0; o < OC; o++)
 		for (int c = 0; c < C; c++) {
 			float k[3][3], t[4][3];
@@ -881,8 +863,8 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 				t[3][j] = k[2][j];
 			}
 			for (int i = 0; i < 4; i++) {
-				float *u = U + ((size_t)(4 * i) * OC + o) * C + c;
-				size_t e1 = (size_t)OC * C;
+				float *u = U + (size_t)(4 * i) * e1 +
+				    (size_t)o * C + c;
 
 				u[0] = t[i][0];
 				u[e1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
@@ -890,6 +872,96 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 				u[3 * e1] = t[i][2];
 			}
 		}
+}
+
+/* V[e][c][n] = (B' d B)[e] for the 4x4 tiles d of images b0..b0+nb-1 of
+ * x [C][B][H][W] padded by P, n = (b - b0) * TH * TW + tile; planes vs
+ * floats apart.  row and tr hold 4 rows of 2 * TW + 2 floats each.
+ * B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+static void
+wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
+    int nb, int TH, int TW, float *row, float *tr, float *V, size_t vs)
+{
+	int WP = 2 * TW + 2;
+	size_t T = (size_t)TH * TW, N = (size_t)nb * T;
+
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < nb; b++) {
+			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
+
+			for (int ty = 0; ty < TH; ty++) {
+				for (int i = 0; i < 4; i++) {
+					int iy = 2 * ty - P + i;
+					float *r = row + (size_t)i * WP;
+
+					memset(r, 0, WP * sizeof(float));
+					if (iy >= 0 && iy < H)
+						memcpy(r + P, src + (size_t)iy * W,
+						    W * sizeof(float));
+				}
+				for (int j = 0; j < WP; j++) {
+					float r0 = row[j], r1 = row[WP + j];
+					float r2 = row[2 * WP + j];
+					float r3 = row[3 * WP + j];
+
+					tr[j] = r0 - r2;
+					tr[WP + j] = r1 + r2;
+					tr[2 * WP + j] = r2 - r1;
+					tr[3 * WP + j] = r1 - r3;
+				}
+				size_t n0 = (size_t)b * T + (size_t)ty * TW;
+				for (int i = 0; i < 4; i++) {
+					const float *t = tr + (size_t)i * WP;
+					float *v = V + 4 * i * vs + (size_t)c * N +
+					    n0;
+
+					for (int tx = 0; tx < TW; tx++) {
+						float a = t[2 * tx], bb = t[2 * tx + 1];
+						float cc = t[2 * tx + 2];
+						float d = t[2 * tx + 3];
+
+						v[tx] = a - cc;
+						v[vs + tx] = bb + cc;
+						v[2 * vs + tx] = cc - bb;
+						v[3 * vs + tx] = bb - d;
+					}
+				}
+			}
+		}
+}
+
+/* Images per chunk for scratch of nscratch floats of which fixed are
+ * taken, per floats an image: as many as fit, up to B, but no more
+ * than keep the chunk's tiles near L2 size, which ran fastest here. */
+static int
+wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
+{
+	size_t room = nscratch - fixed - 32 * WINO_SKEW, c = room / per;
+
+	if (c * per > WINO_FLOATS)
+		c = WINO_FLOATS / per;
+	return c < 1 ? 1 : c > (size_t)B ? B : (int)c;
+}
+
+/* y [OC][B][OH][OW] = conv(x [C][B][H][W], g) + bias, zero padding P,
+ * OH = H + 2P - 2, OW = W + 2P - 2; then max(0, y) if relu.  g is
+ * [OC][C][3][3]; or, if adjoint, [C][OC][3][3] turned round, which
+ * makes this the input gradient of the convolution by g (pass its
+ * output's gradient as x and P = 2 - pad).  bias may be NULL.  scratch
+ * holds nscratch floats, at least wino_fixed + wino_per_image. */
+static void
+wino_conv(const float *x, int C, int H, int W, int P, const float *g,
+    int adjoint, const float *bias, int relu, int OC, float *y, int B,
+    float *scratch, size_t nscratch)
+{
+	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
+	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
+	float *U = scratch, *row = U + (size_t)16 * OC * C;
+	float *tr = row + 4 * (size_t)WP, *V = tr + 4 * (size_t)WP;
+	int chunk = wino_chunk(nscratch, V - scratch,
+	    wino_per_image(C, OC, OH, OW), B);
+
+	wino_kernels(g, adjoint, C, OC, U);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
@@ -897,55 +969,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		    WINO_SKEW;
 		float *M = V + 16 * vs, *Y = M + 16 * ms;
 
-		/* V[e][c][n] = (B' d B)[e], B' = [1 0 -1 0; 0 1 1 0;
-		 * 0 -1 1 0; 0 1 0 -1], n = image * T + tile */
-		for (int c = 0; c < C; c++)
-			for (int b = 0; b < nb; b++) {
-				const float *src = x + ((size_t)c * B + b0 + b) *
-				    H * W;
-
-				for (int ty = 0; ty < TH; ty++) {
-					for (int i = 0; i < 4; i++) {
-						int iy = 2 * ty - P + i;
-						float *r = row + (size_t)i * WP;
-						int n = W < WP - P ? W : WP - P;
-
-						memset(r, 0, WP * sizeof(float));
-						if (iy >= 0 && iy < H)
-							memcpy(r + P, src + (size_t)iy *
-							    W, n * sizeof(float));
-					}
-					for (int j = 0; j < WP; j++) {
-						float r0 = row[j], r1 = row[WP + j];
-						float r2 = row[2 * WP + j];
-						float r3 = row[3 * WP + j];
-
-						tr[j] = r0 - r2;
-						tr[WP + j] = r1 + r2;
-						tr[2 * WP + j] = r2 - r1;
-						tr[3 * WP + j] = r1 - r3;
-					}
-					size_t n0 = (size_t)b * T + (size_t)ty * TW;
-					for (int i = 0; i < 4; i++) {
-						const float *t = tr + (size_t)i * WP;
-						float *v = V + 4 * i * vs +
-						    (size_t)c * N + n0;
-						size_t e1 = vs;
-
-						for (int tx = 0; tx < TW; tx++) {
-							float a = t[2 * tx];
-							float bb = t[2 * tx + 1];
-							float cc = t[2 * tx + 2];
-							float d = t[2 * tx + 3];
-
-							v[tx] = a - cc;
-							v[e1 + tx] = bb + cc;
-							v[2 * e1 + tx] = cc - bb;
-							v[3 * e1 + tx] = bb - d;
-						}
-					}
-				}
-			}
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, row, tr, V, vs);
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
 			    N, C, 1.0f, U + (size_t)e * OC * C, C,
@@ -956,17 +980,16 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		 * the 2x2 blocks put in place. */
 		for (int o = 0; o < OC; o++) {
 			const float *m = M + (size_t)o * N;
-			size_t e1 = ms;
 			float bv = bias ? bias[o] : 0;
 
 			for (size_t n = 0; n < N; n++) {
 				float s0[4], s1[4];
 
 				for (int j = 0; j < 4; j++) {
-					float m0 = m[j * e1 + n];
-					float m1 = m[(4 + j) * e1 + n];
-					float m2 = m[(8 + j) * e1 + n];
-					float m3 = m[(12 + j) * e1 + n];
+					float m0 = m[j * ms + n];
+					float m1 = m[(4 + j) * ms + n];
+					float m2 = m[(8 + j) * ms + n];
+					float m3 = m[(12 + j) * ms + n];
 
 					s0[j] = m0 + m1 + m2;
 					s1[j] = m1 - m2 - m3;
@@ -995,6 +1018,91 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 					if (ox < OW)
 						d[ox] = y0[ox / 2];
 				}
+		}
+	}
+}
+
+/* dW [OC][C][3][3] += the weight gradient of the convolution of x
+ * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW]:
+ * each tile's 3x3 correlation of its 4x4 input with its 2x2 output
+ * gradient is Winograd F(3x3, 2x2), the transpose of F(2x2, 3x3), and
+ * the sum over tiles is taken inside the transform as 16 GEMMs of
+ * [OC][tiles] x [tiles][C].  Scratch as for wino_conv. */
+static void
+wino_weight_grad(const float *x, int C, int H, int W, int P,
+    const float *dy, int OC, float *dW, int B, float *scratch,
+    size_t nscratch)
+{
+	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
+	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
+	float *S = scratch, *row = S + (size_t)16 * OC * C;
+	float *tr = row + 4 * (size_t)WP, *V = tr + 4 * (size_t)WP;
+	int chunk = wino_chunk(nscratch, V - scratch,
+	    wino_per_image(C, OC, OH, OW), B);
+	size_t e1 = (size_t)OC * C;
+
+	for (int b0 = 0; b0 < B; b0 += chunk) {
+		int nb = B - b0 < chunk ? B - b0 : chunk;
+		size_t N = (size_t)nb * T;
+		size_t vs = (size_t)C * N + WINO_SKEW, ds = (size_t)OC * N +
+		    WINO_SKEW;
+		float *D = V + 16 * vs;
+
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, row, tr, V, vs);
+		/* D[e][o][n] = (A g A')[e] for the 2x2 tiles g of dy, zero
+		 * beyond its edge; A' = [1 1 1 0; 0 1 -1 -1]. */
+		for (int o = 0; o < OC; o++)
+			for (int b = 0; b < nb; b++)
+				for (int ty = 0; ty < TH; ty++) {
+					const float *r0 = dy + ((size_t)o * B +
+					    b0 + b) * OH * OW + (size_t)2 * ty * OW;
+					const float *r1 = 2 * ty + 1 < OH ? r0 + OW :
+					    NULL;
+					float *d = D + (size_t)o * N + (size_t)b * T +
+					    (size_t)ty * TW;
+
+					for (int tx = 0; tx < TW; tx++) {
+						int odd = 2 * tx + 1 < OW;
+						float g00 = r0[2 * tx];
+						float g01 = odd ? r0[2 * tx + 1] : 0;
+						float g10 = r1 ? r1[2 * tx] : 0;
+						float g11 = r1 && odd ? r1[2 * tx + 1] :
+						    0;
+						float t0[4] = { g00, g00 + g01, g00 - g01,
+						    -g01 };
+						float t1[4] = { g10, g10 + g11, g10 - g11,
+						    -g11 };
+
+						for (int j = 0; j < 4; j++) {
+							d[j * ds + tx] = t0[j];
+							d[(4 + j) * ds + tx] = t0[j] + t1[j];
+							d[(8 + j) * ds + tx] = t0[j] - t1[j];
+							d[(12 + j) * ds + tx] = -t1[j];
+						}
+					}
+				}
+		for (int e = 0; e < 16; e++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC,
+			    C, N, 1.0f, D + e * ds, N, V + e * vs, N,
+			    b0 > 0 ? 1.0f : 0.0f, S + e * e1, C);
+	}
+	/* dW += G' S G, G' = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] */
+	for (size_t oc = 0; oc < e1; oc++) {
+		float m[4][4], t[3][4];
+
+		for (int e = 0; e < 16; e++)
+			m[e / 4][e % 4] = S[e * e1 + oc];
+		for (int j = 0; j < 4; j++) {
+			t[0][j] = m[0][j] + 0.5f * (m[1][j] + m[2][j]);
+			t[1][j] = 0.5f * (m[1][j] - m[2][j]);
+			t[2][j] = 0.5f * (m[1][j] + m[2][j]) + m[3][j];
+		}
+		for (int i = 0; i < 3; i++) {
+			float *w = dW + oc * 9 + i * 3;
+
+			w[0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+			w[1] += 0.5f * (t[i][1] - t[i][2]);
+			w[2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
 		}
 	}
 }
@@ -1050,32 +1158,40 @@ conv_backward(const struct kz_net *n, const struct kz_layer *L,
 	int ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
-	/* The input gradient is the full correlation of dy with the
-	 * kernels turned round: a 3x3 stride-1 convolution again. */
-	int wino = dx != NULL && wino_ok(L) && L->out.c >= WINO_MIN_CHANNELS &&
-	    L->pad <= 2;
+	/* 3x3 stride-1 kernels take the Winograd path for the weight
+	 * gradient, and for the input gradient too, which is the full
+	 * correlation of dy with the kernels turned round: a 3x3 stride-1
+	 * convolution of OC channels. */
+	int wino_w = wino_ok(L);
+	int wino_dx = dx != NULL && wino_w &&
+	    L->out.c >= WINO_MIN_CHANNELS && L->pad <= 2;
 
 	for (int oc = 0; oc < L->out.c; oc++)
 		db[oc] += (float)sum_floats(dy + (size_t)oc * B * ohw, B * ohw);
-	if (dx != NULL && !wino)
+	if (wino_w)
+		wino_weight_grad(x, L->in.c, L->in.h, L->in.w, L->pad, dy,
+		    L->out.c, dW, B, w->col, w->ncol);
+	if (wino_dx)
+		wino_conv(dy, L->out.c, L->out.h, L->out.w, 2 - L->pad, W, 1,
+		    NULL, 0, L->in.c, dx, B, w->col, w->ncol);
+	if (dx != NULL && !wino_dx)
 		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 
-		im2col(L, x, B, b0, nb, w->col);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->out.c,
-		    ckk, nb * ohw, 1.0f, dy + b0 * ohw, B * ohw, w->col,
-		    nb * ohw, 1.0f, dW, ckk);
-		if (dx == NULL || wino)
+		if (!wino_w) {
+			im2col(L, x, B, b0, nb, w->col);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+			    L->out.c, ckk, nb * ohw, 1.0f, dy + b0 * ohw,
+			    B * ohw, w->col, nb * ohw, 1.0f, dW, ckk);
+		}
+		if (dx == NULL || wino_dx)
 			continue;
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk,
 		    nb * ohw, L->out.c, 1.0f, W, ckk, dy + b0 * ohw, B * ohw,
 		    0.0f, w->col, nb * ohw);
 		col2im(L, w->col, B, b0, nb, dx);
 	}
-	if (wino)
-		wino_conv(dy, L->out.c, L->out.h, L->out.w, 2 - L->pad, W, 1,
-		    NULL, 0, L->in.c, dx, B, w->col, w->ncol);
 }
 
 /* ---- dense ------------------------------------------------------------ */
