@@ -520,9 +520,10 @@ wino_per_image(int C, int OC, int OH, int OW)
 }
 
 static size_t
-wino_fixed(int C, int OC, int OW)
+wino_fixed(int C, int OC, int OH, int OW)
 {
-	return (size_t)16 * OC * C + 8 * (size_t)(OW + 3) + 32 * WINO_SKEW;
+	return (size_t)16 * OC * C + (size_t)(OH + 7) * (OW + 3) +
+	    32 * WINO_SKEW;
 }
 
 /* ---- work buffers ---------------------------------------------------- */
@@ -630,9 +631,9 @@ wino_scratch(const struct kz_layer *L, int nl, size_t m)
 		if (L[i].type != KZ_CONV || !wino_ok(&L[i]))
 			continue;
 		int C = L[i].in.c, OC = L[i].out.c;
-		size_t f = wino_fixed(C, OC, L[i].out.w) +
+		size_t f = wino_fixed(C, OC, L[i].out.h, L[i].out.w) +
 		    wino_per_image(C, OC, L[i].out.h, L[i].out.w);
-		size_t b = wino_fixed(OC, C, L[i].in.w) +
+		size_t b = wino_fixed(OC, C, L[i].in.h, L[i].in.w) +
 		    wino_per_image(OC, C, L[i].in.h, L[i].in.w);
 
 		m = f > m ? f : m;
@@ -876,54 +877,58 @@ wino_kernels(const float *g, int adjoint, int C, int OC, float *U)
 
 /* V[e][c][n] = (B' d B)[e] for the 4x4 tiles d of images b0..b0+nb-1 of
  * x [C][B][H][W] padded by P, n = (b - b0) * TH * TW + tile; planes vs
- * floats apart.  row and tr hold 4 rows of 2 * TW + 2 floats each.
- * B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+ * floats apart.  pad holds (2 * TH + 2) * (2 * TW + 2) floats, tr
+ * 4 * (2 * TW + 2).  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
 static void
 wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
-    int nb, int TH, int TW, float *row, float *tr, float *V, size_t vs)
+    int nb, int TH, int TW, float *pad, float *tr, float *V, size_t vs)
 {
-	int WP = 2 * TW + 2;
+	int WP = 2 * TW + 2, HP = 2 * TH + 2, E = TW + 1;
 	size_t T = (size_t)TH * TW, N = (size_t)nb * T;
 
 	for (int c = 0; c < C; c++)
 		for (int b = 0; b < nb; b++) {
 			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
 
+			/* The padded image, each row split into its even
+			 * columns, then its odd ones: a tile's columns 2tx,
+			 * 2tx+1, 2tx+2, 2tx+3 are then e[tx], o[tx],
+			 * e[tx+1], o[tx+1], and every loop below runs over
+			 * contiguous floats. */
+			memset(pad, 0, (size_t)HP * WP * sizeof(float));
+			for (int iy = 0; iy < H && iy + P < HP; iy++) {
+				float *e = pad + (size_t)(iy + P) * WP, *o = e + E;
+				const float *s = src + (size_t)iy * W;
+
+				/* padded column j is s[j - P] */
+				for (int k = (P + 1) / 2; 2 * k < W + P; k++)
+					e[k] = s[2 * k - P];
+				for (int k = P / 2; 2 * k + 1 < W + P; k++)
+					o[k] = s[2 * k + 1 - P];
+			}
 			for (int ty = 0; ty < TH; ty++) {
-				for (int i = 0; i < 4; i++) {
-					int iy = 2 * ty - P + i;
-					float *r = row + (size_t)i * WP;
+				const float *r0 = pad + (size_t)2 * ty * WP;
+				const float *r1 = r0 + WP, *r2 = r1 + WP;
+				const float *r3 = r2 + WP;
 
-					memset(r, 0, WP * sizeof(float));
-					if (iy >= 0 && iy < H)
-						memcpy(r + P, src + (size_t)iy * W,
-						    W * sizeof(float));
-				}
 				for (int j = 0; j < WP; j++) {
-					float r0 = row[j], r1 = row[WP + j];
-					float r2 = row[2 * WP + j];
-					float r3 = row[3 * WP + j];
-
-					tr[j] = r0 - r2;
-					tr[WP + j] = r1 + r2;
-					tr[2 * WP + j] = r2 - r1;
-					tr[3 * WP + j] = r1 - r3;
+					tr[j] = r0[j] - r2[j];
+					tr[WP + j] = r1[j] + r2[j];
+					tr[2 * WP + j] = r2[j] - r1[j];
+					tr[3 * WP + j] = r1[j] - r3[j];
 				}
 				size_t n0 = (size_t)b * T + (size_t)ty * TW;
 				for (int i = 0; i < 4; i++) {
-					const float *t = tr + (size_t)i * WP;
+					const float *e = tr + (size_t)i * WP;
+					const float *o = e + E;
 					float *v = V + 4 * i * vs + (size_t)c * N +
 					    n0;
 
 					for (int tx = 0; tx < TW; tx++) {
-						float a = t[2 * tx], bb = t[2 * tx + 1];
-						float cc = t[2 * tx + 2];
-						float d = t[2 * tx + 3];
-
-						v[tx] = a - cc;
-						v[vs + tx] = bb + cc;
-						v[2 * vs + tx] = cc - bb;
-						v[3 * vs + tx] = bb - d;
+						v[tx] = e[tx] - e[tx + 1];
+						v[vs + tx] = o[tx] + e[tx + 1];
+						v[2 * vs + tx] = e[tx + 1] - o[tx];
+						v[3 * vs + tx] = o[tx] - o[tx + 1];
 					}
 				}
 			}
@@ -956,8 +961,8 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
-	float *U = scratch, *row = U + (size_t)16 * OC * C;
-	float *tr = row + 4 * (size_t)WP, *V = tr + 4 * (size_t)WP;
+	float *U = scratch, *pad = U + (size_t)16 * OC * C;
+	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 4 * (size_t)WP;
 	int chunk = wino_chunk(nscratch, V - scratch,
 	    wino_per_image(C, OC, OH, OW), B);
 
@@ -969,7 +974,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		    WINO_SKEW;
 		float *M = V + 16 * vs, *Y = M + 16 * ms;
 
-		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, row, tr, V, vs);
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, V, vs);
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
 			    N, C, 1.0f, U + (size_t)e * OC * C, C,
@@ -1009,14 +1014,13 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 					    2 * N + (size_t)b * T +
 					    (size_t)(oy / 2) * TW;
 					const float *y1 = y0 + N;
-					int ox;
 
-					for (ox = 0; ox + 1 < OW; ox += 2) {
-						d[ox] = y0[ox / 2];
-						d[ox + 1] = y1[ox / 2];
+					for (int k = 0; k < OW / 2; k++) {
+						d[2 * k] = y0[k];
+						d[2 * k + 1] = y1[k];
 					}
-					if (ox < OW)
-						d[ox] = y0[ox / 2];
+					if (OW & 1)
+						d[OW - 1] = y0[OW / 2];
 				}
 		}
 	}
@@ -1035,8 +1039,8 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
-	float *S = scratch, *row = S + (size_t)16 * OC * C;
-	float *tr = row + 4 * (size_t)WP, *V = tr + 4 * (size_t)WP;
+	float *S = scratch, *pad = S + (size_t)16 * OC * C;
+	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 4 * (size_t)WP;
 	int chunk = wino_chunk(nscratch, V - scratch,
 	    wino_per_image(C, OC, OH, OW), B);
 	size_t e1 = (size_t)OC * C;
@@ -1048,30 +1052,37 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		    WINO_SKEW;
 		float *D = V + 16 * vs;
 
-		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, row, tr, V, vs);
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, V, vs);
 		/* D[e][o][n] = (A g A')[e] for the 2x2 tiles g of dy, zero
-		 * beyond its edge; A' = [1 1 1 0; 0 1 -1 -1]. */
+		 * beyond its edge; A' = [1 1 1 0; 0 1 -1 -1].  The two rows
+		 * of a tile row are split into even and odd columns first
+		 * (tr), so that the loop over tiles is contiguous. */
 		for (int o = 0; o < OC; o++)
 			for (int b = 0; b < nb; b++)
 				for (int ty = 0; ty < TH; ty++) {
-					const float *r0 = dy + ((size_t)o * B +
-					    b0 + b) * OH * OW + (size_t)2 * ty * OW;
-					const float *r1 = 2 * ty + 1 < OH ? r0 + OW :
-					    NULL;
+					const float *r = dy + ((size_t)o * B + b0 +
+					    b) * OH * OW + (size_t)2 * ty * OW;
+					float *g0 = tr, *g1 = tr + TW, *g2 = tr +
+					    2 * TW, *g3 = tr + 3 * TW;
 					float *d = D + (size_t)o * N + (size_t)b * T +
 					    (size_t)ty * TW;
 
+					memset(tr, 0, 4 * TW * sizeof(float));
+					for (int k = 0; 2 * k < OW; k++)
+						g0[k] = r[2 * k];
+					for (int k = 0; 2 * k + 1 < OW; k++)
+						g1[k] = r[2 * k + 1];
+					for (int k = 0; 2 * ty + 1 < OH && 2 * k < OW;
+					    k++)
+						g2[k] = r[OW + 2 * k];
+					for (int k = 0; 2 * ty + 1 < OH &&
+					    2 * k + 1 < OW; k++)
+						g3[k] = r[OW + 2 * k + 1];
 					for (int tx = 0; tx < TW; tx++) {
-						int odd = 2 * tx + 1 < OW;
-						float g00 = r0[2 * tx];
-						float g01 = odd ? r0[2 * tx + 1] : 0;
-						float g10 = r1 ? r1[2 * tx] : 0;
-						float g11 = r1 && odd ? r1[2 * tx + 1] :
-						    0;
-						float t0[4] = { g00, g00 + g01, g00 - g01,
-						    -g01 };
-						float t1[4] = { g10, g10 + g11, g10 - g11,
-						    -g11 };
+						float t0[4] = { g0[tx], g0[tx] + g1[tx],
+						    g0[tx] - g1[tx], -g1[tx] };
+						float t1[4] = { g2[tx], g2[tx] + g3[tx],
+						    g2[tx] - g3[tx], -g3[tx] };
 
 						for (int j = 0; j < 4; j++) {
 							d[j * ds + tx] = t0[j];
