@@ -499,6 +499,10 @@ kz_net_describe(const struct kz_net *n, char *buf, size_t len)
  * and transformed back (Y = A'MA).  Worth it from 16 input channels:
  * below that the GEMMs are too thin to run at speed. */
 #define WINO_MIN_CHANNELS 16
+/* What an inference pass does in the layer before, while its output is
+ * in cache (see layers_forward). */
+#define FUSE_RELU 1
+#define FUSE_POOL 2
 /* The 16 planes of V and M sit this many floats apart beyond their
  * size: planes a multiple of 4 KiB apart would share the same L1 sets,
  * and the transforms read or write all 16 at once. */
@@ -949,14 +953,16 @@ wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
 }
 
 /* y [OC][B][OH][OW] = conv(x [C][B][H][W], g) + bias, zero padding P,
- * OH = H + 2P - 2, OW = W + 2P - 2; then max(0, y) if relu.  g is
+ * OH = H + 2P - 2, OW = W + 2P - 2; then max(0, y) if fuse has
+ * FUSE_RELU, and the maximum of each 2x2 block if it has FUSE_POOL
+ * (OH and OW even: y is then [OC][B][OH/2][OW/2]).  g is
  * [OC][C][3][3]; or, if adjoint, [C][OC][3][3] turned round, which
  * makes this the input gradient of the convolution by g (pass its
  * output's gradient as x and P = 2 - pad).  bias may be NULL.  scratch
  * holds nscratch floats, at least wino_fixed + wino_per_image. */
 static void
 wino_conv(const float *x, int C, int H, int W, int P, const float *g,
-    int adjoint, const float *bias, int relu, int OC, float *y, int B,
+    int adjoint, const float *bias, int fuse, int OC, float *y, int B,
     float *scratch, size_t nscratch)
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
@@ -986,6 +992,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		for (int o = 0; o < OC; o++) {
 			const float *m = M + (size_t)o * N;
 			float bv = bias ? bias[o] : 0;
+			int relu = fuse & FUSE_RELU;
 
 			for (size_t n = 0; n < N; n++) {
 				float s0[4], s1[4];
@@ -1006,6 +1013,20 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 			}
 			for (size_t n = 0; relu && n < 4 * N; n++)
 				Y[n] = Y[n] > 0 ? Y[n] : 0;
+			if (fuse & FUSE_POOL) {
+				/* A tile is a pooling block, and the pooled
+				 * chunk is contiguous. */
+				float *d = y + ((size_t)o * B + b0) * T;
+
+				for (size_t n = 0; n < N; n++) {
+					float a = Y[n] > Y[N + n] ? Y[n] : Y[N + n];
+					float c = Y[2 * N + n] > Y[3 * N + n] ?
+					    Y[2 * N + n] : Y[3 * N + n];
+
+					d[n] = a > c ? a : c;
+				}
+				continue;
+			}
 			for (int b = 0; b < nb; b++)
 				for (int oy = 0; oy < OH; oy++) {
 					float *d = y + ((size_t)o * B + b0 + b) *
@@ -1119,18 +1140,21 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 }
 
 /* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC].
- * relu: y = max(0, y), applied chunk by chunk (see layers_forward). */
+ * fuse: FUSE_RELU, y = max(0, y); FUSE_POOL (Winograd only), 2x2 max
+ * pooling after it. */
 static void
 conv_forward(const struct kz_net *n, const struct kz_layer *L,
-    struct kz_work *w, const float *x, float *y, int B, int relu)
+    struct kz_work *w, const float *x, float *y, int B, int fuse)
 {
+	int relu = fuse & FUSE_RELU;
+
 	const float *W = n->params + L->w_off, *bias = n->params + L->b_off;
 	int ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
 	if (wino_ok(L)) {
 		wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0, bias,
-		    relu, L->out.c, y, B, w->col, w->ncol);
+		    fuse, L->out.c, y, B, w->col, w->ncol);
 		return;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1526,17 +1550,19 @@ res_forward(const struct kz_net *n, const struct kz_layer *L,
 		y[i] = body[i] + sc[i];
 }
 
-/* relu: apply a ReLU to a convolution's or dense layer's output. */
+/* fuse: the layers after a convolution or dense layer that it does
+ * itself (FUSE_RELU, FUSE_POOL). */
 static void
 layer_forward(const struct kz_net *n, const struct kz_layer *L,
     struct lbuf *lb, struct kz_work *w, const float *x, int B, int train,
-    int relu, struct kz_rng *rng)
+    int fuse, struct kz_rng *rng)
 {
 	size_t on = shape_size(L->out) * B;
 
 	switch (L->type) {
-	case KZ_CONV: conv_forward(n, L, w, x, lb->out, B, relu); break;
-	case KZ_DENSE: dense_forward(n, L, x, lb->out, B, relu); break;
+	case KZ_CONV: conv_forward(n, L, w, x, lb->out, B, fuse); break;
+	case KZ_DENSE: dense_forward(n, L, x, lb->out, B, fuse & FUSE_RELU);
+		break;
 	case KZ_FLATTEN: flatten_forward(L, x, lb->out, B); break;
 	case KZ_RELU: relu_forward(x, lb->out, on); break;
 	case KZ_DROPOUT: dropout_forward(L, lb, x, lb->out, on, train, rng);
@@ -1551,11 +1577,13 @@ layer_forward(const struct kz_net *n, const struct kz_layer *L,
 }
 
 /* Returns the last layer's output.  In inference a dropout layer is
- * the identity and passes its input on without a copy, and a ReLU
- * after a convolution or dense layer is done by that layer, leaving
- * its own buffer unwritten (the backward pass, which reads every
- * layer's own buffer, runs only in training).  A list's last layer is
- * always written: callers read it. */
+ * the identity and passes its input on without a copy; a ReLU after a
+ * convolution or dense layer is done by that layer, and so is a 2x2
+ * max pooling after a Winograd convolution and its ReLU, each tile
+ * being a pooling block; the layers done by another leave their own
+ * buffers unwritten (the backward pass, which reads every layer's own
+ * buffer, runs only in training).  A list's last layer is always
+ * written: callers read it. */
 static const float *
 layers_forward(const struct kz_net *n, const struct kz_layer *L, int nl,
     struct lbuf *lb, struct kz_work *w, const float *x, int B, int train,
@@ -1564,12 +1592,19 @@ layers_forward(const struct kz_net *n, const struct kz_layer *L, int nl,
 	for (int i = 0; i < nl; i++) {
 		if (!train && L[i].type == KZ_DROPOUT)
 			continue;
-		int relu = !train && i + 2 < nl && L[i + 1].type == KZ_RELU &&
-		    (L[i].type == KZ_CONV || L[i].type == KZ_DENSE);
+		int fuse = 0;
 
-		layer_forward(n, &L[i], &lb[i], w, x, B, train, relu, rng);
+		if (!train && i + 2 < nl && L[i + 1].type == KZ_RELU &&
+		    (L[i].type == KZ_CONV || L[i].type == KZ_DENSE))
+			fuse = FUSE_RELU;
+		if (fuse && i + 3 < nl && L[i].type == KZ_CONV &&
+		    wino_ok(&L[i]) && L[i].out.h % 2 == 0 &&
+		    L[i].out.w % 2 == 0 && L[i + 2].type == KZ_MAXPOOL &&
+		    L[i + 2].k == 2 && L[i + 2].stride == 2)
+			fuse |= FUSE_POOL;
+		layer_forward(n, &L[i], &lb[i], w, x, B, train, fuse, rng);
 		x = lb[i].out;
-		i += relu;
+		i += (fuse & FUSE_RELU) + (fuse & FUSE_POOL ? 1 : 0);
 	}
 	return x;
 }

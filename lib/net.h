@@ -84,9 +84,10 @@ void kz_net_backward(const struct kz_net *n, struct kz_work *w, int b);
 /* Batch-norm statistics of the last training forward pass: mean and
  * biased variance of every BN channel, laid out as net->state. */
 const float *kz_work_batch_stats(const struct kz_work *w);
-/* Layer i's output from the last forward pass, [C][B][H*W].  Not
- * written in inference for a dropout layer, or for a ReLU that follows
- * a convolution or dense layer (which then holds the ReLU's output). */
+/* Layer i's output from the last forward pass, [C][B][H*W].  In
+ * inference a dropout layer writes none, and a convolution or dense
+ * layer may do the ReLU and 2x2 max pooling after it: it then holds
+ * their output, and they write none. */
 const float *kz_work_output(const struct kz_work *w, int i);
 /* Softmax of the last forward pass into probs ([b][nclasses]). */
 void kz_net_softmax(const struct kz_net *n, struct kz_work *w, int b,

@@ -355,6 +355,39 @@ test_conv_wide(void)
 	kz_net_free(n);
 }
 
+/* Inference does a ReLU, and a 2x2 max pooling after a Winograd
+ * convolution, inside the layer before; training goes layer by layer.
+ * Without dropout or batch norm the two must give the same logits. */
+static void
+test_fused_inference(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 10, 12 };
+	int B = 4, C = 5;
+	struct kz_net *n = kz_net_new("cnn:conv16k3p1,relu,conv16k3p1,relu,"
+	    "maxpool2,conv16k3,relu,maxpool2,dense7,relu", in, C, 9, &e);
+	struct kz_work *w = kz_work_new(n, B);
+	struct kz_rng r;
+	float x[4 * 120], z[5 * 4];
+
+	kz_rng_seed(&r, 5);
+	for (int i = 0; i < B * 120; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (size_t i = 0; i < n->nparams; i++)
+		n->params[i] += 0.1f * (float)kz_rng_normal(&r);
+	memcpy(z, kz_net_forward(n, w, x, B, 1, &r), sizeof(z));
+	const float *f = kz_net_forward(n, w, x, B, 0, &r);
+	double worst = 0;
+	for (int i = 0; i < C * B; i++) {
+		double d = fabs(z[i] - f[i]);
+		worst = d > worst ? d : worst;
+	}
+	printf("# fused inference: worst logit difference %.2e\n", worst);
+	check(worst == 0, "inference with ReLU and max pooling fused equals the layer-by-layer pass");
+	kz_work_free(w);
+	kz_net_free(n);
+}
+
 static void
 test_spec_errors(void)
 {
@@ -382,6 +415,7 @@ main(void)
 	gradcheck("cnn:conv4k3p1,res4,res6s2,bn,relu,gap", 8, 8, 4, 3);
 	test_conv_direct();
 	test_conv_wide();
+	test_fused_inference();
 	gradcheck("cnn:conv16k3p1,relu,conv16k3,relu,conv16k3p2,dense5", 6, 5, 3, 3);
 	test_spec_errors();
 	test_utf8();
