@@ -526,7 +526,7 @@ wino_per_image(int C, int OC, int OH, int OW)
 static size_t
 wino_fixed(int C, int OC, int OH, int OW)
 {
-	return (size_t)16 * OC * C + (size_t)(OH + 7) * (OW + 3) +
+	return (size_t)16 * OC * C + (size_t)(OH + 8) * (OW + 3) +
 	    32 * WINO_SKEW;
 }
 
@@ -882,13 +882,14 @@ wino_kernels(const float *g, int adjoint, int C, int OC, float *U)
 /* V[e][c][n] = (B' d B)[e] for the 4x4 tiles d of images b0..b0+nb-1 of
  * x [C][B][H][W] padded by P, n = (b - b0) * TH * TW + tile; planes vs
  * floats apart.  pad holds (2 * TH + 2) * (2 * TW + 2) floats, tr
- * 4 * (2 * TW + 2).  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+ * 5 * (2 * TW + 2).  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
 static void
 wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
     int nb, int TH, int TW, float *pad, float *tr, float *V, size_t vs)
 {
 	int WP = 2 * TW + 2, HP = 2 * TH + 2, E = TW + 1;
 	size_t T = (size_t)TH * TW, N = (size_t)nb * T;
+	float *line = tr + 4 * (size_t)WP;	/* one padded input row */
 
 	for (int c = 0; c < C; c++)
 		for (int b = 0; b < nb; b++) {
@@ -900,15 +901,16 @@ wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 			 * e[tx+1], o[tx+1], and every loop below runs over
 			 * contiguous floats. */
 			memset(pad, 0, (size_t)HP * WP * sizeof(float));
-			for (int iy = 0; iy < H && iy + P < HP; iy++) {
+			memset(line, 0, WP * sizeof(float));
+			for (int iy = 0; iy < H; iy++) {
 				float *e = pad + (size_t)(iy + P) * WP, *o = e + E;
-				const float *s = src + (size_t)iy * W;
 
-				/* padded column j is s[j - P] */
-				for (int k = (P + 1) / 2; 2 * k < W + P; k++)
-					e[k] = s[2 * k - P];
-				for (int k = P / 2; 2 * k + 1 < W + P; k++)
-					o[k] = s[2 * k + 1 - P];
+				memcpy(line + P, src + (size_t)iy * W,
+				    W * sizeof(float));
+				for (int k = 0; k < E; k++) {
+					e[k] = line[2 * k];
+					o[k] = line[2 * k + 1];
+				}
 			}
 			for (int ty = 0; ty < TH; ty++) {
 				const float *r0 = pad + (size_t)2 * ty * WP;
@@ -968,7 +970,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
 	float *U = scratch, *pad = U + (size_t)16 * OC * C;
-	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 4 * (size_t)WP;
+	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 5 * (size_t)WP;
 	int chunk = wino_chunk(nscratch, V - scratch,
 	    wino_per_image(C, OC, OH, OW), B);
 
@@ -1061,7 +1063,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
 	float *S = scratch, *pad = S + (size_t)16 * OC * C;
-	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 4 * (size_t)WP;
+	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 5 * (size_t)WP;
 	int chunk = wino_chunk(nscratch, V - scratch,
 	    wino_per_image(C, OC, OH, OW), B);
 	size_t e1 = (size_t)OC * C;
