@@ -905,8 +905,9 @@ wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 			for (int iy = 0; iy < H; iy++) {
 				float *e = pad + (size_t)(iy + P) * WP, *o = e + E;
 
-				memcpy(line + P, src + (size_t)iy * W,
-				    W * sizeof(float));
+				/* a loop, not memcpy: rows are short */
+				for (int ix = 0; ix < W; ix++)
+					line[P + ix] = src[(size_t)iy * W + ix];
 				for (int k = 0; k < E; k++) {
 					e[k] = line[2 * k];
 					o[k] = line[2 * k + 1];
@@ -1347,7 +1348,7 @@ dropout_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
 
 static void
 pool_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
-    float *y, int B, int train)
+    float *y, int B, int train, int relu)
 {
 	int K = L->k, S = L->stride, H = L->in.h, W = L->in.w;
 	int OH = L->out.h, OW = L->out.w;
@@ -1414,11 +1415,17 @@ pool_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
 				}
 			}
 	}
+	/* A ReLU before max pooling, done after it on a quarter of the
+	 * values: the maximum of the ReLUs is the ReLU of the maximum. */
+	for (size_t i = 0; relu && i < shape_size(L->out) * B; i++)
+		y[i] = y[i] > 0 ? y[i] : 0;
 }
 
+/* relu: pass no gradient where the output is not positive (a ReLU
+ * before the pooling, done by it). */
 static void
 pool_backward(const struct kz_layer *L, const struct lbuf *lb,
-    const float *dy, float *dx, int B)
+    const float *dy, float *dx, int B, int relu)
 {
 	int K = L->k, S = L->stride, H = L->in.h, W = L->in.w;
 	int OH = L->out.h, OW = L->out.w;
@@ -1431,7 +1438,8 @@ pool_backward(const struct kz_layer *L, const struct lbuf *lb,
 
 		for (int o = 0; o < OH * OW; o++) {
 			if (L->type == KZ_MAXPOOL) {
-				d[lb->idx[p * OH * OW + o]] += g[o];
+				if (!relu || lb->out[p * OH * OW + o] > 0)
+					d[lb->idx[p * OH * OW + o]] += g[o];
 				continue;
 			}
 			int base = (o / OW) * S * W + (o % OW) * S;
@@ -1570,7 +1578,8 @@ layer_forward(const struct kz_net *n, const struct kz_layer *L,
 	case KZ_DROPOUT: dropout_forward(L, lb, x, lb->out, on, train, rng);
 		break;
 	case KZ_MAXPOOL:
-	case KZ_AVGPOOL: pool_forward(L, lb, x, lb->out, B, train); break;
+	case KZ_AVGPOOL: pool_forward(L, lb, x, lb->out, B, train, 0);
+		break;
 	case KZ_GAP: gap_forward(L, x, lb->out, B); break;
 	case KZ_BN: bn_forward(n, L, lb, w, x, lb->out, B, train); break;
 	case KZ_RES: res_forward(n, L, lb, w, x, lb->out, B, train, rng);
@@ -1578,14 +1587,15 @@ layer_forward(const struct kz_net *n, const struct kz_layer *L,
 	}
 }
 
-/* Returns the last layer's output.  In inference a dropout layer is
- * the identity and passes its input on without a copy; a ReLU after a
- * convolution or dense layer is done by that layer, and so is a 2x2
- * max pooling after a Winograd convolution and its ReLU, each tile
- * being a pooling block; the layers done by another leave their own
- * buffers unwritten (the backward pass, which reads every layer's own
- * buffer, runs only in training).  A list's last layer is always
- * written: callers read it. */
+/* Returns the last layer's output.  A ReLU before a max pooling is
+ * done by the pooling, after it (kz_net_backward does the same).  In
+ * inference a dropout layer is the identity and passes its input on
+ * without a copy; a ReLU after a convolution or dense layer is done by
+ * that layer, and so is a 2x2 max pooling after a Winograd convolution
+ * and its ReLU, each tile being a pooling block.  The layers done by
+ * another leave their own buffers unwritten (the backward pass reads
+ * the others', and runs only after a training pass).  A list's last
+ * layer is always written: callers read it. */
 static const float *
 layers_forward(const struct kz_net *n, const struct kz_layer *L, int nl,
     struct lbuf *lb, struct kz_work *w, const float *x, int B, int train,
@@ -1604,6 +1614,13 @@ layers_forward(const struct kz_net *n, const struct kz_layer *L, int nl,
 		    L[i].out.w % 2 == 0 && L[i + 2].type == KZ_MAXPOOL &&
 		    L[i + 2].k == 2 && L[i + 2].stride == 2)
 			fuse |= FUSE_POOL;
+		if (L[i].type == KZ_RELU && i + 1 < nl &&
+		    L[i + 1].type == KZ_MAXPOOL) {
+			pool_forward(&L[i + 1], &lb[i + 1], x, lb[i + 1].out, B,
+			    train, 1);
+			x = lb[++i].out;
+			continue;
+		}
 		layer_forward(n, &L[i], &lb[i], w, x, B, train, fuse, rng);
 		x = lb[i].out;
 		i += (fuse & FUSE_RELU) + (fuse & FUSE_POOL ? 1 : 0);
@@ -1676,7 +1693,7 @@ layer_backward(const struct kz_net *n, const struct kz_layer *L,
 			dx[i] = dy[i] * lb->aux[i];
 		break;
 	case KZ_MAXPOOL:
-	case KZ_AVGPOOL: pool_backward(L, lb, dy, dx, B); break;
+	case KZ_AVGPOOL: pool_backward(L, lb, dy, dx, B, 0); break;
 	case KZ_GAP: gap_backward(L, dy, dx, B); break;
 	default: break;
 	}
@@ -1738,10 +1755,22 @@ kz_net_backward(const struct kz_net *n, struct kz_work *w, int B)
 	float *dy = w->d[0], *dx = w->d[1];
 
 	for (int i = n->nlayers - 1; i >= 0; i--) {
+		const struct kz_layer *L = &n->layers[i];
 		const float *x = i > 0 ? w->lb[i - 1].out : w->x;
 		float *out = i > 0 ? dx : NULL;
 
-		layer_backward(n, &n->layers[i], &w->lb[i], w, x, dy, out, B);
+		if (L->type == KZ_MAXPOOL && i > 0 &&
+		    n->layers[i - 1].type == KZ_RELU) {
+			/* The ReLU before a max pooling, done by the pooling
+			 * (layers_forward), takes its gradient as the pooling
+			 * scatters it. */
+			out = i > 1 ? dx : NULL;
+			if (out != NULL)
+				pool_backward(L, &w->lb[i], dy, out, B, 1);
+			i--;
+		} else {
+			layer_backward(n, L, &w->lb[i], w, x, dy, out, B);
+		}
 		float *t = dy;
 		dy = dx;
 		dx = t;

@@ -416,7 +416,7 @@ main(void)
 	test_conv_direct();
 	test_conv_wide();
 	test_fused_inference();
-	gradcheck("cnn:conv16k3p1,relu,conv16k3,relu,conv16k3p2,dense5", 6, 5, 3, 3);
+	gradcheck("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3);
 	test_spec_errors();
 	test_utf8();
 	test_codepoint();
