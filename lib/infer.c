@@ -121,7 +121,7 @@ kz_predictor_new(const struct kz_model *m, int threads, int maxb,
 		    (p->x = calloc(p->threads, sizeof(*p->x))) == NULL)
 			goto oom;
 		for (int t = 0; t < p->threads; t++)
-			if ((p->work[t] = kz_work_new(m->net, NET_CHUNK)) ==
+			if ((p->work[t] = kz_work_new(m->net, NET_CHUNK, 0)) ==
 			    NULL || (p->x[t] = malloc(NET_CHUNK * d *
 			    sizeof(float))) == NULL)
 				goto oom;

@@ -34,6 +34,7 @@ struct lbuf {
 	float *aux;		/* BN: x-hat; dropout: mask; flatten: none */
 	int32_t *idx;		/* max pool: argmax offsets into the input */
 	float *mean, *invstd;	/* BN: batch statistics, per channel */
+	float *tiles;		/* Winograd conv, training: the input's V */
 	struct lbuf *sub;	/* KZ_RES */
 	float *g[3];		/* KZ_RES: scratch gradients */
 };
@@ -523,6 +524,16 @@ wino_per_image(int C, int OC, int OH, int OW)
 	return (size_t)((OH + 1) / 2) * ((OW + 1) / 2) * (16 * (C + OC) + 4);
 }
 
+/* Floats that keep a convolution's transformed input tiles, B images,
+ * in chunks of any size (see wino_kept_chunk). */
+static size_t
+wino_kept(const struct kz_layer *L, int B)
+{
+	size_t T = (size_t)((L->out.h + 1) / 2) * ((L->out.w + 1) / 2);
+
+	return (size_t)B * 16 * (L->in.c * T + WINO_SKEW);
+}
+
 static size_t
 wino_fixed(int C, int OC, int OH, int OW)
 {
@@ -547,7 +558,8 @@ max_act(const struct kz_layer *L, int nl, size_t m)
 }
 
 static int
-lbuf_alloc(const struct kz_layer *L, int nl, struct lbuf *lb, int B)
+lbuf_alloc(const struct kz_layer *L, int nl, struct lbuf *lb, int B,
+    int train)
 {
 	for (int i = 0; i < nl; i++) {
 		size_t o = shape_size(L[i].out) * B;
@@ -570,12 +582,18 @@ lbuf_alloc(const struct kz_layer *L, int nl, struct lbuf *lb, int B)
 			if ((lb[i].idx = malloc(o * sizeof(int32_t))) == NULL)
 				return -1;
 			break;
+		case KZ_CONV:
+			if (train && wino_ok(&L[i]) && (lb[i].tiles = malloc(
+			    wino_kept(&L[i], B) * sizeof(float))) == NULL)
+				return -1;
+			break;
 		case KZ_RES: {
 			size_t m = max_act(L[i].sub, L[i].nsub, 0) * B;
 
 			if ((lb[i].sub = calloc(L[i].nsub,
 			    sizeof(struct lbuf))) == NULL ||
-			    lbuf_alloc(L[i].sub, L[i].nsub, lb[i].sub, B) != 0)
+			    lbuf_alloc(L[i].sub, L[i].nsub, lb[i].sub, B,
+			    train) != 0)
 				return -1;
 			for (int g = 0; g < 3; g++)
 				if ((lb[i].g[g] = malloc(m * sizeof(float))) ==
@@ -601,6 +619,7 @@ lbuf_free(const struct kz_layer *L, int nl, struct lbuf *lb)
 		free(lb[i].idx);
 		free(lb[i].mean);
 		free(lb[i].invstd);
+		free(lb[i].tiles);
 		for (int g = 0; g < 3; g++)
 			free(lb[i].g[g]);
 		if (L[i].type == KZ_RES)
@@ -647,7 +666,7 @@ wino_scratch(const struct kz_layer *L, int nl, size_t m)
 }
 
 struct kz_work *
-kz_work_new(const struct kz_net *n, int maxb)
+kz_work_new(const struct kz_net *n, int maxb, int train)
 {
 	struct kz_work *w = calloc(1, sizeof(*w));
 	size_t m;
@@ -665,7 +684,7 @@ kz_work_new(const struct kz_net *n, int maxb)
 	size_t wino = wino_scratch(n->layers, n->nlayers, 0);
 	w->ncol = wino > w->ncol ? wino : w->ncol;
 	if ((w->lb = calloc(n->nlayers, sizeof(*w->lb))) == NULL ||
-	    lbuf_alloc(n->layers, n->nlayers, w->lb, maxb) != 0 ||
+	    lbuf_alloc(n->layers, n->nlayers, w->lb, maxb, train) != 0 ||
 	    (w->grad = calloc(n->nparams + 1, sizeof(float))) == NULL ||
 	    (w->d[0] = malloc(m * sizeof(float))) == NULL ||
 	    (w->d[1] = malloc(m * sizeof(float))) == NULL ||
@@ -961,12 +980,14 @@ wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
  * (OH and OW even: y is then [OC][B][OH/2][OW/2]).  g is
  * [OC][C][3][3]; or, if adjoint, [C][OC][3][3] turned round, which
  * makes this the input gradient of the convolution by g (pass its
- * output's gradient as x and P = 2 - pad).  bias may be NULL.  scratch
- * holds nscratch floats, at least wino_fixed + wino_per_image. */
+ * output's gradient as x and P = 2 - pad).  bias may be NULL.  keep,
+ * if not NULL, receives the transformed input for wino_weight_grad
+ * (wino_kept floats).  scratch holds nscratch floats, at least
+ * wino_fixed + wino_per_image. */
 static void
 wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, int fuse, int OC, float *y, int B,
-    float *scratch, size_t nscratch)
+    float *keep, float *scratch, size_t nscratch)
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
@@ -982,12 +1003,14 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		size_t vs = (size_t)C * N + WINO_SKEW, ms = (size_t)OC * N +
 		    WINO_SKEW;
 		float *M = V + 16 * vs, *Y = M + 16 * ms;
+		float *v = keep ? keep + (size_t)b0 * 16 * ((size_t)C * T +
+		    WINO_SKEW) : V;
 
-		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, V, vs);
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, v, vs);
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
 			    N, C, 1.0f, U + (size_t)e * OC * C, C,
-			    V + e * vs, N, 0.0f, M + e * ms, N);
+			    v + e * vs, N, 0.0f, M + e * ms, N);
 		/* Y = A' M A, A' = [1 1 1 0; 0 1 -1 -1]: first over all of
 		 * an output channel's tiles at once (each of the 16 inputs
 		 * and 4 outputs contiguous, so the loop vectorises), then
@@ -1055,11 +1078,12 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
  * each tile's 3x3 correlation of its 4x4 input with its 2x2 output
  * gradient is Winograd F(3x3, 2x2), the transpose of F(2x2, 3x3), and
  * the sum over tiles is taken inside the transform as 16 GEMMs of
- * [OC][tiles] x [tiles][C].  Scratch as for wino_conv. */
+ * [OC][tiles] x [tiles][C].  kept: x's tiles as wino_conv kept them,
+ * or NULL.  Scratch as for wino_conv. */
 static void
 wino_weight_grad(const float *x, int C, int H, int W, int P,
-    const float *dy, int OC, float *dW, int B, float *scratch,
-    size_t nscratch)
+    const float *dy, int OC, float *dW, int B, const float *kept,
+    float *scratch, size_t nscratch)
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
@@ -1075,8 +1099,12 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		size_t vs = (size_t)C * N + WINO_SKEW, ds = (size_t)OC * N +
 		    WINO_SKEW;
 		float *D = V + 16 * vs;
+		const float *v = kept ? kept + (size_t)b0 * 16 * ((size_t)C * T +
+		    WINO_SKEW) : V;
 
-		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, V, vs);
+		if (kept == NULL)
+			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, V,
+			    vs);
 		/* D[e][o][n] = (A g A')[e] for the 2x2 tiles g of dy, zero
 		 * beyond its edge; A' = [1 1 1 0; 0 1 -1 -1].  The two rows
 		 * of a tile row are split into even and odd columns first
@@ -1118,7 +1146,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 				}
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC,
-			    C, N, 1.0f, D + e * ds, N, V + e * vs, N,
+			    C, N, 1.0f, D + e * ds, N, v + e * vs, N,
 			    b0 > 0 ? 1.0f : 0.0f, S + e * e1, C);
 	}
 	/* dW += G' S G, G' = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] */
@@ -1147,7 +1175,8 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
  * pooling after it. */
 static void
 conv_forward(const struct kz_net *n, const struct kz_layer *L,
-    struct kz_work *w, const float *x, float *y, int B, int fuse)
+    struct lbuf *lb, struct kz_work *w, const float *x, float *y, int B,
+    int fuse, int train)
 {
 	int relu = fuse & FUSE_RELU;
 
@@ -1157,7 +1186,8 @@ conv_forward(const struct kz_net *n, const struct kz_layer *L,
 
 	if (wino_ok(L)) {
 		wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0, bias,
-		    fuse, L->out.c, y, B, w->col, w->ncol);
+		    fuse, L->out.c, y, B, train ? lb->tiles : NULL, w->col,
+		    w->ncol);
 		return;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1189,7 +1219,8 @@ conv_forward(const struct kz_net *n, const struct kz_layer *L,
 /* dy [OC][B][OH*OW] -> dW, db (accumulated), dx [C][B][H*W] (may be NULL) */
 static void
 conv_backward(const struct kz_net *n, const struct kz_layer *L,
-    struct kz_work *w, const float *x, const float *dy, float *dx, int B)
+    const struct lbuf *lb, struct kz_work *w, const float *x,
+    const float *dy, float *dx, int B)
 {
 	const float *W = n->params + L->w_off;
 	float *dW = w->grad + L->w_off, *db = w->grad + L->b_off;
@@ -1208,10 +1239,10 @@ conv_backward(const struct kz_net *n, const struct kz_layer *L,
 		db[oc] += (float)sum_floats(dy + (size_t)oc * B * ohw, B * ohw);
 	if (wino_w)
 		wino_weight_grad(x, L->in.c, L->in.h, L->in.w, L->pad, dy,
-		    L->out.c, dW, B, w->col, w->ncol);
+		    L->out.c, dW, B, lb->tiles, w->col, w->ncol);
 	if (wino_dx)
 		wino_conv(dy, L->out.c, L->out.h, L->out.w, 2 - L->pad, W, 1,
-		    NULL, 0, L->in.c, dx, B, w->col, w->ncol);
+		    NULL, 0, L->in.c, dx, B, NULL, w->col, w->ncol);
 	if (dx != NULL && !wino_dx)
 		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1570,7 +1601,8 @@ layer_forward(const struct kz_net *n, const struct kz_layer *L,
 	size_t on = shape_size(L->out) * B;
 
 	switch (L->type) {
-	case KZ_CONV: conv_forward(n, L, w, x, lb->out, B, fuse); break;
+	case KZ_CONV: conv_forward(n, L, lb, w, x, lb->out, B, fuse, train);
+		break;
 	case KZ_DENSE: dense_forward(n, L, x, lb->out, B, fuse & FUSE_RELU);
 		break;
 	case KZ_FLATTEN: flatten_forward(L, x, lb->out, B); break;
@@ -1677,7 +1709,7 @@ layer_backward(const struct kz_net *n, const struct kz_layer *L,
 	size_t on = shape_size(L->out) * B;
 
 	switch (L->type) {
-	case KZ_CONV: conv_backward(n, L, w, x, dy, dx, B); return;
+	case KZ_CONV: conv_backward(n, L, lb, w, x, dy, dx, B); return;
 	case KZ_DENSE: dense_backward(n, L, w, x, dy, dx, B); return;
 	case KZ_BN: bn_backward(n, L, lb, w, dy, dx, B); return;
 	case KZ_RES: res_backward(n, L, lb, w, x, dy, dx, B); return;

@@ -59,9 +59,11 @@ double kz_net_flops(const struct kz_net *n);
 /* One line per layer describing shapes, into buf. */
 void kz_net_describe(const struct kz_net *n, char *buf, size_t len);
 
-/* Per-thread buffers for batches of up to maxb samples, and gradients. */
+/* Per-thread buffers for batches of up to maxb samples, and gradients.
+ * train: also keep what the backward pass reuses from the forward one
+ * (more memory; needed only by kz_net_backward, which works either way). */
 struct kz_work;
-struct kz_work *kz_work_new(const struct kz_net *n, int maxb);
+struct kz_work *kz_work_new(const struct kz_net *n, int maxb, int train);
 void kz_work_free(struct kz_work *w);
 float *kz_work_grad(struct kz_work *w);	/* nparams, zeroed by backward's
 					   caller through kz_work_zero_grad */

@@ -307,7 +307,7 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 	for (int s = 0; s < t->T; s++) {
 		struct shard *sh = &t->sh[s];
 
-		if ((sh->work = kz_work_new(net, per)) == NULL ||
+		if ((sh->work = kz_work_new(net, per, 1)) == NULL ||
 		    (sh->x = malloc(per * npix * sizeof(float))) == NULL ||
 		    (sh->soft = malloc((size_t)per * net->nclasses *
 		    sizeof(float))) == NULL ||

@@ -128,20 +128,21 @@ net_loss(struct kz_net *n, struct kz_work *w, const float *x,
  * central differences, in double-checked float: the relative error of
  * the whole vector and the worst single one. */
 static void
-gradcheck(const char *arch, int h, int wd, int B, int C)
+gradcheck_work(const char *arch, int h, int wd, int B, int C, int train)
 {
 	struct kz_err e;
 	struct kz_shape in = { 1, h, wd };
 	struct kz_net *n = kz_net_new(arch, in, C, 3, &e);
 	char name[200];
 
-	snprintf(name, sizeof(name), "gradient check %s", arch);
+	snprintf(name, sizeof(name), "gradient check %s%s", arch, train ? "" :
+	    " (inference work: nothing kept from the forward pass)");
 	if (n == NULL) {
 		printf("# %s\n", e.msg);
 		check(0, name);
 		return;
 	}
-	struct kz_work *w = kz_work_new(n, B);
+	struct kz_work *w = kz_work_new(n, B, train);
 	float *x = malloc(sizeof(float) * B * h * wd);
 	int32_t *y = malloc(sizeof(int32_t) * B);
 	struct kz_rng r;
@@ -200,6 +201,12 @@ gradcheck(const char *arch, int h, int wd, int B, int C)
 	kz_net_free(n);
 }
 
+static void
+gradcheck(const char *arch, int h, int wd, int B, int C)
+{
+	gradcheck_work(arch, h, wd, B, C, 1);
+}
+
 /* conv -> conv -> dense logits against direct loops over the formula. */
 static void
 test_conv_direct(void)
@@ -208,7 +215,7 @@ test_conv_direct(void)
 	struct kz_shape in = { 1, 9, 8 };
 	int B = 3, C = 4;
 	struct kz_net *n = kz_net_new("cnn:conv4k3p1,conv3k3s2p1", in, C, 5, &e);
-	struct kz_work *w = kz_work_new(n, B);
+	struct kz_work *w = kz_work_new(n, B, 0);
 	struct kz_rng r;
 	float x[3 * 72];
 
@@ -309,7 +316,7 @@ test_conv_wide(void)
 	int B = 5;
 	struct kz_net *n = kz_net_new("cnn:conv16k3p1,conv17k3p1,conv16k3,"
 	    "conv18k3p2,conv16k3s2p1", in, 4, 5, &e);
-	struct kz_work *w = kz_work_new(n, B);
+	struct kz_work *w = kz_work_new(n, B, 0);
 	struct kz_rng r;
 	float x[5 * 72];
 
@@ -366,7 +373,7 @@ test_fused_inference(void)
 	int B = 4, C = 5;
 	struct kz_net *n = kz_net_new("cnn:conv16k3p1,relu,conv16k3p1,relu,"
 	    "maxpool2,conv16k3,relu,maxpool2,dense7,relu", in, C, 9, &e);
-	struct kz_work *w = kz_work_new(n, B);
+	struct kz_work *w = kz_work_new(n, B, 0);
 	struct kz_rng r;
 	float x[4 * 120], z[5 * 4];
 
@@ -385,6 +392,44 @@ test_fused_inference(void)
 	printf("# fused inference: worst logit difference %.2e\n", worst);
 	check(worst == 0, "inference with ReLU and max pooling fused equals the layer-by-layer pass");
 	kz_work_free(w);
+	kz_net_free(n);
+}
+
+/* The weight gradient from the Winograd tiles the forward pass kept
+ * (a training work) equals the one that transforms the input again (an
+ * inference work), over a batch of several chunks. */
+static void
+test_kept_tiles(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 12, 12 };
+	int B = 100, C = 5;
+	struct kz_net *n = kz_net_new("cnn:conv16k3p1,relu,conv16k3,relu,"
+	    "conv16k3p1,dense5", in, C, 4, &e);
+	struct kz_work *w[2] = { kz_work_new(n, B, 1), kz_work_new(n, B, 0) };
+	float *x = malloc(sizeof(float) * B * 144);
+	int32_t y[100];
+	struct kz_rng r;
+
+	kz_rng_seed(&r, 9);
+	for (int i = 0; i < B * 144; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (int b = 0; b < B; b++)
+		y[b] = (int32_t)kz_rng_below(&r, C);
+	for (int k = 0; k < 2; k++) {
+		kz_work_zero_grad(w[k], n);
+		kz_net_forward(n, w[k], x, B, 1, &r);
+		kz_net_loss(n, w[k], y, NULL, NULL, B, 1.0f, NULL);
+		kz_net_backward(n, w[k], B);
+	}
+	size_t differ = 0;
+	for (size_t i = 0; i < n->nparams; i++)
+		differ += kz_work_grad(w[0])[i] != kz_work_grad(w[1])[i];
+	printf("# kept tiles: %zu of %zu gradients differ\n", differ, n->nparams);
+	check(differ == 0, "weight gradient from kept Winograd tiles equals the recomputed one");
+	free(x);
+	kz_work_free(w[0]);
+	kz_work_free(w[1]);
 	kz_net_free(n);
 }
 
@@ -416,7 +461,9 @@ main(void)
 	test_conv_direct();
 	test_conv_wide();
 	test_fused_inference();
+	test_kept_tiles();
 	gradcheck("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3);
+	gradcheck_work("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3, 0);
 	test_spec_errors();
 	test_utf8();
 	test_codepoint();
