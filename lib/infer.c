@@ -10,9 +10,7 @@
 
 #include "net.h"
 
-#ifndef NET_CHUNK
 #define NET_CHUNK 256		/* images per forward pass */
-#endif
 #define KNN_QUERY 512		/* queries per distance sgemm */
 #define KNN_MARGIN 16		/* float candidates beyond k */
 

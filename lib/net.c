@@ -19,9 +19,7 @@
 /* im2col scratch per sgemm: 4 MB holds several images of every layer
  * here and stays in this machine's caches; 16 MB and up measured 10%
  * slower (the col matrix no longer fits in L2 + L3 beside the rest). */
-#ifndef CHUNK_FLOATS
 #define CHUNK_FLOATS (1u << 20)
-#endif
 #define MAX_LAYERS 256
 /* Bounds that keep a spec from asking for absurd memory: floats of one
  * sample's activation in any layer, and parameters in all. */
@@ -508,6 +506,8 @@ kz_net_describe(const struct kz_net *n, char *buf, size_t len)
  * size: planes a multiple of 4 KiB apart would share the same L1 sets,
  * and the transforms read or write all 16 at once. */
 #define WINO_SKEW 16
+/* A chunk's transformed tiles (V, M, Y) in at most this many floats,
+ * 2 MiB: near L2 size ran fastest here. */
 #define WINO_FLOATS (1u << 19)
 
 static int
@@ -516,8 +516,8 @@ wino_ok(const struct kz_layer *L)
 	return L->k == 3 && L->stride == 1 && L->in.c >= WINO_MIN_CHANNELS;
 }
 
-/* Floats of scratch for one image, and for the fixed part (kernels and
- * row buffers), of a C -> OC convolution with OH x OW outputs. */
+/* Floats of scratch for one image of a C -> OC convolution with OH x OW
+ * outputs: its tiles V, their products M and the outputs Y. */
 static size_t
 wino_per_image(int C, int OC, int OH, int OW)
 {
@@ -525,7 +525,8 @@ wino_per_image(int C, int OC, int OH, int OW)
 }
 
 /* Floats that keep a convolution's transformed input tiles, B images,
- * in chunks of any size (see wino_kept_chunk). */
+ * in chunks of any size: the chunk from image b0 starts at
+ * b0 * 16 * (C * T + WINO_SKEW). */
 static size_t
 wino_kept(const struct kz_layer *L, int B)
 {
@@ -534,6 +535,8 @@ wino_kept(const struct kz_layer *L, int B)
 	return (size_t)B * 16 * (L->in.c * T + WINO_SKEW);
 }
 
+/* Floats of scratch besides the images': the kernels U, a padded
+ * image, row buffers and the skew. */
 static size_t
 wino_fixed(int C, int OC, int OH, int OW)
 {
@@ -962,8 +965,8 @@ wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 }
 
 /* Images per chunk for scratch of nscratch floats of which fixed are
- * taken, per floats an image: as many as fit, up to B, but no more
- * than keep the chunk's tiles near L2 size, which ran fastest here. */
+ * taken, per floats an image: as many as fit, up to B and within
+ * WINO_FLOATS. */
 static int
 wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
 {
@@ -1178,10 +1181,9 @@ conv_forward(const struct kz_net *n, const struct kz_layer *L,
     struct lbuf *lb, struct kz_work *w, const float *x, float *y, int B,
     int fuse, int train)
 {
-	int relu = fuse & FUSE_RELU;
-
 	const float *W = n->params + L->w_off, *bias = n->params + L->b_off;
 	int ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
+	int relu = fuse & FUSE_RELU;
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
 	if (wino_ok(L)) {
