@@ -977,6 +977,36 @@ wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
 	return c < 1 ? 1 : c > (size_t)B ? B : (int)c;
 }
 
+/* Where the pieces of a C -> OC Winograd convolution of H x W inputs,
+ * padding P, sit in its scratch (after the 16 * OC * C kernels), and
+ * its images per chunk.  wino_conv and wino_weight_grad share it, so
+ * that the tiles the one keeps are chunked as the other reads them. */
+struct wino_layout {
+	int OH, OW, TH, TW, T, chunk;
+	float *pad, *tr, *V;
+};
+
+static struct wino_layout
+wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
+    size_t nscratch)
+{
+	struct wino_layout l;
+	int WP;
+
+	l.OH = H + 2 * P - 2;
+	l.OW = W + 2 * P - 2;
+	l.TH = (l.OH + 1) / 2;
+	l.TW = (l.OW + 1) / 2;
+	l.T = l.TH * l.TW;
+	WP = 2 * l.TW + 2;
+	l.pad = scratch + (size_t)16 * OC * C;
+	l.tr = l.pad + (size_t)(2 * l.TH + 2) * WP;
+	l.V = l.tr + 5 * (size_t)WP;
+	l.chunk = wino_chunk(nscratch, l.V - scratch,
+	    wino_per_image(C, OC, l.OH, l.OW), B);
+	return l;
+}
+
 /* y [OC][B][OH][OW] = conv(x [C][B][H][W], g) + bias, zero padding P,
  * OH = H + 2P - 2, OW = W + 2P - 2; then max(0, y) if fuse has
  * FUSE_RELU, and the maximum of each 2x2 block if it has FUSE_POOL
@@ -992,12 +1022,11 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, int fuse, int OC, float *y, int B,
     float *keep, float *scratch, size_t nscratch)
 {
-	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
-	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
-	float *U = scratch, *pad = U + (size_t)16 * OC * C;
-	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 5 * (size_t)WP;
-	int chunk = wino_chunk(nscratch, V - scratch,
-	    wino_per_image(C, OC, OH, OW), B);
+	struct wino_layout l = wino_layout(C, OC, H, W, P, B, scratch,
+	    nscratch);
+	int OH = l.OH, OW = l.OW, TH = l.TH, TW = l.TW, T = l.T;
+	int chunk = l.chunk;
+	float *U = scratch, *pad = l.pad, *tr = l.tr, *V = l.V;
 
 	wino_kernels(g, adjoint, C, OC, U);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1088,12 +1117,11 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
     float *scratch, size_t nscratch)
 {
-	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
-	int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW, WP = 2 * TW + 2;
-	float *S = scratch, *pad = S + (size_t)16 * OC * C;
-	float *tr = pad + (size_t)(2 * TH + 2) * WP, *V = tr + 5 * (size_t)WP;
-	int chunk = wino_chunk(nscratch, V - scratch,
-	    wino_per_image(C, OC, OH, OW), B);
+	struct wino_layout l = wino_layout(C, OC, H, W, P, B, scratch,
+	    nscratch);
+	int OH = l.OH, OW = l.OW, TH = l.TH, TW = l.TW, T = l.T;
+	int chunk = l.chunk;
+	float *S = scratch, *pad = l.pad, *tr = l.tr, *V = l.V;
 	size_t e1 = (size_t)OC * C;
 
 	for (int b0 = 0; b0 < B; b0 += chunk) {
