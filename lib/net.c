@@ -1275,7 +1275,10 @@ conv_backward(const struct kz_net *n, const struct kz_layer *L,
 		    NULL, 0, L->in.c, dx, B, NULL, w->col, w->ncol);
 	if (dx != NULL && !wino_dx)
 		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
-	for (int b0 = 0; b0 < B; b0 += chunk) {
+	/* What is left for the patch products, chunk by chunk. */
+	int patches = !wino_w || (dx != NULL && !wino_dx);
+
+	for (int b0 = 0; patches && b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 
 		if (!wino_w) {
