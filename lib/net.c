@@ -901,6 +901,54 @@ wino_kernels(const float *g, int adjoint, int C, int OC, float *U)
 		}
 }
 
+/* The transform's three passes, each over contiguous floats; restrict
+ * lets them vectorise (through plain float pointers the compiler must
+ * assume each store may change the next load). */
+
+/* e[k] = line[2k], o[k] = line[2k + 1], k < E. */
+static void
+wino_split(const float *restrict line, int E, float *restrict e,
+    float *restrict o)
+{
+	for (int k = 0; k < E; k++) {
+		e[k] = line[2 * k];
+		o[k] = line[2 * k + 1];
+	}
+}
+
+/* tr[i] = (B' r)[i] for the 4 rows r of a tile row, WP floats each. */
+static void
+wino_rows(const float *restrict r, int WP, float *restrict tr)
+{
+	const float *r0 = r, *r1 = r + WP, *r2 = r1 + WP, *r3 = r2 + WP;
+
+	for (int j = 0; j < WP; j++) {
+		tr[j] = r0[j] - r2[j];
+		tr[WP + j] = r1[j] + r2[j];
+		tr[2 * WP + j] = r2[j] - r1[j];
+		tr[3 * WP + j] = r1[j] - r3[j];
+	}
+}
+
+/* v[(4i + j) * vs + tx] = (tr[i] B)[j] for the TW tiles of a tile row;
+ * tr's rows split into even (E floats) and odd columns. */
+static void
+wino_cols(const float *restrict tr, int WP, int E, int TW,
+    float *restrict v, size_t vs)
+{
+	for (int i = 0; i < 4; i++) {
+		const float *e = tr + (size_t)i * WP, *o = e + E;
+		float *d = v + 4 * i * vs;
+
+		for (int tx = 0; tx < TW; tx++) {
+			d[tx] = e[tx] - e[tx + 1];
+			d[vs + tx] = o[tx] + e[tx + 1];
+			d[2 * vs + tx] = e[tx + 1] - o[tx];
+			d[3 * vs + tx] = o[tx] - o[tx + 1];
+		}
+	}
+}
+
 /* V[e][c][n] = (B' d B)[e] for the 4x4 tiles d of images b0..b0+nb-1 of
  * x [C][B][H][W] padded by P, n = (b - b0) * TH * TW + tile; planes vs
  * floats apart.  pad holds (2 * TH + 2) * (2 * TW + 2) floats, tr
@@ -913,6 +961,10 @@ wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 	size_t T = (size_t)TH * TW, N = (size_t)nb * T;
 	float *line = tr + 4 * (size_t)WP;	/* one padded input row */
 
+	/* The padding is zero once: every image writes the same rows and
+	 * columns. */
+	memset(pad, 0, (size_t)HP * WP * sizeof(float));
+	memset(line, 0, WP * sizeof(float));
 	for (int c = 0; c < C; c++)
 		for (int b = 0; b < nb; b++) {
 			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
@@ -922,44 +974,18 @@ wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 			 * 2tx+1, 2tx+2, 2tx+3 are then e[tx], o[tx],
 			 * e[tx+1], o[tx+1], and every loop below runs over
 			 * contiguous floats. */
-			memset(pad, 0, (size_t)HP * WP * sizeof(float));
-			memset(line, 0, WP * sizeof(float));
 			for (int iy = 0; iy < H; iy++) {
-				float *e = pad + (size_t)(iy + P) * WP, *o = e + E;
+				float *e = pad + (size_t)(iy + P) * WP;
 
 				/* a loop, not memcpy: rows are short */
 				for (int ix = 0; ix < W; ix++)
 					line[P + ix] = src[(size_t)iy * W + ix];
-				for (int k = 0; k < E; k++) {
-					e[k] = line[2 * k];
-					o[k] = line[2 * k + 1];
-				}
+				wino_split(line, E, e, e + E);
 			}
 			for (int ty = 0; ty < TH; ty++) {
-				const float *r0 = pad + (size_t)2 * ty * WP;
-				const float *r1 = r0 + WP, *r2 = r1 + WP;
-				const float *r3 = r2 + WP;
-
-				for (int j = 0; j < WP; j++) {
-					tr[j] = r0[j] - r2[j];
-					tr[WP + j] = r1[j] + r2[j];
-					tr[2 * WP + j] = r2[j] - r1[j];
-					tr[3 * WP + j] = r1[j] - r3[j];
-				}
-				size_t n0 = (size_t)b * T + (size_t)ty * TW;
-				for (int i = 0; i < 4; i++) {
-					const float *e = tr + (size_t)i * WP;
-					const float *o = e + E;
-					float *v = V + 4 * i * vs + (size_t)c * N +
-					    n0;
-
-					for (int tx = 0; tx < TW; tx++) {
-						v[tx] = e[tx] - e[tx + 1];
-						v[vs + tx] = o[tx] + e[tx + 1];
-						v[2 * vs + tx] = e[tx + 1] - o[tx];
-						v[3 * vs + tx] = o[tx] - o[tx + 1];
-					}
-				}
+				wino_rows(pad + (size_t)2 * ty * WP, WP, tr);
+				wino_cols(tr, WP, E, TW, V + (size_t)c * N +
+				    (size_t)b * T + (size_t)ty * TW, vs);
 			}
 		}
 }
@@ -1007,6 +1033,64 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 	return l;
 }
 
+/* Y[k][n] = (A' m A)[k] + bv, k < 4, n < N, for the 16 planes of m ms
+ * floats apart (one output channel's tiles), then max(0, Y) if relu.
+ * A' = [1 1 1 0; 0 1 -1 -1].  Over all the tiles at once, so the loop
+ * vectorises. */
+static void
+wino_out(const float *restrict m, size_t ms, size_t N, float bv, int relu,
+    float *restrict Y)
+{
+	for (size_t n = 0; n < N; n++) {
+		float s0[4], s1[4];
+
+		for (int j = 0; j < 4; j++) {
+			float m0 = m[j * ms + n];
+			float m1 = m[(4 + j) * ms + n];
+			float m2 = m[(8 + j) * ms + n];
+			float m3 = m[(12 + j) * ms + n];
+
+			s0[j] = m0 + m1 + m2;
+			s1[j] = m1 - m2 - m3;
+		}
+		Y[n] = s0[0] + s0[1] + s0[2] + bv;
+		Y[N + n] = s0[1] - s0[2] - s0[3] + bv;
+		Y[2 * N + n] = s1[0] + s1[1] + s1[2] + bv;
+		Y[3 * N + n] = s1[1] - s1[2] - s1[3] + bv;
+	}
+	for (size_t n = 0; relu && n < 4 * N; n++)
+		Y[n] = Y[n] > 0 ? Y[n] : 0;
+}
+
+/* d[n] = the maximum of tile n's four outputs Y[k][n], n < N. */
+static void
+wino_pool(const float *restrict Y, size_t N, float *restrict d)
+{
+	for (size_t n = 0; n < N; n++) {
+		float a = Y[n] > Y[N + n] ? Y[n] : Y[N + n];
+		float c = Y[2 * N + n] > Y[3 * N + n] ? Y[2 * N + n] :
+		    Y[3 * N + n];
+
+		d[n] = a > c ? a : c;
+	}
+}
+
+/* One output row d of OW floats from its tiles' left outputs y0 and
+ * right outputs y0 + N. */
+static void
+wino_interleave(const float *restrict y0, size_t N, int OW,
+    float *restrict d)
+{
+	const float *y1 = y0 + N;
+
+	for (int k = 0; k < OW / 2; k++) {
+		d[2 * k] = y0[k];
+		d[2 * k + 1] = y1[k];
+	}
+	if (OW & 1)
+		d[OW - 1] = y0[OW / 2];
+}
+
 /* y [OC][B][OH][OW] = conv(x [C][B][H][W], g) + bias, zero padding P,
  * OH = H + 2P - 2, OW = W + 2P - 2; then max(0, y) if fuse has
  * FUSE_RELU, and the maximum of each 2x2 block if it has FUSE_POOL
@@ -1043,64 +1127,56 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
 			    N, C, 1.0f, U + (size_t)e * OC * C, C,
 			    v + e * vs, N, 0.0f, M + e * ms, N);
-		/* Y = A' M A, A' = [1 1 1 0; 0 1 -1 -1]: first over all of
-		 * an output channel's tiles at once (each of the 16 inputs
-		 * and 4 outputs contiguous, so the loop vectorises), then
-		 * the 2x2 blocks put in place. */
 		for (int o = 0; o < OC; o++) {
-			const float *m = M + (size_t)o * N;
-			float bv = bias ? bias[o] : 0;
-			int relu = fuse & FUSE_RELU;
-
-			for (size_t n = 0; n < N; n++) {
-				float s0[4], s1[4];
-
-				for (int j = 0; j < 4; j++) {
-					float m0 = m[j * ms + n];
-					float m1 = m[(4 + j) * ms + n];
-					float m2 = m[(8 + j) * ms + n];
-					float m3 = m[(12 + j) * ms + n];
-
-					s0[j] = m0 + m1 + m2;
-					s1[j] = m1 - m2 - m3;
-				}
-				Y[n] = s0[0] + s0[1] + s0[2] + bv;
-				Y[N + n] = s0[1] - s0[2] - s0[3] + bv;
-				Y[2 * N + n] = s1[0] + s1[1] + s1[2] + bv;
-				Y[3 * N + n] = s1[1] - s1[2] - s1[3] + bv;
-			}
-			for (size_t n = 0; relu && n < 4 * N; n++)
-				Y[n] = Y[n] > 0 ? Y[n] : 0;
+			wino_out(M + (size_t)o * N, ms, N, bias ? bias[o] : 0,
+			    fuse & FUSE_RELU, Y);
 			if (fuse & FUSE_POOL) {
 				/* A tile is a pooling block, and the pooled
 				 * chunk is contiguous. */
-				float *d = y + ((size_t)o * B + b0) * T;
-
-				for (size_t n = 0; n < N; n++) {
-					float a = Y[n] > Y[N + n] ? Y[n] : Y[N + n];
-					float c = Y[2 * N + n] > Y[3 * N + n] ?
-					    Y[2 * N + n] : Y[3 * N + n];
-
-					d[n] = a > c ? a : c;
-				}
+				wino_pool(Y, N, y + ((size_t)o * B + b0) * T);
 				continue;
 			}
 			for (int b = 0; b < nb; b++)
-				for (int oy = 0; oy < OH; oy++) {
-					float *d = y + ((size_t)o * B + b0 + b) *
-					    OH * OW + (size_t)oy * OW;
-					const float *y0 = Y + (size_t)(oy & 1) *
-					    2 * N + (size_t)b * T +
-					    (size_t)(oy / 2) * TW;
-					const float *y1 = y0 + N;
+				for (int oy = 0; oy < OH; oy++)
+					wino_interleave(Y + (size_t)(oy & 1) * 2 *
+					    N + (size_t)b * T + (size_t)(oy / 2) *
+					    TW, N, OW, y + ((size_t)o * B + b0 +
+					    b) * OH * OW + (size_t)oy * OW);
+		}
+	}
+}
 
-					for (int k = 0; k < OW / 2; k++) {
-						d[2 * k] = y0[k];
-						d[2 * k + 1] = y1[k];
-					}
-					if (OW & 1)
-						d[OW - 1] = y0[OW / 2];
-				}
+/* d[e * ds + tx] = (A g A')[e] for the 2x2 tiles g of one tile row of
+ * an output gradient: row r of OW floats and, if two, the row after
+ * it; zero beyond the edge.  A' = [1 1 1 0; 0 1 -1 -1].  The rows are
+ * split into even and odd columns in tr (4 * TW floats) first, so that
+ * the loop over tiles is contiguous. */
+static void
+wino_grad_tiles(const float *restrict r, int OW, int two, int TW,
+    float *restrict tr, float *restrict d, size_t ds)
+{
+	float *g0 = tr, *g1 = tr + TW, *g2 = tr + 2 * TW, *g3 = tr + 3 * TW;
+
+	memset(tr, 0, 4 * TW * sizeof(float));
+	for (int k = 0; 2 * k < OW; k++)
+		g0[k] = r[2 * k];
+	for (int k = 0; 2 * k + 1 < OW; k++)
+		g1[k] = r[2 * k + 1];
+	for (int k = 0; two && 2 * k < OW; k++)
+		g2[k] = r[OW + 2 * k];
+	for (int k = 0; two && 2 * k + 1 < OW; k++)
+		g3[k] = r[OW + 2 * k + 1];
+	for (int tx = 0; tx < TW; tx++) {
+		float t0[4] = { g0[tx], g0[tx] + g1[tx], g0[tx] - g1[tx],
+		    -g1[tx] };
+		float t1[4] = { g2[tx], g2[tx] + g3[tx], g2[tx] - g3[tx],
+		    -g3[tx] };
+
+		for (int j = 0; j < 4; j++) {
+			d[j * ds + tx] = t0[j];
+			d[(4 + j) * ds + tx] = t0[j] + t1[j];
+			d[(8 + j) * ds + tx] = t0[j] - t1[j];
+			d[(12 + j) * ds + tx] = -t1[j];
 		}
 	}
 }
@@ -1136,45 +1212,14 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		if (kept == NULL)
 			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, V,
 			    vs);
-		/* D[e][o][n] = (A g A')[e] for the 2x2 tiles g of dy, zero
-		 * beyond its edge; A' = [1 1 1 0; 0 1 -1 -1].  The two rows
-		 * of a tile row are split into even and odd columns first
-		 * (tr), so that the loop over tiles is contiguous. */
 		for (int o = 0; o < OC; o++)
 			for (int b = 0; b < nb; b++)
-				for (int ty = 0; ty < TH; ty++) {
-					const float *r = dy + ((size_t)o * B + b0 +
-					    b) * OH * OW + (size_t)2 * ty * OW;
-					float *g0 = tr, *g1 = tr + TW, *g2 = tr +
-					    2 * TW, *g3 = tr + 3 * TW;
-					float *d = D + (size_t)o * N + (size_t)b * T +
-					    (size_t)ty * TW;
-
-					memset(tr, 0, 4 * TW * sizeof(float));
-					for (int k = 0; 2 * k < OW; k++)
-						g0[k] = r[2 * k];
-					for (int k = 0; 2 * k + 1 < OW; k++)
-						g1[k] = r[2 * k + 1];
-					for (int k = 0; 2 * ty + 1 < OH && 2 * k < OW;
-					    k++)
-						g2[k] = r[OW + 2 * k];
-					for (int k = 0; 2 * ty + 1 < OH &&
-					    2 * k + 1 < OW; k++)
-						g3[k] = r[OW + 2 * k + 1];
-					for (int tx = 0; tx < TW; tx++) {
-						float t0[4] = { g0[tx], g0[tx] + g1[tx],
-						    g0[tx] - g1[tx], -g1[tx] };
-						float t1[4] = { g2[tx], g2[tx] + g3[tx],
-						    g2[tx] - g3[tx], -g3[tx] };
-
-						for (int j = 0; j < 4; j++) {
-							d[j * ds + tx] = t0[j];
-							d[(4 + j) * ds + tx] = t0[j] + t1[j];
-							d[(8 + j) * ds + tx] = t0[j] - t1[j];
-							d[(12 + j) * ds + tx] = -t1[j];
-						}
-					}
-				}
+				for (int ty = 0; ty < TH; ty++)
+					wino_grad_tiles(dy + ((size_t)o * B +
+					    b0 + b) * OH * OW + (size_t)2 * ty *
+					    OW, OW, 2 * ty + 1 < OH, TW, tr, D +
+					    (size_t)o * N + (size_t)b * T +
+					    (size_t)ty * TW, ds);
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC,
 			    C, N, 1.0f, D + e * ds, N, v + e * vs, N,
@@ -1410,6 +1455,44 @@ dropout_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
 
 /* ---- pooling ------------------------------------------------------------- */
 
+/* One output row of a 2x2, stride-2 max pooling: d[ox] is the maximum
+ * of block ox of rows r and r + W, idx[ox] its offset (the block's
+ * first at o0 + 2 ox), the first of equals as the general loop takes. */
+static void
+pool2_row(const float *restrict r, int W, int OW, int o0,
+    float *restrict d, int32_t *restrict idx)
+{
+	for (int ox = 0; ox < OW; ox++) {
+		int o = 2 * ox, arg = o0 + o;
+		float v = r[o];
+
+		if (r[o + 1] > v) { v = r[o + 1]; arg = o0 + o + 1; }
+		if (r[o + W] > v) { v = r[o + W]; arg = o0 + o + W; }
+		if (r[o + W + 1] > v) { v = r[o + W + 1]; arg = o0 + o + W + 1; }
+		d[ox] = v;
+		idx[ox] = arg;
+	}
+}
+
+/* The gradient of the two input rows d and d + W under one output row
+ * of pool2_row, gradients g: each block's maximum takes g[ox], unless
+ * out (the pooled outputs, for a ReLU before the pooling) is not
+ * positive there, and the others take 0. */
+static void
+pool2_row_backward(const float *restrict g, const int32_t *restrict idx,
+    const float *restrict out, int W, int OW, int o0, float *restrict d)
+{
+	for (int ox = 0; ox < OW; ox++) {
+		int a = idx[ox] - o0 - 2 * ox;
+		float v = out == NULL || out[ox] > 0 ? g[ox] : 0;
+
+		d[2 * ox] = a == 0 ? v : 0;
+		d[2 * ox + 1] = a == 1 ? v : 0;
+		d[W + 2 * ox] = a == W ? v : 0;
+		d[W + 2 * ox + 1] = a == W + 1 ? v : 0;
+	}
+}
+
 static void
 pool_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
     float *y, int B, int train, int relu)
@@ -1440,19 +1523,10 @@ pool_forward(const struct kz_layer *L, struct lbuf *lb, const float *x,
 		}
 		if (L->type == KZ_MAXPOOL && K == 2 && S == 2) {
 			/* The common case, without the general loops. */
-			int32_t *idx = lb->idx + p * OH * OW;
-
 			for (int oy = 0; oy < OH; oy++)
-				for (int ox = 0; ox < OW; ox++) {
-					int o = 2 * oy * W + 2 * ox, arg = o;
-					float v = src[o];
-
-					if (src[o + 1] > v) { v = src[o + 1]; arg = o + 1; }
-					if (src[o + W] > v) { v = src[o + W]; arg = o + W; }
-					if (src[o + W + 1] > v) { v = src[o + W + 1]; arg = o + W + 1; }
-					dst[oy * OW + ox] = v;
-					idx[oy * OW + ox] = arg;
-				}
+				pool2_row(src + 2 * oy * W, W, OW, 2 * oy * W,
+				    dst + oy * OW, lb->idx + p * OH * OW +
+				    oy * OW);
 			continue;
 		}
 		for (int oy = 0; oy < OH; oy++)
@@ -1495,6 +1569,20 @@ pool_backward(const struct kz_layer *L, const struct lbuf *lb,
 	int OH = L->out.h, OW = L->out.w;
 	float inv = 1.0f / (K * K);
 
+	if (L->type == KZ_MAXPOOL && K == 2 && S == 2 && H == 2 * OH &&
+	    W == 2 * OW) {
+		/* The blocks tile the input: every input is written once,
+		 * and nothing needs zeroing first. */
+		for (size_t p = 0; p < (size_t)L->in.c * B; p++)
+			for (int oy = 0; oy < OH; oy++) {
+				size_t o = p * OH * OW + oy * OW;
+
+				pool2_row_backward(dy + o, lb->idx + o,
+				    relu ? lb->out + o : NULL, W, OW,
+				    2 * oy * W, dx + p * H * W + 2 * oy * W);
+			}
+		return;
+	}
 	memset(dx, 0, shape_size(L->in) * B * sizeof(float));
 	for (size_t p = 0; p < (size_t)L->in.c * B; p++) {
 		float *d = dx + p * H * W;
