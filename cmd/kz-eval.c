@@ -11,6 +11,9 @@
 
 #define TEXT_MATRIX_MAX 20	/* classes up to which the matrix is shown */
 #define HEATMAP_SIDE 800
+/* Probabilities are clipped here for the log loss, so that a kNN
+ * model's zero gives a large but finite loss. */
+#define LOGLOSS_MIN 1e-7
 
 static void
 usage(void)
@@ -113,6 +116,10 @@ main(int argc, char *argv[])
 	size_t C = h->nclasses, K = h->k;
 	uint64_t *conf = calloc(C * C, sizeof(uint64_t));
 	uint64_t *topk = calloc(K, sizeof(uint64_t)), labelled = 0, total = 0;
+	/* Log loss, when every class has its probability: it still tells
+	 * models apart when their accuracies differ by an image or two. */
+	int full = K == C;
+	double logloss = 0;
 	struct kz_record *rec = kz_record_new(h);
 	if (conf == NULL || topk == NULL || rec == NULL)
 		err(1, "%zu classes", C);
@@ -125,6 +132,9 @@ main(int argc, char *argv[])
 		for (size_t j = 0; j < K; j++)
 			if ((int32_t)rec->pred[j].cls == rec->label) {
 				topk[j]++;
+				if (full)
+					logloss -= log(fmax(rec->pred[j].score,
+					    LOGLOSS_MIN));
 				break;
 			}
 	}
@@ -149,6 +159,7 @@ main(int argc, char *argv[])
 	}
 	bal /= present;
 	double acc = (double)topk[0] / labelled;
+	logloss /= labelled;
 
 	/* The most confused pairs, off the diagonal. */
 	size_t np = 0, pcap = 1024;
@@ -174,6 +185,8 @@ main(int argc, char *argv[])
 		for (size_t j = 0; j < K; j++)
 			printf("top%zu\t%.6f\n", j + 1,
 			    (double)topk[j] / labelled);
+		if (full)
+			printf("log_loss\t%.6f\n", logloss);
 		for (size_t c = 0; c < C; c++) {
 			uint64_t n = 0;
 
@@ -198,6 +211,8 @@ main(int argc, char *argv[])
 			if (j + 1 == 2 || j + 1 == 3 || j + 1 == 5 || j + 1 == K)
 				printf("top-%zu accuracy     %.2f%%\n", j + 1,
 				    100.0 * topk[j] / labelled);
+		if (full)
+			printf("log loss           %.4f\n", logloss);
 		if (C <= 100) {
 			printf("per class          class  char  count  "
 			    "accuracy\n");

@@ -56,6 +56,8 @@ r = [struct.unpack_from("<iI", d, o + 8) for o in range(32, len(d), size)]
 print("%.6f" % (sum(a == b for a, b in r) / len(r)))
 PY
 )" "$acc"
+	t_eq "kz-eval: no log loss when k is below the class count" "" \
+	    "$(kz-eval -t "$T/c.kz" | grep log_loss)"
 	# A small CNN on the same data beats the MLP.
 	kz-train -q -a cnn:conv16k3,relu,maxpool2,conv32k3,relu,maxpool2,dense64,relu -e 15 -t 2 \
 	    -o "$T/cnn.kzm" "$T/s2k.kz"
@@ -155,6 +157,11 @@ PY
 t_eq "kz-eval: accuracy, balanced accuracy, top-2" "0.666667 0.625000 1.000000" \
     "$(kz-eval -t "$T/ev.kz" | awk -F'\t' '$1 == "accuracy" || $1 == "balanced_accuracy" || $1 == "top2" { printf "%s%s", s, $2; s = " " }')"
 t_eq "kz-eval: most confused pair" "confused	0	1	#0	#1	1" "$(kz-eval -t -n 1 "$T/ev.kz" | grep '^confused')"
+# Log loss: the true class has probability 0.9 in the 4 right records
+# and 0.1 in the 2 wrong ones.
+t_eq "kz-eval: log loss, every class predicted" \
+    "$(awk 'BEGIN { printf "%.6f", -(4 * log(0.9) + 2 * log(0.1)) / 6 }')" \
+    "$(kz-eval -t "$T/ev.kz" | awk -F'\t' '$1 == "log_loss" { print $2 }')"
 kz-eval -o "$T/heat.png" "$T/ev.kz" >/dev/null
 t_eq "kz-eval -o: a heat map of 2x2 classes" "800 800" "$(kzpy png-size "$T/heat.png")"
 t_fails "kz-eval of an unclassified stream" "no predictions" kz-eval "$T/sp.kz"
