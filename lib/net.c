@@ -1166,18 +1166,36 @@ wino_grad_tiles(const float *restrict r, int OW, int two, int TW,
 		g2[k] = r[OW + 2 * k];
 	for (int k = 0; two && 2 * k + 1 < OW; k++)
 		g3[k] = r[OW + 2 * k + 1];
+	/* Row j of the tile's A g A' is t0[j], t0[j] + t1[j], t0[j] -
+	 * t1[j], -t1[j] for t0 = (g0, g0 + g1, g0 - g1, -g1) and t1 the
+	 * same of g2, g3. */
 	for (int tx = 0; tx < TW; tx++) {
-		float t0[4] = { g0[tx], g0[tx] + g1[tx], g0[tx] - g1[tx],
-		    -g1[tx] };
-		float t1[4] = { g2[tx], g2[tx] + g3[tx], g2[tx] - g3[tx],
-		    -g3[tx] };
+		d[tx] = g0[tx];
+		d[4 * ds + tx] = g0[tx] + g2[tx];
+		d[8 * ds + tx] = g0[tx] - g2[tx];
+		d[12 * ds + tx] = -g2[tx];
+	}
+	for (int tx = 0; tx < TW; tx++) {
+		float a = g0[tx] + g1[tx], b = g2[tx] + g3[tx];
 
-		for (int j = 0; j < 4; j++) {
-			d[j * ds + tx] = t0[j];
-			d[(4 + j) * ds + tx] = t0[j] + t1[j];
-			d[(8 + j) * ds + tx] = t0[j] - t1[j];
-			d[(12 + j) * ds + tx] = -t1[j];
-		}
+		d[ds + tx] = a;
+		d[5 * ds + tx] = a + b;
+		d[9 * ds + tx] = a - b;
+		d[13 * ds + tx] = -b;
+	}
+	for (int tx = 0; tx < TW; tx++) {
+		float a = g0[tx] - g1[tx], b = g2[tx] - g3[tx];
+
+		d[2 * ds + tx] = a;
+		d[6 * ds + tx] = a + b;
+		d[10 * ds + tx] = a - b;
+		d[14 * ds + tx] = -b;
+	}
+	for (int tx = 0; tx < TW; tx++) {
+		d[3 * ds + tx] = -g1[tx];
+		d[7 * ds + tx] = -g1[tx] + -g3[tx];
+		d[11 * ds + tx] = -g1[tx] - -g3[tx];
+		d[15 * ds + tx] = g3[tx];
 	}
 }
 
@@ -1998,47 +2016,75 @@ kz_opt_step(struct kz_opt *o, struct kz_net *n, const float *g, float lr)
 	kz_opt_update(o, n, g, lr, 0, n->nparams);
 }
 
+/* The updates of params lo..hi-1, one function per optimiser: through
+ * restrict pointers and with the settings in locals, the loops
+ * vectorise (a store to m[i] could otherwise change o->rho). */
+static void
+sgd_update(float *restrict p, float *restrict m, const float *restrict g,
+    const uint8_t *restrict decay, float lr, float wd, float momentum,
+    int nesterov, size_t lo, size_t hi)
+{
+	for (size_t i = lo; i < hi; i++) {
+		float gi = g[i] + (decay[i] ? wd * p[i] : 0);
+
+		m[i] = momentum * m[i] + gi;
+		p[i] -= lr * (nesterov ? gi + momentum * m[i] : m[i]);
+	}
+}
+
+/* AdamW: weight decay decoupled from the adaptive step; a is the step
+ * size with both bias corrections. */
+static void
+adam_update(float *restrict p, float *restrict m, float *restrict v,
+    const float *restrict g, const uint8_t *restrict decay, float a,
+    float lr, float wd, float beta1, float beta2, float eps, size_t lo,
+    size_t hi)
+{
+	for (size_t i = lo; i < hi; i++) {
+		m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+		v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+		p[i] -= a * m[i] / (sqrtf(v[i]) + eps) +
+		    (decay[i] ? lr * wd * p[i] : 0);
+	}
+}
+
+/* m: running E[g^2]; v: running E[dx^2] (Zeiler 2012). */
+static void
+adadelta_update(float *restrict p, float *restrict m, float *restrict v,
+    const float *restrict g, const uint8_t *restrict decay, float lr,
+    float wd, float rho, float eps, size_t lo, size_t hi)
+{
+	for (size_t i = lo; i < hi; i++) {
+		float gi = g[i] + (decay[i] ? wd * p[i] : 0);
+
+		m[i] = rho * m[i] + (1 - rho) * gi * gi;
+		float dx = sqrtf(v[i] + eps) / sqrtf(m[i] + eps) * gi;
+		v[i] = rho * v[i] + (1 - rho) * dx * dx;
+		p[i] -= lr * dx;
+	}
+}
+
 void
 kz_opt_update(const struct kz_opt *o, struct kz_net *n, const float *g,
     float lr, size_t lo, size_t hi)
 {
-	float *p = n->params, *m = o->m, *v = o->v;
-
 	switch (o->type) {
 	case KZ_SGD:
-		for (size_t i = lo; i < hi; i++) {
-			float gi = g[i] + (o->decay[i] ? o->wd * p[i] : 0);
-
-			m[i] = o->momentum * m[i] + gi;
-			p[i] -= lr * (o->nesterov ? gi + o->momentum * m[i] :
-			    m[i]);
-		}
+		sgd_update(n->params, o->m, g, o->decay, lr, o->wd,
+		    o->momentum, o->nesterov, lo, hi);
 		break;
 	case KZ_ADAM: {
-		/* AdamW: weight decay decoupled from the adaptive step. */
 		double c1 = 1 - pow(o->beta1, (double)o->step);
 		double c2 = 1 - pow(o->beta2, (double)o->step);
-		float a = (float)(lr * sqrt(c2) / c1);
 
-		for (size_t i = lo; i < hi; i++) {
-			m[i] = o->beta1 * m[i] + (1 - o->beta1) * g[i];
-			v[i] = o->beta2 * v[i] + (1 - o->beta2) * g[i] * g[i];
-			p[i] -= a * m[i] / (sqrtf(v[i]) + o->eps) +
-			    (o->decay[i] ? lr * o->wd * p[i] : 0);
-		}
+		adam_update(n->params, o->m, o->v, g, o->decay,
+		    (float)(lr * sqrt(c2) / c1), lr, o->wd, o->beta1, o->beta2,
+		    o->eps, lo, hi);
 		break;
 	}
 	case KZ_ADADELTA:
-		/* m: running E[g^2]; v: running E[dx^2] (Zeiler 2012). */
-		for (size_t i = lo; i < hi; i++) {
-			float gi = g[i] + (o->decay[i] ? o->wd * p[i] : 0);
-
-			m[i] = o->rho * m[i] + (1 - o->rho) * gi * gi;
-			float dx = sqrtf(v[i] + o->eps) / sqrtf(m[i] + o->eps) *
-			    gi;
-			v[i] = o->rho * v[i] + (1 - o->rho) * dx * dx;
-			p[i] -= lr * dx;
-		}
+		adadelta_update(n->params, o->m, o->v, g, o->decay, lr, o->wd,
+		    o->rho, o->eps, lo, hi);
 		break;
 	}
 }
