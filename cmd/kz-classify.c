@@ -15,6 +15,7 @@
 #endif
 #define DEFAULT_MODEL "kmnist.kzm"
 #define MAX_MODELS 32
+#define MAX_SHIFT 8
 
 /* The shipped model: $KZ_MODEL, else models/ of the source tree this
  * program was built in (build/bin/../../models), else the installed
@@ -48,8 +49,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-classify [-m model]... [-k predictions] "
-	    "[-b batch] [-t threads] [-o file]\n"
-	    "                   [file]\n");
+	    "[-s shift] [-b batch] [-t threads]\n"
+	    "                   [-o file] [file]\n");
 	exit(2);
 }
 
@@ -59,10 +60,11 @@ main(int argc, char *argv[])
 {
 	const char *paths[MAX_MODELS], *output = "-";
 	int nmodels = 0, k = -1, batch = 1000, threads = kz_ncpu(), ch;
+	int shift = 0;
 	struct kz_err e;
 
 	kz_ignore_sigpipe();
-	while ((ch = getopt(argc, argv, "m:k:b:t:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "m:k:s:b:t:o:")) != -1) {
 		switch (ch) {
 		case 'm':
 			if (nmodels == MAX_MODELS)
@@ -70,6 +72,9 @@ main(int argc, char *argv[])
 			paths[nmodels++] = optarg;
 			break;
 		case 'k': k = (int)integer(optarg, 1, KZ_MAX_K, "-k"); break;
+		case 's':
+			shift = (int)integer(optarg, 0, MAX_SHIFT, "-s");
+			break;
 		case 'b': batch = (int)integer(optarg, 1, 1 << 20, "-b"); break;
 		case 't': threads = (int)integer(optarg, 1, 64, "-t"); break;
 		case 'o': output = optarg; break;
@@ -125,10 +130,16 @@ main(int argc, char *argv[])
 	oh.nclasses = (uint32_t)C;
 	struct kz_record *in = kz_record_new(h), **out;
 	size_t npix = (size_t)h->width * h->height;
-	uint8_t *pix = malloc(batch * npix);
+	uint8_t *pix = malloc(batch * npix), *moved = malloc(batch * npix);
+	/* The views averaged: the image, and with -s, the image moved by
+	 * shift pixels right, left, down and up. */
+	int views[5][2] = { { 0, 0 }, { shift, 0 }, { -shift, 0 },
+	    { 0, shift }, { 0, -shift } };
+	int nviews = shift > 0 ? 5 : 1, nsum = nviews * nmodels;
 	float *probs = malloc((size_t)batch * C * sizeof(float));
 	float *sum = malloc((size_t)batch * C * sizeof(float));
-	if (in == NULL || pix == NULL || probs == NULL || sum == NULL ||
+	if (in == NULL || pix == NULL || moved == NULL || probs == NULL ||
+	    sum == NULL ||
 	    (out = calloc(batch, sizeof(*out))) == NULL)
 		err(1, NULL);
 	for (int i = 0; i < batch; i++)
@@ -155,14 +166,28 @@ main(int argc, char *argv[])
 		}
 		if (n == 0)
 			break;
-		for (int i = 0; i < nmodels; i++) {
-			if (kz_predict(pred[i], pix, n, i ? probs : sum, &e) != 0) {
-				kz_writer_abort(w);
-				errx(1, "%s: %s", paths[i], e.msg);
+		for (int v = 0; v < nviews; v++) {
+			const uint8_t *x = pix;
+
+			if (v > 0) {
+				for (int j = 0; j < n; j++)
+					kz_norm_shift(pix + j * npix, h->width,
+					    h->height, views[v][0], views[v][1],
+					    moved + j * npix);
+				x = moved;
 			}
-			if (i > 0)
-				for (size_t j = 0; j < (size_t)n * C; j++)
+			for (int i = 0; i < nmodels; i++) {
+				int first = v == 0 && i == 0;
+
+				if (kz_predict(pred[i], x, n, first ? sum : probs,
+				    &e) != 0) {
+					kz_writer_abort(w);
+					errx(1, "%s: %s", paths[i], e.msg);
+				}
+				for (size_t j = 0; !first && j < (size_t)n * C;
+				    j++)
 					sum[j] += probs[j];
+			}
 		}
 		for (int j = 0; j < n; j++) {
 			float *p = sum + (size_t)j * C;
@@ -180,7 +205,7 @@ main(int argc, char *argv[])
 						best = c;
 				}
 				out[j]->pred[q].cls = (uint32_t)best;
-				out[j]->pred[q].score = p[best] / nmodels;
+				out[j]->pred[q].score = p[best] / nsum;
 			}
 			if (kz_writer_put(w, out[j], &e) != 0) {
 				kz_writer_abort(w);
@@ -199,6 +224,7 @@ main(int argc, char *argv[])
 	free(out);
 	kz_record_free(in);
 	free(pix);
+	free(moved);
 	free(probs);
 	free(sum);
 	kz_reader_close(r);

@@ -258,6 +258,10 @@ int kz_norm_fit(struct kz_image *img, uint32_t w, uint32_t h,
     uint32_t margin);
 /* Shifts the ink's centre of mass to the image centre. */
 int kz_norm_centre(struct kz_image *img);
+/* dst (w x h) = src moved dx columns right and dy rows down; what comes
+ * in from beyond the edge is 0, the background. */
+void kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx,
+    int dy, uint8_t *dst);
 /* The functions returning int give -1 only when out of memory. */
 
 /* ---- Kuzushiji-Kanji trees: kkanji2/U+XXXX/NAME.png ---------------------- */

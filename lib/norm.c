@@ -298,3 +298,23 @@ kz_norm_centre(struct kz_image *img)
 	img->pixels = p;
 	return 0;
 }
+
+void
+kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx, int dy,
+    uint8_t *dst)
+{
+	for (uint32_t y = 0; y < h; y++) {
+		long sy = (long)y - dy;
+		uint8_t *d = dst + (size_t)y * w;
+
+		memset(d, 0, w);
+		if (sy < 0 || sy >= (long)h)
+			continue;
+		for (uint32_t x = 0; x < w; x++) {
+			long sx = (long)x - dx;
+
+			if (sx >= 0 && sx < (long)w)
+				d[x] = src[(size_t)sy * w + sx];
+		}
+	}
+}

@@ -96,6 +96,40 @@ PY
 	# Ensemble: two models' average.
 	kz-classify -m "$T/mlp.kzm" -m "$T/cnn.kzm" -k 1 "$T/s1k.kz" >"$T/ens.kz"
 	t_eq "ensemble classifies every record" 1000 "$(info records "$T/ens.kz")"
+	# -s 1: the mean of the probabilities of five views, each made here
+	# by Python and classified alone.
+	"$PY" - "$T/s1k.kz" "$T/view" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(); hdr, size = d[:32], 12 + 784
+for v, (dx, dy) in enumerate([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]):
+    out = bytearray(hdr)
+    for o in range(32, len(d), size):
+        px = d[o + 12:o + size]
+        moved = bytes(px[(y - dy) * 28 + x - dx] if 0 <= y - dy < 28 and 0 <= x - dx < 28 else 0
+                      for y in range(28) for x in range(28))
+        out += d[o:o + 12] + moved
+    open("%s%d.kz" % (sys.argv[2], v), "wb").write(out)
+PY
+	for v in 0 1 2 3 4; do kz-classify -m "$T/cnn.kzm" -k 10 "$T/view$v.kz" >"$T/pv$v.kz"; done
+	kz-classify -m "$T/cnn.kzm" -k 10 -s 1 "$T/s1k.kz" >"$T/ps.kz"
+	t_eq "kz-classify -s 1: the mean of five shifted views" "1000 of 1000 agree" "$("$PY" - "$T" <<'PY'
+import struct, sys
+def probs(path):
+    d = open(path, "rb").read(); size = 12 + 80 + 784; out = []
+    for o in range(32, len(d), size):
+        p = [0.0] * 10
+        for j in range(10):
+            c, s = struct.unpack_from("<If", d, o + 12 + 8 * j); p[c] = s
+        out.append(p)
+    return out
+views = [probs("%s/pv%d.kz" % (sys.argv[1], v)) for v in range(5)]
+got = probs(sys.argv[1] + "/ps.kz")
+agree = sum(all(abs(sum(v[i][c] for v in views) / 5 - got[i][c]) < 1e-5 for c in range(10))
+            for i in range(len(got)))
+print("%d of %d agree" % (agree, len(got)))
+PY
+)"
+	t_fails "kz-classify -s beyond 8 pixels" "-s" kz-classify -m "$T/cnn.kzm" -s 9 "$T/s1k.kz"
 
 	# kill -9 during training of a CNN with a checkpoint, then resume.
 	CK=cnn:conv8k3,bn,relu,maxpool2,dense32,relu

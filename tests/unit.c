@@ -36,6 +36,21 @@ test_utf8(void)
 }
 
 static void
+test_shift(void)
+{
+	/* A 3x2 image moved one column right and one row up, by hand. */
+	const uint8_t src[6] = { 1, 2, 3, 4, 5, 6 };
+	const uint8_t want[6] = { 0, 4, 5, 0, 0, 0 };
+	uint8_t got[6];
+
+	kz_norm_shift(src, 3, 2, 1, -1, got);
+	check(memcmp(got, want, 6) == 0, "shift: 3x2 by (1, -1)");
+	kz_norm_shift(src, 3, 2, 3, 0, got);
+	check(memcmp(got, "\0\0\0\0\0\0", 6) == 0,
+	    "shift: by the width, all background");
+}
+
+static void
 test_codepoint(void)
 {
 	uint32_t cp = 0;
@@ -466,6 +481,7 @@ main(void)
 	gradcheck_work("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3, 0);
 	test_spec_errors();
 	test_utf8();
+	test_shift();
 	test_codepoint();
 	test_header();
 	test_classmap();
