@@ -1654,9 +1654,26 @@ gap_backward(const struct kz_layer *L, const float *dy, float *dx, int B)
 
 /* ---- batch normalisation, per channel over batch and space ----------- */
 
+/* One channel of m values: xh = (x - mu) * inv, y = gamma * xh + beta,
+ * then max(0, y) if relu (a ReLU after the batch norm, done here while
+ * the values are in registers). */
+static void
+bn_apply(const float *restrict x, size_t m, float mu, float inv,
+    float gamma, float beta, int relu, float *restrict xh,
+    float *restrict y)
+{
+	for (size_t i = 0; i < m; i++) {
+		float v;
+
+		xh[i] = (x[i] - mu) * inv;
+		v = gamma * xh[i] + beta;
+		y[i] = !relu || v > 0 ? v : 0;
+	}
+}
+
 static void
 bn_forward(const struct kz_net *n, const struct kz_layer *L, struct lbuf *lb,
-    struct kz_work *w, const float *x, float *y, int B, int train)
+    struct kz_work *w, const float *x, float *y, int B, int train, int relu)
 {
 	const float *gamma = n->params + L->w_off, *beta = n->params + L->b_off;
 	const float *rmean = n->state + L->s_off;
@@ -1684,10 +1701,7 @@ bn_forward(const struct kz_net *n, const struct kz_layer *L, struct lbuf *lb,
 		float inv = (float)(1.0 / sqrt(var + BN_EPS)), mu = (float)mean;
 		lb->mean[c] = mu;
 		lb->invstd[c] = inv;
-		for (size_t i = 0; i < m; i++) {
-			xh[i] = (xc[i] - mu) * inv;
-			yc[i] = gamma[c] * xh[i] + beta[c];
-		}
+		bn_apply(xc, m, mu, inv, gamma[c], beta[c], relu, xh, yc);
 	}
 }
 
@@ -1760,7 +1774,7 @@ layer_forward(const struct kz_net *n, const struct kz_layer *L,
 	case KZ_AVGPOOL: pool_forward(L, lb, x, lb->out, B, train, 0);
 		break;
 	case KZ_GAP: gap_forward(L, x, lb->out, B); break;
-	case KZ_BN: bn_forward(n, L, lb, w, x, lb->out, B, train); break;
+	case KZ_BN: bn_forward(n, L, lb, w, x, lb->out, B, train, 0); break;
 	case KZ_RES: res_forward(n, L, lb, w, x, lb->out, B, train, rng);
 		break;
 	}
@@ -1793,6 +1807,15 @@ layers_forward(const struct kz_net *n, const struct kz_layer *L, int nl,
 		    L[i].out.w % 2 == 0 && L[i + 2].type == KZ_MAXPOOL &&
 		    L[i + 2].k == 2 && L[i + 2].stride == 2)
 			fuse |= FUSE_POOL;
+		if (L[i].type == KZ_BN && i + 1 < nl &&
+		    L[i + 1].type == KZ_RELU) {
+			/* The ReLU's output, written by the batch norm: its
+			 * own output is read by no backward pass. */
+			bn_forward(n, &L[i], &lb[i], w, x, lb[i + 1].out, B,
+			    train, 1);
+			x = lb[++i].out;
+			continue;
+		}
 		if (L[i].type == KZ_RELU && i + 1 < nl &&
 		    L[i + 1].type == KZ_MAXPOOL) {
 			pool_forward(&L[i + 1], &lb[i + 1], x, lb[i + 1].out, B,
