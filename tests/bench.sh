@@ -56,15 +56,16 @@ kz-split -n 4 -o "$B/q" "$B/train.kz"
 # This machine's speed drifts by 10-15% over minutes (it shares its
 # host), so each side runs three times, alternating, and the medians
 # are compared.
-median() { sort -n | sed -n 2p; }
+# median A B C: the middle one of three figures
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 kzs_all= pts_all= kzi_all= pis_all=
 for i in 1 2 3; do
 	line=$(kz-train -t 2 -a $SIMPLE --opt adadelta -e 1 -b 128 -o "$B/simple.kzm" "$B/q.0.kz" 2>&1 | grep '^epoch')
 	kzs_all="$kzs_all $(echo "$line" | sed 's/.*  \([0-9]*\) img\/s.*/\1/')"
 	pts_all="$pts_all $($PEER torch-train "$D" 15000 | sed 's/torch train: \([0-9]*\) img.*/\1/')"
 done
-kzs=$(echo $kzs_all | tr ' ' '\n' | median)
-pts=$(echo $pts_all | tr ' ' '\n' | median)
+kzs=$(median $kzs_all)
+pts=$(median $pts_all)
 echo "kz train: $kzs img/s (median of$kzs_all; 15000 images), $(echo "scale=1; $kzs * 72 / 1000" | bc) GFLOP/s at 72 MFLOP per image (as im2col counts it: Winograd does fewer)"
 echo "torch train: $pts img/s (median of$pts_all; 15000 images, batch 128, 2 threads)"
 echo "training speed-up: $(echo "scale=2; $kzs / $pts" | bc)x"
@@ -77,8 +78,8 @@ for i in 1 2 3; do
 	kzi_all="$kzi_all $(echo "10000 / ($e - $s)" | bc)"
 	pis_all="$pis_all $($PEER torch-infer "$D" | sed 's/torch infer: \([0-9]*\) img.*/\1/')"
 done
-kzi=$(echo $kzi_all | tr ' ' '\n' | median)
-pis=$(echo $pis_all | tr ' ' '\n' | median)
+kzi=$(median $kzi_all)
+pis=$(median $pis_all)
 echo "kz infer: $kzi img/s (median of$kzi_all; 10000 images end to end: model and stream read included), $(echo "scale=1; $kzi * 24 / 1000" | bc) GFLOP/s at 24 MFLOP per image (as im2col counts it)"
 echo "torch infer: $pis img/s (median of$pis_all; 10000 images, batch 1000, 2 threads)"
 echo "inference speed-up: $(echo "scale=2; $kzi / $pis" | bc)x"
