@@ -18,6 +18,77 @@ kz_ignore_sigpipe(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * An unnamed file (O_TMPFILE) in the directory of path, or -1 where the
+ * system or the file system has none.  Until it is given a name, a kill
+ * -9 or a crash leaves nothing behind: a training run killed while it
+ * writes a checkpoint would otherwise leave "path.tmpXXXXXX".  Naming
+ * it goes through /proc, so without /proc the named temporary is used.
+ */
+static int
+open_unnamed(const char *path)
+{
+#ifdef O_TMPFILE
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd;
+
+	if (access("/proc/self/fd", X_OK) != 0)
+		return -1;
+	if (slash == NULL)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, slash - path);
+	if (dir == NULL)
+		return -1;
+	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+	free(dir);
+	return fd;
+#else
+	(void)path;
+	return -1;
+#endif
+}
+
+/*
+ * Gives the unnamed file of o its name: linked straight to the target
+ * when there is none yet, else linked under a fresh temporary name and
+ * renamed over it, so that readers see the old file or the new one.
+ */
+static int
+publish_unnamed(struct kz_out *o)
+{
+	char proc[64];
+	size_t n = strlen(o->path) + 32;
+	unsigned int i;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fileno(o->fp));
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	free(o->tmp);
+	if ((o->tmp = malloc(n)) == NULL)
+		return -1;
+	for (i = 0; i < 100; i++) {
+		snprintf(o->tmp, n, "%s.tmp%ld.%u", o->path, (long)getpid(), i);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp,
+		    AT_SYMLINK_FOLLOW) == 0) {
+			if (rename(o->tmp, o->path) == 0)
+				return 0;
+			int saved = errno;
+			unlink(o->tmp);
+			errno = saved;
+			return -1;
+		}
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
 int
 kz_out_open(struct kz_out *o, const char *path, struct kz_err *e)
 {
@@ -46,20 +117,25 @@ kz_out_open(struct kz_out *o, const char *path, struct kz_err *e)
 			return kz_errf(e, "%s: out of memory", path);
 		}
 		snprintf(o->tmp, n, "%s.tmpXXXXXX", path);
-		if ((fd = mkstemp(o->tmp)) == -1) {
+		if ((fd = open_unnamed(path)) != -1) {
+			o->unnamed = 1;
+		} else if ((fd = mkstemp(o->tmp)) == -1) {
 			kz_errf(e, "%s: %s", o->tmp, strerror(errno));
 			free(o->path);
 			free(o->tmp);
 			return -1;
 		}
-		/* mkstemp makes 0600; give the file the usual mode. */
-		mode_t mask = umask(0);
-		umask(mask);
-		fchmod(fd, 0666 & ~mask);
+		if (!o->unnamed) {
+			/* mkstemp makes 0600; give the file the usual mode. */
+			mode_t mask = umask(0);
+			umask(mask);
+			fchmod(fd, 0666 & ~mask);
+		}
 		if ((o->fp = fdopen(fd, "wb")) == NULL) {
 			kz_errf(e, "%s: %s", o->tmp, strerror(errno));
 			close(fd);
-			unlink(o->tmp);
+			if (!o->unnamed)
+				unlink(o->tmp);
 			free(o->path);
 			free(o->tmp);
 			return -1;
@@ -114,17 +190,22 @@ kz_out_close(struct kz_out *o, struct kz_err *e)
 			o->failed = 1;
 			kz_errf(e, "%s: fsync: %s", name, strerror(saved));
 		}
+		if (o->unnamed && !o->failed && publish_unnamed(o) != 0) {
+			saved = errno;
+			o->failed = 1;
+			kz_errf(e, "%s: link: %s", name, strerror(saved));
+		}
 		if (fclose(o->fp) != 0 && !o->failed) {
 			saved = errno;
 			o->failed = 1;
 			kz_errf(e, "%s: close: %s", name, strerror(saved));
 		}
-		if (!o->failed && rename(o->tmp, o->path) != 0) {
+		if (!o->unnamed && !o->failed && rename(o->tmp, o->path) != 0) {
 			saved = errno;
 			o->failed = 1;
 			kz_errf(e, "%s: rename: %s", name, strerror(saved));
 		}
-		if (o->failed)
+		if (o->failed && !o->unnamed)
 			unlink(o->tmp);
 	} else if (fclose(o->fp) != 0 && !o->failed) {
 		saved = errno;
@@ -147,7 +228,8 @@ kz_out_abort(struct kz_out *o)
 		return;
 	if (o->tmp != NULL) {
 		fclose(o->fp);
-		unlink(o->tmp);
+		if (!o->unnamed)
+			unlink(o->tmp);
 	} else if (o->path != NULL) {
 		fclose(o->fp);
 	} else {

@@ -124,12 +124,14 @@ void kz_writer_abort(struct kz_writer *w);
 
 /* ---- output files in general ---------------------------------------- */
 
-/* An output file published atomically: opens "path.tmpXXXXXX" (or
- * stdout for "-" or NULL) with a large buffer. */
+/* An output file published atomically: opens an unnamed file in the
+ * target's directory where Linux has them (O_TMPFILE), else
+ * "path.tmpXXXXXX", or stdout for "-" or NULL; with a large buffer. */
 struct kz_out {
 	FILE *fp;
 	char *path;	/* target, NULL for stdout */
 	char *tmp;	/* temporary name, NULL for stdout */
+	int unnamed;	/* fp is an O_TMPFILE file: tmp is not on disk */
 	int failed;
 };
 
