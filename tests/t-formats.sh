@@ -28,19 +28,25 @@ t_eq "-o replaces an existing file" "$(md5sum <"$T/a.kz")" "$(md5sum <"$T/o.kz")
 t_eq "-o: the file's mode follows the umask" "-rw-r----- -rw-------" \
     "$( (umask 027; kz-unpack -o "$T/m1.kz" "$F/imgs.npz"); (umask 077; kz-unpack -o "$T/m2.kz" "$F/imgs.npz"); stat -c %A "$T/m1.kz" "$T/m2.kz" | tr '\n' ' ' | sed 's/ $//')"
 # kill -9 while the output is open: kz-norm waits for the last byte of
-# its input, its output already open; nothing may be left behind.
+# its input, its output already open; nothing may be left behind where
+# the file system has unnamed files (O_TMPFILE; Linux 3.11, most local
+# file systems).
 mkdir "$T/k"
-mkfifo "$T/k.fifo"
-(head -c $(($(wc -c <"$T/a.kz") - 1)) "$T/a.kz"; exec sleep 30) >"$T/k.fifo" &
-feeder=$!
-kz-norm -o "$T/k/out.kz" "$T/k.fifo" &
-pid=$!
-i=0
-while ! ls -l /proc/$pid/fd 2>/dev/null | grep -q "$T/k/" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-t_eq "kill -9: the output was open" 1 "$(ls -l /proc/$pid/fd 2>/dev/null | grep -c "$T/k/")"
-kill -9 $pid $feeder 2>/dev/null
-wait $pid $feeder 2>/dev/null
-t_eq "kill -9 with the output open leaves no file" "" "$(ls -A "$T/k")"
+if "$PY" -c "import os, sys; os.open(sys.argv[1], os.O_TMPFILE | os.O_WRONLY)" "$T/k" 2>/dev/null; then
+	mkfifo "$T/k.fifo"
+	(head -c $(($(wc -c <"$T/a.kz") - 1)) "$T/a.kz"; exec sleep 30) >"$T/k.fifo" &
+	feeder=$!
+	kz-norm -o "$T/k/out.kz" "$T/k.fifo" &
+	pid=$!
+	i=0
+	while ! ls -l /proc/$pid/fd 2>/dev/null | grep -q "$T/k/" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	t_eq "kill -9: the output was open" 1 "$(ls -l /proc/$pid/fd 2>/dev/null | grep -c "$T/k/")"
+	kill -9 $pid $feeder 2>/dev/null
+	wait $pid $feeder 2>/dev/null
+	t_eq "kill -9 with the output open leaves no file" "" "$(ls -A "$T/k")"
+else
+	skip "kill -9 with the output open" "no O_TMPFILE in $T"
+fi
 mkfifo "$T/fifo"
 md5sum <"$T/fifo" >"$T/fifo.md5" &
 kz-unpack -o "$T/fifo" "$F/imgs.npz" "$F/labels.npz"
