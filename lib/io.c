@@ -11,6 +11,8 @@
 #include "kz.h"
 
 #define OUT_BUFFER (1 << 20)
+/* Room after the target's name for ".tmpXXXXXX" and ".tmp<pid>.<n>". */
+#define TMP_SUFFIX_MAX 32
 
 void
 kz_ignore_sigpipe(void)
@@ -61,16 +63,13 @@ static int
 publish_unnamed(struct kz_out *o)
 {
 	char proc[64];
-	size_t n = strlen(o->path) + 32;
+	size_t n = strlen(o->path) + TMP_SUFFIX_MAX;
 	unsigned int i;
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fileno(o->fp));
 	if (linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) == 0)
 		return 0;
 	if (errno != EEXIST)
-		return -1;
-	free(o->tmp);
-	if ((o->tmp = malloc(n)) == NULL)
 		return -1;
 	for (i = 0; i < 100; i++) {
 		snprintf(o->tmp, n, "%s.tmp%ld.%u", o->path, (long)getpid(), i);
@@ -109,7 +108,7 @@ kz_out_open(struct kz_out *o, const char *path, struct kz_err *e)
 			return kz_errf(e, "%s: out of memory", path);
 		}
 	} else {
-		size_t n = strlen(path) + sizeof(".tmpXXXXXX");
+		size_t n = strlen(path) + TMP_SUFFIX_MAX;
 
 		if ((o->path = strdup(path)) == NULL ||
 		    (o->tmp = malloc(n)) == NULL) {
@@ -132,7 +131,8 @@ kz_out_open(struct kz_out *o, const char *path, struct kz_err *e)
 			fchmod(fd, 0666 & ~mask);
 		}
 		if ((o->fp = fdopen(fd, "wb")) == NULL) {
-			kz_errf(e, "%s: %s", o->tmp, strerror(errno));
+			kz_errf(e, "%s: %s", o->unnamed ? path : o->tmp,
+			    strerror(errno));
 			close(fd);
 			if (!o->unnamed)
 				unlink(o->tmp);
