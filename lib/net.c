@@ -538,13 +538,23 @@ wino_kept(const struct kz_layer *L, int B)
 	return (size_t)B * 16 * (L->in.c * T + WINO_SKEW);
 }
 
-/* Floats of scratch besides the images': the kernels U, a padded
- * image, row buffers and the skew. */
+/* Floats of wino_tiles' cols for TH x TW tiles: 4 tile columns, each
+ * row's parity, TH + 1 rows of TW tiles. */
+static size_t
+wino_cols_floats(int TH, int TW)
+{
+	return (size_t)8 * (TH + 1) * TW;
+}
+
+/* Floats of scratch besides the images': the kernels U, cols, a row
+ * buffer (5 rows of tiles' columns) and the skew. */
 static size_t
 wino_fixed(int C, int OC, int OH, int OW)
 {
-	return (size_t)16 * OC * C + (size_t)(OH + 8) * (OW + 3) +
-	    32 * WINO_SKEW;
+	int TH = (OH + 1) / 2, TW = (OW + 1) / 2;
+
+	return (size_t)16 * OC * C + wino_cols_floats(TH, TW) +
+	    5 * (size_t)(2 * TW + 2) + 32 * WINO_SKEW;
 }
 
 /* ---- work buffers ---------------------------------------------------- */
@@ -904,92 +914,80 @@ wino_kernels(const float *g, int adjoint, int C, int OC, float *U)
 		}
 }
 
-/* The transform's three passes, each over contiguous floats; restrict
- * lets them vectorise (through plain float pointers the compiler must
- * assume each store may change the next load). */
+/* The transform's two passes run over contiguous floats; restrict lets
+ * them vectorise (through plain float pointers the compiler must assume
+ * each store may change the next load). */
 
-/* e[k] = line[2k], o[k] = line[2k + 1], k < E. */
+/* d[j * js + tx] = (l B)[j] for the TW tiles' 4 columns of one padded
+ * input row l, 2 * TW + 2 floats: tile tx has columns 2tx .. 2tx+3. */
 static void
-wino_split(const float *restrict line, int E, float *restrict e,
-    float *restrict o)
+wino_cols(const float *restrict l, int TW, float *restrict d, size_t js)
 {
-	for (int k = 0; k < E; k++) {
-		e[k] = line[2 * k];
-		o[k] = line[2 * k + 1];
+	for (int tx = 0; tx < TW; tx++) {
+		d[tx] = l[2 * tx] - l[2 * tx + 2];
+		d[js + tx] = l[2 * tx + 1] + l[2 * tx + 2];
+		d[2 * js + tx] = l[2 * tx + 2] - l[2 * tx + 1];
+		d[3 * js + tx] = l[2 * tx + 1] - l[2 * tx + 3];
 	}
 }
 
-/* tr[i] = (B' r)[i] for the 4 rows r of a tile row, WP floats each. */
+/* v[(4i + j) * vs + n] = (B' r)[i] for the T tiles n of an image, r
+ * their 4 rows of column j: cols[2j] and cols[2j + 1] (R floats apart)
+ * hold the even and odd padded rows, TW floats each, so that tile n's
+ * rows are even[n], odd[n], even[n + TW], odd[n + TW]. */
 static void
-wino_rows(const float *restrict r, int WP, float *restrict tr)
-{
-	const float *r0 = r, *r1 = r + WP, *r2 = r1 + WP, *r3 = r2 + WP;
-
-	for (int j = 0; j < WP; j++) {
-		tr[j] = r0[j] - r2[j];
-		tr[WP + j] = r1[j] + r2[j];
-		tr[2 * WP + j] = r2[j] - r1[j];
-		tr[3 * WP + j] = r1[j] - r3[j];
-	}
-}
-
-/* v[(4i + j) * vs + tx] = (tr[i] B)[j] for the TW tiles of a tile row;
- * tr's rows split into even (E floats) and odd columns. */
-static void
-wino_cols(const float *restrict tr, int WP, int E, int TW,
+wino_rows(const float *restrict cols, size_t R, int TW, size_t T,
     float *restrict v, size_t vs)
 {
-	for (int i = 0; i < 4; i++) {
-		const float *e = tr + (size_t)i * WP, *o = e + E;
-		float *d = v + 4 * i * vs;
+	for (int j = 0; j < 4; j++) {
+		const float *ev = cols + 2 * j * R, *od = ev + R;
+		float *d = v + j * vs;
 
-		for (int tx = 0; tx < TW; tx++) {
-			d[tx] = e[tx] - e[tx + 1];
-			d[vs + tx] = o[tx] + e[tx + 1];
-			d[2 * vs + tx] = e[tx + 1] - o[tx];
-			d[3 * vs + tx] = o[tx] - o[tx + 1];
+		for (size_t n = 0; n < T; n++) {
+			d[n] = ev[n] - ev[n + TW];
+			d[4 * vs + n] = od[n] + ev[n + TW];
+			d[8 * vs + n] = ev[n + TW] - od[n];
+			d[12 * vs + n] = od[n] - od[n + TW];
 		}
 	}
 }
 
 /* V[e][c][n] = (B' d B)[e] for the 4x4 tiles d of images b0..b0+nb-1 of
  * x [C][B][H][W] padded by P, n = (b - b0) * TH * TW + tile; planes vs
- * floats apart.  pad holds (2 * TH + 2) * (2 * TW + 2) floats, tr
- * 5 * (2 * TW + 2).  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+ * floats apart.  cols holds wino_cols_floats(TH, TW) floats, line
+ * 2 * TW + 2.  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
 static void
 wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
-    int nb, int TH, int TW, float *pad, float *tr, float *V, size_t vs)
+    int nb, int TH, int TW, float *cols, float *line, float *V, size_t vs)
 {
-	int WP = 2 * TW + 2, HP = 2 * TH + 2, E = TW + 1;
-	size_t T = (size_t)TH * TW, N = (size_t)nb * T;
-	float *line = tr + 4 * (size_t)WP;	/* one padded input row */
+	size_t T = (size_t)TH * TW, R = (size_t)(TH + 1) * TW;
+	size_t N = (size_t)nb * T;
 
-	/* The padding is zero once: every image writes the same rows and
-	 * columns. */
-	memset(pad, 0, (size_t)HP * WP * sizeof(float));
-	memset(line, 0, WP * sizeof(float));
+	/* The padding is zero once: rows of it transform to zero rows of
+	 * cols, which no image writes, and every image writes the same
+	 * columns of line. */
+	memset(cols, 0, 8 * R * sizeof(float));
+	memset(line, 0, (2 * TW + 2) * sizeof(float));
 	for (int c = 0; c < C; c++)
 		for (int b = 0; b < nb; b++) {
 			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
 
-			/* The padded image, each row split into its even
-			 * columns, then its odd ones: a tile's columns 2tx,
-			 * 2tx+1, 2tx+2, 2tx+3 are then e[tx], o[tx],
-			 * e[tx+1], o[tx+1], and every loop below runs over
-			 * contiguous floats. */
+			/* B along each row first, into cols by the row's
+			 * parity: then B' along the columns is one loop over
+			 * every tile of the image, long enough to vectorise
+			 * where a tile row (7 tiles of 14 pixels, say) is
+			 * not. */
 			for (int iy = 0; iy < H; iy++) {
-				float *e = pad + (size_t)(iy + P) * WP;
+				int row = iy + P;
 
 				/* a loop, not memcpy: rows are short */
 				for (int ix = 0; ix < W; ix++)
 					line[P + ix] = src[(size_t)iy * W + ix];
-				wino_split(line, E, e, e + E);
+				wino_cols(line, TW, cols + (size_t)(row & 1) * R +
+				    (size_t)(row >> 1) * TW, 2 * R);
 			}
-			for (int ty = 0; ty < TH; ty++) {
-				wino_rows(pad + (size_t)2 * ty * WP, WP, tr);
-				wino_cols(tr, WP, E, TW, V + (size_t)c * N +
-				    (size_t)b * T + (size_t)ty * TW, vs);
-			}
+			wino_rows(cols, R, TW, T, V + (size_t)c * N + (size_t)b * T,
+			    vs);
 		}
 }
 
@@ -1012,7 +1010,7 @@ wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
  * that the tiles the one keeps are chunked as the other reads them. */
 struct wino_layout {
 	int OH, OW, TH, TW, T, chunk;
-	float *pad, *tr, *V;
+	float *cols, *tr, *V;
 };
 
 static struct wino_layout
@@ -1028,8 +1026,8 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 	l.TW = (l.OW + 1) / 2;
 	l.T = l.TH * l.TW;
 	WP = 2 * l.TW + 2;
-	l.pad = scratch + (size_t)16 * OC * C;
-	l.tr = l.pad + (size_t)(2 * l.TH + 2) * WP;
+	l.cols = scratch + (size_t)16 * OC * C;
+	l.tr = l.cols + wino_cols_floats(l.TH, l.TW);
 	l.V = l.tr + 5 * (size_t)WP;
 	l.chunk = wino_chunk(nscratch, l.V - scratch,
 	    wino_per_image(C, OC, l.OH, l.OW), B);
@@ -1118,7 +1116,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	    nscratch);
 	int OH = l.OH, OW = l.OW, TH = l.TH, TW = l.TW, T = l.T;
 	int chunk = l.chunk;
-	float *U = scratch, *pad = l.pad, *tr = l.tr, *V = l.V;
+	float *U = scratch, *cols = l.cols, *tr = l.tr, *V = l.V;
 
 	wino_kernels(g, adjoint, C, OC, U);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1130,7 +1128,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		float *v = keep ? keep + (size_t)b0 * 16 * ((size_t)C * T +
 		    WINO_SKEW) : V;
 
-		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, v, vs);
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, tr, v, vs);
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
 			    N, C, 1.0f, U + (size_t)e * OC * C, C,
@@ -1223,7 +1221,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 	    nscratch);
 	int OH = l.OH, OW = l.OW, TH = l.TH, TW = l.TW, T = l.T;
 	int chunk = l.chunk;
-	float *S = scratch, *pad = l.pad, *tr = l.tr, *V = l.V;
+	float *S = scratch, *cols = l.cols, *tr = l.tr, *V = l.V;
 	size_t e1 = (size_t)OC * C;
 
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1236,7 +1234,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		    WINO_SKEW) : V;
 
 		if (kept == NULL)
-			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, pad, tr, V,
+			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, tr, V,
 			    vs);
 		for (int o = 0; o < OC; o++)
 			for (int b = 0; b < nb; b++)
