@@ -1152,56 +1152,64 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	}
 }
 
-/* d[e * ds + tx] = (A g A')[e] for the 2x2 tiles g of one tile row of
- * an output gradient: row r of OW floats and, if two, the row after
- * it; zero beyond the edge.  A' = [1 1 1 0; 0 1 -1 -1].  The rows are
- * split into even and odd columns in tr (4 * TW floats) first, so that
- * the loop over tiles is contiguous. */
+/* d[e * ds + n] = (A g A')[e] for the T = TH * TW 2x2 tiles g of an
+ * output gradient r, OH x OW, n = ty * TW + tx, zero beyond the edge;
+ * q holds 4 * T floats.  A' = [1 1 1 0; 0 1 -1 -1].  The tiles'
+ * corners are gathered into q first, so that the transform is one loop
+ * over every tile of the image. */
 static void
-wino_grad_tiles(const float *restrict r, int OW, int two, int TW,
-    float *restrict tr, float *restrict d, size_t ds)
+wino_grad_tiles(const float *restrict r, int OH, int OW, int TH, int TW,
+    float *restrict q, float *restrict d, size_t ds)
 {
-	float *g0 = tr, *g1 = tr + TW, *g2 = tr + 2 * TW, *g3 = tr + 3 * TW;
+	size_t T = (size_t)TH * TW;
+	float *g0 = q, *g1 = q + T, *g2 = q + 2 * T, *g3 = q + 3 * T;
 
-	memset(tr, 0, 4 * TW * sizeof(float));
-	for (int k = 0; 2 * k < OW; k++)
-		g0[k] = r[2 * k];
-	for (int k = 0; 2 * k + 1 < OW; k++)
-		g1[k] = r[2 * k + 1];
-	for (int k = 0; two && 2 * k < OW; k++)
-		g2[k] = r[OW + 2 * k];
-	for (int k = 0; two && 2 * k + 1 < OW; k++)
-		g3[k] = r[OW + 2 * k + 1];
+	if ((OH | OW) & 1)
+		memset(q, 0, 4 * T * sizeof(float));
+	for (int ty = 0; ty < TH; ty++) {
+		const float *r0 = r + (size_t)2 * ty * OW, *r1 = r0 + OW;
+		size_t n = (size_t)ty * TW;
+
+		for (int k = 0; 2 * k < OW; k++)
+			g0[n + k] = r0[2 * k];
+		for (int k = 0; 2 * k + 1 < OW; k++)
+			g1[n + k] = r0[2 * k + 1];
+		for (int k = 0; 2 * ty + 1 < OH && 2 * k < OW; k++)
+			g2[n + k] = r1[2 * k];
+		for (int k = 0; 2 * ty + 1 < OH && 2 * k + 1 < OW; k++)
+			g3[n + k] = r1[2 * k + 1];
+	}
 	/* Row j of the tile's A g A' is t0[j], t0[j] + t1[j], t0[j] -
 	 * t1[j], -t1[j] for t0 = (g0, g0 + g1, g0 - g1, -g1) and t1 the
 	 * same of g2, g3. */
-	for (int tx = 0; tx < TW; tx++) {
-		d[tx] = g0[tx];
-		d[4 * ds + tx] = g0[tx] + g2[tx];
-		d[8 * ds + tx] = g0[tx] - g2[tx];
-		d[12 * ds + tx] = -g2[tx];
+	/* Four planes at a time: sixteen store streams at once ran slower. */
+	for (size_t n = 0; n < T; n++) {
+		d[n] = g0[n];
+		d[4 * ds + n] = g0[n] + g2[n];
+		d[8 * ds + n] = g0[n] - g2[n];
+		d[12 * ds + n] = -g2[n];
 	}
-	for (int tx = 0; tx < TW; tx++) {
-		float a = g0[tx] + g1[tx], b = g2[tx] + g3[tx];
+	for (size_t n = 0; n < T; n++) {
+		float a = g0[n] + g1[n], b = g2[n] + g3[n];
 
-		d[ds + tx] = a;
-		d[5 * ds + tx] = a + b;
-		d[9 * ds + tx] = a - b;
-		d[13 * ds + tx] = -b;
+		d[ds + n] = a;
+		d[5 * ds + n] = a + b;
+		d[9 * ds + n] = a - b;
+		d[13 * ds + n] = -b;
 	}
-	for (int tx = 0; tx < TW; tx++) {
-		float a = g0[tx] - g1[tx], b = g2[tx] - g3[tx];
+	for (size_t n = 0; n < T; n++) {
+		float a = g0[n] - g1[n], b = g2[n] - g3[n];
 
-		d[2 * ds + tx] = a;
-		d[6 * ds + tx] = a + b;
-		d[10 * ds + tx] = a - b;
-		d[14 * ds + tx] = -b;
+		d[2 * ds + n] = a;
+		d[6 * ds + n] = a + b;
+		d[10 * ds + n] = a - b;
+		d[14 * ds + n] = -b;
 	}
-	for (int tx = 0; tx < TW; tx++) {
-		d[3 * ds + tx] = -g1[tx];
-		d[7 * ds + tx] = -g1[tx] + -g3[tx];
-		d[11 * ds + tx] = -g1[tx] - -g3[tx];
-		d[15 * ds + tx] = g3[tx];
+	for (size_t n = 0; n < T; n++) {
+		d[3 * ds + n] = -g1[n];
+		d[7 * ds + n] = -g1[n] - g3[n];
+		d[11 * ds + n] = -g1[n] + g3[n];
+		d[15 * ds + n] = g3[n];
 	}
 }
 
@@ -1236,14 +1244,12 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		if (kept == NULL)
 			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, tr, V,
 			    vs);
+		/* (cols is free once the tiles are made) */
 		for (int o = 0; o < OC; o++)
 			for (int b = 0; b < nb; b++)
-				for (int ty = 0; ty < TH; ty++)
-					wino_grad_tiles(dy + ((size_t)o * B +
-					    b0 + b) * OH * OW + (size_t)2 * ty *
-					    OW, OW, 2 * ty + 1 < OH, TW, tr, D +
-					    (size_t)o * N + (size_t)b * T +
-					    (size_t)ty * TW, ds);
+				wino_grad_tiles(dy + ((size_t)o * B + b0 + b) *
+				    OH * OW, OH, OW, TH, TW, cols, D +
+				    (size_t)o * N + (size_t)b * T, ds);
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC,
 			    C, N, 1.0f, D + e * ds, N, v + e * vs, N,
