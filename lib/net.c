@@ -546,15 +546,15 @@ wino_cols_floats(int TH, int TW)
 	return (size_t)8 * (TH + 1) * TW;
 }
 
-/* Floats of scratch besides the images': the kernels U, cols, a row
- * buffer (5 rows of tiles' columns) and the skew. */
+/* Floats of scratch besides the images': the kernels U, cols, a
+ * padded input row and the skew. */
 static size_t
 wino_fixed(int C, int OC, int OH, int OW)
 {
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2;
 
 	return (size_t)16 * OC * C + wino_cols_floats(TH, TW) +
-	    5 * (size_t)(2 * TW + 2) + 32 * WINO_SKEW;
+	    (size_t)(2 * TW + 2) + 32 * WINO_SKEW;
 }
 
 /* ---- work buffers ---------------------------------------------------- */
@@ -1010,7 +1010,7 @@ wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
  * that the tiles the one keeps are chunked as the other reads them. */
 struct wino_layout {
 	int OH, OW, TH, TW, T, chunk;
-	float *cols, *tr, *V;
+	float *cols, *line, *V;
 };
 
 static struct wino_layout
@@ -1027,8 +1027,8 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 	l.T = l.TH * l.TW;
 	WP = 2 * l.TW + 2;
 	l.cols = scratch + (size_t)16 * OC * C;
-	l.tr = l.cols + wino_cols_floats(l.TH, l.TW);
-	l.V = l.tr + 5 * (size_t)WP;
+	l.line = l.cols + wino_cols_floats(l.TH, l.TW);
+	l.V = l.line + (size_t)WP;
 	l.chunk = wino_chunk(nscratch, l.V - scratch,
 	    wino_per_image(C, OC, l.OH, l.OW), B);
 	/* OpenBLAS takes its small-matrix kernel, without packing, for
@@ -1116,7 +1116,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	    nscratch);
 	int OH = l.OH, OW = l.OW, TH = l.TH, TW = l.TW, T = l.T;
 	int chunk = l.chunk;
-	float *U = scratch, *cols = l.cols, *tr = l.tr, *V = l.V;
+	float *U = scratch, *cols = l.cols, *line = l.line, *V = l.V;
 
 	wino_kernels(g, adjoint, C, OC, U);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1128,7 +1128,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		float *v = keep ? keep + (size_t)b0 * 16 * ((size_t)C * T +
 		    WINO_SKEW) : V;
 
-		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, tr, v, vs);
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, v, vs);
 		for (int e = 0; e < 16; e++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
 			    N, C, 1.0f, U + (size_t)e * OC * C, C,
@@ -1229,7 +1229,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 	    nscratch);
 	int OH = l.OH, OW = l.OW, TH = l.TH, TW = l.TW, T = l.T;
 	int chunk = l.chunk;
-	float *S = scratch, *cols = l.cols, *tr = l.tr, *V = l.V;
+	float *S = scratch, *cols = l.cols, *line = l.line, *V = l.V;
 	size_t e1 = (size_t)OC * C;
 
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -1242,7 +1242,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		    WINO_SKEW) : V;
 
 		if (kept == NULL)
-			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, tr, V,
+			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, V,
 			    vs);
 		/* (cols is free once the tiles are made) */
 		for (int o = 0; o < OC; o++)
