@@ -479,6 +479,9 @@ main(void)
 	test_kept_tiles();
 	gradcheck("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3);
 	gradcheck_work("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3, 0);
+	/* Winograd layers with odd outputs (7 x 9, 5 x 7): the last row
+	 * and column of tiles reach beyond the edge, as at a ResNet's 7 x 7. */
+	gradcheck("cnn:conv16k3p1,relu,conv16k3p1,relu,conv16k3,dense5", 7, 9, 3, 3);
 	test_spec_errors();
 	test_utf8();
 	test_shift();
