@@ -1153,8 +1153,8 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 }
 
 /* d[e * ds + n] = (A g A')[e] for the T = TH * TW 2x2 tiles g of an
- * output gradient r, OH x OW, n = ty * TW + tx, zero beyond the edge;
- * q holds 4 * T floats.  A' = [1 1 1 0; 0 1 -1 -1].  The tiles'
+ * output gradient r, OH x OW, n = ty * TW + tx; q holds 4 * T floats,
+ * zero where a tile reaches beyond the edge (never written here).  A' = [1 1 1 0; 0 1 -1 -1].  The tiles'
  * corners are gathered into q first, so that the transform is one loop
  * over every tile of the image. */
 static void
@@ -1164,8 +1164,6 @@ wino_grad_tiles(const float *restrict r, int OH, int OW, int TH, int TW,
 	size_t T = (size_t)TH * TW;
 	float *g0 = q, *g1 = q + T, *g2 = q + 2 * T, *g3 = q + 3 * T;
 
-	if ((OH | OW) & 1)
-		memset(q, 0, 4 * T * sizeof(float));
 	for (int ty = 0; ty < TH; ty++) {
 		const float *r0 = r + (size_t)2 * ty * OW, *r1 = r0 + OW;
 		size_t n = (size_t)ty * TW;
@@ -1244,7 +1242,9 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		if (kept == NULL)
 			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, V,
 			    vs);
-		/* (cols is free once the tiles are made) */
+		/* cols is free once the tiles are made; the corners beyond
+		 * the edge are zeroed once for every image's tiles. */
+		memset(cols, 0, 4 * (size_t)T * sizeof(float));
 		for (int o = 0; o < OC; o++)
 			for (int b = 0; b < nb; b++)
 				wino_grad_tiles(dy + ((size_t)o * B + b0 + b) *
