@@ -18,7 +18,8 @@ usage(void)
 	    "[-e epochs] [-k neighbours] [-t threads]\n"
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--checkpoint file]\n"
-	    "                [--keep-best] [--lr rate] [--momentum m] "
+	    "                [--ema decay] [--keep-best] [--lr rate] "
+	    "[--momentum m] "
 	    "[--opt sgd|adam|adadelta]\n"
 	    "                [--resume file] [--schedule const|cosine|step:N[:G]] "
 	    "[--seed n]\n"
@@ -158,6 +159,7 @@ main(int argc, char *argv[])
 		{ "augment", required_argument, NULL, 'A' },
 		{ "balance", required_argument, NULL, 'B' },
 		{ "checkpoint", required_argument, NULL, 'C' },
+		{ "ema", required_argument, NULL, 'E' },
 		{ "keep-best", no_argument, NULL, 'K' },
 		{ "lr", required_argument, NULL, 'L' },
 		{ "momentum", required_argument, NULL, 'M' },
@@ -208,6 +210,8 @@ main(int argc, char *argv[])
 				errx(2, "--balance: none, sample or weight");
 			break;
 		case 'C': checkpoint = optarg; break;
+		case 'E': o.ema = (float)number(optarg, 0, 0.999999, "--ema");
+			break;
 		case 'K': keep_best = 1; break;
 		case 'L': o.lr = (float)number(optarg, 0, 100, "--lr"); break;
 		case 'M': o.momentum = (float)number(optarg, 0, 1, "--momentum");
@@ -368,7 +372,9 @@ main(int argc, char *argv[])
 			err(1, NULL);
 	}
 	if (resume != NULL) {
-		kz_trainer_restore(t, &ck.ts);
+		if (kz_trainer_restore(t, &ck.ts) != 0)
+			errx(1, "%s: no weight average in this checkpoint; "
+			    "resume with the first run's options", resume);
 		best = ck.ts.best;
 		best_epoch = ck.ts.best_epoch;
 		if (keep_best && ck.ts.best_params != NULL) {
@@ -384,7 +390,8 @@ main(int argc, char *argv[])
 		fprintf(stderr, "kz-train: %s, %zu parameters, %.1f MFLOP per "
 		    "image forward; %zu training records%s; %d threads\n",
 		    arch, m.net->nparams, kz_net_flops(m.net) * 2 / 1e6, data.n,
-		    val_path ? ", validation on" : "", t ? o.threads : 0);
+		    !val_path ? "" : o.ema > 0 ? ", validation of the weight "
+		    "average" : ", validation on", t ? o.threads : 0);
 		if (resume != NULL)
 			fprintf(stderr, "kz-train: resuming %s after epoch %u\n",
 			    resume, kz_trainer_epochs_done(t));
@@ -398,6 +405,9 @@ main(int argc, char *argv[])
 		pr.epoch = (int)kz_trainer_epochs_done(t) + 1;
 		pr.last = 0;
 		kz_trainer_epoch(t, &st, show_progress, &pr);
+		/* With --ema, the average is what is validated, kept and
+		 * written; the weights it follows train on. */
+		kz_trainer_swap_ema(t);
 		double vacc = val_path ? kz_trainer_accuracy(t, &val) : -1;
 		/* Ties go to the later epoch: further along its schedule. */
 		if (keep_best && vacc >= best) {
@@ -408,6 +418,7 @@ main(int argc, char *argv[])
 			memcpy(best_state, m.net->state,
 			    m.net->nstate * sizeof(float));
 		}
+		kz_trainer_swap_ema(t);
 		if (!quiet) {
 			char v[32] = "";
 
@@ -432,6 +443,8 @@ main(int argc, char *argv[])
 			int rc = kz_model_write(&c, checkpoint, &e);
 			free(c.ts.opt_m);
 			free(c.ts.opt_v);
+			free(c.ts.ema_params);
+			free(c.ts.ema_state);
 			if (rc != 0)
 				errx(1, "%s", e.msg);
 		}
@@ -443,6 +456,8 @@ main(int argc, char *argv[])
 		if (!quiet)
 			fprintf(stderr, "kz-train: keeping epoch %u (validation "
 			    "%.2f%%)\n", best_epoch, 100 * best);
+	} else {
+		kz_trainer_swap_ema(t);
 	}
 	if (kz_model_write(&m, output, &e) != 0)
 		die_write(&e);

@@ -95,6 +95,11 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "BSTS",
 		    m->ts.best_state, net->nstate * 4, &crc, e) != 0))
 			goto fail;
+		if (m->ts.present && m->ts.ema_params != NULL &&
+		    (put_section(&o, "EMAP", m->ts.ema_params,
+		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "EMAS",
+		    m->ts.ema_state, net->nstate * 4, &crc, e) != 0))
+			goto fail;
 	}
 	uint8_t tail[16];
 	memcpy(tail, "CRC ", 4);
@@ -123,6 +128,8 @@ kz_model_free(struct kz_model *m)
 	free(m->ts.opt_v);
 	free(m->ts.best_params);
 	free(m->ts.best_state);
+	free(m->ts.ema_params);
+	free(m->ts.ema_state);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -200,8 +207,9 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 	uint8_t *buf;
 	size_t len;
 	static const char *tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
-	    "OPTM", "OPTV", "BSTP", "BSTS" };
-	enum { META, KNNX, KNNY, PARM, STAT, OPTM, OPTV, BSTP, BSTS, NTAGS };
+	    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS" };
+	enum { META, KNNX, KNNY, PARM, STAT, OPTM, OPTV, BSTP, BSTS, EMAP,
+	    EMAS, NTAGS };
 	struct section sec[NTAGS] = { { 0 } };
 	char v[4096];
 
@@ -388,6 +396,12 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 			    "BSTP", e)) == NULL || (ts->best_state =
 			    float_section(&sec[BSTS], m->net->nstate, path,
 			    "BSTS", e)) == NULL))
+				goto fail;
+			if (sec[EMAP].data != NULL && ((ts->ema_params =
+			    float_section(&sec[EMAP], m->net->nparams, path,
+			    "EMAP", e)) == NULL || (ts->ema_state =
+			    float_section(&sec[EMAS], m->net->nstate, path,
+			    "EMAS", e)) == NULL))
 				goto fail;
 		}
 	} else {

@@ -135,6 +135,7 @@ struct kz_train_state {
 	double best;			/* best validation accuracy so far */
 	float *best_params, *best_state;	/* NULL unless kept */
 	uint32_t best_epoch;
+	float *ema_params, *ema_state;	/* NULL unless --ema */
 };
 
 struct kz_model {
@@ -205,6 +206,7 @@ struct kz_train_opts {
 	enum kz_balance balance;
 	uint64_t seed;
 	struct kz_augment aug;
+	float ema;			/* decay of the weight average, 0 = off */
 };
 
 struct kz_epoch_stats {
@@ -225,9 +227,14 @@ int kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
     double img_s), void *arg);
 /* Accuracy of the net (inference mode) on d. */
 double kz_trainer_accuracy(struct kz_trainer *t, const struct kz_dataset *d);
-/* Checkpoint state in and out. */
+/* Exchanges the net's parameters and BN statistics with their moving
+ * average (o->ema > 0, else does nothing): call it once to evaluate or
+ * write the average, and again before training on. */
+void kz_trainer_swap_ema(struct kz_trainer *t);
+/* Checkpoint state in and out; restore returns -1 when the state lacks
+ * a moving average that the options ask for. */
 void kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts);
-void kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts);
+int kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts);
 uint32_t kz_trainer_epochs_done(const struct kz_trainer *t);
 void kz_trainer_free(struct kz_trainer *t);
 

@@ -243,6 +243,7 @@ struct kz_trainer {
 	int batch_n;			/* samples in the current batch */
 	int batch_T;			/* shards of the current batch */
 	float batch_lr;
+	float *ema_params, *ema_state;	/* o.ema > 0: the moving average */
 	/* evaluation */
 	const struct kz_dataset *eval;
 	size_t eval_correct[256];
@@ -265,6 +266,8 @@ kz_trainer_free(struct kz_trainer *t)
 	free(t->class_w);
 	free(t->cdf);
 	free(t->order);
+	free(t->ema_params);
+	free(t->ema_state);
 	free(t);
 }
 
@@ -314,6 +317,17 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 		    (sh->wts = malloc(per * sizeof(float))) == NULL ||
 		    (sh->y = malloc(per * sizeof(int32_t))) == NULL)
 			goto oom;
+	}
+	if (o->ema > 0) {
+		/* The average starts at the initial weights; the warm-up
+		 * of its decay (ema_update) soon forgets them. */
+		if ((t->ema_params = malloc(net->nparams * sizeof(float) +
+		    4)) == NULL || (t->ema_state = malloc(net->nstate *
+		    sizeof(float) + 4)) == NULL)
+			goto oom;
+		memcpy(t->ema_params, net->params, net->nparams *
+		    sizeof(float));
+		memcpy(t->ema_state, net->state, net->nstate * sizeof(float));
 	}
 	if (o->balance != KZ_BALANCE_NONE) {
 		size_t *count = calloc(data->nclasses, sizeof(size_t));
@@ -377,18 +391,79 @@ kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
 		memcpy(ts->opt_m, t->opt.m, np * sizeof(float));
 		memcpy(ts->opt_v, t->opt.v, np * sizeof(float));
 	}
+	if (t->ema_params != NULL) {
+		size_t ns = t->net->nstate;
+
+		if (ts->ema_params == NULL) {
+			ts->ema_params = malloc(np * sizeof(float) + 4);
+			ts->ema_state = malloc(ns * sizeof(float) + 4);
+		}
+		if (ts->ema_params && ts->ema_state) {
+			memcpy(ts->ema_params, t->ema_params, np *
+			    sizeof(float));
+			memcpy(ts->ema_state, t->ema_state, ns * sizeof(float));
+		}
+	}
 }
 
-void
+int
 kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts)
 {
 	size_t np = t->net->nparams;
 
+	if (t->ema_params != NULL && ts->ema_params == NULL)
+		return -1;
 	t->epoch = ts->epoch;
 	t->rng = ts->rng;
 	t->opt.step = ts->opt_step;
 	memcpy(t->opt.m, ts->opt_m, np * sizeof(float));
 	memcpy(t->opt.v, ts->opt_v, np * sizeof(float));
+	if (t->ema_params != NULL) {
+		memcpy(t->ema_params, ts->ema_params, np * sizeof(float));
+		memcpy(t->ema_state, ts->ema_state, t->net->nstate *
+		    sizeof(float));
+	}
+	return 0;
+}
+
+void
+kz_trainer_swap_ema(struct kz_trainer *t)
+{
+	struct kz_net *net = t->net;
+
+	if (t->ema_params == NULL)
+		return;
+	for (size_t i = 0; i < net->nparams; i++) {
+		float p = net->params[i];
+
+		net->params[i] = t->ema_params[i];
+		t->ema_params[i] = p;
+	}
+	for (size_t i = 0; i < net->nstate; i++) {
+		float s = net->state[i];
+
+		net->state[i] = t->ema_state[i];
+		t->ema_state[i] = s;
+	}
+}
+
+/* Thread s's share of the moving average after step t->opt.step:
+ * parameters lo..hi-1 and its share of the BN statistics.  The decay
+ * ramps up as (1 + step) / (10 + step) to o.ema, so that the early
+ * average follows the weights instead of keeping the random start (the
+ * warm-up of TensorFlow's ExponentialMovingAverage). */
+static void
+ema_update(struct kz_trainer *t, int s, size_t lo, size_t hi)
+{
+	const struct kz_net *net = t->net;
+	double ramp = (1.0 + t->opt.step) / (10.0 + t->opt.step);
+	float a = 1 - (float)(ramp < t->o.ema ? ramp : t->o.ema);
+	size_t ns = net->nstate;
+
+	for (size_t i = lo; i < hi; i++)
+		t->ema_params[i] += a * (net->params[i] - t->ema_params[i]);
+	for (size_t i = ns * s / t->T; i < ns * (s + 1) / t->T; i++)
+		t->ema_state[i] += a * (net->state[i] - t->ema_state[i]);
 }
 
 /* Learning rate at a fractional epoch position. */
@@ -433,6 +508,8 @@ reduce_update(int s, void *arg)
 			g[i] += gs[i];
 	}
 	kz_opt_update(&t->opt, t->net, g, t->batch_lr, lo, hi);
+	if (t->ema_params != NULL)
+		ema_update(t, s, lo, hi);
 }
 
 static void

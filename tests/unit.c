@@ -448,6 +448,73 @@ test_kept_tiles(void)
 	kz_net_free(n);
 }
 
+/* The weight average after two steps (one batch per epoch), against
+ * the formula of kz-train(1): a = 1 - min(decay, (1 + step) / (10 +
+ * step)), average += a * (weights - average), from the initial weights;
+ * BN statistics alike.  Swapping twice gives the weights back. */
+static void
+test_ema(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 4, 4 };
+	struct kz_net *n = kz_net_new("cnn:conv2k3p1,bn,relu,gap", in, 2, 3,
+	    &e);
+	uint8_t pix[8 * 16];
+	int32_t lab[8];
+	struct kz_dataset d = { 8, 4, 4, 2, pix, lab };
+	struct kz_train_opts o = { .epochs = 2, .batch = 8, .threads = 1,
+	    .opt = KZ_SGD, .lr = 0.5f, .momentum = 0.9f, .seed = 1,
+	    .ema = 0.5f };
+	struct kz_epoch_stats st;
+
+	for (int i = 0; i < 8 * 16; i++)
+		pix[i] = (uint8_t)(i * 37 % 256);
+	for (int i = 0; i < 8; i++)
+		lab[i] = i % 2;
+	struct kz_trainer *t = n ? kz_trainer_new(n, &d, &o, 0.5f, 0.3f,
+	    &e) : NULL;
+	size_t np = n ? n->nparams : 0, ns = n ? n->nstate : 0;
+	double *avg = malloc((np + ns) * sizeof(double));
+	float *w2 = malloc((np + ns) * sizeof(float) + 4);
+
+	if (t == NULL || avg == NULL || w2 == NULL) {
+		check(0, "ema: set up");
+		return;
+	}
+	for (size_t i = 0; i < np + ns; i++)
+		avg[i] = i < np ? n->params[i] : n->state[i - np];
+	for (int step = 1; step <= 2; step++) {
+		double a = 1 - fmin(0.5, (1.0 + step) / (10.0 + step));
+
+		kz_trainer_epoch(t, &st, NULL, NULL);
+		for (size_t i = 0; i < np + ns; i++) {
+			double w = i < np ? n->params[i] : n->state[i - np];
+
+			avg[i] += a * (w - avg[i]);
+		}
+	}
+	memcpy(w2, n->params, np * sizeof(float));
+	memcpy(w2 + np, n->state, ns * sizeof(float));
+	kz_trainer_swap_ema(t);
+	double worst = 0, moved = 0;
+	for (size_t i = 0; i < np + ns; i++) {
+		double got = i < np ? n->params[i] : n->state[i - np];
+
+		worst = fmax(worst, fabs(got - avg[i]));
+		moved = fmax(moved, fabs(got - w2[i]));
+	}
+	kz_trainer_swap_ema(t);
+	check(worst < 1e-6 && moved > 1e-3 && ns > 0,
+	    "ema: the average after two steps follows the formula");
+	check(memcmp(n->params, w2, np * sizeof(float)) == 0 &&
+	    memcmp(n->state, w2 + np, ns * sizeof(float)) == 0,
+	    "ema: swapping twice gives the weights back");
+	free(avg);
+	free(w2);
+	kz_trainer_free(t);
+	kz_net_free(n);
+}
+
 static void
 test_spec_errors(void)
 {
@@ -482,6 +549,7 @@ main(void)
 	/* Winograd layers with odd outputs (7 x 9, 5 x 7): the last row
 	 * and column of tiles reach beyond the edge, as at a ResNet's 7 x 7. */
 	gradcheck("cnn:conv16k3p1,relu,conv16k3p1,relu,conv16k3,dense5", 7, 9, 3, 3);
+	test_ema();
 	test_spec_errors();
 	test_utf8();
 	test_shift();
