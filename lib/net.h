@@ -185,11 +185,19 @@ struct kz_augment {
 	float shift;			/* pixels, uniform in [-shift, shift] */
 	float rotate;			/* degrees, uniform in [-r, r] */
 	float scale;			/* relative, uniform in [1-s, 1+s] */
+	float shear;			/* x += k * y, k uniform in [-s, s] */
 	int cutout;			/* side of a zeroed square, 0 = off */
 	float mixup;			/* Beta(a, a) mixing, 0 = off */
 };
-/* Parses "shift=2,rotate=10,scale=0.1,cutout=8,mixup=0.2". */
+/* Parses "shift=2,rotate=10,scale=0.1,shear=0.2,cutout=8,mixup=0.2". */
 int kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e);
+/* Writes W x H pixels src, standardised as kz_standardise does, into dst:
+ * warped by a random shear, scale, rotation and shift (about the centre,
+ * bilinear, background outside), then with a random cutout; draws from
+ * r only what a asks for.  Mixup works on batches, not here. */
+void kz_augment_image(const uint8_t *src, int W, int H,
+    const struct kz_augment *a, struct kz_rng *r, float mean, float std,
+    float *dst);
 
 enum kz_schedule { KZ_SCHED_CONST, KZ_SCHED_STEP, KZ_SCHED_COSINE };
 enum kz_balance { KZ_BALANCE_NONE, KZ_BALANCE_SAMPLE, KZ_BALANCE_WEIGHT };

@@ -133,24 +133,25 @@ kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e)
 		if (strcmp(key, "shift") == 0 && v <= 64) a->shift = (float)v;
 		else if (strcmp(key, "rotate") == 0 && v <= 180) a->rotate = (float)v;
 		else if (strcmp(key, "scale") == 0 && v < 1) a->scale = (float)v;
+		else if (strcmp(key, "shear") == 0 && v <= 1) a->shear = (float)v;
 		else if (strcmp(key, "cutout") == 0 && v <= 256) a->cutout = (int)v;
 		else if (strcmp(key, "mixup") == 0 && v <= 10) a->mixup = (float)v;
 		else
 			return kz_errf(e, "augmentation \"%s\": unknown or out "
-			    "of range (shift, rotate, scale, cutout, mixup)", key);
+			    "of range (shift, rotate, scale, shear, cutout, "
+			    "mixup)", key);
 		s = *end ? end + 1 : end;
 	}
 	return 0;
 }
 
-/* Writes the standardised image, warped by a random rotation, scale and
- * shift (bilinear, background outside) and with a random cutout. */
-static void
-augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
+void
+kz_augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
     struct kz_rng *r, float mean, float std, float *dst)
 {
 	float bg = -mean / std, k = 1.0f / (255.0f * std);
-	int warp = a->shift > 0 || a->rotate > 0 || a->scale > 0;
+	int warp = a->shift > 0 || a->rotate > 0 || a->scale > 0 ||
+	    a->shear > 0;
 
 	if (!warp) {
 		kz_standardise(src, (size_t)W * H, mean, std, dst);
@@ -159,15 +160,21 @@ augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
 		double sc = 1 + (2 * kz_rng_uniform(r) - 1) * a->scale;
 		double tx = (2 * kz_rng_uniform(r) - 1) * a->shift;
 		double ty = (2 * kz_rng_uniform(r) - 1) * a->shift;
-		/* Inverse map: output (x, y) -> input, about the centre. */
+		/* Drawn only when asked for, so that recipes without it
+		 * keep their random sequences (and models). */
+		double sh = a->shear > 0 ? (2 * kz_rng_uniform(r) - 1) *
+		    a->shear : 0;
+		/* Inverse map: output (x, y) -> input, about the centre;
+		 * the forward map shears, scales, rotates, then shifts. */
 		double c = cos(th) / sc, s = sin(th) / sc;
 		double cx = (W - 1) / 2.0, cy = (H - 1) / 2.0;
 
 		for (int y = 0; y < H; y++)
 			for (int x = 0; x < W; x++) {
 				double dx = x - cx - tx, dy = y - cy - ty;
-				double sx = c * dx + s * dy + cx;
-				double sy = -s * dx + c * dy + cy;
+				double ry = -s * dx + c * dy;
+				double sx = c * dx + s * dy - sh * ry + cx;
+				double sy = ry + cy;
 				int x0 = (int)floor(sx), y0 = (int)floor(sy);
 				double fx = sx - x0, fy = sy - y0, v = 0;
 
@@ -528,7 +535,7 @@ shard_step(int s, void *arg)
 	for (int i = 0; i < b; i++) {
 		uint32_t idx = t->order[sh->lo + i];
 
-		augment_image(d->pixels + idx * npix, (int)d->width,
+		kz_augment_image(d->pixels + idx * npix, (int)d->width,
 		    (int)d->height, &t->o.aug, &r, t->mean, t->std,
 		    sh->x + i * npix);
 		sh->y[i] = d->labels[idx];

@@ -515,6 +515,53 @@ test_ema(void)
 	kz_net_free(n);
 }
 
+/* Shear moves each row sideways in proportion to its distance from the
+ * centre row: dots at (4, 0) and (4, 8) of a 9 x 9 image land at
+ * 4 -+ 4k, k the shear drawn after the four draws of rotation, scale
+ * and shift.  Without shear, only those four are drawn. */
+static void
+test_shear(void)
+{
+	struct kz_augment a;
+	struct kz_err e;
+	struct kz_rng r, q;
+	uint8_t src[81] = { 0 };
+	float dst[81];
+
+	src[4] = 255;
+	src[8 * 9 + 4] = 255;
+	kz_augment_parse("shear=0.5", &a, &e);
+	kz_rng_seed(&r, 7);
+	q = r;
+	for (int i = 0; i < 4; i++)
+		kz_rng_uniform(&q);
+	double k = (2 * kz_rng_uniform(&q) - 1) * 0.5;
+	kz_augment_image(src, 9, 9, &a, &r, 0, 1 / 255.0f, dst);
+	double worst = 0, other = 0;
+	for (int row = 0; row <= 8; row += 8) {
+		double m = 0, mx = 0;
+
+		for (int x = 0; x < 9; x++) {
+			m += dst[row * 9 + x];
+			mx += x * dst[row * 9 + x];
+		}
+		double want = 4 + (row ? 4 : -4) * k;
+		worst = fmax(worst, fabs(mx / m - want) + fabs(m - 255) / 255);
+	}
+	for (int i = 9; i < 72; i++)
+		other += fabs(dst[i]);
+	check(fabs(k) > 0.05 && worst < 1e-4 && other < 1e-4,
+	    "augment: shear moves rows by k times their offset");
+	kz_augment_parse("shift=2,rotate=5", &a, &e);
+	kz_rng_seed(&r, 7);
+	q = r;
+	for (int i = 0; i < 4; i++)
+		kz_rng_uniform(&q);
+	kz_augment_image(src, 9, 9, &a, &r, 0, 1 / 255.0f, dst);
+	check(kz_rng_next(&r) == kz_rng_next(&q),
+	    "augment: without shear, four draws, as before it existed");
+}
+
 static void
 test_spec_errors(void)
 {
@@ -550,6 +597,7 @@ main(void)
 	 * and column of tiles reach beyond the edge, as at a ResNet's 7 x 7. */
 	gradcheck("cnn:conv16k3p1,relu,conv16k3p1,relu,conv16k3,dense5", 7, 9, 3, 3);
 	test_ema();
+	test_shear();
 	test_spec_errors();
 	test_utf8();
 	test_shift();
