@@ -19,13 +19,13 @@ usage(void)
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--checkpoint file]\n"
 	    "                [--ema decay] [--keep-best] [--lr rate] "
-	    "[--momentum m] "
-	    "[--opt sgd|adam|adadelta]\n"
-	    "                [--resume file] [--schedule const|cosine|step:N[:G]] "
-	    "[--seed n]\n"
-	    "                [--val file] [--warmup epochs] "
-	    "[--wd decay] [--weights distance|uniform]\n"
-	    "                [file]\n");
+	    "[--momentum m]\n"
+	    "                [--opt sgd|nesterov|adam|adadelta] "
+	    "[--resume file]\n"
+	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
+	    "[--val file]\n"
+	    "                [--warmup epochs] [--wd decay] "
+	    "[--weights distance|uniform] [file]\n");
 	exit(2);
 }
 
@@ -372,9 +372,13 @@ main(int argc, char *argv[])
 			err(1, NULL);
 	}
 	if (resume != NULL) {
-		if (kz_trainer_restore(t, &ck.ts) != 0)
-			errx(1, "%s: no weight average in this checkpoint; "
-			    "resume with the first run's options", resume);
+		if (kz_trainer_restore(t, &ck.ts) != 0) {
+			if (ck.ts.ema_params == NULL)
+				errx(1, "%s: no weight average in this "
+				    "checkpoint; resume without --ema", resume);
+			errx(1, "%s: trained with --ema %g; resume with it",
+			    resume, ck.ts.ema);
+		}
 		best = ck.ts.best;
 		best_epoch = ck.ts.best_epoch;
 		if (keep_best && ck.ts.best_params != NULL) {
@@ -434,13 +438,16 @@ main(int argc, char *argv[])
 			struct kz_model c = m;
 
 			memset(&c.ts, 0, sizeof(c.ts));
-			kz_trainer_save(t, &c.ts);
+			int rc = kz_trainer_save(t, &c.ts);
 			c.ts.best = best;
 			c.ts.best_epoch = best_epoch;
 			c.ts.best_params = keep_best && best >= 0 ?
 			    best_params : NULL;
 			c.ts.best_state = best_state;
-			int rc = kz_model_write(&c, checkpoint, &e);
+			if (rc != 0)
+				kz_errf(&e, "%s: out of memory", checkpoint);
+			else
+				rc = kz_model_write(&c, checkpoint, &e);
 			free(c.ts.opt_m);
 			free(c.ts.opt_v);
 			free(c.ts.ema_params);

@@ -62,6 +62,10 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 		    (unsigned long long)m->ts.rng.s[2],
 		    (unsigned long long)m->ts.rng.s[3], m->ts.best,
 		    m->ts.best_epoch);
+	if (n < (int)sizeof(meta) && m->ts.present &&
+	    m->ts.ema_params != NULL)
+		n += snprintf(meta + n, sizeof(meta) - n, "ema=%.9g\n",
+		    m->ts.ema);
 	if (n >= (int)sizeof(meta))
 		return kz_errf(e, "%s: model description too long", path);
 	if (kz_out_open(&o, path, e) != 0)
@@ -386,6 +390,8 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 				ts->best = strtod(v, NULL);
 			if (meta_get(meta, ml, "best_epoch", v, sizeof(v)) == 0)
 				ts->best_epoch = (uint32_t)strtoul(v, NULL, 10);
+			if (meta_get(meta, ml, "ema", v, sizeof(v)) == 0)
+				ts->ema = strtof(v, NULL);
 			if ((ts->opt_m = float_section(&sec[OPTM],
 			    m->net->nparams, path, "OPTM", e)) == NULL ||
 			    (ts->opt_v = float_section(&sec[OPTV],

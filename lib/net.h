@@ -136,6 +136,7 @@ struct kz_train_state {
 	float *best_params, *best_state;	/* NULL unless kept */
 	uint32_t best_epoch;
 	float *ema_params, *ema_state;	/* NULL unless --ema */
+	float ema;			/* its decay */
 };
 
 struct kz_model {
@@ -185,7 +186,8 @@ struct kz_augment {
 	float shift;			/* pixels, uniform in [-shift, shift] */
 	float rotate;			/* degrees, uniform in [-r, r] */
 	float scale;			/* relative, uniform in [1-s, 1+s] */
-	float shear;			/* x += k * y, k uniform in [-s, s] */
+	float shear;			/* x += k * (y from the centre row), k
+					 * uniform in [-shear, shear] */
 	int cutout;			/* side of a zeroed square, 0 = off */
 	float mixup;			/* Beta(a, a) mixing, 0 = off */
 };
@@ -193,8 +195,9 @@ struct kz_augment {
 int kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e);
 /* Writes W x H pixels src, standardised as kz_standardise does, into dst:
  * warped by a random shear, scale, rotation and shift (about the centre,
- * bilinear, background outside), then with a random cutout; draws from
- * r only what a asks for.  Mixup works on batches, not here. */
+ * bilinear, background outside), then with a random cutout.  Draws from
+ * r four numbers for any warp, a fifth for a shear, two for a cutout.
+ * Mixup works on batches, not here. */
 void kz_augment_image(const uint8_t *src, int W, int H,
     const struct kz_augment *a, struct kz_rng *r, float mean, float std,
     float *dst);
@@ -239,9 +242,11 @@ double kz_trainer_accuracy(struct kz_trainer *t, const struct kz_dataset *d);
  * average (o->ema > 0, else does nothing): call it once to evaluate or
  * write the average, and again before training on. */
 void kz_trainer_swap_ema(struct kz_trainer *t);
-/* Checkpoint state in and out; restore returns -1 when the state lacks
- * a moving average that the options ask for. */
-void kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts);
+/* Checkpoint state in and out.  save fills ts, allocating the arrays
+ * still NULL (the caller frees them either way), and returns -1 when
+ * out of memory; restore returns -1 when the state's moving average
+ * (none, or its decay) is not the one the options ask for. */
+int kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts);
 int kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts);
 uint32_t kz_trainer_epochs_done(const struct kz_trainer *t);
 void kz_trainer_free(struct kz_trainer *t);

@@ -381,36 +381,35 @@ kz_trainer_epochs_done(const struct kz_trainer *t)
 	return t->epoch;
 }
 
-void
+int
 kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
 {
-	size_t np = t->net->nparams;
+	size_t np = t->net->nparams, ns = t->net->nstate;
 
 	ts->present = 1;
 	ts->epoch = t->epoch;
 	ts->rng = t->rng;
 	ts->opt_step = t->opt.step;
-	if (ts->opt_m == NULL) {
+	if (ts->opt_m == NULL)
 		ts->opt_m = malloc(np * sizeof(float) + 4);
+	if (ts->opt_v == NULL)
 		ts->opt_v = malloc(np * sizeof(float) + 4);
-	}
-	if (ts->opt_m && ts->opt_v) {
-		memcpy(ts->opt_m, t->opt.m, np * sizeof(float));
-		memcpy(ts->opt_v, t->opt.v, np * sizeof(float));
-	}
-	if (t->ema_params != NULL) {
-		size_t ns = t->net->nstate;
-
-		if (ts->ema_params == NULL) {
-			ts->ema_params = malloc(np * sizeof(float) + 4);
-			ts->ema_state = malloc(ns * sizeof(float) + 4);
-		}
-		if (ts->ema_params && ts->ema_state) {
-			memcpy(ts->ema_params, t->ema_params, np *
-			    sizeof(float));
-			memcpy(ts->ema_state, t->ema_state, ns * sizeof(float));
-		}
-	}
+	if (ts->opt_m == NULL || ts->opt_v == NULL)
+		return -1;
+	memcpy(ts->opt_m, t->opt.m, np * sizeof(float));
+	memcpy(ts->opt_v, t->opt.v, np * sizeof(float));
+	ts->ema = t->o.ema;
+	if (t->ema_params == NULL)
+		return 0;
+	if (ts->ema_params == NULL)
+		ts->ema_params = malloc(np * sizeof(float) + 4);
+	if (ts->ema_state == NULL)
+		ts->ema_state = malloc(ns * sizeof(float) + 4);
+	if (ts->ema_params == NULL || ts->ema_state == NULL)
+		return -1;
+	memcpy(ts->ema_params, t->ema_params, np * sizeof(float));
+	memcpy(ts->ema_state, t->ema_state, ns * sizeof(float));
+	return 0;
 }
 
 int
@@ -418,7 +417,10 @@ kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts)
 {
 	size_t np = t->net->nparams;
 
-	if (t->ema_params != NULL && ts->ema_params == NULL)
+	/* An average dropped or begun half-way, or another decay, would
+	 * not be the run the options describe. */
+	if ((t->ema_params != NULL) != (ts->ema_params != NULL) ||
+	    (t->ema_params != NULL && ts->ema != t->o.ema))
 		return -1;
 	t->epoch = ts->epoch;
 	t->rng = ts->rng;

@@ -153,15 +153,24 @@ PY
 	kz-train -q $R -e 1 --checkpoint "$T/ck1.kzm" -o "$T/one.kzm" "$T/s2k.kz"
 	kz-train -q $R -e 3 --resume "$T/ck1.kzm" -o "$T/joined.kzm" "$T/s2k.kz"
 	# With a weight average, which the checkpoint must carry.
-	kz-train -q $R --ema 0.9 -e 3 -o "$T/estraight.kzm" "$T/s2k.kz"
+	kz-train -q $R --ema 0.9 -e 3 --checkpoint "$T/eck3.kzm" -o "$T/estraight.kzm" "$T/s2k.kz"
 	kz-train -q $R --ema 0.9 -e 1 --checkpoint "$T/eck1.kzm" -o "$T/eone.kzm" "$T/s2k.kz"
 	kz-train -q $R --ema 0.9 -e 3 --resume "$T/eck1.kzm" -o "$T/ejoined.kzm" "$T/s2k.kz"
 	unset SOURCE_DATE_EPOCH
 	t_eq "CNN: 1 epoch + resume to 3 = 3 epochs straight" "$(md5sum <"$T/straight.kzm")" "$(md5sum <"$T/joined.kzm")"
 	t_eq "CNN --ema: 1 epoch + resume to 3 = 3 epochs straight" "$(md5sum <"$T/estraight.kzm")" "$(md5sum <"$T/ejoined.kzm")"
+	# The model is the average, the checkpoint's weights those that train.
+	kz-classify -k 10 -m "$T/estraight.kzm" -o "$T/eavg.kz" "$T/s1k.kz"
+	kz-classify -k 10 -m "$T/eck3.kzm" -o "$T/eraw.kz" "$T/s1k.kz"
+	t_eq "CNN --ema: the model is the average, not the weights" different \
+	    "$(cmp -s "$T/eavg.kz" "$T/eraw.kz" && echo same || echo different)"
 	t_fails "--ema cannot resume a checkpoint without an average" "ck1.kzm: no weight average" \
 	    kz-train -q $R --ema 0.9 -e 3 --resume "$T/ck1.kzm" -o "$T/enone.kzm" "$T/s2k.kz"
 	t_eq "... and leaves no model" "" "$(ls "$T" | grep enone)"
+	t_fails "a checkpoint with an average resumes only with its decay" "eck1.kzm: trained with --ema 0.9" \
+	    kz-train -q $R --ema 0.8 -e 3 --resume "$T/eck1.kzm" -o "$T/enone.kzm" "$T/s2k.kz"
+	t_fails "... nor without --ema" "eck1.kzm: trained with --ema 0.9" \
+	    kz-train -q $R -e 3 --resume "$T/eck1.kzm" -o "$T/enone.kzm" "$T/s2k.kz"
 	t_fails "--ema 1 is refused" "--ema" kz-train -q $R --ema 1 -o "$T/enone.kzm" "$T/s2k.kz"
 	rm -f "$T"/sh.*.kz "$T/train.kz"
 else
