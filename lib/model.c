@@ -32,6 +32,20 @@ put_section(struct kz_out *o, const char *tag, const void *data, size_t len,
  * build for; checked at compile time below). */
 _Static_assert(sizeof(float) == 4, "float must be IEEE single");
 
+/* Sections ptag and stag laid out as PARM and STAT, unless p is NULL. */
+static int
+put_net_pair(struct kz_out *o, const char *ptag, const char *stag,
+    const float *p, const float *st, const struct kz_net *net, uLong *crc,
+    struct kz_err *e)
+{
+	if (p == NULL)
+		return 0;
+	if (put_section(o, ptag, p, net->nparams * 4, crc, e) != 0 ||
+	    put_section(o, stag, st, net->nstate * 4, crc, e) != 0)
+		return -1;
+	return 0;
+}
+
 int
 kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 {
@@ -94,15 +108,10 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "OPTV",
 		    m->ts.opt_v, net->nparams * 4, &crc, e) != 0))
 			goto fail;
-		if (m->ts.present && m->ts.best_params != NULL &&
-		    (put_section(&o, "BSTP", m->ts.best_params,
-		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "BSTS",
-		    m->ts.best_state, net->nstate * 4, &crc, e) != 0))
-			goto fail;
-		if (m->ts.present && m->ts.ema_params != NULL &&
-		    (put_section(&o, "EMAP", m->ts.ema_params,
-		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "EMAS",
-		    m->ts.ema_state, net->nstate * 4, &crc, e) != 0))
+		if (m->ts.present && (put_net_pair(&o, "BSTP", "BSTS",
+		    m->ts.best_params, m->ts.best_state, net, &crc, e) != 0 ||
+		    put_net_pair(&o, "EMAP", "EMAS", m->ts.ema_params,
+		    m->ts.ema_state, net, &crc, e) != 0))
 			goto fail;
 	}
 	uint8_t tail[16];
@@ -203,6 +212,22 @@ float_section(const struct section *s, size_t count, const char *path,
 	}
 	memcpy(f, s->data, count * 4);
 	return f;
+}
+
+/* An optional pair of sections laid out as PARM and STAT (sec[p] and
+ * sec[s]) into *pp and *sp; 0 and nothing read when sec[p] is absent. */
+static int
+net_pair(const struct section *sec, int p, int s, const char *const *tags,
+    const struct kz_net *net, const char *path, float **pp, float **sp,
+    struct kz_err *e)
+{
+	if (sec[p].data == NULL)
+		return 0;
+	if ((*pp = float_section(&sec[p], net->nparams, path, tags[p],
+	    e)) == NULL || (*sp = float_section(&sec[s], net->nstate, path,
+	    tags[s], e)) == NULL)
+		return -1;
+	return 0;
 }
 
 int
@@ -397,17 +422,10 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 			    (ts->opt_v = float_section(&sec[OPTV],
 			    m->net->nparams, path, "OPTV", e)) == NULL)
 				goto fail;
-			if (sec[BSTP].data != NULL && ((ts->best_params =
-			    float_section(&sec[BSTP], m->net->nparams, path,
-			    "BSTP", e)) == NULL || (ts->best_state =
-			    float_section(&sec[BSTS], m->net->nstate, path,
-			    "BSTS", e)) == NULL))
-				goto fail;
-			if (sec[EMAP].data != NULL && ((ts->ema_params =
-			    float_section(&sec[EMAP], m->net->nparams, path,
-			    "EMAP", e)) == NULL || (ts->ema_state =
-			    float_section(&sec[EMAS], m->net->nstate, path,
-			    "EMAS", e)) == NULL))
+			if (net_pair(sec, BSTP, BSTS, tags, m->net, path,
+			    &ts->best_params, &ts->best_state, e) != 0 ||
+			    net_pair(sec, EMAP, EMAS, tags, m->net, path,
+			    &ts->ema_params, &ts->ema_state, e) != 0)
 				goto fail;
 		}
 	} else {

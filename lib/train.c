@@ -381,6 +381,17 @@ kz_trainer_epochs_done(const struct kz_trainer *t)
 	return t->epoch;
 }
 
+/* n floats of src into *dst, allocated first if NULL; -1 if out of
+ * memory. */
+static int
+copy_floats(float **dst, const float *src, size_t n)
+{
+	if (*dst == NULL && (*dst = malloc(n * sizeof(float) + 4)) == NULL)
+		return -1;
+	memcpy(*dst, src, n * sizeof(float));
+	return 0;
+}
+
 int
 kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
 {
@@ -390,25 +401,14 @@ kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
 	ts->epoch = t->epoch;
 	ts->rng = t->rng;
 	ts->opt_step = t->opt.step;
-	if (ts->opt_m == NULL)
-		ts->opt_m = malloc(np * sizeof(float) + 4);
-	if (ts->opt_v == NULL)
-		ts->opt_v = malloc(np * sizeof(float) + 4);
-	if (ts->opt_m == NULL || ts->opt_v == NULL)
-		return -1;
-	memcpy(ts->opt_m, t->opt.m, np * sizeof(float));
-	memcpy(ts->opt_v, t->opt.v, np * sizeof(float));
 	ts->ema = t->o.ema;
-	if (t->ema_params == NULL)
-		return 0;
-	if (ts->ema_params == NULL)
-		ts->ema_params = malloc(np * sizeof(float) + 4);
-	if (ts->ema_state == NULL)
-		ts->ema_state = malloc(ns * sizeof(float) + 4);
-	if (ts->ema_params == NULL || ts->ema_state == NULL)
+	if (copy_floats(&ts->opt_m, t->opt.m, np) != 0 ||
+	    copy_floats(&ts->opt_v, t->opt.v, np) != 0)
 		return -1;
-	memcpy(ts->ema_params, t->ema_params, np * sizeof(float));
-	memcpy(ts->ema_state, t->ema_state, ns * sizeof(float));
+	if (t->ema_params != NULL && (copy_floats(&ts->ema_params,
+	    t->ema_params, np) != 0 || copy_floats(&ts->ema_state,
+	    t->ema_state, ns) != 0))
+		return -1;
 	return 0;
 }
 
