@@ -1154,9 +1154,10 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 
 /* d[e * ds + n] = (A g A')[e] for the T = TH * TW 2x2 tiles g of an
  * output gradient r, OH x OW, n = ty * TW + tx; q holds 4 * T floats,
- * zero where a tile reaches beyond the edge (never written here).  A' = [1 1 1 0; 0 1 -1 -1].  The tiles'
- * corners are gathered into q first, so that the transform is one loop
- * over every tile of the image. */
+ * zero where a tile reaches beyond the edge (never written here).
+ * A' = [1 1 1 0; 0 1 -1 -1].  The tiles' corners are gathered into q
+ * first, so that the transform is one loop over every tile of the
+ * image. */
 static void
 wino_grad_tiles(const float *restrict r, int OH, int OW, int TH, int TW,
     float *restrict q, float *restrict d, size_t ds)

@@ -278,6 +278,17 @@ kz_trainer_free(struct kz_trainer *t)
 	free(t);
 }
 
+/* n floats of src into *dst, allocated first if NULL; -1 if out of
+ * memory. */
+static int
+copy_floats(float **dst, const float *src, size_t n)
+{
+	if (*dst == NULL && (*dst = malloc(n * sizeof(float) + 4)) == NULL)
+		return -1;
+	memcpy(*dst, src, n * sizeof(float));
+	return 0;
+}
+
 struct kz_trainer *
 kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
     const struct kz_train_opts *o, float mean, float std, struct kz_err *e)
@@ -328,13 +339,10 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 	if (o->ema > 0) {
 		/* The average starts at the initial weights; the warm-up
 		 * of its decay (ema_update) soon forgets them. */
-		if ((t->ema_params = malloc(net->nparams * sizeof(float) +
-		    4)) == NULL || (t->ema_state = malloc(net->nstate *
-		    sizeof(float) + 4)) == NULL)
+		if (copy_floats(&t->ema_params, net->params,
+		    net->nparams) != 0 || copy_floats(&t->ema_state,
+		    net->state, net->nstate) != 0)
 			goto oom;
-		memcpy(t->ema_params, net->params, net->nparams *
-		    sizeof(float));
-		memcpy(t->ema_state, net->state, net->nstate * sizeof(float));
 	}
 	if (o->balance != KZ_BALANCE_NONE) {
 		size_t *count = calloc(data->nclasses, sizeof(size_t));
@@ -381,17 +389,6 @@ kz_trainer_epochs_done(const struct kz_trainer *t)
 	return t->epoch;
 }
 
-/* n floats of src into *dst, allocated first if NULL; -1 if out of
- * memory. */
-static int
-copy_floats(float **dst, const float *src, size_t n)
-{
-	if (*dst == NULL && (*dst = malloc(n * sizeof(float) + 4)) == NULL)
-		return -1;
-	memcpy(*dst, src, n * sizeof(float));
-	return 0;
-}
-
 int
 kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
 {
@@ -435,25 +432,24 @@ kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts)
 	return 0;
 }
 
+static void
+swap_floats(float *a, float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float v = a[i];
+
+		a[i] = b[i];
+		b[i] = v;
+	}
+}
+
 void
 kz_trainer_swap_ema(struct kz_trainer *t)
 {
-	struct kz_net *net = t->net;
-
 	if (t->ema_params == NULL)
 		return;
-	for (size_t i = 0; i < net->nparams; i++) {
-		float p = net->params[i];
-
-		net->params[i] = t->ema_params[i];
-		t->ema_params[i] = p;
-	}
-	for (size_t i = 0; i < net->nstate; i++) {
-		float s = net->state[i];
-
-		net->state[i] = t->ema_state[i];
-		t->ema_state[i] = s;
-	}
+	swap_floats(t->net->params, t->ema_params, t->net->nparams);
+	swap_floats(t->net->state, t->ema_state, t->net->nstate);
 }
 
 /* Thread s's share of the moving average after step t->opt.step:
