@@ -30,7 +30,8 @@ kz-classify -m out/demo.kzm -k 3 out/test.kz | kz-eval -n 5 -c "$MAP" | head -n 
 echo "== kz-label: the first test records in Unicode (true, then predictions)"
 kz-classify -m out/demo.kzm -k 2 out/test.kz | kz-label -c "$MAP" | head -n 5
 if [ -f models/kmnist.kzm ]; then
-	echo "== the shipped model, models/kmnist.kzm, with its four shifted views (-s 1)"
+	echo "== the shipped model, models/kmnist.kzm, with -s 1 (the image and four"
+	echo "   one-pixel shifts, averaged)"
 	kz-classify -m models/kmnist.kzm -s 1 -k 5 out/test.kz >out/test-shipped.kz
 	kz-eval -c "$MAP" -n 8 -o out/confusion.png out/test-shipped.kz
 	kz-show -x -n 100 -w 10 -s 2 -o out/mistakes.png out/test-shipped.kz
