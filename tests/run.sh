@@ -18,6 +18,9 @@ ASAN_OPTIONS=exitcode=86:detect_leaks=1:log_path=$T/sanitizer/asan
 UBSAN_OPTIONS=exitcode=86:print_stacktrace=1:log_path=$T/sanitizer/ubsan
 LSAN_OPTIONS=suppressions=$TESTS/lsan.supp:print_suppressions=0
 export PATH KZ_DATA ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TESTS
+# A user's default model must not change what kz-classify without -m
+# classifies with here (t-shipped.sh checks the shipped one).
+unset KZ_MODEL
 . "$TESTS/lib.sh"
 if [ $# -eq 0 ]; then
 	set -- "$TESTS"/t-*.sh
