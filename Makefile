@@ -13,7 +13,7 @@ CFLAGS ?= -O2 -g
 ARCH_FLAGS ?= -march=native
 # The hot files: -fno-math-errno lets sqrtf vectorise (nothing reads
 # errno after arithmetic).
-HOT = net infer train
+HOT = conv winograd layers plan work spec opt infer train
 KZ_DATA ?= $(shell if [ -d ../shared/data ]; then echo ../shared/data; else echo data; fi)
 export KZ_DATA
 
@@ -35,6 +35,7 @@ LIBS = $(PKG_LIBS) -lm -lpthread
 
 PROGS = kz-unpack kz-info kz-label kz-show kz-split kz-train kz-classify kz-eval kz-norm
 LIB_SRC = $(wildcard lib/*.c)
+HDRS = $(wildcard lib/*.h)
 LIB_OBJ = $(LIB_SRC:lib/%.c=$(O)/lib/%.o)
 BINS = $(PROGS:%=$(O)/bin/%)
 TEST_BINS = $(O)/bin/kz-unit $(O)/bin/kz-regress
@@ -42,7 +43,7 @@ MANS = $(wildcard man/*.[157])
 
 all: $(BINS) $(TEST_BINS)
 
-$(O)/lib/%.o: lib/%.c lib/kz.h lib/net.h lib/util.h
+$(O)/lib/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(if $(filter $(HOT),$*),-O3 -fno-math-errno $(ARCH_FLAGS)) -c -o $@ $<
 
@@ -50,15 +51,15 @@ $(O)/libkz.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
 
-$(O)/bin/%: cmd/%.c cmd/cmd.h lib/kz.h lib/net.h $(O)/libkz.a
+$(O)/bin/%: cmd/%.c cmd/cmd.h $(HDRS) $(O)/libkz.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 
-$(O)/bin/kz-unit: tests/unit.c lib/kz.h lib/net.h $(O)/libkz.a
+$(O)/bin/kz-unit: tests/unit.c $(HDRS) $(O)/libkz.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 
-$(O)/bin/kz-regress: tests/regress.c fuzz/fuzz.c lib/kz.h lib/net.h $(O)/libkz.a
+$(O)/bin/kz-regress: tests/regress.c fuzz/fuzz.c $(HDRS) $(O)/libkz.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "net.h"
+#include "predict.h"
 
 #ifndef KZ_SHAREDIR
 #define KZ_SHAREDIR "/usr/local/share/kz"

@@ -9,7 +9,8 @@
 #include <time.h>
 
 #include "cmd.h"
-#include "net.h"
+#include "predict.h"
+#include "train.h"
 
 static void
 usage(void)

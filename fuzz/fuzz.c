@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "kz.h"
-#include "net.h"
+#include "model.h"
 
 /* Writes data to an anonymous file; its /proc path goes into path. */
 static int

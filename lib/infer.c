@@ -8,7 +8,7 @@
 
 #include <cblas.h>
 
-#include "net.h"
+#include "predict.h"
 
 #define NET_CHUNK 256		/* images per forward pass */
 #define KNN_QUERY 512		/* queries per distance sgemm */

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "net.h"
+#include "model.h"
 #include "util.h"
 
 #define MODEL_MAX_BYTES ((size_t)16 << 30)

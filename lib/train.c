@@ -13,7 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "net.h"
+#include "predict.h"
+#include "train.h"
 
 void openblas_set_num_threads(int);
 

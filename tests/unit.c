@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "kz.h"
-#include "net.h"
+#include "engine.h"
+#include "predict.h"
+#include "train.h"
 
 static int failed;
 

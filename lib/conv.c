@@ -1,0 +1,290 @@
+/*
+ * conv.c - the convolution layer: im2col + sgemm in general, the
+ * Winograd path (winograd.c) for 3x3 stride-1 kernels over 16 channels
+ * and more.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "engine.h"
+
+/* Samples per im2col chunk for layer L. */
+static int
+conv_chunk(const struct kz_layer *L, const struct kz_work *w, int B)
+{
+	size_t per = (size_t)L->in.c * L->k * L->k * L->out.h * L->out.w;
+	size_t c = w->ncol / per;
+
+	if (c < 1)
+		c = 1;
+	return c > (size_t)B ? B : (int)c;
+}
+
+/* col[(c*K + ki)*K + kj][(b - b0)*OHW + oy*OW + ox] = x[c][b][iy][ix],
+ * zero outside the input. */
+static void
+im2col(const struct kz_layer *L, const float *x, int B, int b0, int nb,
+    float *col)
+{
+	int K = L->k, S = L->stride, P = L->pad;
+	int H = L->in.h, W = L->in.w, OH = L->out.h, OW = L->out.w;
+	size_t ohw = (size_t)OH * OW, ncols = (size_t)nb * ohw;
+
+	for (int c = 0; c < L->in.c; c++)
+		for (int ki = 0; ki < K; ki++)
+			for (int kj = 0; kj < K; kj++) {
+				float *dst = col + ((size_t)(c * K + ki) * K +
+				    kj) * ncols;
+
+				for (int b = 0; b < nb; b++) {
+					const float *src = x + ((size_t)c * B +
+					    b0 + b) * H * W;
+
+					for (int oy = 0; oy < OH; oy++) {
+						int iy = oy * S - P + ki;
+						float *d = dst + b * ohw +
+						    (size_t)oy * OW;
+
+						if (iy < 0 || iy >= H) {
+							memset(d, 0, OW *
+							    sizeof(float));
+							continue;
+						}
+						const float *srow = src +
+						    (size_t)iy * W;
+						if (S == 1) {
+							/* ix = ox - P + kj: one
+							 * copy between zeros; rows
+							 * are short, so loops, not
+							 * library calls. */
+							int lo = P - kj, hi = W +
+							    P - kj, ox;
+
+							lo = lo < 0 ? 0 : lo;
+							lo = lo > OW ? OW : lo;
+							hi = hi > OW ? OW : hi;
+							hi = hi < lo ? lo : hi;
+							const float *sr = srow - P
+							    + kj;
+							for (ox = 0; ox < lo; ox++)
+								d[ox] = 0;
+							for (; ox < hi; ox++)
+								d[ox] = sr[ox];
+							for (; ox < OW; ox++)
+								d[ox] = 0;
+							continue;
+						}
+						for (int ox = 0; ox < OW; ox++) {
+							int ix = ox * S - P + kj;
+
+							d[ox] = ix >= 0 && ix < W ?
+							    srow[ix] : 0;
+						}
+					}
+				}
+			}
+}
+
+/* The adjoint of im2col: adds col back into dx. */
+static void
+col2im(const struct kz_layer *L, const float *col, int B, int b0, int nb,
+    float *dx)
+{
+	int K = L->k, S = L->stride, P = L->pad;
+	int H = L->in.h, W = L->in.w, OH = L->out.h, OW = L->out.w;
+	size_t ohw = (size_t)OH * OW, ncols = (size_t)nb * ohw;
+
+	for (int c = 0; c < L->in.c; c++)
+		for (int ki = 0; ki < K; ki++)
+			for (int kj = 0; kj < K; kj++) {
+				const float *src = col + ((size_t)(c * K + ki) *
+				    K + kj) * ncols;
+				/* Output columns whose input column is inside. */
+				int lo = 0, hi = OW;
+
+				while (lo < OW && lo * S - P + kj < 0)
+					lo++;
+				while (hi > lo && (hi - 1) * S - P + kj >= W)
+					hi--;
+				for (int b = 0; b < nb; b++) {
+					float *dst = dx + ((size_t)c * B + b0 +
+					    b) * H * W;
+
+					for (int oy = 0; oy < OH; oy++) {
+						int iy = oy * S - P + ki;
+
+						if (iy < 0 || iy >= H)
+							continue;
+						const float *restrict s = src +
+						    b * ohw + (size_t)oy * OW;
+						float *restrict d = dst +
+						    (size_t)iy * W - P + kj;
+
+						if (S == 1)
+							for (int ox = lo; ox < hi;
+							    ox++)
+								d[ox] += s[ox];
+						else
+							for (int ox = lo; ox < hi;
+							    ox++)
+								d[ox * S] += s[ox];
+					}
+				}
+			}
+}
+
+int
+conv_shape(struct kz_layer *L, char *why, size_t len)
+{
+	struct kz_shape in = L->in;
+
+	if (in.h + 2 * L->pad < L->k || in.w + 2 * L->pad < L->k) {
+		snprintf(why, len, "a %dx%d kernel does not fit a %dx%d input",
+		    L->k, L->k, in.h, in.w);
+		return -1;
+	}
+	L->out.h = (in.h + 2 * L->pad - L->k) / L->stride + 1;
+	L->out.w = (in.w + 2 * L->pad - L->k) / L->stride + 1;
+	L->nw = (size_t)L->out.c * in.c * L->k * L->k;
+	L->nb = L->out.c;
+	return 0;
+}
+
+/* Training on the Winograd path keeps the input's transformed tiles for
+ * the weight gradient. */
+int
+conv_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
+{
+	if (train && wino_ok(L) && (lb->tiles = malloc(wino_kept(L, B) *
+	    sizeof(float))) == NULL)
+		return -1;
+	return 0;
+}
+
+/* The im2col scratch of one image for every convolution, as many
+ * images as fit in CHUNK_FLOATS (at least one); and at least what the
+ * Winograd convolutions need. */
+size_t
+conv_scratch(const struct kz_net *n, int maxb)
+{
+	size_t per = 0, wino = 0, ncol;
+
+	for (int i = 0; i < n->nlayers; i++) {
+		const struct kz_layer *L = &n->layers[i];
+
+		if (L->type != KZ_CONV)
+			continue;
+		size_t c = (size_t)L->in.c * L->k * L->k * L->out.h * L->out.w;
+		per = c > per ? c : per;
+		if (wino_ok(L)) {
+			size_t f = wino_scratch(L);
+
+			wino = f > wino ? f : wino;
+		}
+	}
+	ncol = per;
+	if (ncol < CHUNK_FLOATS)
+		ncol = ncol * maxb < CHUNK_FLOATS ? ncol * maxb : CHUNK_FLOATS;
+	return wino > ncol ? wino : ncol;
+}
+
+/* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC].
+ * fuse: FUSE_RELU, y = max(0, y); FUSE_POOL (Winograd only), 2x2 max
+ * pooling after it. */
+void
+conv_forward(struct kz_pass *p)
+{
+	const struct kz_layer *L = p->L;
+	struct kz_work *w = p->w;
+	const float *W = p->n->params + L->w_off;
+	const float *bias = p->n->params + L->b_off, *x = p->x;
+	float *y = p->y;
+	int B = p->B, ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
+	int relu = p->fuse & FUSE_RELU;
+	size_t ohw = (size_t)L->out.h * L->out.w;
+
+	if (wino_ok(L)) {
+		wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0, bias,
+		    p->fuse, L->out.c, y, B, p->train ? p->lb->tiles : NULL,
+		    w->col, w->ncol);
+		return;
+	}
+	for (int b0 = 0; b0 < B; b0 += chunk) {
+		int nb = B - b0 < chunk ? B - b0 : chunk;
+		size_t cols = (size_t)nb * ohw;
+
+		/* The bias goes in first and the products are added to it
+		 * (beta 1), and the ReLU follows while the chunk's output
+		 * is still in cache: one pass over y in memory, not three. */
+		for (int oc = 0; oc < L->out.c; oc++) {
+			float *row = y + ((size_t)oc * B + b0) * ohw, bv = bias[oc];
+
+			for (size_t i = 0; i < cols; i++)
+				row[i] = bv;
+		}
+		im2col(L, x, B, b0, nb, w->col);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+		    L->out.c, cols, ckk, 1.0f, W, ckk, w->col, cols,
+		    1.0f, y + b0 * ohw, B * ohw);
+		for (int oc = 0; relu && oc < L->out.c; oc++) {
+			float *row = y + ((size_t)oc * B + b0) * ohw;
+
+			for (size_t i = 0; i < cols; i++)
+				row[i] = row[i] > 0 ? row[i] : 0;
+		}
+	}
+}
+
+/* dy [OC][B][OH*OW] -> dW, db (accumulated), dx [C][B][H*W] (may be NULL) */
+void
+conv_backward(struct kz_pass *p)
+{
+	const struct kz_layer *L = p->L;
+	const struct lbuf *lb = p->lb;
+	struct kz_work *w = p->w;
+	const float *W = p->n->params + L->w_off, *x = p->x, *dy = p->dy;
+	float *dW = w->grad + L->w_off, *db = w->grad + L->b_off, *dx = p->dx;
+	int B = p->B, ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
+	size_t ohw = (size_t)L->out.h * L->out.w;
+
+	/* 3x3 stride-1 kernels take the Winograd path for the weight
+	 * gradient, and for the input gradient too, which is the full
+	 * correlation of dy with the kernels turned round: a 3x3 stride-1
+	 * convolution of OC channels. */
+	int wino_w = wino_ok(L);
+	int wino_dx = dx != NULL && wino_w &&
+	    L->out.c >= WINO_MIN_CHANNELS && L->pad <= 2;
+
+	for (int oc = 0; oc < L->out.c; oc++)
+		db[oc] += (float)sum_floats(dy + (size_t)oc * B * ohw, B * ohw);
+	if (wino_w)
+		wino_weight_grad(x, L->in.c, L->in.h, L->in.w, L->pad, dy,
+		    L->out.c, dW, B, lb->tiles, w->col, w->ncol);
+	if (wino_dx)
+		wino_conv(dy, L->out.c, L->out.h, L->out.w, 2 - L->pad, W, 1,
+		    NULL, 0, L->in.c, dx, B, NULL, w->col, w->ncol);
+	if (dx != NULL && !wino_dx)
+		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
+	/* What is left for the patch products, chunk by chunk. */
+	int patches = !wino_w || (dx != NULL && !wino_dx);
+
+	for (int b0 = 0; patches && b0 < B; b0 += chunk) {
+		int nb = B - b0 < chunk ? B - b0 : chunk;
+
+		if (!wino_w) {
+			im2col(L, x, B, b0, nb, w->col);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+			    L->out.c, ckk, nb * ohw, 1.0f, dy + b0 * ohw,
+			    B * ohw, w->col, nb * ohw, 1.0f, dW, ckk);
+		}
+		if (dx == NULL || wino_dx)
+			continue;
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk,
+		    nb * ohw, L->out.c, 1.0f, W, ckk, dy + b0 * ohw, B * ohw,
+		    0.0f, w->col, nb * ohw);
+		col2im(L, w->col, B, b0, nb, dx);
+	}
+}

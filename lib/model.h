@@ -1,0 +1,53 @@
+/*
+ * model.h - model files (man kzm.5): kNN and net models, and the
+ * checkpoints that continue training.  Part of the kz library.
+ */
+#ifndef KZ_MODEL_H
+#define KZ_MODEL_H
+
+#include "net.h"
+
+#define KZM_MAGIC "\x8bKZM\r\n\x1a\n"
+#define KZM_VERSION 1
+
+enum kz_model_type { KZ_MODEL_KNN = 1, KZ_MODEL_NET = 2 };
+
+/* What a checkpoint adds to a model: enough to continue training. */
+struct kz_train_state {
+	int present;
+	uint32_t epoch;			/* epochs completed */
+	struct kz_rng rng;
+	uint64_t opt_step;
+	float *opt_m, *opt_v;		/* nparams each */
+	double best;			/* best validation accuracy so far */
+	float *best_params, *best_state;	/* NULL unless kept */
+	uint32_t best_epoch;
+	float *ema_params, *ema_state;	/* NULL unless --ema */
+	float ema;			/* its decay */
+};
+
+struct kz_model {
+	enum kz_model_type type;
+	char *arch;			/* "knn" or a net architecture */
+	uint32_t width, height, nclasses;
+	float mean, std;		/* input: (pixel / 255 - mean) / std */
+	char *command, *date;		/* how and when it was trained */
+	uint32_t knn_k;			/* kNN: neighbours */
+	int knn_distance;		/* kNN: 1 = weights 1/distance */
+	uint64_t n;			/* kNN: training records */
+	uint8_t *pixels;		/* kNN: n * width * height */
+	int32_t *labels;		/* kNN: n */
+	struct kz_net *net;		/* net models */
+	struct kz_train_state ts;	/* checkpoints only */
+};
+
+/* Writes m atomically (temporary file renamed over path); the last
+ * section holds a CRC-32 of everything before it. */
+int kz_model_write(const struct kz_model *m, const char *path,
+    struct kz_err *e);
+/* Reads and checks a model: magic, version, CRC, every section's size
+ * against the architecture, before anything is allocated from it. */
+int kz_model_read(const char *path, struct kz_model *m, struct kz_err *e);
+void kz_model_free(struct kz_model *m);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * opt.c - optimisers: SGD with momentum (and Nesterov's), AdamW and
+ * Adadelta, elementwise over a range of parameters so that callers can
+ * split one step over threads.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "opt.h"
+
+int
+kz_opt_init(struct kz_opt *o, const struct kz_net *n, struct kz_err *e)
+{
+	o->step = 0;
+	o->m = calloc(n->nparams + 1, sizeof(float));
+	o->v = calloc(n->nparams + 1, sizeof(float));
+	o->decay = calloc(n->nparams + 1, 1);
+	if (o->m == NULL || o->v == NULL || o->decay == NULL) {
+		kz_opt_free(o);
+		return kz_errf(e, "out of memory");
+	}
+	/* The weights of linear maps decay; biases and BN's do not. */
+	for (int i = 0; i < n->nlayers; i++) {
+		const struct kz_layer *L = &n->layers[i];
+
+		if (kz_layer_types[L->type].linear)
+			memset(o->decay + L->w_off, 1, L->nw);
+	}
+	return 0;
+}
+
+void
+kz_opt_free(struct kz_opt *o)
+{
+	free(o->m);
+	free(o->v);
+	free(o->decay);
+	o->m = o->v = NULL;
+	o->decay = NULL;
+}
+
+/* The updates of params lo..hi-1, one function per optimiser: through
+ * restrict pointers and with the settings in locals, the loops
+ * vectorise (a store to m[i] could otherwise change o->rho). */
+static void
+sgd_update(float *restrict p, float *restrict m, const float *restrict g,
+    const uint8_t *restrict decay, float lr, float wd, float momentum,
+    int nesterov, size_t lo, size_t hi)
+{
+	for (size_t i = lo; i < hi; i++) {
+		float gi = g[i] + (decay[i] ? wd * p[i] : 0);
+
+		m[i] = momentum * m[i] + gi;
+		p[i] -= lr * (nesterov ? gi + momentum * m[i] : m[i]);
+	}
+}
+
+/* AdamW: weight decay decoupled from the adaptive step; a is the step
+ * size with both bias corrections. */
+static void
+adam_update(float *restrict p, float *restrict m, float *restrict v,
+    const float *restrict g, const uint8_t *restrict decay, float a,
+    float lr, float wd, float beta1, float beta2, float eps, size_t lo,
+    size_t hi)
+{
+	for (size_t i = lo; i < hi; i++) {
+		m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+		v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+		p[i] -= a * m[i] / (sqrtf(v[i]) + eps) +
+		    (decay[i] ? lr * wd * p[i] : 0);
+	}
+}
+
+/* m: running E[g^2]; v: running E[dx^2] (Zeiler 2012). */
+static void
+adadelta_update(float *restrict p, float *restrict m, float *restrict v,
+    const float *restrict g, const uint8_t *restrict decay, float lr,
+    float wd, float rho, float eps, size_t lo, size_t hi)
+{
+	for (size_t i = lo; i < hi; i++) {
+		float gi = g[i] + (decay[i] ? wd * p[i] : 0);
+
+		m[i] = rho * m[i] + (1 - rho) * gi * gi;
+		float dx = sqrtf(v[i] + eps) / sqrtf(m[i] + eps) * gi;
+		v[i] = rho * v[i] + (1 - rho) * dx * dx;
+		p[i] -= lr * dx;
+	}
+}
+
+void
+kz_opt_update(const struct kz_opt *o, struct kz_net *n, const float *g,
+    float lr, size_t lo, size_t hi)
+{
+	switch (o->type) {
+	case KZ_SGD:
+		sgd_update(n->params, o->m, g, o->decay, lr, o->wd,
+		    o->momentum, o->nesterov, lo, hi);
+		break;
+	case KZ_ADAM: {
+		double c1 = 1 - pow(o->beta1, (double)o->step);
+		double c2 = 1 - pow(o->beta2, (double)o->step);
+
+		adam_update(n->params, o->m, o->v, g, o->decay,
+		    (float)(lr * sqrt(c2) / c1), lr, o->wd, o->beta1, o->beta2,
+		    o->eps, lo, hi);
+		break;
+	}
+	case KZ_ADADELTA:
+		adadelta_update(n->params, o->m, o->v, g, o->decay, lr, o->wd,
+		    o->rho, o->eps, lo, hi);
+		break;
+	}
+}

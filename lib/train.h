@@ -1,0 +1,97 @@
+/*
+ * train.h - training nets: datasets in memory, augmentation, the
+ * trainer.  Part of the kz library.
+ */
+#ifndef KZ_TRAIN_H
+#define KZ_TRAIN_H
+
+#include "model.h"
+#include "opt.h"
+
+/* A labelled stream held in memory as 8-bit pixels. */
+struct kz_dataset {
+	size_t n;
+	uint32_t width, height, nclasses;
+	uint8_t *pixels;		/* n * width * height */
+	int32_t *labels;		/* n */
+};
+
+/* Reads a whole stream ("-" for stdin); every record must be labelled
+ * and 8-bit.  nclasses comes from the header, else max label + 1. */
+int kz_dataset_read(const char *path, struct kz_dataset *d,
+    struct kz_err *e);
+void kz_dataset_free(struct kz_dataset *d);
+/* Mean and standard deviation of all pixels / 255. */
+void kz_dataset_stats(const struct kz_dataset *d, float *mean, float *std);
+
+/* On-the-fly augmentation, drawn per sample from the trainer's seeds. */
+struct kz_augment {
+	float shift;			/* pixels, uniform in [-shift, shift] */
+	float rotate;			/* degrees, uniform in [-r, r] */
+	float scale;			/* relative, uniform in [1-s, 1+s] */
+	float shear;			/* x += k * (y from the centre row), k
+					 * uniform in [-shear, shear] */
+	int cutout;			/* side of a zeroed square, 0 = off */
+	float mixup;			/* Beta(a, a) mixing, 0 = off */
+};
+/* Parses "shift=2,rotate=10,scale=0.1,shear=0.2,cutout=8,mixup=0.2". */
+int kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e);
+/* Writes W x H pixels src, standardised as kz_standardise does, into dst:
+ * warped by a random shear, scale, rotation and shift (about the centre,
+ * bilinear, background outside), then with a random cutout.  Draws from
+ * r four numbers for any warp, a fifth for a shear, two for a cutout.
+ * Mixup works on batches, not here. */
+void kz_augment_image(const uint8_t *src, int W, int H,
+    const struct kz_augment *a, struct kz_rng *r, float mean, float std,
+    float *dst);
+
+enum kz_schedule { KZ_SCHED_CONST, KZ_SCHED_STEP, KZ_SCHED_COSINE };
+enum kz_balance { KZ_BALANCE_NONE, KZ_BALANCE_SAMPLE, KZ_BALANCE_WEIGHT };
+
+struct kz_train_opts {
+	int epochs, batch, threads;
+	enum kz_opt_type opt;
+	float lr, momentum, wd, eps, rho;
+	int nesterov;
+	enum kz_schedule sched;
+	int step_epochs;		/* KZ_SCHED_STEP: every this many */
+	float gamma;			/* KZ_SCHED_STEP: factor */
+	int warmup;			/* epochs of linear warm-up */
+	enum kz_balance balance;
+	uint64_t seed;
+	struct kz_augment aug;
+	float ema;			/* decay of the weight average, 0 = off */
+};
+
+struct kz_epoch_stats {
+	double loss, acc;		/* training, over the epoch */
+	double seconds, images_per_s;
+	double lr;			/* of the epoch's last step */
+};
+
+struct kz_trainer;
+/* Prepares to train net on data (standardisation from the data). */
+struct kz_trainer *kz_trainer_new(struct kz_net *net,
+    const struct kz_dataset *data, const struct kz_train_opts *o,
+    float mean, float std, struct kz_err *e);
+/* Runs one epoch; progress (may be NULL) is called after each batch
+ * with the fraction done and the running loss and accuracy. */
+int kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
+    void (*progress)(void *, double done, double loss, double acc,
+    double img_s), void *arg);
+/* Accuracy of the net (inference mode) on d. */
+double kz_trainer_accuracy(struct kz_trainer *t, const struct kz_dataset *d);
+/* Exchanges the net's parameters and BN statistics with their moving
+ * average (o->ema > 0, else does nothing): call it once to evaluate or
+ * write the average, and again before training on. */
+void kz_trainer_swap_ema(struct kz_trainer *t);
+/* Checkpoint state in and out.  save fills ts, allocating the arrays
+ * still NULL (the caller frees them either way), and returns -1 when
+ * out of memory; restore returns -1 when the state's moving average
+ * (none, or its decay) is not the one the options ask for. */
+int kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts);
+int kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts);
+uint32_t kz_trainer_epochs_done(const struct kz_trainer *t);
+void kz_trainer_free(struct kz_trainer *t);
+
+#endif
