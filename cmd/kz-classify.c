@@ -64,6 +64,8 @@ main(int argc, char *argv[])
 	struct kz_err e;
 
 	kz_ignore_sigpipe();
+	/* Our threads each call BLAS: it must not start its own. */
+	kz_blas_threads(1);
 	while ((ch = getopt(argc, argv, "m:k:s:b:t:o:")) != -1) {
 		switch (ch) {
 		case 'm':

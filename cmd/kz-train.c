@@ -186,6 +186,8 @@ main(int argc, char *argv[])
 	struct kz_err e;
 
 	kz_ignore_sigpipe();
+	/* Our threads each call BLAS: it must not start its own. */
+	kz_blas_threads(1);
 	while ((ch = getopt_long(argc, argv, "a:o:b:e:k:qt:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {

@@ -16,6 +16,12 @@
 
 void openblas_set_num_threads(int);
 
+void
+kz_blas_threads(int n)
+{
+	openblas_set_num_threads(n < 1 ? 1 : n);
+}
+
 int
 kz_ncpu(void)
 {
@@ -223,6 +229,15 @@ knn_select(int t, void *arg)
 	size_t lo = job->nq * t / p->threads, hi = job->nq * (t + 1) /
 	    p->threads;
 
+	/* This thread's rows of the Gram matrix of queries and training
+	 * images: the library's threads each call BLAS single-threaded. */
+	for (size_t i = lo * d; i < hi * d; i++)
+		p->qx[i] = p->pixels[job->base * d + i];
+	if (hi > lo)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+		    (int)(hi - lo), (int)m->n, (int)d, 1.0f, p->qx + lo * d,
+		    (int)d, p->train, (int)d, 0.0f, p->gram + lo * m->n,
+		    (int)m->n);
 	if ((uint64_t)M > m->n)
 		M = (int)m->n;
 	if (k > M)
@@ -293,22 +308,11 @@ knn_select(int t, void *arg)
 static void
 knn_predict(struct kz_predictor *p)
 {
-	const struct kz_model *m = p->m;
-	size_t d = (size_t)m->width * m->height;
-
-	openblas_set_num_threads(p->threads);
 	for (size_t base = 0; base < p->n; base += KNN_QUERY) {
 		size_t nq = p->n - base < KNN_QUERY ? p->n - base : KNN_QUERY;
 		struct knn_job job = { p, base, nq };
 
-		for (size_t i = 0; i < nq * d; i++)
-			p->qx[i] = p->pixels[base * d + i];
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq,
-		    (int)m->n, (int)d, 1.0f, p->qx, (int)d, p->train, (int)d,
-		    0.0f, p->gram, (int)m->n);
-		openblas_set_num_threads(1);
 		kz_parallel(p->threads, knn_select, &job);
-		openblas_set_num_threads(p->threads);
 	}
 }
 
@@ -324,11 +328,9 @@ kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 	p->pixels = pixels;
 	p->n = n;
 	p->probs = probs;
-	if (p->m->type == KZ_MODEL_KNN) {
+	if (p->m->type == KZ_MODEL_KNN)
 		knn_predict(p);
-	} else {
-		openblas_set_num_threads(1);
+	else
 		kz_parallel(p->threads, net_shard, p);
-	}
 	return 0;
 }

@@ -424,16 +424,3 @@ kz_slurp(const char *path, size_t limit, uint8_t **bufp, size_t *lenp,
 	kz_file_close(f);
 	return rc;
 }
-
-const char *
-kz_data_dir(void)
-{
-	const char *d = getenv("KZ_DATA");
-	struct stat st;
-
-	if (d != NULL && *d != '\0')
-		return d;
-	if (stat("../shared/data", &st) == 0 && S_ISDIR(st.st_mode))
-		return "../shared/data";
-	return "data";
-}

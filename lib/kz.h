@@ -106,16 +106,17 @@ int kz_reader_next(struct kz_reader *r, struct kz_record *rec,
 void kz_reader_close(struct kz_reader *r);
 
 /* A writer.  Output goes through a large buffer.  When writing to a
- * named file, data goes to "path.tmpXXXXXX", renamed over path by
- * kz_writer_close only if every write succeeded, so a failed run never
- * leaves a partial file under the target name. */
+ * named file, data goes to a temporary file in the same directory (see
+ * kz_out_open), published under path by kz_writer_close only if every
+ * write succeeded, so a failed run never leaves a partial file under
+ * the target name. */
 struct kz_writer;
 
 struct kz_writer *kz_writer_open(const char *path, const struct kz_header *h,
     struct kz_err *e);
 int kz_writer_put(struct kz_writer *w, const struct kz_record *rec,
     struct kz_err *e);
-/* Flushes, closes, renames; 0 on success.  After a failure the
+/* Flushes, closes, publishes; 0 on success.  After a failure the
  * temporary file is removed.  errno is kept from the failing call so
  * that callers can tell EPIPE from other errors. */
 int kz_writer_close(struct kz_writer *w, struct kz_err *e);
@@ -347,11 +348,5 @@ double kz_rng_uniform(struct kz_rng *r);		/* [0, 1) */
 uint64_t kz_rng_below(struct kz_rng *r, uint64_t n);	/* [0, n) */
 double kz_rng_normal(struct kz_rng *r);			/* N(0, 1) */
 void kz_rng_shuffle(struct kz_rng *r, uint32_t *a, size_t n);
-
-/* ---- small things ---------------------------------------------------- */
-
-/* Environment variable KZ_DATA, else "../shared/data" when it exists,
- * else "data". */
-const char *kz_data_dir(void);
 
 #endif

@@ -10,6 +10,11 @@
 /* Runs fn(0..threads-1, arg) on threads threads (the caller is one of
  * them) and waits for all. */
 void kz_parallel(int threads, void (*fn)(int, void *), void *arg);
+/* Sets the BLAS library's own thread count for the whole process.  The
+ * library's parallel work (trainer, predictor) runs on kz_parallel's
+ * threads, each calling BLAS, and wants 1: a program calls this once,
+ * before that work, and owns the setting. */
+void kz_blas_threads(int n);
 /* Number of online processors. */
 int kz_ncpu(void);
 

@@ -16,8 +16,6 @@
 #include "predict.h"
 #include "train.h"
 
-void openblas_set_num_threads(int);
-
 /* ---- datasets ---------------------------------------------------------- */
 
 int
@@ -586,7 +584,6 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 	size_t correct = 0;
 	struct timespec t0, t1;
 
-	openblas_set_num_threads(1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	st->lr = schedule_lr(&t->o, t->epoch);
 	if (t->cdf != NULL) {
@@ -698,7 +695,6 @@ kz_trainer_accuracy(struct kz_trainer *t, const struct kz_dataset *d)
 {
 	size_t right = 0;
 
-	openblas_set_num_threads(1);
 	t->eval = d;
 	kz_parallel(t->T, eval_shard, t);
 	for (int s = 0; s < t->T; s++)

@@ -380,7 +380,7 @@ test_conv_wide(void)
 }
 
 /* Inference does a ReLU, and a 2x2 max pooling after a Winograd
- * convolution, inside the layer before; training goes layer by layer.
+ * convolution, inside the layer before; training does neither.
  * Without dropout or batch norm the two must give the same logits. */
 static void
 test_fused_inference(void)
@@ -585,6 +585,7 @@ test_spec_errors(void)
 int
 main(void)
 {
+	kz_blas_threads(1);
 	gradcheck("linear", 5, 4, 6, 3);
 	gradcheck("mlp:7,drop0.3,5", 5, 4, 6, 3);
 	gradcheck("cnn:conv3k3,relu,conv4k3s2p1,maxpool2,dense5,relu", 9, 8, 4, 3);
