@@ -16,7 +16,16 @@
 
 #include "engine.h"
 
-/* ---- parameters ------------------------------------------------------ */
+/* ---- parameters and buffers ------------------------------------------ */
+
+/* An array of elem-byte items, one per output value of L for B
+ * samples: a mask, argmaxes, normalised values.  NULL when out of
+ * memory. */
+static void *
+per_output(const struct kz_layer *L, int B, size_t elem)
+{
+	return malloc(shape_size(L->out) * B * elem);
+}
 
 /* He initialisation: keeps ReLU activations' variance. */
 static void
@@ -185,8 +194,7 @@ static int
 dropout_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
 {
 	(void)train;
-	lb->aux = malloc(shape_size(L->out) * B * sizeof(float));
-	return lb->aux == NULL ? -1 : 0;
+	return (lb->aux = per_output(L, B, sizeof(float))) ? 0 : -1;
 }
 
 /* Inference plans leave dropout out; a training pass draws the mask. */
@@ -257,8 +265,7 @@ static int
 maxpool_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
 {
 	(void)train;
-	lb->idx = malloc(shape_size(L->out) * B * sizeof(int32_t));
-	return lb->idx == NULL ? -1 : 0;
+	return (lb->idx = per_output(L, B, sizeof(int32_t))) ? 0 : -1;
 }
 
 /* One output row of a 2x2, stride-2 max pooling: d[ox] is the maximum
@@ -482,7 +489,7 @@ static int
 bn_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
 {
 	(void)train;
-	lb->aux = malloc(shape_size(L->out) * B * sizeof(float));
+	lb->aux = per_output(L, B, sizeof(float));
 	lb->mean = malloc(L->in.c * sizeof(float));
 	lb->invstd = malloc(L->in.c * sizeof(float));
 	return lb->aux && lb->mean && lb->invstd ? 0 : -1;
@@ -572,24 +579,31 @@ bn_backward(struct kz_pass *p)
 /* ---- the table ----------------------------------------------------------- */
 
 const struct kz_layer_ops kz_layer_types[KZ_NTYPES] = {
-	[KZ_CONV] = { "conv", ARG_CHANNELS, "ksp", 1, 0, conv_shape, he_init,
-	    conv_alloc, conv_forward, conv_backward },
-	[KZ_BN] = { "bn", ARG_NONE, "", 0, 0, bn_shape, bn_init, bn_alloc,
-	    bn_forward, bn_backward },
-	[KZ_RELU] = { "relu", ARG_NONE, "", 0, 0, same_shape, NULL, NULL,
-	    relu_forward, relu_backward },
-	[KZ_MAXPOOL] = { "maxpool", ARG_KERNEL, "s", 0, 1, pool_shape, NULL,
-	    maxpool_alloc, pool_forward, pool_backward },
-	[KZ_AVGPOOL] = { "avgpool", ARG_KERNEL, "s", 0, 0, pool_shape, NULL,
-	    NULL, pool_forward, pool_backward },
-	[KZ_GAP] = { "gap", ARG_NONE, "", 0, 0, gap_shape, NULL, NULL,
-	    gap_forward, gap_backward },
-	[KZ_DROPOUT] = { "drop", ARG_PROB, "", 0, 0, same_shape, NULL,
-	    dropout_alloc, dropout_forward, dropout_backward },
-	[KZ_DENSE] = { "dense", ARG_CHANNELS, "", 1, 0, dense_shape, he_init,
-	    NULL, dense_forward, dense_backward },
-	[KZ_FLATTEN] = { NULL, ARG_NONE, "", 0, 0, flatten_shape, NULL, NULL,
-	    flatten_forward, flatten_backward },
-	[KZ_ADD] = { NULL, ARG_NONE, "", 0, 0, same_shape, NULL, NULL,
-	    add_forward, NULL },
+	[KZ_CONV] = { .name = "conv", .arg = ARG_CHANNELS, .opts = "ksp",
+	    .linear = 1, .shape = conv_shape, .init = he_init,
+	    .alloc = conv_alloc, .forward = conv_forward,
+	    .backward = conv_backward },
+	[KZ_BN] = { .name = "bn", .shape = bn_shape, .init = bn_init,
+	    .alloc = bn_alloc, .forward = bn_forward, .backward = bn_backward },
+	[KZ_RELU] = { .name = "relu", .shape = same_shape,
+	    .forward = relu_forward, .backward = relu_backward },
+	[KZ_MAXPOOL] = { .name = "maxpool", .arg = ARG_KERNEL, .opts = "s",
+	    .relu_inside = 1, .shape = pool_shape, .alloc = maxpool_alloc,
+	    .forward = pool_forward, .backward = pool_backward },
+	[KZ_AVGPOOL] = { .name = "avgpool", .arg = ARG_KERNEL, .opts = "s",
+	    .shape = pool_shape, .forward = pool_forward,
+	    .backward = pool_backward },
+	[KZ_GAP] = { .name = "gap", .shape = gap_shape,
+	    .forward = gap_forward, .backward = gap_backward },
+	[KZ_DROPOUT] = { .name = "drop", .arg = ARG_PROB, .shape = same_shape,
+	    .alloc = dropout_alloc, .forward = dropout_forward,
+	    .backward = dropout_backward },
+	[KZ_DENSE] = { .name = "dense", .arg = ARG_CHANNELS, .linear = 1,
+	    .shape = dense_shape, .init = he_init, .forward = dense_forward,
+	    .backward = dense_backward },
+	/* Added by the parser, never written in a spec. */
+	[KZ_FLATTEN] = { .shape = flatten_shape, .forward = flatten_forward,
+	    .backward = flatten_backward },
+	/* The plan passes an add's gradient on itself. */
+	[KZ_ADD] = { .shape = same_shape, .forward = add_forward },
 };

@@ -39,7 +39,7 @@ parse_opts(const char *p, const char *allowed, struct kz_layer *L)
 		int *dst, v;
 		char c = *p++;
 
-		if (strchr(allowed, c) == NULL)
+		if (allowed == NULL || strchr(allowed, c) == NULL)
 			return -1;
 		dst = c == 'k' ? &L->k : c == 's' ? &L->stride : &L->pad;
 		if (c == 'p' && *p == '0') {
