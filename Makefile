@@ -1,5 +1,5 @@
 # kz - Kuzushiji character recognition as Unix filters.
-# make [all] | demo | check | bench | data | install | clean | fuzz | valgrind
+# make [all] | demo | check | bench | bench-engine | data | install | clean | fuzz | valgrind
 # SANITIZE=1 builds and tests with AddressSanitizer + UBSan in build-san/.
 
 PREFIX ?= /usr/local
@@ -77,6 +77,10 @@ check: all
 bench: all
 	sh tests/bench.sh $(O)/bin
 
+# The engine against an earlier revision: make bench-engine BASE=REV
+bench-engine: all
+	sh tests/bench-engine.sh $(O)/bin $(BASE)
+
 lint:
 	mandoc -Tlint -Wwarning $(MANS)
 
@@ -123,5 +127,5 @@ install: $(BINS)
 clean:
 	rm -rf build build-san build-vg build-fuzz out
 
-.PHONY: all demo check bench lint data install clean fuzz fuzz-build valgrind
+.PHONY: all demo check bench bench-engine lint data install clean fuzz fuzz-build valgrind
 .SECONDARY: $(LIB_OBJ)

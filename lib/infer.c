@@ -215,6 +215,26 @@ struct knn_job {
 	size_t base, nq;
 };
 
+/* Rows lo..hi-1 of the Gram matrix of the block's queries (from query
+ * base) and the training images: one thread's share, with BLAS
+ * single-threaded in each of the library's threads. */
+static void
+knn_gram(struct kz_predictor *p, size_t base, size_t lo, size_t hi)
+{
+	const struct kz_model *m = p->m;
+	size_t d = (size_t)m->width * m->height;
+
+	for (size_t i = lo * d; i < hi * d; i++)
+		p->qx[i] = p->pixels[base * d + i];
+	if (hi > lo)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+		    (int)(hi - lo), (int)m->n, (int)d, 1.0f, p->qx + lo * d,
+		    (int)d, p->train, (int)d, 0.0f, p->gram + lo * m->n,
+		    (int)m->n);
+}
+
+/* Thread t's queries of the block: their Gram rows, then the k nearest
+ * by the Gram distances and a margin, ranked again exactly. */
 static void
 knn_select(int t, void *arg)
 {
@@ -229,15 +249,7 @@ knn_select(int t, void *arg)
 	size_t lo = job->nq * t / p->threads, hi = job->nq * (t + 1) /
 	    p->threads;
 
-	/* This thread's rows of the Gram matrix of queries and training
-	 * images: the library's threads each call BLAS single-threaded. */
-	for (size_t i = lo * d; i < hi * d; i++)
-		p->qx[i] = p->pixels[job->base * d + i];
-	if (hi > lo)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-		    (int)(hi - lo), (int)m->n, (int)d, 1.0f, p->qx + lo * d,
-		    (int)d, p->train, (int)d, 0.0f, p->gram + lo * m->n,
-		    (int)m->n);
+	knn_gram(p, job->base, lo, hi);
 	if ((uint64_t)M > m->n)
 		M = (int)m->n;
 	if (k > M)
