@@ -226,6 +226,30 @@ read_full(struct kz_reader *r, uint8_t *buf, size_t n)
 	return fread(buf, 1, n, r->fp);
 }
 
+/* Checks rec's index, label and predicted classes against h: what
+ * every reader refuses, no writer writes.  The message names the file
+ * and record n. */
+static int
+record_check(const struct kz_header *h, const struct kz_record *rec,
+    const char *name, uint64_t n, struct kz_err *e)
+{
+	uint32_t nl = h->nclasses > 0 ? h->nclasses : KZ_MAX_CLASSES;
+
+	if (rec->index >= KZ_MAX_INDEX)
+		return kz_errf(e, "%s: record %llu: index %llu is not below "
+		    "2^48", name, (unsigned long long)n,
+		    (unsigned long long)rec->index);
+	if (rec->label < KZ_LABEL_UNKNOWN || rec->label >= (int64_t)nl)
+		return kz_errf(e, "%s: record %llu: label %d is not in "
+		    "0..%u", name, (unsigned long long)n, rec->label, nl - 1);
+	for (unsigned i = 0; i < h->k; i++)
+		if (rec->pred[i].cls >= nl)
+			return kz_errf(e, "%s: record %llu: predicted class "
+			    "%u is not below %u", name, (unsigned long long)n,
+			    rec->pred[i].cls, nl);
+	return 0;
+}
+
 int
 kz_reader_next(struct kz_reader *r, struct kz_record *rec, struct kz_err *e)
 {
@@ -274,25 +298,13 @@ again:
 	}
 	rec->index = get_le64(r->buf);
 	rec->label = (int32_t)get_le32(r->buf + 8);
-	if (rec->index >= KZ_MAX_INDEX)
-		return kz_errf(e, "%s: record %llu: index %llu is not below "
-		    "2^48", r->name, (unsigned long long)r->count,
-		    (unsigned long long)rec->index);
-	uint32_t nl = h->nclasses > 0 ? h->nclasses : KZ_MAX_CLASSES;
-	if (rec->label < KZ_LABEL_UNKNOWN || rec->label >= (int64_t)nl)
-		return kz_errf(e, "%s: record %llu: label %d is not in "
-		    "0..%u", r->name, (unsigned long long)r->count,
-		    rec->label, nl - 1);
 	off = KZ_RECORD_PREFIX;
 	for (unsigned i = 0; i < h->k; i++, off += KZ_PRED_SIZE) {
 		rec->pred[i].cls = get_le32(r->buf + off);
 		rec->pred[i].score = get_lef32(r->buf + off + 4);
-		if (rec->pred[i].cls >= nl)
-			return kz_errf(e, "%s: record %llu: predicted class "
-			    "%u is not below %u", r->name,
-			    (unsigned long long)r->count, rec->pred[i].cls,
-			    nl);
 	}
+	if (record_check(h, rec, r->name, r->count, e) != 0)
+		return -1;
 	memcpy(rec->pixels, r->buf + off, r->size - off);
 	r->count++;
 	return 1;
@@ -317,6 +329,7 @@ struct kz_writer {
 	struct kz_header h;
 	uint8_t *buf;
 	size_t size;
+	uint64_t count;			/* records written */
 };
 
 struct kz_writer *
@@ -357,6 +370,10 @@ kz_writer_put(struct kz_writer *w, const struct kz_record *rec,
 {
 	size_t off = KZ_RECORD_PREFIX;
 
+	if (record_check(&w->h, rec, w->out.path ? w->out.path : "stdout",
+	    w->count, e) != 0)
+		return -1;
+	w->count++;
 	put_le64(w->buf, rec->index);
 	put_le32(w->buf + 8, (uint32_t)rec->label);
 	for (unsigned i = 0; i < w->h.k; i++, off += KZ_PRED_SIZE) {

@@ -142,5 +142,14 @@ if [ -e /dev/full ]; then
 	t_fails "kz-show to /dev/full" "No space left" sh -c "kz-info '$T/s.kz' >/dev/null; kz-show '$T/s.kz' >/dev/full"
 	t_fails "kz-info to /dev/full" "No space left" sh -c "kz-info '$T/s.kz' >/dev/full"
 fi
+# A writer checks what readers check: a label beyond the model's classes
+# (from a stream that states no class count) is an error, not a stream
+# that the next program refuses.
+kzpy make "$T/c3.kz" 4 3 3 0 1 2 0 1 2
+kzpy make "$T/c0.kz" 4 3 0 1 12
+kz-train -q -a linear -e 1 -o "$T/c3.kzm" "$T/c3.kz"
+t_fails "kz-classify refuses to write a label beyond the model's classes" \
+    "record 1: label 12 is not in 0..2" kz-classify -m "$T/c3.kzm" -o "$T/c0-out.kz" "$T/c0.kz"
+t_eq "and leaves no output file" "" "$(ls "$T/c0-out.kz" 2>/dev/null)"
 t_fails "binary refused on a terminal" "terminal" sh -c "exec script -qec 'kz-unpack $F/imgs.npz' /dev/null | tr -d '\r' >&2; exit 1"
 echo "# malformed inputs tried: $MALFORMED cuts + the cases above"
