@@ -124,11 +124,16 @@ kz_predictor_new(const struct kz_model *m, int threads, int maxb,
 		if ((p->work = calloc(p->threads, sizeof(*p->work))) == NULL ||
 		    (p->x = calloc(p->threads, sizeof(*p->x))) == NULL)
 			goto oom;
-		for (int t = 0; t < p->threads; t++)
-			if ((p->work[t] = kz_work_new(m->net, NET_CHUNK, 0)) ==
-			    NULL || (p->x[t] = malloc(NET_CHUNK * d *
-			    sizeof(float))) == NULL)
+		for (int t = 0; t < p->threads; t++) {
+			if ((p->work[t] = kz_work_new(m->net, NET_CHUNK, 0,
+			    e)) == NULL) {
+				kz_predictor_free(p);
+				return NULL;
+			}
+			if ((p->x[t] = malloc(NET_CHUNK * d * sizeof(float))) ==
+			    NULL)
 				goto oom;
+		}
 		return p;
 	}
 	if ((p->train = malloc(m->n * d * sizeof(float))) == NULL ||

@@ -49,7 +49,8 @@ double kz_net_flops(const struct kz_net *n);
  * (more memory; needed only by kz_net_backward, which works either way).
  * NULL when out of memory. */
 struct kz_work;
-struct kz_work *kz_work_new(const struct kz_net *n, int maxb, int train);
+struct kz_work *kz_work_new(const struct kz_net *n, int maxb, int train,
+    struct kz_err *e);
 void kz_work_free(struct kz_work *w);
 float *kz_work_grad(struct kz_work *w);	/* nparams, zeroed by backward's
 					   caller through kz_work_zero_grad */

@@ -226,6 +226,7 @@ gamma_draw(struct kz_rng *r, double shape)
 struct shard {
 	struct kz_work *work;
 	float *x, *soft, *wts;
+	float *first;			/* mixup: the shard's first image */
 	int32_t *y;
 	uint64_t seed;
 	int lo, hi;			/* positions in the batch */
@@ -263,6 +264,7 @@ kz_trainer_free(struct kz_trainer *t)
 	for (int s = 0; t->sh && s < t->T; s++) {
 		kz_work_free(t->sh[s].work);
 		free(t->sh[s].x);
+		free(t->sh[s].first);
 		free(t->sh[s].soft);
 		free(t->sh[s].wts);
 		free(t->sh[s].y);
@@ -327,8 +329,13 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 	for (int s = 0; s < t->T; s++) {
 		struct shard *sh = &t->sh[s];
 
-		if ((sh->work = kz_work_new(net, per, 1)) == NULL ||
-		    (sh->x = malloc(per * npix * sizeof(float))) == NULL ||
+		if ((sh->work = kz_work_new(net, per, 1, e)) == NULL) {
+			kz_trainer_free(t);
+			return NULL;
+		}
+		if ((sh->x = malloc(per * npix * sizeof(float))) == NULL ||
+		    (o->aug.mixup > 0 && (sh->first = malloc(npix *
+		    sizeof(float))) == NULL) ||
 		    (sh->soft = malloc((size_t)per * net->nclasses *
 		    sizeof(float))) == NULL ||
 		    (sh->wts = malloc(per * sizeof(float))) == NULL ||
@@ -547,24 +554,22 @@ shard_step(int s, void *arg)
 		float *mixed = sh->soft;
 
 		memset(mixed, 0, (size_t)b * C * sizeof(float));
-		float *first = malloc(npix * sizeof(float));
-		if (first != NULL) {
-			memcpy(first, sh->x, npix * sizeof(float));
-			for (int i = 0; i < b; i++) {
-				double g1 = gamma_draw(&r, a), g2 = gamma_draw(&r, a);
-				float lam = (float)(g1 / (g1 + g2));
-				const float *other = i + 1 < b ? sh->x + (i + 1) *
-				    npix : first;
-				float *xi = sh->x + i * npix;
+		float *first = sh->first;
 
-				for (size_t j = 0; j < npix; j++)
-					xi[j] = lam * xi[j] + (1 - lam) * other[j];
-				mixed[(size_t)i * C + sh->y[i]] += lam;
-				mixed[(size_t)i * C + sh->y[(i + 1) % b]] += 1 - lam;
-			}
-			free(first);
-			soft = mixed;
+		memcpy(first, sh->x, npix * sizeof(float));
+		for (int i = 0; i < b; i++) {
+			double g1 = gamma_draw(&r, a), g2 = gamma_draw(&r, a);
+			float lam = (float)(g1 / (g1 + g2));
+			const float *other = i + 1 < b ? sh->x + (i + 1) * npix :
+			    first;
+			float *xi = sh->x + i * npix;
+
+			for (size_t j = 0; j < npix; j++)
+				xi[j] = lam * xi[j] + (1 - lam) * other[j];
+			mixed[(size_t)i * C + sh->y[i]] += lam;
+			mixed[(size_t)i * C + sh->y[(i + 1) % b]] += 1 - lam;
 		}
+		soft = mixed;
 	}
 	kz_work_zero_grad(sh->work, net);
 	kz_net_forward(net, sh->work, sh->x, b, 1, &r);

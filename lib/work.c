@@ -53,7 +53,7 @@ alloc_steps(const struct kz_net *n, const struct kz_plan *P,
 }
 
 struct kz_work *
-kz_work_new(const struct kz_net *n, int maxb, int train)
+kz_work_new(const struct kz_net *n, int maxb, int train, struct kz_err *e)
 {
 	struct kz_work *w = calloc(1, sizeof(*w));
 	char *done = calloc(n->nlayers, 1);
@@ -81,6 +81,8 @@ kz_work_new(const struct kz_net *n, int maxb, int train)
 fail:
 	free(done);
 	kz_work_free(w);
+	kz_errf(e, "out of memory for the buffers of %s over batches of %d",
+	    n->spec, maxb);
 	return NULL;
 }
 

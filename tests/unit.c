@@ -159,7 +159,7 @@ gradcheck_work(const char *arch, int h, int wd, int B, int C, int train)
 		check(0, name);
 		return;
 	}
-	struct kz_work *w = kz_work_new(n, B, train);
+	struct kz_work *w = kz_work_new(n, B, train, &e);
 	float *x = malloc(sizeof(float) * B * h * wd);
 	int32_t *y = malloc(sizeof(int32_t) * B);
 	struct kz_rng r;
@@ -232,7 +232,7 @@ test_conv_direct(void)
 	struct kz_shape in = { 1, 9, 8 };
 	int B = 3, C = 4;
 	struct kz_net *n = kz_net_new("cnn:conv4k3p1,conv3k3s2p1", in, C, 5, &e);
-	struct kz_work *w = kz_work_new(n, B, 0);
+	struct kz_work *w = kz_work_new(n, B, 0, &e);
 	struct kz_rng r;
 	float x[3 * 72];
 
@@ -333,7 +333,7 @@ test_conv_wide(void)
 	int B = 5;
 	struct kz_net *n = kz_net_new("cnn:conv16k3p1,conv17k3p1,conv16k3,"
 	    "conv18k3p2,conv16k3s2p1", in, 4, 5, &e);
-	struct kz_work *w = kz_work_new(n, B, 0);
+	struct kz_work *w = kz_work_new(n, B, 0, &e);
 	struct kz_rng r;
 	float x[5 * 72];
 
@@ -390,7 +390,7 @@ test_fused_inference(void)
 	int B = 4, C = 5;
 	struct kz_net *n = kz_net_new("cnn:conv16k3p1,relu,conv16k3p1,relu,"
 	    "maxpool2,conv16k3,relu,maxpool2,dense7,relu", in, C, 9, &e);
-	struct kz_work *w = kz_work_new(n, B, 0);
+	struct kz_work *w = kz_work_new(n, B, 0, &e);
 	struct kz_rng r;
 	float x[4 * 120], z[5 * 4];
 
@@ -423,7 +423,7 @@ test_kept_tiles(void)
 	int B = 100, C = 5;
 	struct kz_net *n = kz_net_new("cnn:conv16k3p1,relu,conv16k3,relu,"
 	    "conv16k3p1,dense5", in, C, 4, &e);
-	struct kz_work *w[2] = { kz_work_new(n, B, 1), kz_work_new(n, B, 0) };
+	struct kz_work *w[2] = { kz_work_new(n, B, 1, &e), kz_work_new(n, B, 0, &e) };
 	float *x = malloc(sizeof(float) * B * 144);
 	int32_t y[100];
 	struct kz_rng r;
