@@ -73,17 +73,9 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 't': tsv = 1; break;
 		case 'c': map_path = optarg; break;
-		case 'n': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || v < 0 ||
-			    v > 1000000)
-				errx(2, "-n: a number of pairs, not \"%s\"",
-				    optarg);
-			npairs = (int)v;
+		case 'n':
+			npairs = (int)integer(optarg, 0, 1000000, "-n");
 			break;
-		}
 		case 'o':
 			if (strcmp(optarg, "-") == 0)
 				errx(2, "-o: the heat map needs a file name "
@@ -95,7 +87,7 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc > 1 || npairs < 0)
+	if (argc > 1)
 		usage();
 	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
 	if (r == NULL)

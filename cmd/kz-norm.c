@@ -21,17 +21,22 @@ usage(void)
 	exit(2);
 }
 
+/* A size WxH of option opt (each side 1..KZ_MAX_DIM), or exit 2. */
 static void
-size_arg(const char *s, uint32_t *w, uint32_t *h)
+size_arg(const char *opt, const char *s, uint32_t *w, uint32_t *h)
 {
-	unsigned a, b;
-	char c;
+	const char *x = strchr(s, 'x');
+	char what[16], *side;
 
-	if (sscanf(s, "%ux%u%c", &a, &b, &c) != 2 || a < 1 || b < 1 ||
-	    a > KZ_MAX_DIM || b > KZ_MAX_DIM)
+	if (x == NULL)
 		errx(2, "size \"%s\": want WxH, each 1..%d", s, KZ_MAX_DIM);
-	*w = a;
-	*h = b;
+	if ((side = strndup(s, (size_t)(x - s))) == NULL)
+		err(1, NULL);
+	snprintf(what, sizeof(what), "%s width", opt);
+	*w = (uint32_t)integer(side, 1, KZ_MAX_DIM, what);
+	free(side);
+	snprintf(what, sizeof(what), "%s height", opt);
+	*h = (uint32_t)integer(x + 1, 1, KZ_MAX_DIM, what);
 }
 
 int
@@ -61,26 +66,14 @@ main(int argc, char *argv[])
 	while ((ch = getopt_long(argc, argv, "f:r:m:p:T:cCdso:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 'f': size_arg(optarg, &fw, &fh); break;
-		case 'r': size_arg(optarg, &rw, &rh); break;
-		case 'm': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || v > KZ_MAX_DIM)
-				errx(2, "-m: margin in 0..%d pixels", KZ_MAX_DIM);
-			margin = (uint32_t)v;
+		case 'f': size_arg("-f", optarg, &fw, &fh); break;
+		case 'r': size_arg("-r", optarg, &rw, &rh); break;
+		case 'm':
+			margin = (uint32_t)integer(optarg, 0, KZ_MAX_DIM, "-m");
 			break;
-		}
-		case 'T': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || v > 254)
-				errx(2, "-T: threshold in 0..254");
-			threshold = (uint32_t)v;
+		case 'T':
+			threshold = (uint32_t)integer(optarg, 0, 254, "-T");
 			break;
-		}
 		case 'p':
 			if (strcmp(optarg, "auto") == 0) pol = POL_AUTO;
 			else if (strcmp(optarg, "keep") == 0) pol = POL_KEEP;

@@ -84,9 +84,15 @@ main(int argc, char *argv[])
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'f': fraction = number(optarg, 0, 1, "-f"); break;
-		case 'c': count = (long)integer(optarg, 0, 1e9, "-c"); break;
-		case 'm': min = (long)integer(optarg, 1, 1e9, "-m"); break;
-		case 's': seed = (uint64_t)integer(optarg, 0, 1000000000000000000L, "-s"); break;
+		case 'c':
+			count = (long)integer(optarg, 0, 1000000000, "-c");
+			break;
+		case 'm':
+			min = (long)integer(optarg, 1, 1000000000, "-m");
+			break;
+		case 's':
+			seed = uinteger(optarg, 0, 1000000000000000000ULL, "-s");
+			break;
 		case 'n': shards = (long)integer(optarg, 1, 10000, "-n"); break;
 		case 'o': output = optarg; break;
 		default: usage();

@@ -2,6 +2,7 @@
  * kz-train - train a model (knn, linear, mlp, cnn) on a kz stream.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,19 +237,27 @@ main(int argc, char *argv[])
 			else if (strcmp(optarg, "cosine") == 0)
 				o.sched = KZ_SCHED_COSINE;
 			else if (strncmp(optarg, "step:", 5) == 0) {
-				char *end;
+				size_t len = strcspn(optarg + 5, ":");
+				const char *g = optarg + 5 + len;
+				char *n, *end = NULL;
 
+				if ((n = strndup(optarg + 5, len)) == NULL)
+					err(1, NULL);
 				o.sched = KZ_SCHED_STEP;
-				o.step_epochs = (int)strtol(optarg + 5, &end, 10);
-				if (*end == ':')
-					o.gamma = strtof(end + 1, &end);
-				if (o.step_epochs < 1 || *end || !(o.gamma > 0))
+				o.step_epochs = (int)integer(n, 1, INT_MAX,
+				    "--schedule step:N");
+				free(n);
+				if (*g == ':')
+					o.gamma = strtof(g + 1, &end);
+				if ((end != NULL && *end != '\0') ||
+				    !(o.gamma > 0))
 					errx(2, "--schedule step:N[:G], N >= 1, "
 					    "G > 0");
 			} else
 				errx(2, "--schedule: const, cosine or step:N[:G]");
 			break;
-		case 's': o.seed = (uint64_t)integer(optarg, 0, 1000000000000000000L, "--seed");
+		case 's':
+			o.seed = uinteger(optarg, 0, UINT64_MAX, "--seed");
 			break;
 		case 'V': val_path = optarg; break;
 		case 'W': o.warmup = (int)integer(optarg, 0, 1000, "--warmup");
