@@ -5,6 +5,7 @@
 
 #include <err.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -35,15 +36,45 @@ number(const char *s, double lo, double hi, const char *what)
 	return v;
 }
 
-/* The same for a whole number. */
-static inline long
-integer(const char *s, long lo, long hi, const char *what)
+/*
+ * An option's whole-number argument in lo..hi, or exit 2 naming the
+ * option and the range.  Decimal digits after an optional sign, and
+ * nothing else: "", " 5", "5.0", "1e3" and "0x10" are refused rather
+ * than read some other way, and a value beyond the range is refused
+ * rather than clamped.
+ */
+static inline long long
+integer(const char *s, long long lo, long long hi, const char *what)
 {
-	double v = number(s, (double)lo, (double)hi, what);
+	const char *digits = s + (*s == '-' || *s == '+');
+	char *end;
+	long long v;
 
-	if (v != (double)(long)v)
-		errx(2, "%s must be a whole number, not \"%s\"", what, s);
-	return (long)v;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*digits < '0' || *digits > '9' || *end != '\0' ||
+	    errno == ERANGE || v < lo || v > hi)
+		errx(2, "%s must be a whole number in %lld..%lld, not \"%s\"",
+		    what, lo, hi, s);
+	return v;
+}
+
+/* The same for 64 unsigned bits, so that every seed up to UINT64_MAX
+ * is taken exactly; a minus sign is refused (strtoull would wrap it). */
+static inline uint64_t
+uinteger(const char *s, uint64_t lo, uint64_t hi, const char *what)
+{
+	const char *digits = s + (*s == '+');
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*digits < '0' || *digits > '9' || *end != '\0' ||
+	    errno == ERANGE || v < lo || v > hi)
+		errx(2, "%s must be a whole number in %llu..%llu, not \"%s\"",
+		    what, (unsigned long long)lo, (unsigned long long)hi, s);
+	return v;
 }
 
 /* For the programs that print text: after a failed or final write to

@@ -45,6 +45,31 @@ default_model(void)
 	return path;
 }
 
+/* The command line, as parse_command_line leaves it. */
+struct cmdline {
+	const char *paths[MAX_MODELS];	/* -m: the models averaged */
+	int nmodels;			/* at least one, the default */
+	int k;				/* -k: predictions kept; -1: up to 5 */
+	int shift;			/* -s: pixels each moved view moves */
+	int batch;			/* -b: records classified at once */
+	int threads;			/* -t: threads of each model */
+	const char *output;		/* -o: "-" for stdout */
+	const char *input;		/* the stream, "-" for stdin */
+};
+
+/* A batch of records on its way through, and what every batch shares. */
+struct batch {
+	const struct kz_header *h;	/* the input's */
+	size_t npix;			/* pixels per image */
+	int C, k;			/* classes; predictions written */
+	int nviews;			/* 1, or 5 with -s */
+	int views[5][2];		/* each view's move, x and y */
+	struct kz_record *in;		/* the record read */
+	struct kz_record **out;		/* the records written */
+	uint8_t *pix, *moved;		/* images, and a view of them */
+	float *probs, *sum;		/* batch x C: one model's; the sum */
+};
+
 static void
 usage(void)
 {
@@ -54,112 +79,206 @@ usage(void)
 	exit(2);
 }
 
-
-int
-main(int argc, char *argv[])
+/* Fills cl from the command line, or exits 2 with the usage or a
+ * message naming the option.  Without -m, the shipped model. */
+static void
+parse_command_line(int argc, char *argv[], struct cmdline *cl)
 {
-	const char *paths[MAX_MODELS], *output = "-";
-	int nmodels = 0, k = -1, batch = 1000, threads = kz_ncpu(), ch;
-	int shift = 0;
-	struct kz_err e;
+	int ch;
 
-	kz_ignore_sigpipe();
-	/* Our threads each call BLAS: it must not start its own. */
-	kz_blas_threads(1);
+	memset(cl, 0, sizeof(*cl));
+	cl->k = -1;
+	cl->batch = 1000;
+	cl->threads = kz_ncpu();
+	cl->output = "-";
 	while ((ch = getopt(argc, argv, "m:k:s:b:t:o:")) != -1) {
 		switch (ch) {
 		case 'm':
-			if (nmodels == MAX_MODELS)
+			if (cl->nmodels == MAX_MODELS)
 				errx(2, "at most %d models", MAX_MODELS);
-			paths[nmodels++] = optarg;
+			cl->paths[cl->nmodels++] = optarg;
 			break;
-		case 'k': k = (int)integer(optarg, 1, KZ_MAX_K, "-k"); break;
+		case 'k':
+			cl->k = (int)integer(optarg, 1, KZ_MAX_K, "-k");
+			break;
 		case 's':
-			shift = (int)integer(optarg, 0, MAX_SHIFT, "-s");
+			cl->shift = (int)integer(optarg, 0, MAX_SHIFT, "-s");
 			break;
-		case 'b': batch = (int)integer(optarg, 1, 1 << 20, "-b"); break;
-		case 't': threads = (int)integer(optarg, 1, 64, "-t"); break;
-		case 'o': output = optarg; break;
+		case 'b':
+			cl->batch = (int)integer(optarg, 1, 1 << 20, "-b");
+			break;
+		case 't':
+			cl->threads = (int)integer(optarg, 1, 64, "-t");
+			break;
+		case 'o': cl->output = optarg; break;
 		default: usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc > 1)
+	if (argc - optind > 1)
 		usage();
-	refuse_tty(output);
-	if (nmodels == 0)
-		paths[nmodels++] = default_model();
+	cl->input = optind < argc ? argv[optind] : "-";
+	refuse_tty(cl->output);
+	if (cl->nmodels == 0)
+		cl->paths[cl->nmodels++] = default_model();
+}
 
-	struct kz_model m[MAX_MODELS];
-	struct kz_predictor *pred[MAX_MODELS];
-	for (int i = 0; i < nmodels; i++) {
-		if (kz_model_read(paths[i], &m[i], &e) != 0)
+/* Reads the models into m; they must agree on geometry and classes. */
+static void
+read_models(const struct cmdline *cl, struct kz_model *m)
+{
+	struct kz_err e;
+
+	for (int i = 0; i < cl->nmodels; i++) {
+		if (kz_model_read(cl->paths[i], &m[i], &e) != 0)
 			errx(1, "%s", e.msg);
 		if (i > 0 && (m[i].width != m[0].width || m[i].height !=
 		    m[0].height || m[i].nclasses != m[0].nclasses))
-			errx(1, "%s: a %ux%u model of %u classes cannot join %s, "
-			    "%ux%u of %u", paths[i], m[i].width, m[i].height,
-			    m[i].nclasses, paths[0], m[0].width, m[0].height,
-			    m[0].nclasses);
+			errx(1, "%s: a %ux%u model of %u classes cannot join "
+			    "%s, %ux%u of %u", cl->paths[i], m[i].width,
+			    m[i].height, m[i].nclasses, cl->paths[0],
+			    m[0].width, m[0].height, m[0].nclasses);
 	}
-	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
-	if (r == NULL)
+}
+
+/* Opens the stream, whose images must be 8-bit, of the models' size,
+ * and, if it says, of their number of classes. */
+static struct kz_reader *
+open_input(const struct cmdline *cl, const struct kz_model *m)
+{
+	struct kz_reader *r;
+	const struct kz_header *h;
+	const char *name;
+	struct kz_err e;
+
+	if ((r = kz_reader_open(cl->input, &e)) == NULL)
 		errx(1, "%s", e.msg);
-	const struct kz_header *h = kz_reader_header(r);
-	const char *name = kz_reader_name(r);
+	h = kz_reader_header(r);
+	name = kz_reader_name(r);
 	if (h->pixel != KZ_PIXEL_U8)
 		errx(1, "%s: models read 8-bit streams", name);
-	if (h->width != m[0].width || h->height != m[0].height)
-		errx(1, "%s: %ux%u images do not fit model %s (%ux%u); pass them "
-		    "through kz-norm --fit %ux%u", name, h->width, h->height,
-		    paths[0], m[0].width, m[0].height, m[0].width, m[0].height);
-	if (h->nclasses != 0 && h->nclasses != m[0].nclasses)
+	if (h->width != m->width || h->height != m->height)
+		errx(1, "%s: %ux%u images do not fit model %s (%ux%u); pass "
+		    "them through kz-norm --fit %ux%u", name, h->width,
+		    h->height, cl->paths[0], m->width, m->height, m->width,
+		    m->height);
+	if (h->nclasses != 0 && h->nclasses != m->nclasses)
 		errx(1, "%s: %u classes, model %s has %u", name, h->nclasses,
-		    paths[0], m[0].nclasses);
-	for (int i = 0; i < nmodels; i++)
-		if ((pred[i] = kz_predictor_new(&m[i], threads, batch, &e)) ==
-		    NULL)
-			errx(1, "%s: %s", paths[i], e.msg);
+		    cl->paths[0], m->nclasses);
+	return r;
+}
 
-	int C = (int)m[0].nclasses;
-	if (k < 0)
-		k = C < 5 ? C : 5;
-	if (k > C)
-		k = C;
-	struct kz_header oh = *h;
-	oh.k = (uint16_t)k;
-	oh.nclasses = (uint32_t)C;
-	struct kz_record *in = kz_record_new(h), **out;
-	size_t npix = (size_t)h->width * h->height;
-	uint8_t *pix = malloc(batch * npix), *moved = malloc(batch * npix);
+/* Sets up b for batches of the stream of header h, with k predictions
+ * of C classes (k of -1: the default); oh is the output's header. */
+static void
+new_batch(const struct cmdline *cl, const struct kz_header *h, int C,
+    struct batch *b, struct kz_header *oh)
+{
+	size_t n = (size_t)cl->batch;
+	int shift = cl->shift;
 	/* The views averaged: the image, and with -s, the image moved by
 	 * shift pixels right, left, down and up. */
 	int views[5][2] = { { 0, 0 }, { shift, 0 }, { -shift, 0 },
 	    { 0, shift }, { 0, -shift } };
-	int nviews = shift > 0 ? 5 : 1, nsum = nviews * nmodels;
-	float *probs = malloc((size_t)batch * C * sizeof(float));
-	float *sum = malloc((size_t)batch * C * sizeof(float));
-	if (in == NULL || pix == NULL || moved == NULL || probs == NULL ||
-	    sum == NULL ||
-	    (out = calloc(batch, sizeof(*out))) == NULL)
-		err(1, NULL);
-	for (int i = 0; i < batch; i++)
-		if ((out[i] = kz_record_new(&oh)) == NULL)
-			err(1, NULL);
-	struct kz_writer *w = kz_writer_open(output, &oh, &e);
-	if (w == NULL)
-		errx(1, "%s", e.msg);
 
+	memset(b, 0, sizeof(*b));
+	b->h = h;
+	b->npix = (size_t)h->width * h->height;
+	b->C = C;
+	b->k = cl->k < 0 ? (C < 5 ? C : 5) : cl->k > C ? C : cl->k;
+	b->nviews = shift > 0 ? 5 : 1;
+	memcpy(b->views, views, sizeof(views));
+	*oh = *h;
+	oh->k = (uint16_t)b->k;
+	oh->nclasses = (uint32_t)C;
+	b->in = kz_record_new(h);
+	b->pix = malloc(n * b->npix);
+	b->moved = malloc(n * b->npix);
+	b->probs = malloc(n * C * sizeof(float));
+	b->sum = malloc(n * C * sizeof(float));
+	if (b->in == NULL || b->pix == NULL || b->moved == NULL ||
+	    b->probs == NULL || b->sum == NULL ||
+	    (b->out = calloc(n, sizeof(*b->out))) == NULL)
+		err(1, NULL);
+	for (size_t i = 0; i < n; i++)
+		if ((b->out[i] = kz_record_new(oh)) == NULL)
+			err(1, NULL);
+}
+
+/* Adds up in b->sum the probabilities that every model gives every
+ * view of the batch's n images.  On an error, aborts w and exits. */
+static void
+predict(const struct cmdline *cl, struct kz_predictor **pred,
+    struct batch *b, int n, struct kz_writer *w)
+{
+	const struct kz_header *h = b->h;
+	struct kz_err e;
+
+	for (int v = 0; v < b->nviews; v++) {
+		const uint8_t *x = b->pix;
+
+		if (v > 0) {
+			for (int j = 0; j < n; j++)
+				kz_norm_shift(b->pix + j * b->npix, h->width,
+				    h->height, b->views[v][0], b->views[v][1],
+				    b->moved + j * b->npix);
+			x = b->moved;
+		}
+		for (int i = 0; i < cl->nmodels; i++) {
+			int first = v == 0 && i == 0;
+
+			if (kz_predict(pred[i], x, n, first ? b->sum :
+			    b->probs, &e) != 0) {
+				kz_writer_abort(w);
+				errx(1, "%s: %s", cl->paths[i], e.msg);
+			}
+			for (size_t j = 0; !first && j < (size_t)n * b->C;
+			    j++)
+				b->sum[j] += b->probs[j];
+		}
+	}
+}
+
+/* Record j's k best classes, from the sum of nsum probabilities. */
+static void
+best_k(struct batch *b, int j, int nsum)
+{
+	const float *p = b->sum + (size_t)j * b->C;
+	struct kz_record *out = b->out[j];
+
+	/* The k best by selection: k is small. */
+	for (int q = 0; q < b->k; q++) {
+		int best = -1;
+
+		for (int c = 0; c < b->C; c++) {
+			int taken = 0;
+
+			for (int t = 0; t < q && !taken; t++)
+				taken = (int)out->pred[t].cls == c;
+			if (!taken && (best < 0 || p[c] > p[best]))
+				best = c;
+		}
+		out->pred[q].cls = (uint32_t)best;
+		out->pred[q].score = p[best] / nsum;
+	}
+}
+
+/* Classifies the stream batch by batch onto w. */
+static void
+classify(const struct cmdline *cl, struct kz_reader *r,
+    struct kz_predictor **pred, struct batch *b, struct kz_writer *w)
+{
+	struct kz_err e;
 	int rc = 1;
+
 	while (rc == 1) {
 		int n = 0;
 
-		while (n < batch && (rc = kz_reader_next(r, in, &e)) == 1) {
-			out[n]->index = in->index;
-			out[n]->label = in->label;
-			memcpy(pix + n * npix, in->pixels, npix);
-			memcpy(out[n]->pixels, in->pixels, npix);
+		while (n < cl->batch && (rc = kz_reader_next(r, b->in,
+		    &e)) == 1) {
+			b->out[n]->index = b->in->index;
+			b->out[n]->label = b->in->label;
+			memcpy(b->pix + n * b->npix, b->in->pixels, b->npix);
+			memcpy(b->out[n]->pixels, b->in->pixels, b->npix);
 			n++;
 		}
 		if (rc < 0) {
@@ -168,67 +287,57 @@ main(int argc, char *argv[])
 		}
 		if (n == 0)
 			break;
-		for (int v = 0; v < nviews; v++) {
-			const uint8_t *x = pix;
-
-			if (v > 0) {
-				for (int j = 0; j < n; j++)
-					kz_norm_shift(pix + j * npix, h->width,
-					    h->height, views[v][0], views[v][1],
-					    moved + j * npix);
-				x = moved;
-			}
-			for (int i = 0; i < nmodels; i++) {
-				int first = v == 0 && i == 0;
-
-				if (kz_predict(pred[i], x, n, first ? sum : probs,
-				    &e) != 0) {
-					kz_writer_abort(w);
-					errx(1, "%s: %s", paths[i], e.msg);
-				}
-				for (size_t j = 0; !first && j < (size_t)n * C;
-				    j++)
-					sum[j] += probs[j];
-			}
-		}
+		predict(cl, pred, b, n, w);
 		for (int j = 0; j < n; j++) {
-			float *p = sum + (size_t)j * C;
-
-			/* The k best by selection: k is small. */
-			for (int q = 0; q < k; q++) {
-				int best = -1;
-
-				for (int c = 0; c < C; c++) {
-					int taken = 0;
-
-					for (int t = 0; t < q && !taken; t++)
-						taken = (int)out[j]->pred[t].cls == c;
-					if (!taken && (best < 0 || p[c] > p[best]))
-						best = c;
-				}
-				out[j]->pred[q].cls = (uint32_t)best;
-				out[j]->pred[q].score = p[best] / nsum;
-			}
-			if (kz_writer_put(w, out[j], &e) != 0) {
+			best_k(b, j, b->nviews * cl->nmodels);
+			if (kz_writer_put(w, b->out[j], &e) != 0) {
 				kz_writer_abort(w);
 				die_write(&e);
 			}
 		}
 	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct cmdline cl;
+	struct kz_model m[MAX_MODELS];
+	struct kz_predictor *pred[MAX_MODELS];
+	struct kz_reader *r;
+	struct kz_writer *w;
+	struct kz_header oh;
+	struct batch b;
+	struct kz_err e;
+
+	kz_ignore_sigpipe();
+	/* Our threads each call BLAS: it must not start its own. */
+	kz_blas_threads(1);
+	parse_command_line(argc, argv, &cl);
+	read_models(&cl, m);
+	r = open_input(&cl, &m[0]);
+	for (int i = 0; i < cl.nmodels; i++)
+		if ((pred[i] = kz_predictor_new(&m[i], cl.threads, cl.batch,
+		    &e)) == NULL)
+			errx(1, "%s: %s", cl.paths[i], e.msg);
+	new_batch(&cl, kz_reader_header(r), (int)m[0].nclasses, &b, &oh);
+	if ((w = kz_writer_open(cl.output, &oh, &e)) == NULL)
+		errx(1, "%s", e.msg);
+	classify(&cl, r, pred, &b, w);
 	if (kz_writer_close(w, &e) != 0)
 		die_write(&e);
-	for (int i = 0; i < nmodels; i++) {
+	for (int i = 0; i < cl.nmodels; i++) {
 		kz_predictor_free(pred[i]);
 		kz_model_free(&m[i]);
 	}
-	for (int i = 0; i < batch; i++)
-		kz_record_free(out[i]);
-	free(out);
-	kz_record_free(in);
-	free(pix);
-	free(moved);
-	free(probs);
-	free(sum);
+	for (int i = 0; i < cl.batch; i++)
+		kz_record_free(b.out[i]);
+	free(b.out);
+	kz_record_free(b.in);
+	free(b.pix);
+	free(b.moved);
+	free(b.probs);
+	free(b.sum);
 	kz_reader_close(r);
 	return 0;
 }

@@ -60,244 +60,337 @@ cname(const struct kz_classmap *m, uint32_t c, char *buf)
 	return buf;
 }
 
-int
-main(int argc, char *argv[])
-{
-	const char *map_path = NULL, *heatmap = NULL;
-	struct kz_classmap map = { 0 };
-	struct kz_err e;
-	int tsv = 0, npairs = 10, ch, rc;
+/* The command line, as parse_command_line leaves it. */
+struct cmdline {
+	const char *map_path;	/* -c: the class map, or NULL */
+	const char *heatmap;	/* -o: the heat map's PNG, or NULL */
+	const char *input;	/* the classified stream, "-" for stdin */
+	int tsv;		/* -t: key-value lines, not the report */
+	int npairs;		/* -n: confused pairs listed */
+};
 
-	kz_ignore_sigpipe();
+/* What the stream adds up to. */
+struct scores {
+	size_t C, K;		/* classes; predictions per record */
+	uint64_t *conf;		/* C x C: true class by best prediction */
+	uint64_t *topk;		/* K: right within the j + 1 best */
+	uint64_t labelled, total;	/* records */
+	int full;		/* each class has its probability: K == C */
+	double logloss;		/* mean, when full */
+	double acc, bal;	/* accuracy and balanced accuracy */
+	size_t present;		/* classes with labelled records */
+	struct pair *pairs;	/* the confusions off the diagonal, */
+	size_t np;		/* most frequent first */
+};
+
+/* Fills cl from the command line, or exits 2 with the usage or a
+ * message naming the option. */
+static void
+parse_command_line(int argc, char *argv[], struct cmdline *cl)
+{
+	int ch;
+
+	memset(cl, 0, sizeof(*cl));
+	cl->npairs = 10;
 	while ((ch = getopt(argc, argv, "tc:n:o:")) != -1) {
 		switch (ch) {
-		case 't': tsv = 1; break;
-		case 'c': map_path = optarg; break;
-		case 'n': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || v < 0 ||
-			    v > 1000000)
-				errx(2, "-n: a number of pairs, not \"%s\"",
-				    optarg);
-			npairs = (int)v;
+		case 't': cl->tsv = 1; break;
+		case 'c': cl->map_path = optarg; break;
+		case 'n':
+			cl->npairs = (int)integer(optarg, 0, 1000000, "-n");
 			break;
-		}
 		case 'o':
 			if (strcmp(optarg, "-") == 0)
 				errx(2, "-o: the heat map needs a file name "
 				    "(the report is on stdout)");
-			heatmap = optarg;
+			cl->heatmap = optarg;
 			break;
 		default: usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc > 1 || npairs < 0)
+	if (argc - optind > 1)
 		usage();
-	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
-	if (r == NULL)
+	cl->input = optind < argc ? argv[optind] : "-";
+}
+
+/* Opens the stream, which must hold predictions and a class count, and
+ * reads the class map, which must have as many classes. */
+static struct kz_reader *
+open_predictions(const struct cmdline *cl, struct kz_classmap *map)
+{
+	struct kz_reader *r;
+	const struct kz_header *h;
+	const char *name;
+	struct kz_err e;
+
+	if ((r = kz_reader_open(cl->input, &e)) == NULL)
 		errx(1, "%s", e.msg);
-	const struct kz_header *h = kz_reader_header(r);
-	const char *name = kz_reader_name(r);
+	h = kz_reader_header(r);
+	name = kz_reader_name(r);
 	if (h->k == 0)
 		errx(1, "%s: no predictions (k is 0): pass it through "
 		    "kz-classify first", name);
 	if (h->nclasses == 0)
 		errx(1, "%s: the header gives no class count", name);
-	if (map_path != NULL && kz_classmap_read(map_path, &map, &e) != 0)
+	if (cl->map_path != NULL && kz_classmap_read(cl->map_path, map,
+	    &e) != 0)
 		errx(1, "%s", e.msg);
-	if (map_path != NULL && map.n != h->nclasses)
+	if (cl->map_path != NULL && map->n != h->nclasses)
 		errx(1, "%s: %u classes, but class map %s has %zu", name,
-		    h->nclasses, map_path, map.n);
+		    h->nclasses, cl->map_path, map->n);
+	return r;
+}
 
-	size_t C = h->nclasses, K = h->k;
-	uint64_t *conf = calloc(C * C, sizeof(uint64_t));
-	uint64_t *topk = calloc(K, sizeof(uint64_t)), labelled = 0, total = 0;
+/* The labelled records of class c. */
+static uint64_t
+class_count(const struct scores *s, size_t c)
+{
+	uint64_t n = 0;
+
+	for (size_t p = 0; p < s->C; p++)
+		n += s->conf[c * s->C + p];
+	return n;
+}
+
+/* Reads the stream to its end into s: the confusion matrix, the top-k
+ * hits and the log loss. */
+static void
+tally(struct kz_reader *r, struct scores *s)
+{
+	const struct kz_header *h = kz_reader_header(r);
+	struct kz_record *rec = kz_record_new(h);
+	struct kz_err e;
+	size_t C, K;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	C = s->C = h->nclasses;
+	K = s->K = h->k;
+	s->conf = calloc(C * C, sizeof(uint64_t));
+	s->topk = calloc(K, sizeof(uint64_t));
 	/* Log loss, when every class has its probability: it still tells
 	 * models apart when their accuracies differ by an image or two. */
-	int full = K == C;
-	double logloss = 0;
-	struct kz_record *rec = kz_record_new(h);
-	if (conf == NULL || topk == NULL || rec == NULL)
+	s->full = K == C;
+	if (s->conf == NULL || s->topk == NULL || rec == NULL)
 		err(1, "%zu classes", C);
 	while ((rc = kz_reader_next(r, rec, &e)) == 1) {
-		total++;
+		s->total++;
 		if (rec->label < 0)
 			continue;
-		labelled++;
-		conf[(size_t)rec->label * C + rec->pred[0].cls]++;
+		s->labelled++;
+		s->conf[(size_t)rec->label * C + rec->pred[0].cls]++;
 		for (size_t j = 0; j < K; j++)
 			if ((int32_t)rec->pred[j].cls == rec->label) {
-				topk[j]++;
-				if (full)
-					logloss -= log(fmax(rec->pred[j].score,
-					    LOGLOSS_MIN));
+				s->topk[j]++;
+				if (s->full)
+					s->logloss -= log(fmax(
+					    rec->pred[j].score, LOGLOSS_MIN));
 				break;
 			}
 	}
 	if (rc < 0)
 		errx(1, "%s", e.msg);
-	if (labelled == 0)
-		errx(1, "%s: no labelled records to score", name);
-	for (size_t j = 1; j < K; j++)
-		topk[j] += topk[j - 1];
+	kz_record_free(rec);
+}
 
-	double bal = 0;
-	size_t present = 0;
+/* From the counts of a stream with labelled records: the accuracies,
+ * the mean log loss, the confused pairs in order. */
+static void
+score(struct scores *s)
+{
+	size_t C = s->C, cap = 1024;
+
+	for (size_t j = 1; j < s->K; j++)
+		s->topk[j] += s->topk[j - 1];
 	for (size_t c = 0; c < C; c++) {
-		uint64_t n = 0;
+		uint64_t n = class_count(s, c);
 
-		for (size_t p = 0; p < C; p++)
-			n += conf[c * C + p];
 		if (n > 0) {
-			bal += (double)conf[c * C + c] / n;
-			present++;
+			s->bal += (double)s->conf[c * C + c] / n;
+			s->present++;
 		}
 	}
-	bal /= present;
-	double acc = (double)topk[0] / labelled;
-	logloss /= labelled;
+	s->bal /= s->present;
+	s->acc = (double)s->topk[0] / s->labelled;
+	s->logloss /= s->labelled;
 
 	/* The most confused pairs, off the diagonal. */
-	size_t np = 0, pcap = 1024;
-	struct pair *pairs = malloc(pcap * sizeof(*pairs));
-	if (pairs == NULL)
+	if ((s->pairs = malloc(cap * sizeof(*s->pairs))) == NULL)
 		err(1, NULL);
 	for (size_t t = 0; t < C; t++)
 		for (size_t p = 0; p < C; p++)
-			if (t != p && conf[t * C + p] > 0) {
-				if (np == pcap && (pairs = realloc(pairs,
-				    (pcap *= 2) * sizeof(*pairs))) == NULL)
+			if (t != p && s->conf[t * C + p] > 0) {
+				if (s->np == cap && (s->pairs = realloc(
+				    s->pairs, (cap *= 2) *
+				    sizeof(*s->pairs))) == NULL)
 					err(1, NULL);
-				pairs[np++] = (struct pair){ (uint32_t)t,
-				    (uint32_t)p, conf[t * C + p] };
+				s->pairs[s->np++] = (struct pair){ (uint32_t)t,
+				    (uint32_t)p, s->conf[t * C + p] };
 			}
-	qsort(pairs, np, sizeof(*pairs), pair_cmp);
+	qsort(s->pairs, s->np, sizeof(*s->pairs), pair_cmp);
+}
 
+/* -t: the figures as key-value lines, for scripts. */
+static void
+print_tsv(const struct scores *s, const struct kz_classmap *map,
+    int npairs)
+{
 	char b1[16], b2[16];
-	if (tsv) {
-		printf("records\t%llu\nlabelled\t%llu\naccuracy\t%.6f\n"
-		    "balanced_accuracy\t%.6f\n", (unsigned long long)total,
-		    (unsigned long long)labelled, acc, bal);
-		for (size_t j = 0; j < K; j++)
-			printf("top%zu\t%.6f\n", j + 1,
-			    (double)topk[j] / labelled);
-		if (full)
-			printf("log_loss\t%.6f\n", logloss);
+
+	printf("records\t%llu\nlabelled\t%llu\naccuracy\t%.6f\n"
+	    "balanced_accuracy\t%.6f\n", (unsigned long long)s->total,
+	    (unsigned long long)s->labelled, s->acc, s->bal);
+	for (size_t j = 0; j < s->K; j++)
+		printf("top%zu\t%.6f\n", j + 1,
+		    (double)s->topk[j] / s->labelled);
+	if (s->full)
+		printf("log_loss\t%.6f\n", s->logloss);
+	for (size_t c = 0; c < s->C; c++) {
+		uint64_t n = class_count(s, c);
+
+		printf("class\t%zu\t%s\t%llu\t%.6f\n", c, cname(map, c, b1),
+		    (unsigned long long)n,
+		    n ? (double)s->conf[c * s->C + c] / n : 0.0);
+	}
+	for (size_t i = 0; i < s->np && (int)i < npairs; i++)
+		printf("confused\t%u\t%u\t%s\t%s\t%llu\n", s->pairs[i].truth,
+		    s->pairs[i].pred, cname(map, s->pairs[i].truth, b1),
+		    cname(map, s->pairs[i].pred, b2),
+		    (unsigned long long)s->pairs[i].n);
+}
+
+/* The confusion matrix as text, when the classes are few enough. */
+static void
+print_matrix(const struct scores *s, const struct kz_classmap *map)
+{
+	char b[16];
+
+	printf("confusion matrix (rows: true, columns: predicted)\n      ");
+	for (size_t p = 0; p < s->C; p++)
+		print_col(cname(map, p, b), 5);
+	putchar('\n');
+	for (size_t t = 0; t < s->C; t++) {
+		print_col(cname(map, t, b), 5);
+		putchar(' ');
+		for (size_t p = 0; p < s->C; p++)
+			printf("%5llu", (unsigned long long)
+			    s->conf[t * s->C + p]);
+		putchar('\n');
+	}
+}
+
+/* The report for people. */
+static void
+print_report(const struct scores *s, const struct kz_classmap *map,
+    int npairs)
+{
+	size_t C = s->C, K = s->K;
+	char b1[16], b2[16];
+
+	printf("records            %llu (%llu labelled)\n",
+	    (unsigned long long)s->total, (unsigned long long)s->labelled);
+	printf("accuracy           %.2f%%\n", 100 * s->acc);
+	printf("balanced accuracy  %.2f%% (mean over %zu classes)\n",
+	    100 * s->bal, s->present);
+	for (size_t j = 1; j < K; j++)
+		if (j + 1 == 2 || j + 1 == 3 || j + 1 == 5 || j + 1 == K)
+			printf("top-%zu accuracy     %.2f%%\n", j + 1,
+			    100.0 * s->topk[j] / s->labelled);
+	if (s->full)
+		printf("log loss           %.4f\n", s->logloss);
+	if (C <= 100) {
+		printf("per class          class  char  count  accuracy\n");
 		for (size_t c = 0; c < C; c++) {
-			uint64_t n = 0;
+			uint64_t n = class_count(s, c);
 
-			for (size_t p = 0; p < C; p++)
-				n += conf[c * C + p];
-			printf("class\t%zu\t%s\t%llu\t%.6f\n", c,
-			    cname(&map, c, b1), (unsigned long long)n,
-			    n ? (double)conf[c * C + c] / n : 0.0);
-		}
-		for (size_t i = 0; i < np && (int)i < npairs; i++)
-			printf("confused\t%u\t%u\t%s\t%s\t%llu\n", pairs[i].truth,
-			    pairs[i].pred, cname(&map, pairs[i].truth, b1),
-			    cname(&map, pairs[i].pred, b2),
-			    (unsigned long long)pairs[i].n);
-	} else {
-		printf("records            %llu (%llu labelled)\n",
-		    (unsigned long long)total, (unsigned long long)labelled);
-		printf("accuracy           %.2f%%\n", 100 * acc);
-		printf("balanced accuracy  %.2f%% (mean over %zu classes)\n",
-		    100 * bal, present);
-		for (size_t j = 1; j < K; j++)
-			if (j + 1 == 2 || j + 1 == 3 || j + 1 == 5 || j + 1 == K)
-				printf("top-%zu accuracy     %.2f%%\n", j + 1,
-				    100.0 * topk[j] / labelled);
-		if (full)
-			printf("log loss           %.4f\n", logloss);
-		if (C <= 100) {
-			printf("per class          class  char  count  "
-			    "accuracy\n");
-			for (size_t c = 0; c < C; c++) {
-				uint64_t n = 0;
-
-				for (size_t p = 0; p < C; p++)
-					n += conf[c * C + p];
-				if (n == 0)
-					continue;
-				printf("                   %5zu  %-4s %6llu  "
-				    "%6.2f%%\n", c, cname(&map, c, b1),
-				    (unsigned long long)n,
-				    100.0 * conf[c * C + c] / n);
-			}
-		}
-		if (np > 0 && npairs > 0)
-			printf("most confused      true -> predicted  count\n");
-		for (size_t i = 0; i < np && (int)i < npairs; i++)
-			printf("                   %s -> %s  (%u -> %u)  %llu\n",
-			    cname(&map, pairs[i].truth, b1),
-			    cname(&map, pairs[i].pred, b2), pairs[i].truth,
-			    pairs[i].pred, (unsigned long long)pairs[i].n);
-		if (C <= TEXT_MATRIX_MAX) {
-			printf("confusion matrix (rows: true, columns: "
-			    "predicted)\n      ");
-			for (size_t p = 0; p < C; p++)
-				print_col(cname(&map, p, b1), 5);
-			putchar('\n');
-			for (size_t t = 0; t < C; t++) {
-				print_col(cname(&map, t, b1), 5);
-				putchar(' ');
-				for (size_t p = 0; p < C; p++)
-					printf("%5llu", (unsigned long long)
-					    conf[t * C + p]);
-				putchar('\n');
-			}
+			if (n == 0)
+				continue;
+			printf("                   %5zu  %-4s %6llu  %6.2f%%\n",
+			    c, cname(map, c, b1), (unsigned long long)n,
+			    100.0 * s->conf[c * C + c] / n);
 		}
 	}
+	if (s->np > 0 && npairs > 0)
+		printf("most confused      true -> predicted  count\n");
+	for (size_t i = 0; i < s->np && (int)i < npairs; i++)
+		printf("                   %s -> %s  (%u -> %u)  %llu\n",
+		    cname(map, s->pairs[i].truth, b1),
+		    cname(map, s->pairs[i].pred, b2), s->pairs[i].truth,
+		    s->pairs[i].pred, (unsigned long long)s->pairs[i].n);
+	if (C <= TEXT_MATRIX_MAX)
+		print_matrix(s, map);
+}
+
+/* -o: the confusion matrix as a grey PNG.  Each cell: the share of
+ * class t predicted as p, on a square-root scale so that rare
+ * confusions show. */
+static void
+write_heatmap(const struct scores *s, const char *path)
+{
+	size_t C = s->C;
+	size_t cell = HEATMAP_SIDE / C > 0 ? HEATMAP_SIDE / C : 1;
+	size_t side = C * cell;
+	struct kz_err e;
+	struct kz_out o;
+	uint8_t *png;
+	size_t len;
+
+	if (side > 16384)
+		errx(1, "%zu classes are too many for a heat map", C);
+	struct kz_image img = { (uint32_t)side, (uint32_t)side,
+	    calloc(side * side, 1) };
+	if (img.pixels == NULL)
+		err(1, NULL);
+	for (size_t t = 0; t < C; t++) {
+		uint64_t n = class_count(s, t);
+
+		for (size_t p = 0; p < C && n > 0; p++) {
+			double v = sqrt((double)s->conf[t * C + p] / n);
+			uint8_t g = (uint8_t)(255 * v + 0.5);
+
+			for (size_t y = 0; y < cell; y++)
+				memset(img.pixels + (t * cell + y) * side +
+				    p * cell, g, cell);
+		}
+	}
+	if (kz_png_encode(&img, &png, &len, &e) != 0 ||
+	    kz_out_open(&o, path, &e) != 0)
+		errx(1, "%s: %s", path, e.msg);
+	if (kz_out_write(&o, png, len, &e) != 0) {
+		kz_out_abort(&o);
+		errx(1, "%s", e.msg);
+	}
+	if (kz_out_close(&o, &e) != 0)
+		errx(1, "%s", e.msg);
+	free(png);
+	free(img.pixels);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct cmdline cl;
+	struct kz_classmap map = { 0 };
+	struct kz_reader *r;
+	struct scores s;
+
+	kz_ignore_sigpipe();
+	parse_command_line(argc, argv, &cl);
+	r = open_predictions(&cl, &map);
+	tally(r, &s);
+	if (s.labelled == 0)
+		errx(1, "%s: no labelled records to score", kz_reader_name(r));
+	score(&s);
+	if (cl.tsv)
+		print_tsv(&s, &map, cl.npairs);
+	else
+		print_report(&s, &map, cl.npairs);
 	check_stdout(1);
-
-	if (heatmap != NULL) {
-		/* Each cell: the share of class t predicted as p, on a
-		 * square-root scale so that rare confusions show. */
-		size_t cell = HEATMAP_SIDE / C > 0 ? HEATMAP_SIDE / C : 1;
-		size_t side = C * cell;
-		if (side > 16384)
-			errx(1, "%zu classes are too many for a heat map", C);
-		struct kz_image img = { (uint32_t)side, (uint32_t)side,
-		    calloc(side * side, 1) };
-		if (img.pixels == NULL)
-			err(1, NULL);
-		for (size_t t = 0; t < C; t++) {
-			uint64_t n = 0;
-
-			for (size_t p = 0; p < C; p++)
-				n += conf[t * C + p];
-			for (size_t p = 0; p < C && n > 0; p++) {
-				double v = sqrt((double)conf[t * C + p] / n);
-				uint8_t g = (uint8_t)(255 * v + 0.5);
-
-				for (size_t y = 0; y < cell; y++)
-					memset(img.pixels + (t * cell + y) * side +
-					    p * cell, g, cell);
-			}
-		}
-		uint8_t *png;
-		size_t len;
-		struct kz_out o;
-		if (kz_png_encode(&img, &png, &len, &e) != 0 ||
-		    kz_out_open(&o, heatmap, &e) != 0)
-			errx(1, "%s: %s", heatmap, e.msg);
-		if (kz_out_write(&o, png, len, &e) != 0) {
-			kz_out_abort(&o);
-			errx(1, "%s", e.msg);
-		}
-		if (kz_out_close(&o, &e) != 0)
-			errx(1, "%s", e.msg);
-		free(png);
-		free(img.pixels);
-	}
-	free(conf);
-	free(topk);
-	free(pairs);
-	kz_record_free(rec);
+	if (cl.heatmap != NULL)
+		write_heatmap(&s, cl.heatmap);
+	free(s.conf);
+	free(s.topk);
+	free(s.pairs);
 	kz_reader_close(r);
 	kz_classmap_free(&map);
 	close_stdout();

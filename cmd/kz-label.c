@@ -12,6 +12,14 @@
 
 enum format { FMT_TSV, FMT_CHAR, FMT_TEXT };
 
+/* The command line, as parse_command_line leaves it. */
+struct cmdline {
+	const char *map_path;	/* -c: the class map */
+	enum format fmt;	/* -f */
+	int mistakes;		/* -x: only records predicted wrong */
+	const char *input;	/* the stream, "-" for stdin */
+};
+
 static void
 usage(void)
 {
@@ -20,32 +28,30 @@ usage(void)
 	exit(2);
 }
 
-
-int
-main(int argc, char *argv[])
+/* Fills cl from the command line, or exits 2 with the usage or a
+ * message naming the format. */
+static void
+parse_command_line(int argc, char *argv[], struct cmdline *cl)
 {
-	const char *map_path = NULL;
-	enum format fmt = FMT_TSV;
-	struct kz_classmap map = { 0 };
-	struct kz_err e;
-	int ch, rc, mistakes = 0;
+	int ch;
 
-	kz_ignore_sigpipe();
+	memset(cl, 0, sizeof(*cl));
+	cl->fmt = FMT_TSV;
 	while ((ch = getopt(argc, argv, "c:f:x")) != -1) {
 		switch (ch) {
 		case 'x':
-			mistakes = 1;
+			cl->mistakes = 1;
 			break;
 		case 'c':
-			map_path = optarg;
+			cl->map_path = optarg;
 			break;
 		case 'f':
 			if (strcmp(optarg, "tsv") == 0)
-				fmt = FMT_TSV;
+				cl->fmt = FMT_TSV;
 			else if (strcmp(optarg, "char") == 0)
-				fmt = FMT_CHAR;
+				cl->fmt = FMT_CHAR;
 			else if (strcmp(optarg, "text") == 0)
-				fmt = FMT_TEXT;
+				cl->fmt = FMT_TEXT;
 			else
 				errx(2, "unknown format \"%s\" (tsv, char or "
 				    "text)", optarg);
@@ -54,69 +60,88 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (map_path == NULL || argc > 1)
+	if (cl->map_path == NULL || argc - optind > 1)
 		usage();
+	cl->input = optind < argc ? argv[optind] : "-";
+}
+
+/* Prints rec, the record just read from r, in -f's format through the
+ * class map, which must hold its label and predicted classes; -x skips
+ * it unless its best prediction is wrong. */
+static void
+print_record(const struct cmdline *cl, struct kz_reader *r,
+    const struct kz_record *rec, const struct kz_classmap *map)
+{
+	const struct kz_header *h = kz_reader_header(r);
+	unsigned long long n = kz_reader_count(r) - 1;
+	const char *name = kz_reader_name(r);
+
+	if (rec->label >= (int32_t)map->n)
+		errx(1, "%s: record %llu: label %d is not in class map %s "
+		    "(%zu classes)", name, n, rec->label, cl->map_path,
+		    map->n);
+	for (unsigned i = 0; i < h->k; i++)
+		if (rec->pred[i].cls >= map->n)
+			errx(1, "%s: record %llu: predicted class %u is not in "
+			    "class map %s (%zu classes)", name, n,
+			    rec->pred[i].cls, cl->map_path, map->n);
+	/* -x: the same selection as kz-show -x, in the same order. */
+	if (cl->mistakes && (h->k == 0 || rec->label < 0 ||
+	    (int32_t)rec->pred[0].cls == rec->label))
+		return;
+	const char *truth = rec->label == KZ_LABEL_UNKNOWN ? "-" :
+	    map->utf8[rec->label];
+	const char *best = h->k > 0 ? map->utf8[rec->pred[0].cls] : truth;
+	switch (cl->fmt) {
+	case FMT_TSV:
+		printf("%llu\t%s", (unsigned long long)rec->index, truth);
+		for (unsigned i = 0; i < h->k; i++)
+			printf("\t%s\t%.6f", map->utf8[rec->pred[i].cls],
+			    rec->pred[i].score);
+		putchar('\n');
+		break;
+	case FMT_CHAR:
+		printf("%s\n", best);
+		break;
+	case FMT_TEXT:
+		fputs(strcmp(best, "-") == 0 ? "\xE3\x80\x93" : best,
+		    stdout);	/* U+3013 GETA MARK for unknown */
+		break;
+	}
+	check_stdout(0);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct cmdline cl;
+	struct kz_classmap map = { 0 };
+	struct kz_reader *r;
+	const struct kz_header *h;
+	struct kz_record *rec;
+	struct kz_err e;
+	int rc;
+
+	kz_ignore_sigpipe();
+	parse_command_line(argc, argv, &cl);
 	/* The header first, as in kz-info: the map may be written by the
 	 * program upstream. */
-	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
-	if (r == NULL)
+	if ((r = kz_reader_open(cl.input, &e)) == NULL)
 		errx(1, "%s", e.msg);
-	if (kz_classmap_read(map_path, &map, &e) != 0)
+	if (kz_classmap_read(cl.map_path, &map, &e) != 0)
 		errx(1, "%s", e.msg);
-	const struct kz_header *h = kz_reader_header(r);
+	h = kz_reader_header(r);
 	if (h->nclasses > 0 && h->nclasses != map.n)
 		errx(1, "%s: %u classes, but class map %s has %zu",
-		    kz_reader_name(r), h->nclasses, map_path, map.n);
-	const char *name = kz_reader_name(r);
-	struct kz_record *rec = kz_record_new(h);
-	if (rec == NULL)
+		    kz_reader_name(r), h->nclasses, cl.map_path, map.n);
+	if ((rec = kz_record_new(h)) == NULL)
 		err(1, NULL);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-
-	while ((rc = kz_reader_next(r, rec, &e)) == 1) {
-		unsigned long long n = kz_reader_count(r) - 1;
-
-		if (rec->label >= (int32_t)map.n)
-			errx(1, "%s: record %llu: label %d is not in class map "
-			    "%s (%zu classes)", name, n, rec->label, map_path,
-			    map.n);
-		for (unsigned i = 0; i < h->k; i++)
-			if (rec->pred[i].cls >= map.n)
-				errx(1, "%s: record %llu: predicted class %u is "
-				    "not in class map %s (%zu classes)", name, n,
-				    rec->pred[i].cls, map_path, map.n);
-		/* -x: the same selection as kz-show -x, in the same order. */
-		if (mistakes && (h->k == 0 || rec->label < 0 ||
-		    (int32_t)rec->pred[0].cls == rec->label))
-			continue;
-		const char *truth = rec->label == KZ_LABEL_UNKNOWN ? "-" :
-		    map.utf8[rec->label];
-		const char *best = h->k > 0 ? map.utf8[rec->pred[0].cls] :
-		    truth;
-		switch (fmt) {
-		case FMT_TSV:
-			printf("%llu\t%s", (unsigned long long)rec->index,
-			    truth);
-			for (unsigned i = 0; i < h->k; i++)
-				printf("\t%s\t%.6f", map.utf8[rec->pred[i].cls],
-				    rec->pred[i].score);
-			putchar('\n');
-			break;
-		case FMT_CHAR:
-			printf("%s\n", best);
-			break;
-		case FMT_TEXT:
-			fputs(strcmp(best, "-") == 0 ? "\xE3\x80\x93" : best,
-			    stdout);	/* U+3013 GETA MARK for unknown */
-			break;
-		}
-		check_stdout(0);
-	}
+	while ((rc = kz_reader_next(r, rec, &e)) == 1)
+		print_record(&cl, r, rec, &map);
 	if (rc < 0)
 		errx(1, "%s", e.msg);
-	if (fmt == FMT_TEXT)
+	if (cl.fmt == FMT_TEXT)
 		putchar('\n');
 	check_stdout(1);
 	kz_record_free(rec);

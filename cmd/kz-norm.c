@@ -12,6 +12,18 @@
 
 enum polarity { POL_AUTO, POL_KEEP, POL_INVERT };
 
+/* The command line, as parse_command_line leaves it. */
+struct cmdline {
+	uint32_t fw, fh;	/* -f: the box fitted into; 0: none */
+	uint32_t rw, rh;	/* -r: the size resized to; 0: none */
+	uint32_t margin;	/* -m: black pixels around -f's ink */
+	uint32_t threshold;	/* -T: ink is above it, for -c and -f */
+	enum polarity pol;	/* -p */
+	int crop, centre, deskew, stretch;	/* -c, -C, -d, -s */
+	const char *output;	/* -o: "-" for stdout */
+	const char *input;	/* the stream, "-" for stdin */
+};
+
 static void
 usage(void)
 {
@@ -21,21 +33,28 @@ usage(void)
 	exit(2);
 }
 
+/* A size WxH of option opt (each side 1..KZ_MAX_DIM), or exit 2. */
 static void
-size_arg(const char *s, uint32_t *w, uint32_t *h)
+size_arg(const char *opt, const char *s, uint32_t *w, uint32_t *h)
 {
-	unsigned a, b;
-	char c;
+	const char *x = strchr(s, 'x');
+	char what[16], *side;
 
-	if (sscanf(s, "%ux%u%c", &a, &b, &c) != 2 || a < 1 || b < 1 ||
-	    a > KZ_MAX_DIM || b > KZ_MAX_DIM)
+	if (x == NULL)
 		errx(2, "size \"%s\": want WxH, each 1..%d", s, KZ_MAX_DIM);
-	*w = a;
-	*h = b;
+	if ((side = strndup(s, (size_t)(x - s))) == NULL)
+		err(1, NULL);
+	snprintf(what, sizeof(what), "%s width", opt);
+	*w = (uint32_t)integer(side, 1, KZ_MAX_DIM, what);
+	free(side);
+	snprintf(what, sizeof(what), "%s height", opt);
+	*h = (uint32_t)integer(x + 1, 1, KZ_MAX_DIM, what);
 }
 
-int
-main(int argc, char *argv[])
+/* Fills cl from the command line, or exits 2 with the usage or a
+ * message naming the option. */
+static void
+parse_command_line(int argc, char *argv[], struct cmdline *cl)
 {
 	static const struct option longopts[] = {
 		{ "fit", required_argument, NULL, 'f' },
@@ -51,112 +70,112 @@ main(int argc, char *argv[])
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 }
 	};
-	enum polarity pol = POL_AUTO;
-	uint32_t fw = 0, fh = 0, rw = 0, rh = 0, margin = 1, threshold = 32;
-	int crop = 0, centre = 0, deskew = 0, stretch = 0, ch, rc;
-	const char *output = "-";
-	struct kz_err e;
+	int ch;
 
-	kz_ignore_sigpipe();
+	memset(cl, 0, sizeof(*cl));
+	cl->pol = POL_AUTO;
+	cl->margin = 1;
+	cl->threshold = 32;
+	cl->output = "-";
 	while ((ch = getopt_long(argc, argv, "f:r:m:p:T:cCdso:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 'f': size_arg(optarg, &fw, &fh); break;
-		case 'r': size_arg(optarg, &rw, &rh); break;
-		case 'm': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || v > KZ_MAX_DIM)
-				errx(2, "-m: margin in 0..%d pixels", KZ_MAX_DIM);
-			margin = (uint32_t)v;
+		case 'f': size_arg("-f", optarg, &cl->fw, &cl->fh); break;
+		case 'r': size_arg("-r", optarg, &cl->rw, &cl->rh); break;
+		case 'm':
+			cl->margin = (uint32_t)integer(optarg, 0, KZ_MAX_DIM,
+			    "-m");
 			break;
-		}
-		case 'T': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*optarg == '\0' || *end != '\0' || v > 254)
-				errx(2, "-T: threshold in 0..254");
-			threshold = (uint32_t)v;
+		case 'T':
+			cl->threshold = (uint32_t)integer(optarg, 0, 254, "-T");
 			break;
-		}
 		case 'p':
-			if (strcmp(optarg, "auto") == 0) pol = POL_AUTO;
-			else if (strcmp(optarg, "keep") == 0) pol = POL_KEEP;
-			else if (strcmp(optarg, "invert") == 0) pol = POL_INVERT;
-			else errx(2, "-p: auto, keep or invert");
+			if (strcmp(optarg, "auto") == 0)
+				cl->pol = POL_AUTO;
+			else if (strcmp(optarg, "keep") == 0)
+				cl->pol = POL_KEEP;
+			else if (strcmp(optarg, "invert") == 0)
+				cl->pol = POL_INVERT;
+			else
+				errx(2, "-p: auto, keep or invert");
 			break;
-		case 'c': crop = 1; break;
-		case 'C': centre = 1; break;
-		case 'd': deskew = 1; break;
-		case 's': stretch = 1; break;
-		case 'o': output = optarg; break;
+		case 'c': cl->crop = 1; break;
+		case 'C': cl->centre = 1; break;
+		case 'd': cl->deskew = 1; break;
+		case 's': cl->stretch = 1; break;
+		case 'o': cl->output = optarg; break;
 		default: usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (fw && rw)
+	if (cl->fw && cl->rw)
 		errx(2, "-f and -r both set the size: give one");
-	if (argc > 1)
+	if (argc - optind > 1)
 		usage();
-	if (crop && !fw && !rw)
+	cl->input = optind < argc ? argv[optind] : "-";
+	if (cl->crop && !cl->fw && !cl->rw)
 		errx(2, "-c gives every image its own size: add -f or -r");
-	refuse_tty(output);
+	refuse_tty(cl->output);
+}
 
-	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
-	if (r == NULL)
-		errx(1, "%s", e.msg);
+/* Copies pixels into img, allocated at its size, and puts it through
+ * the steps cl asks for, in the order of kz-norm(1).  Returns non-zero
+ * when out of memory. */
+static int
+normalise(const struct cmdline *cl, const uint8_t *pixels,
+    struct kz_image *img)
+{
+	uint32_t box[4];
+	int fail = 0;
+
+	memcpy(img->pixels, pixels, (size_t)img->width * img->height);
+	if (cl->pol == POL_INVERT || (cl->pol == POL_AUTO &&
+	    kz_norm_polarity(img)))
+		kz_norm_invert(img);
+	/* --fit levels the background too: a scan's grey paper,
+	 * inverted, must become the datasets' black. */
+	if (cl->stretch || cl->fw)
+		kz_norm_stretch(img);
+	if (cl->deskew)
+		fail = kz_norm_deskew(img);
+	/* --fit crops to the ink: the datasets' characters fill their
+	 * box. */
+	if (!fail && (cl->crop || cl->fw) &&
+	    kz_norm_bbox(img, (uint8_t)cl->threshold, box) == 0)
+		fail = kz_norm_crop(img, box);
+	if (!fail && cl->fw)
+		fail = kz_norm_fit(img, cl->fw, cl->fh, cl->margin);
+	if (!fail && cl->rw)
+		fail = kz_norm_resize(img, cl->rw, cl->rh);
+	if (!fail && cl->centre)
+		fail = kz_norm_centre(img);
+	return fail;
+}
+
+/* Writes each record of r to w, normalised into the output's header
+ * oh: in and out are records of the input's and of oh. */
+static void
+convert(const struct cmdline *cl, struct kz_reader *r,
+    const struct kz_header *oh, struct kz_record *in,
+    struct kz_record *out, struct kz_writer *w)
+{
 	const struct kz_header *h = kz_reader_header(r);
-	if (h->pixel != KZ_PIXEL_U8)
-		errx(1, "%s: kz-norm reads 8-bit streams", kz_reader_name(r));
-	struct kz_header oh = *h;
-	if (fw) { oh.width = fw; oh.height = fh; }
-	if (rw) { oh.width = rw; oh.height = rh; }
-	struct kz_record *in = kz_record_new(h), *out = kz_record_new(&oh);
-	if (in == NULL || out == NULL)
-		err(1, NULL);
-	struct kz_writer *w = kz_writer_open(output, &oh, &e);
-	if (w == NULL)
-		errx(1, "%s", e.msg);
 	size_t npix = (size_t)h->width * h->height;
+	size_t onpix = (size_t)oh->width * oh->height;
+	struct kz_err e;
+	int rc;
 
 	while ((rc = kz_reader_next(r, in, &e)) == 1) {
 		struct kz_image img = { h->width, h->height, malloc(npix) };
-		uint32_t box[4];
-		int fail = img.pixels == NULL;
 
-		if (!fail)
-			memcpy(img.pixels, in->pixels, npix);
-		if (!fail && (pol == POL_INVERT || (pol == POL_AUTO &&
-		    kz_norm_polarity(&img))))
-			kz_norm_invert(&img);
-		/* --fit levels the background too: a scan's grey paper,
-		 * inverted, must become the datasets' black. */
-		if (!fail && (stretch || fw))
-			kz_norm_stretch(&img);
-		if (!fail && deskew)
-			fail = kz_norm_deskew(&img);
-		/* --fit crops to the ink: the datasets' characters fill
-		 * their box. */
-		if (!fail && (crop || fw) &&
-		    kz_norm_bbox(&img, (uint8_t)threshold, box) == 0)
-			fail = kz_norm_crop(&img, box);
-		if (!fail && fw)
-			fail = kz_norm_fit(&img, fw, fh, margin);
-		if (!fail && rw)
-			fail = kz_norm_resize(&img, rw, rh);
-		if (!fail && centre)
-			fail = kz_norm_centre(&img);
-		if (fail) {
+		if (img.pixels == NULL ||
+		    normalise(cl, in->pixels, &img) != 0) {
 			kz_writer_abort(w);
 			errx(1, "out of memory");
 		}
 		out->index = in->index;
 		out->label = in->label;
 		memcpy(out->pred, in->pred, h->k * sizeof(struct kz_pred));
-		memcpy(out->pixels, img.pixels, (size_t)oh.width * oh.height);
+		memcpy(out->pixels, img.pixels, onpix);
 		free(img.pixels);
 		if (kz_writer_put(w, out, &e) != 0) {
 			kz_writer_abort(w);
@@ -167,6 +186,41 @@ main(int argc, char *argv[])
 		kz_writer_abort(w);
 		errx(1, "%s", e.msg);
 	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct cmdline cl;
+	struct kz_reader *r;
+	const struct kz_header *h;
+	struct kz_header oh;
+	struct kz_record *in, *out;
+	struct kz_writer *w;
+	struct kz_err e;
+
+	kz_ignore_sigpipe();
+	parse_command_line(argc, argv, &cl);
+	if ((r = kz_reader_open(cl.input, &e)) == NULL)
+		errx(1, "%s", e.msg);
+	h = kz_reader_header(r);
+	if (h->pixel != KZ_PIXEL_U8)
+		errx(1, "%s: kz-norm reads 8-bit streams", kz_reader_name(r));
+	oh = *h;
+	if (cl.fw) {
+		oh.width = cl.fw;
+		oh.height = cl.fh;
+	}
+	if (cl.rw) {
+		oh.width = cl.rw;
+		oh.height = cl.rh;
+	}
+	if ((in = kz_record_new(h)) == NULL ||
+	    (out = kz_record_new(&oh)) == NULL)
+		err(1, NULL);
+	if ((w = kz_writer_open(cl.output, &oh, &e)) == NULL)
+		errx(1, "%s", e.msg);
+	convert(&cl, r, &oh, in, out, w);
 	if (kz_writer_close(w, &e) != 0)
 		die_write(&e);
 	kz_record_free(in);

@@ -9,6 +9,17 @@
 
 #include "cmd.h"
 
+/* The command line, as parse_command_line leaves it. */
+struct cmdline {
+	double fraction;	/* -f: of each class to the second part */
+	long count;		/* -c: of each class to the second part */
+	long min;		/* -m: smaller classes stay whole */
+	uint64_t seed;		/* -s: of the shuffles */
+	long shards;		/* -n: shards to cut; 0: split in two */
+	const char *output;	/* -o: the second part, or shards' prefix */
+	const char *input;	/* the stream, "-" for stdin */
+};
+
 static void
 usage(void)
 {
@@ -17,7 +28,6 @@ usage(void)
 	    "       kz-split -n shards -o prefix [file]\n");
 	exit(2);
 }
-
 
 struct held {
 	size_t n, cap, rsize;
@@ -60,8 +70,10 @@ unhold(const struct held *s, size_t i, struct kz_record *r,
 	memcpy(r->pixels, p + 12 + h->k * sizeof(struct kz_pred), npix);
 }
 
-int
-main(int argc, char *argv[])
+/* Fills cl from the command line, or exits 2 with the usage or a
+ * message naming the option.  Unset, -f and -c are -1. */
+static void
+parse_command_line(int argc, char *argv[], struct cmdline *cl)
 {
 	static const struct option longopts[] = {
 		{ "fraction", required_argument, NULL, 'f' },
@@ -72,133 +84,146 @@ main(int argc, char *argv[])
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 }
 	};
-	double fraction = -1;
-	long count = -1, min = 2, shards = 0;
-	uint64_t seed = 0;
-	const char *output = NULL;
-	struct kz_err e;
 	int ch;
 
-	kz_ignore_sigpipe();
+	memset(cl, 0, sizeof(*cl));
+	cl->fraction = -1;
+	cl->count = -1;
+	cl->min = 2;
 	while ((ch = getopt_long(argc, argv, "f:c:m:s:n:o:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 'f': fraction = number(optarg, 0, 1, "-f"); break;
-		case 'c': count = (long)integer(optarg, 0, 1e9, "-c"); break;
-		case 'm': min = (long)integer(optarg, 1, 1e9, "-m"); break;
-		case 's': seed = (uint64_t)integer(optarg, 0, 1000000000000000000L, "-s"); break;
-		case 'n': shards = (long)integer(optarg, 1, 10000, "-n"); break;
-		case 'o': output = optarg; break;
+		case 'f': cl->fraction = number(optarg, 0, 1, "-f"); break;
+		case 'c':
+			cl->count = (long)integer(optarg, 0, 1000000000, "-c");
+			break;
+		case 'm':
+			cl->min = (long)integer(optarg, 1, 1000000000, "-m");
+			break;
+		case 's':
+			cl->seed = uinteger(optarg, 0, 1000000000000000000ULL,
+			    "-s");
+			break;
+		case 'n':
+			cl->shards = (long)integer(optarg, 1, 10000, "-n");
+			break;
+		case 'o': cl->output = optarg; break;
 		default: usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc > 1 || output == NULL || (shards > 0) ==
-	    (fraction >= 0 || count >= 0) || (fraction >= 0 && count >= 0))
+	if (argc - optind > 1 || cl->output == NULL || (cl->shards > 0) ==
+	    (cl->fraction >= 0 || cl->count >= 0) ||
+	    (cl->fraction >= 0 && cl->count >= 0))
 		usage();
-	if (shards == 0)
+	cl->input = optind < argc ? argv[optind] : "-";
+	if (cl->shards == 0)
 		refuse_tty("-");
+}
 
-	struct kz_reader *r = kz_reader_open(argc ? argv[0] : "-", &e);
-	if (r == NULL)
-		errx(1, "%s", e.msg);
-	const struct kz_header *h = kz_reader_header(r);
-	struct kz_record *rec = kz_record_new(h);
-	struct held s = { 0 };
-	int rc;
+/* -n: cuts the held records into contiguous shards, so that cat of the
+ * shards in order gives the stream back. */
+static void
+write_shards(const struct cmdline *cl, const struct held *s,
+    const struct kz_header *h, struct kz_record *rec)
+{
+	/* Padded, so that the shell sorts them in order. */
+	int digits = snprintf(NULL, 0, "%ld", cl->shards - 1);
+	struct kz_err e;
 
-	s.rsize = 12 + h->k * sizeof(struct kz_pred) +
-	    (size_t)h->width * h->height * kz_pixel_size(h);
-	if (rec == NULL)
-		err(1, NULL);
-	while ((rc = kz_reader_next(r, rec, &e)) == 1)
-		hold(&s, rec, h);
-	if (rc < 0)
-		errx(1, "%s", e.msg);
+	for (long i = 0; i < cl->shards; i++) {
+		char path[4096];
+		size_t lo = s->n * i / cl->shards;
+		size_t hi = s->n * (i + 1) / cl->shards;
+		struct kz_writer *w;
 
-	if (shards > 0) {
-		/* Contiguous blocks, so that cat of the shards in order
-		 * gives the stream back. */
-		for (long i = 0; i < shards; i++) {
-			char path[4096];
-			size_t lo = s.n * i / shards, hi = s.n * (i + 1) / shards;
-
-			/* Padded, so that the shell sorts them in order. */
-			int digits = snprintf(NULL, 0, "%ld", shards - 1);
-			snprintf(path, sizeof(path), "%s.%0*ld.kz", output,
-			    digits, i);
-			struct kz_writer *w = kz_writer_open(path, h, &e);
-			if (w == NULL)
-				errx(1, "%s: %s", path, e.msg);
-			for (size_t j = lo; j < hi; j++) {
-				unhold(&s, j, rec, h);
-				if (kz_writer_put(w, rec, &e) != 0) {
-					kz_writer_abort(w);
-					errx(1, "%s", e.msg);
-				}
-			}
-			if (kz_writer_close(w, &e) != 0)
+		snprintf(path, sizeof(path), "%s.%0*ld.kz", cl->output,
+		    digits, i);
+		if ((w = kz_writer_open(path, h, &e)) == NULL)
+			errx(1, "%s: %s", path, e.msg);
+		for (size_t j = lo; j < hi; j++) {
+			unhold(s, j, rec, h);
+			if (kz_writer_put(w, rec, &e) != 0) {
+				kz_writer_abort(w);
 				errx(1, "%s", e.msg);
+			}
 		}
-		free(s.recs);
-		free(s.label);
-		kz_record_free(rec);
-		kz_reader_close(r);
-		return 0;
+		if (kz_writer_close(w, &e) != 0)
+			errx(1, "%s", e.msg);
 	}
+}
 
-	/* Stratified: per class (unknown labels are a class of their own),
-	 * the chosen records go to the second part. */
-	uint8_t *second = calloc(s.n + 1, 1);
-	uint32_t *pos = malloc((s.n + 1) * sizeof(uint32_t));
-	size_t ngroups = (h->nclasses ? h->nclasses : 0) + 1;
-	for (size_t i = 0; i < s.n; i++)
-		if ((size_t)s.label[i] + 2 > ngroups)
-			ngroups = (size_t)s.label[i] + 2;
-	size_t *start = calloc(ngroups + 1, sizeof(size_t));
-	if (second == NULL || pos == NULL || start == NULL)
+/* Chooses the records of the second part: per class (unknown labels
+ * are a class of their own), -f or -c of them, shuffled by the seed;
+ * classes smaller than -m, or too small to split, stay whole.  Returns
+ * a flag per record, and the classes left whole in *small and their
+ * records in *small_recs. */
+static uint8_t *
+choose_second(const struct cmdline *cl, const struct held *s,
+    const struct kz_header *h, size_t *small, size_t *small_recs)
+{
+	uint8_t *second = calloc(s->n + 1, 1);
+	uint32_t *pos = malloc((s->n + 1) * sizeof(uint32_t));
+	size_t ngroups = (h->nclasses ? h->nclasses : 0) + 1, *start, *fill;
+	struct kz_rng rng;
+
+	for (size_t i = 0; i < s->n; i++)
+		if ((size_t)s->label[i] + 2 > ngroups)
+			ngroups = (size_t)s->label[i] + 2;
+	start = calloc(ngroups + 1, sizeof(size_t));
+	fill = calloc(ngroups, sizeof(size_t));
+	if (second == NULL || pos == NULL || start == NULL || fill == NULL)
 		err(1, NULL);
 	/* Counting sort by group (label + 1), keeping input order. */
-	for (size_t i = 0; i < s.n; i++)
-		start[s.label[i] + 1 + 1]++;
+	for (size_t i = 0; i < s->n; i++)
+		start[s->label[i] + 1 + 1]++;
 	for (size_t g = 1; g <= ngroups; g++)
 		start[g] += start[g - 1];
-	size_t *fill = calloc(ngroups, sizeof(size_t));
-	if (fill == NULL)
-		err(1, NULL);
-	for (size_t i = 0; i < s.n; i++) {
-		size_t g = (size_t)s.label[i] + 1;
+	for (size_t i = 0; i < s->n; i++) {
+		size_t g = (size_t)s->label[i] + 1;
 		pos[start[g] + fill[g]++] = (uint32_t)i;
 	}
-	struct kz_rng rng;
-	kz_rng_seed(&rng, seed);
-	size_t small = 0, small_recs = 0, nsecond = 0;
+	kz_rng_seed(&rng, cl->seed);
+	*small = *small_recs = 0;
 	for (size_t g = 0; g < ngroups; g++) {
 		size_t nc = start[g + 1] - start[g], take;
 
 		if (nc == 0)
 			continue;
-		take = count >= 0 ? (size_t)count : (size_t)(fraction * nc);
-		if ((long)nc < min || take == 0 || take >= nc) {
-			small++;
-			small_recs += nc;
+		take = cl->count >= 0 ? (size_t)cl->count :
+		    (size_t)(cl->fraction * nc);
+		if ((long)nc < cl->min || take == 0 || take >= nc) {
+			(*small)++;
+			*small_recs += nc;
 			continue;
 		}
 		kz_rng_shuffle(&rng, pos + start[g], nc);
 		for (size_t j = 0; j < take; j++)
 			second[pos[start[g] + j]] = 1;
-		nsecond += take;
 	}
-	struct kz_writer *w1 = kz_writer_open("-", h, &e), *w2;
-	if (w1 == NULL)
+	free(pos);
+	free(start);
+	free(fill);
+	return second;
+}
+
+/* Writes the held records in order: the chosen to -o, the rest to
+ * stdout. */
+static void
+write_parts(const struct cmdline *cl, const struct held *s,
+    const struct kz_header *h, struct kz_record *rec,
+    const uint8_t *second)
+{
+	struct kz_writer *w1, *w2;
+	struct kz_err e;
+
+	if ((w1 = kz_writer_open("-", h, &e)) == NULL)
 		errx(1, "%s", e.msg);
-	if ((w2 = kz_writer_open(output, h, &e)) == NULL) {
+	if ((w2 = kz_writer_open(cl->output, h, &e)) == NULL) {
 		kz_writer_abort(w1);
-		errx(1, "%s: %s", output, e.msg);
+		errx(1, "%s: %s", cl->output, e.msg);
 	}
-	for (size_t i = 0; i < s.n; i++) {
-		unhold(&s, i, rec, h);
+	for (size_t i = 0; i < s->n; i++) {
+		unhold(s, i, rec, h);
 		if (kz_writer_put(second[i] ? w2 : w1, rec, &e) != 0) {
 			kz_writer_abort(w2);
 			if (second[i])
@@ -212,13 +237,47 @@ main(int argc, char *argv[])
 	}
 	if (kz_writer_close(w1, &e) != 0)
 		die_write(&e);
-	if (small > 0 && (fraction > 0 || count > 0))
-		fprintf(stderr, "kz-split: %zu classes too small to split "
-		    "(%zu records) stay in the first part\n", small, small_recs);
-	free(second);
-	free(pos);
-	free(start);
-	free(fill);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct cmdline cl;
+	struct kz_reader *r;
+	const struct kz_header *h;
+	struct kz_record *rec;
+	struct held s = { 0 };
+	struct kz_err e;
+	int rc;
+
+	kz_ignore_sigpipe();
+	parse_command_line(argc, argv, &cl);
+	if ((r = kz_reader_open(cl.input, &e)) == NULL)
+		errx(1, "%s", e.msg);
+	h = kz_reader_header(r);
+	rec = kz_record_new(h);
+	s.rsize = 12 + h->k * sizeof(struct kz_pred) +
+	    (size_t)h->width * h->height * kz_pixel_size(h);
+	if (rec == NULL)
+		err(1, NULL);
+	while ((rc = kz_reader_next(r, rec, &e)) == 1)
+		hold(&s, rec, h);
+	if (rc < 0)
+		errx(1, "%s", e.msg);
+	if (cl.shards > 0) {
+		write_shards(&cl, &s, h, rec);
+	} else {
+		size_t small, small_recs;
+		uint8_t *second = choose_second(&cl, &s, h, &small,
+		    &small_recs);
+
+		write_parts(&cl, &s, h, rec, second);
+		if (small > 0 && (cl.fraction > 0 || cl.count > 0))
+			fprintf(stderr, "kz-split: %zu classes too small to "
+			    "split (%zu records) stay in the first part\n",
+			    small, small_recs);
+		free(second);
+	}
 	free(s.recs);
 	free(s.label);
 	kz_record_free(rec);

@@ -2,6 +2,7 @@
  * kz-train - train a model (knn, linear, mlp, cnn) on a kz stream.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,42 @@
 #include "cmd.h"
 #include "predict.h"
 #include "train.h"
+
+/* The command line, as parse_command_line leaves it. */
+struct cmdline {
+	const char *arch;	/* -a: the spec, NULL to take --resume's */
+	char *arch_buf;		/* -a @file: the spec read, to free */
+	const char *output;	/* -o: the model written */
+	const char *input;	/* the training stream, "-" for stdin */
+	const char *val;	/* --val: the stream scored each epoch */
+	const char *checkpoint;	/* --checkpoint: rewritten each epoch */
+	const char *resume;	/* --resume: the checkpoint to go on from */
+	struct kz_train_opts o;	/* all that the trainer is told */
+	int quiet;		/* -q: no report on stderr */
+	int keep_best;		/* --keep-best: write the best epoch */
+	int knn_k;		/* -k: neighbours that vote */
+	int knn_distance;	/* --weights: distance (1) or uniform (0) */
+};
+
+/* One of the words an option takes, and what it stands for. */
+struct word {
+	const char *name;
+	int value;
+};
+
+#define NESTEROV -1	/* --opt nesterov: SGD with Nesterov momentum */
+
+static const struct word balances[] = {
+	{ "none", KZ_BALANCE_NONE }, { "sample", KZ_BALANCE_SAMPLE },
+	{ "weight", KZ_BALANCE_WEIGHT }, { NULL, 0 }
+};
+static const struct word optimisers[] = {
+	{ "sgd", KZ_SGD }, { "nesterov", NESTEROV }, { "adam", KZ_ADAM },
+	{ "adadelta", KZ_ADADELTA }, { NULL, 0 }
+};
+static const struct word weights[] = {
+	{ "distance", 1 }, { "uniform", 0 }, { NULL, 0 }
+};
 
 static void
 usage(void)
@@ -30,6 +67,97 @@ usage(void)
 	exit(2);
 }
 
+/* The value of s in words, or exit 2 with msg, which lists them. */
+static int
+word(const char *s, const struct word *words, const char *msg)
+{
+	for (; words->name != NULL; words++)
+		if (strcmp(s, words->name) == 0)
+			return words->value;
+	errx(2, "%s", msg);
+}
+
+/* --schedule const|cosine|step:N[:G]: N epochs between steps, each
+ * multiplying the rate by G. */
+static void
+schedule(const char *s, struct kz_train_opts *o)
+{
+	if (strcmp(s, "const") == 0) {
+		o->sched = KZ_SCHED_CONST;
+	} else if (strcmp(s, "cosine") == 0) {
+		o->sched = KZ_SCHED_COSINE;
+	} else if (strncmp(s, "step:", 5) == 0) {
+		size_t len = strcspn(s + 5, ":");
+		const char *g = s + 5 + len;
+		char *n, *end = NULL;
+
+		if ((n = strndup(s + 5, len)) == NULL)
+			err(1, NULL);
+		o->sched = KZ_SCHED_STEP;
+		o->step_epochs = (int)integer(n, 1, INT_MAX,
+		    "--schedule step:N");
+		free(n);
+		if (*g == ':')
+			o->gamma = strtof(g + 1, &end);
+		if ((end != NULL && *end != '\0') || !(o->gamma > 0))
+			errx(2, "--schedule step:N[:G], N >= 1, G > 0");
+	} else {
+		errx(2, "--schedule: const, cosine or step:N[:G]");
+	}
+}
+
+/* Takes one option, ch as getopt_long returns it, into cl. */
+static void
+option(int ch, char *arg, struct cmdline *cl)
+{
+	struct kz_train_opts *o = &cl->o;
+	struct kz_err e;
+	int v;
+
+	switch (ch) {
+	case 'a': cl->arch = arg; break;
+	case 'o': cl->output = arg; break;
+	case 'b': o->batch = (int)integer(arg, 1, 65536, "-b"); break;
+	case 'e': o->epochs = (int)integer(arg, 0, 100000, "-e"); break;
+	case 'k': cl->knn_k = (int)integer(arg, 1, 1024, "-k"); break;
+	case 'q': cl->quiet = 1; break;
+	case 't': o->threads = (int)integer(arg, 1, 64, "-t"); break;
+	case 'A':
+		if (kz_augment_parse(arg, &o->aug, &e) != 0)
+			errx(2, "%s", e.msg);
+		break;
+	case 'B':
+		o->balance = word(arg, balances,
+		    "--balance: none, sample or weight");
+		break;
+	case 'C': cl->checkpoint = arg; break;
+	case 'E': o->ema = (float)number(arg, 0, 0.999999, "--ema"); break;
+	case 'K': cl->keep_best = 1; break;
+	case 'L': o->lr = (float)number(arg, 0, 100, "--lr"); break;
+	case 'M': o->momentum = (float)number(arg, 0, 1, "--momentum"); break;
+	case 'O':
+		v = word(arg, optimisers,
+		    "--opt: sgd, nesterov, adam or adadelta");
+		if (v == NESTEROV) {
+			o->opt = KZ_SGD;
+			o->nesterov = 1;
+		} else {
+			o->opt = v;
+		}
+		break;
+	case 'R': cl->resume = arg; break;
+	case 'S': schedule(arg, o); break;
+	case 's': o->seed = uinteger(arg, 0, UINT64_MAX, "--seed"); break;
+	case 'V': cl->val = arg; break;
+	case 'W': o->warmup = (int)integer(arg, 0, 1000, "--warmup"); break;
+	case 'D': o->wd = (float)number(arg, 0, 1, "--wd"); break;
+	case 'w':
+		cl->knn_distance = word(arg, weights,
+		    "--weights: distance or uniform");
+		break;
+	default: usage();
+	}
+}
 
 /* "-a @file": the architecture from a file, tokens separated by commas
  * or white space, "#" to the end of a line a comment. */
@@ -69,6 +197,62 @@ arch_from_file(const char *path)
 	if (n == 0)
 		errx(1, "%s: no architecture in this file", path);
 	return out;
+}
+
+/* Fills cl from the command line, with the defaults of kz-train(1), or
+ * exits 2 with the usage or a message naming the option.  Refuses a
+ * terminal for the model before reading "-a @file". */
+static void
+parse_command_line(int argc, char *argv[], struct cmdline *cl)
+{
+	static const struct option longopts[] = {
+		{ "arch", required_argument, NULL, 'a' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "epochs", required_argument, NULL, 'e' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "augment", required_argument, NULL, 'A' },
+		{ "balance", required_argument, NULL, 'B' },
+		{ "checkpoint", required_argument, NULL, 'C' },
+		{ "ema", required_argument, NULL, 'E' },
+		{ "keep-best", no_argument, NULL, 'K' },
+		{ "lr", required_argument, NULL, 'L' },
+		{ "momentum", required_argument, NULL, 'M' },
+		{ "opt", required_argument, NULL, 'O' },
+		{ "resume", required_argument, NULL, 'R' },
+		{ "schedule", required_argument, NULL, 'S' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "val", required_argument, NULL, 'V' },
+		{ "warmup", required_argument, NULL, 'W' },
+		{ "wd", required_argument, NULL, 'D' },
+		{ "weights", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	memset(cl, 0, sizeof(*cl));
+	cl->o = (struct kz_train_opts){
+		.epochs = 10, .batch = 128, .opt = KZ_ADAM, .lr = -1,
+		.momentum = 0.9f, .sched = KZ_SCHED_CONST, .gamma = 0.1f,
+		.seed = 1, .threads = kz_ncpu(),
+	};
+	cl->knn_k = 4;
+	cl->knn_distance = 1;
+	while ((ch = getopt_long(argc, argv, "a:o:b:e:k:qt:", longopts,
+	    NULL)) != -1)
+		option(ch, optarg, cl);
+	if (argc - optind > 1 || cl->output == NULL ||
+	    (cl->arch == NULL && cl->resume == NULL))
+		usage();
+	cl->input = optind < argc ? argv[optind] : "-";
+	if (cl->keep_best && cl->val == NULL)
+		errx(2, "--keep-best needs --val to tell the best epoch");
+	refuse_tty(cl->output);
+	if (cl->arch != NULL && cl->arch[0] == '@')
+		cl->arch = cl->arch_buf = arch_from_file(cl->arch + 1);
+	if (cl->o.lr < 0)
+		cl->o.lr = cl->o.opt == KZ_ADAM ? 1e-3f :
+		    cl->o.opt == KZ_ADADELTA ? 1.0f : 0.05f;
 }
 
 /* The training command, without the options that only name files or
@@ -148,336 +332,312 @@ show_progress(void *arg, double done, double loss, double acc, double img_s)
 	    100 * acc, img_s, (int)eta / 60, (int)eta % 60);
 }
 
+/* A network's training: the model written at the end, its trainer, and
+ * for --keep-best the best epoch so far. */
+struct run {
+	struct kz_model *m;
+	struct kz_trainer *t;
+	double best;		/* the best validation accuracy; -1: none */
+	uint32_t best_epoch;	/* its epoch, from 1 */
+	float *best_params;	/* its parameters and statistics */
+	float *best_state;
+};
+
+/* A kNN model is its training set: written at once, taking the
+ * stream's images and labels over. */
+static void
+write_knn(const struct cmdline *cl, struct kz_model *m,
+    struct kz_dataset *data)
+{
+	struct kz_err e;
+
+	m->type = KZ_MODEL_KNN;
+	m->arch = strdup("knn");
+	m->knn_k = (uint32_t)cl->knn_k;
+	m->knn_distance = cl->knn_distance;
+	m->n = data->n;
+	m->pixels = data->pixels;
+	m->labels = data->labels;
+	m->std = 1;
+	data->pixels = NULL;
+	data->labels = NULL;
+	if (kz_model_write(m, cl->output, &e) != 0)
+		die_write(&e);
+	if (!cl->quiet)
+		fprintf(stderr, "kz-train: knn, k %d, %s weights, %zu "
+		    "records of %ux%u in %u classes\n", cl->knn_k,
+		    cl->knn_distance ? "distance" : "uniform", (size_t)m->n,
+		    m->width, m->height, m->nclasses);
+}
+
+/* --val: the validation stream, which must fit the training stream. */
+static void
+read_val(const char *path, const struct kz_dataset *data,
+    struct kz_dataset *val)
+{
+	struct kz_err e;
+
+	if (kz_dataset_read(path, val, &e) != 0)
+		errx(1, "%s", e.msg);
+	if (val->width != data->width || val->height != data->height ||
+	    val->nclasses != data->nclasses)
+		errx(1, "%s: %ux%u with %u classes does not fit the "
+		    "training stream's %ux%u with %u", path, val->width,
+		    val->height, val->nclasses, data->width, data->height,
+		    data->nclasses);
+}
+
+/* --resume: reads the checkpoint into ck, which must be one, trained as
+ * -a says if given, for the stream's geometry and classes.  Returns its
+ * architecture. */
+static const char *
+read_checkpoint(const struct cmdline *cl, const struct kz_dataset *data,
+    struct kz_model *ck)
+{
+	struct kz_err e;
+
+	if (kz_model_read(cl->resume, ck, &e) != 0)
+		errx(1, "%s", e.msg);
+	if (ck->type != KZ_MODEL_NET || !ck->ts.present)
+		errx(1, "%s: not a training checkpoint", cl->resume);
+	if (cl->arch != NULL && strcmp(cl->arch, ck->arch) != 0)
+		errx(1, "%s: trained as \"%s\", not \"%s\"", cl->resume,
+		    ck->arch, cl->arch);
+	if (ck->width != data->width || ck->height != data->height ||
+	    ck->nclasses != data->nclasses)
+		errx(1, "%s: a %ux%u model of %u classes does not fit "
+		    "this %ux%u stream of %u", cl->resume, ck->width,
+		    ck->height, ck->nclasses, data->width, data->height,
+		    data->nclasses);
+	return ck->arch;
+}
+
+/* Sets up r: a new network of cl->arch, or the checkpoint's (whose net
+ * it takes over), its trainer, and room for the best epoch. */
+static void
+start_net(const struct cmdline *cl, const struct kz_dataset *data,
+    struct kz_model *ck, struct run *r)
+{
+	struct kz_model *m = r->m;
+	struct kz_shape in = { 1, (int)data->height, (int)data->width };
+	struct kz_err e;
+
+	m->type = KZ_MODEL_NET;
+	m->arch = strdup(cl->arch);
+	if (cl->resume != NULL) {
+		m->net = ck->net;
+		ck->net = NULL;
+		m->mean = ck->mean;
+		m->std = ck->std;
+	} else {
+		if ((m->net = kz_net_new(cl->arch, in, (int)data->nclasses,
+		    cl->o.seed, &e)) == NULL)
+			errx(2, "%s", e.msg);
+		kz_dataset_stats(data, &m->mean, &m->std);
+	}
+	if ((r->t = kz_trainer_new(m->net, data, &cl->o, m->mean, m->std,
+	    &e)) == NULL)
+		errx(1, "%s", e.msg);
+	if (cl->keep_best) {
+		r->best_params = malloc(m->net->nparams * sizeof(float) + 4);
+		r->best_state = malloc(m->net->nstate * sizeof(float) + 4);
+		if (r->best_params == NULL || r->best_state == NULL)
+			err(1, NULL);
+	}
+}
+
+/* Continues the checkpoint ck: the trainer's state, and the best epoch
+ * when --keep-best has one to go on from. */
+static void
+restore(const struct cmdline *cl, const struct kz_model *ck, struct run *r)
+{
+	const struct kz_net *net = r->m->net;
+
+	if (kz_trainer_restore(r->t, &ck->ts) != 0) {
+		if (ck->ts.ema_params == NULL)
+			errx(1, "%s: no weight average in this checkpoint; "
+			    "resume without --ema", cl->resume);
+		errx(1, "%s: trained with --ema %g; resume with it",
+		    cl->resume, ck->ts.ema);
+	}
+	r->best = ck->ts.best;
+	r->best_epoch = ck->ts.best_epoch;
+	if (cl->keep_best && ck->ts.best_params != NULL) {
+		memcpy(r->best_params, ck->ts.best_params,
+		    net->nparams * sizeof(float));
+		memcpy(r->best_state, ck->ts.best_state,
+		    net->nstate * sizeof(float));
+	} else if (cl->keep_best) {
+		r->best = -1;
+	}
+}
+
+/* The lines on stderr before the first epoch. */
+static void
+announce(const struct cmdline *cl, const struct run *r, size_t n)
+{
+	fprintf(stderr, "kz-train: %s, %zu parameters, %.1f MFLOP per image "
+	    "forward; %zu training records%s; %d threads\n", cl->arch,
+	    r->m->net->nparams, kz_net_flops(r->m->net) * 2 / 1e6, n,
+	    !cl->val ? "" : cl->o.ema > 0 ? ", validation of the weight "
+	    "average" : ", validation on", cl->o.threads);
+	if (cl->resume != NULL)
+		fprintf(stderr, "kz-train: resuming %s after epoch %u\n",
+		    cl->resume, kz_trainer_epochs_done(r->t));
+}
+
+/* --checkpoint: everything needed to go on after the epoch just done,
+ * the best epoch's weights included. */
+static void
+save_checkpoint(const struct cmdline *cl, const struct run *r)
+{
+	struct kz_model c = *r->m;
+	struct kz_err e;
+	int rc;
+
+	memset(&c.ts, 0, sizeof(c.ts));
+	rc = kz_trainer_save(r->t, &c.ts);
+	c.ts.best = r->best;
+	c.ts.best_epoch = r->best_epoch;
+	c.ts.best_params = cl->keep_best && r->best >= 0 ? r->best_params :
+	    NULL;
+	c.ts.best_state = r->best_state;
+	if (rc != 0)
+		kz_errf(&e, "%s: out of memory", cl->checkpoint);
+	else
+		rc = kz_model_write(&c, cl->checkpoint, &e);
+	free(c.ts.opt_m);
+	free(c.ts.opt_v);
+	free(c.ts.ema_params);
+	free(c.ts.ema_state);
+	if (rc != 0)
+		errx(1, "%s", e.msg);
+}
+
+/* Validates the epoch just trained on val (when given) and keeps it if
+ * it is the best so far.  Returns the accuracy, or -1 without val. */
+static double
+validate(const struct cmdline *cl, const struct kz_dataset *val,
+    uint32_t epoch, struct run *r)
+{
+	const struct kz_net *net = r->m->net;
+	double acc;
+
+	/* With --ema, the average is what is validated, kept and written;
+	 * the weights it follows train on. */
+	kz_trainer_swap_ema(r->t);
+	acc = cl->val != NULL ? kz_trainer_accuracy(r->t, val) : -1;
+	/* Ties go to the later epoch: further along its schedule. */
+	if (cl->keep_best && acc >= r->best) {
+		r->best = acc;
+		r->best_epoch = epoch;
+		memcpy(r->best_params, net->params,
+		    net->nparams * sizeof(float));
+		memcpy(r->best_state, net->state, net->nstate * sizeof(float));
+	}
+	kz_trainer_swap_ema(r->t);
+	return acc;
+}
+
+/* Trains the epochs still to do, each validated, reported and
+ * checkpointed as the options say. */
+static void
+train(const struct cmdline *cl, const struct kz_dataset *data,
+    const struct kz_dataset *val, struct run *r)
+{
+	int tty = isatty(STDERR_FILENO);
+	struct progress pr = { tty, cl->quiet, 0, cl->o.epochs, 0,
+	    (double)data->n };
+
+	while ((int)kz_trainer_epochs_done(r->t) < cl->o.epochs) {
+		struct kz_epoch_stats st;
+		double vacc;
+		char v[32] = "";
+
+		pr.epoch = (int)kz_trainer_epochs_done(r->t) + 1;
+		pr.last = 0;
+		kz_trainer_epoch(r->t, &st, show_progress, &pr);
+		vacc = validate(cl, val, (uint32_t)pr.epoch, r);
+		if (!cl->quiet) {
+			if (vacc >= 0)
+				snprintf(v, sizeof(v), "  val %6.2f%%",
+				    100 * vacc);
+			fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc "
+			    "%6.2f%%%s  %.0f img/s  %.1f s  lr %.3g\n", tty ?
+			    "\r\033[K" : "", pr.epoch, cl->o.epochs, st.loss,
+			    100 * st.acc, v, st.images_per_s, st.seconds,
+			    st.lr);
+		}
+		if (cl->checkpoint != NULL)
+			save_checkpoint(cl, r);
+	}
+}
+
+/* Puts the weights to be written in the net: the best epoch's with
+ * --keep-best, else those the trainer holds (the average with --ema). */
+static void
+finish(const struct cmdline *cl, struct run *r)
+{
+	struct kz_net *net = r->m->net;
+
+	if (cl->keep_best && r->best >= 0) {
+		memcpy(net->params, r->best_params,
+		    net->nparams * sizeof(float));
+		memcpy(net->state, r->best_state, net->nstate * sizeof(float));
+		if (!cl->quiet)
+			fprintf(stderr, "kz-train: keeping epoch %u "
+			    "(validation %.2f%%)\n", r->best_epoch,
+			    100 * r->best);
+	} else {
+		kz_trainer_swap_ema(r->t);
+	}
+}
+
 int
 main(int argc, char *argv[])
 {
-	static const struct option longopts[] = {
-		{ "arch", required_argument, NULL, 'a' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "epochs", required_argument, NULL, 'e' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "augment", required_argument, NULL, 'A' },
-		{ "balance", required_argument, NULL, 'B' },
-		{ "checkpoint", required_argument, NULL, 'C' },
-		{ "ema", required_argument, NULL, 'E' },
-		{ "keep-best", no_argument, NULL, 'K' },
-		{ "lr", required_argument, NULL, 'L' },
-		{ "momentum", required_argument, NULL, 'M' },
-		{ "opt", required_argument, NULL, 'O' },
-		{ "resume", required_argument, NULL, 'R' },
-		{ "schedule", required_argument, NULL, 'S' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "val", required_argument, NULL, 'V' },
-		{ "warmup", required_argument, NULL, 'W' },
-		{ "wd", required_argument, NULL, 'D' },
-		{ "weights", required_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *arch = NULL, *output = NULL, *val_path = NULL;
-	const char *checkpoint = NULL, *resume = NULL;
-	struct kz_train_opts o = {
-		.epochs = 10, .batch = 128, .opt = KZ_ADAM, .lr = -1,
-		.momentum = 0.9f, .sched = KZ_SCHED_CONST, .gamma = 0.1f,
-		.seed = 1, .threads = kz_ncpu(),
-	};
-	int quiet = 0, keep_best = 0, knn_k = 4, knn_distance = 1, ch;
-	char *arch_buf = NULL;
+	struct cmdline cl;
+	struct kz_dataset data, val = { 0 };
+	struct kz_model m = { 0 }, ck = { 0 };
+	struct run r = { &m, NULL, -1, 0, NULL, NULL };
 	struct kz_err e;
 
 	kz_ignore_sigpipe();
 	/* Our threads each call BLAS: it must not start its own. */
 	kz_blas_threads(1);
-	while ((ch = getopt_long(argc, argv, "a:o:b:e:k:qt:", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'a': arch = optarg; break;
-		case 'o': output = optarg; break;
-		case 'b': o.batch = (int)integer(optarg, 1, 65536, "-b"); break;
-		case 'e': o.epochs = (int)integer(optarg, 0, 100000, "-e"); break;
-		case 'k': knn_k = (int)integer(optarg, 1, 1024, "-k"); break;
-		case 'q': quiet = 1; break;
-		case 't': o.threads = (int)integer(optarg, 1, 64, "-t"); break;
-		case 'A':
-			if (kz_augment_parse(optarg, &o.aug, &e) != 0)
-				errx(2, "%s", e.msg);
-			break;
-		case 'B':
-			if (strcmp(optarg, "none") == 0)
-				o.balance = KZ_BALANCE_NONE;
-			else if (strcmp(optarg, "sample") == 0)
-				o.balance = KZ_BALANCE_SAMPLE;
-			else if (strcmp(optarg, "weight") == 0)
-				o.balance = KZ_BALANCE_WEIGHT;
-			else
-				errx(2, "--balance: none, sample or weight");
-			break;
-		case 'C': checkpoint = optarg; break;
-		case 'E': o.ema = (float)number(optarg, 0, 0.999999, "--ema");
-			break;
-		case 'K': keep_best = 1; break;
-		case 'L': o.lr = (float)number(optarg, 0, 100, "--lr"); break;
-		case 'M': o.momentum = (float)number(optarg, 0, 1, "--momentum");
-			break;
-		case 'O':
-			if (strcmp(optarg, "sgd") == 0)
-				o.opt = KZ_SGD;
-			else if (strcmp(optarg, "nesterov") == 0) {
-				o.opt = KZ_SGD;
-				o.nesterov = 1;
-			} else if (strcmp(optarg, "adam") == 0)
-				o.opt = KZ_ADAM;
-			else if (strcmp(optarg, "adadelta") == 0)
-				o.opt = KZ_ADADELTA;
-			else
-				errx(2, "--opt: sgd, nesterov, adam or adadelta");
-			break;
-		case 'R': resume = optarg; break;
-		case 'S':
-			if (strcmp(optarg, "const") == 0)
-				o.sched = KZ_SCHED_CONST;
-			else if (strcmp(optarg, "cosine") == 0)
-				o.sched = KZ_SCHED_COSINE;
-			else if (strncmp(optarg, "step:", 5) == 0) {
-				char *end;
-
-				o.sched = KZ_SCHED_STEP;
-				o.step_epochs = (int)strtol(optarg + 5, &end, 10);
-				if (*end == ':')
-					o.gamma = strtof(end + 1, &end);
-				if (o.step_epochs < 1 || *end || !(o.gamma > 0))
-					errx(2, "--schedule step:N[:G], N >= 1, "
-					    "G > 0");
-			} else
-				errx(2, "--schedule: const, cosine or step:N[:G]");
-			break;
-		case 's': o.seed = (uint64_t)integer(optarg, 0, 1000000000000000000L, "--seed");
-			break;
-		case 'V': val_path = optarg; break;
-		case 'W': o.warmup = (int)integer(optarg, 0, 1000, "--warmup");
-			break;
-		case 'D': o.wd = (float)number(optarg, 0, 1, "--wd"); break;
-		case 'w':
-			if (strcmp(optarg, "distance") == 0)
-				knn_distance = 1;
-			else if (strcmp(optarg, "uniform") == 0)
-				knn_distance = 0;
-			else
-				errx(2, "--weights: distance or uniform");
-			break;
-		default: usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (argc > 1 || output == NULL || (arch == NULL && resume == NULL))
-		usage();
-	if (keep_best && val_path == NULL)
-		errx(2, "--keep-best needs --val to tell the best epoch");
-	refuse_tty(output);
-	if (arch != NULL && arch[0] == '@')
-		arch = arch_buf = arch_from_file(arch + 1);
-	if (o.lr < 0)
-		o.lr = o.opt == KZ_ADAM ? 1e-3f : o.opt == KZ_ADADELTA ? 1.0f :
-		    0.05f;
-	int progress_tty = isatty(STDERR_FILENO);
-
-	struct kz_dataset data;
-	if (kz_dataset_read(argc ? argv[0] : "-", &data, &e) != 0)
+	parse_command_line(argc, argv, &cl);
+	if (kz_dataset_read(cl.input, &data, &e) != 0)
 		errx(1, "%s", e.msg);
-	struct kz_model m = { 0 };
 	m.width = data.width;
 	m.height = data.height;
 	m.nclasses = data.nclasses;
-	m.command = command_line(argc + optind, argv - optind);
+	/* argv as getopt_long permuted it, as the command always was. */
+	m.command = command_line(argc, argv);
 	m.date = train_date();
-
-	if (arch != NULL && strcmp(arch, "knn") == 0) {
-		/* A kNN model is its training set. */
-		m.type = KZ_MODEL_KNN;
-		m.arch = strdup("knn");
-		m.knn_k = (uint32_t)knn_k;
-		m.knn_distance = knn_distance;
-		m.n = data.n;
-		m.pixels = data.pixels;
-		m.labels = data.labels;
-		m.std = 1;
-		data.pixels = NULL;
-		data.labels = NULL;
-		if (kz_model_write(&m, output, &e) != 0)
+	if (cl.arch != NULL && strcmp(cl.arch, "knn") == 0) {
+		write_knn(&cl, &m, &data);
+	} else {
+		if (cl.val != NULL)
+			read_val(cl.val, &data, &val);
+		if (cl.resume != NULL)
+			cl.arch = read_checkpoint(&cl, &data, &ck);
+		start_net(&cl, &data, &ck, &r);
+		if (cl.resume != NULL)
+			restore(&cl, &ck, &r);
+		if (!cl.quiet)
+			announce(&cl, &r, data.n);
+		train(&cl, &data, &val, &r);
+		finish(&cl, &r);
+		if (kz_model_write(&m, cl.output, &e) != 0)
 			die_write(&e);
-		if (!quiet)
-			fprintf(stderr, "kz-train: knn, k %d, %s weights, %zu "
-			    "records of %ux%u in %u classes\n", knn_k,
-			    knn_distance ? "distance" : "uniform", (size_t)m.n,
-			    m.width, m.height, m.nclasses);
-		kz_model_free(&m);
-		kz_dataset_free(&data);
-		free(arch_buf);
-		return 0;
+		kz_trainer_free(r.t);
 	}
-
-	struct kz_dataset val = { 0 };
-	if (val_path != NULL) {
-		if (kz_dataset_read(val_path, &val, &e) != 0)
-			errx(1, "%s", e.msg);
-		if (val.width != data.width || val.height != data.height ||
-		    val.nclasses != data.nclasses)
-			errx(1, "%s: %ux%u with %u classes does not fit the "
-			    "training stream's %ux%u with %u", val_path,
-			    val.width, val.height, val.nclasses, data.width,
-			    data.height, data.nclasses);
-	}
-
-	struct kz_model ck = { 0 };
-	if (resume != NULL) {
-		if (kz_model_read(resume, &ck, &e) != 0)
-			errx(1, "%s", e.msg);
-		if (ck.type != KZ_MODEL_NET || !ck.ts.present)
-			errx(1, "%s: not a training checkpoint", resume);
-		if (arch != NULL && strcmp(arch, ck.arch) != 0)
-			errx(1, "%s: trained as \"%s\", not \"%s\"", resume,
-			    ck.arch, arch);
-		if (ck.width != data.width || ck.height != data.height ||
-		    ck.nclasses != data.nclasses)
-			errx(1, "%s: a %ux%u model of %u classes does not fit "
-			    "this %ux%u stream of %u", resume, ck.width,
-			    ck.height, ck.nclasses, data.width, data.height,
-			    data.nclasses);
-		arch = ck.arch;
-	}
-
-	m.type = KZ_MODEL_NET;
-	m.arch = strdup(arch);
-	struct kz_shape in = { 1, (int)data.height, (int)data.width };
-	if (resume != NULL) {
-		m.net = ck.net;
-		ck.net = NULL;
-		m.mean = ck.mean;
-		m.std = ck.std;
-	} else {
-		if ((m.net = kz_net_new(arch, in, (int)data.nclasses, o.seed,
-		    &e)) == NULL)
-			errx(2, "%s", e.msg);
-		kz_dataset_stats(&data, &m.mean, &m.std);
-	}
-	struct kz_trainer *t = kz_trainer_new(m.net, &data, &o, m.mean, m.std,
-	    &e);
-	if (t == NULL)
-		errx(1, "%s", e.msg);
-	double best = -1;
-	uint32_t best_epoch = 0;
-	float *best_params = NULL, *best_state = NULL;
-	if (keep_best) {
-		best_params = malloc(m.net->nparams * sizeof(float) + 4);
-		best_state = malloc(m.net->nstate * sizeof(float) + 4);
-		if (best_params == NULL || best_state == NULL)
-			err(1, NULL);
-	}
-	if (resume != NULL) {
-		if (kz_trainer_restore(t, &ck.ts) != 0) {
-			if (ck.ts.ema_params == NULL)
-				errx(1, "%s: no weight average in this "
-				    "checkpoint; resume without --ema", resume);
-			errx(1, "%s: trained with --ema %g; resume with it",
-			    resume, ck.ts.ema);
-		}
-		best = ck.ts.best;
-		best_epoch = ck.ts.best_epoch;
-		if (keep_best && ck.ts.best_params != NULL) {
-			memcpy(best_params, ck.ts.best_params,
-			    m.net->nparams * sizeof(float));
-			memcpy(best_state, ck.ts.best_state,
-			    m.net->nstate * sizeof(float));
-		} else if (keep_best) {
-			best = -1;
-		}
-	}
-	if (!quiet) {
-		fprintf(stderr, "kz-train: %s, %zu parameters, %.1f MFLOP per "
-		    "image forward; %zu training records%s; %d threads\n",
-		    arch, m.net->nparams, kz_net_flops(m.net) * 2 / 1e6, data.n,
-		    !val_path ? "" : o.ema > 0 ? ", validation of the weight "
-		    "average" : ", validation on", t ? o.threads : 0);
-		if (resume != NULL)
-			fprintf(stderr, "kz-train: resuming %s after epoch %u\n",
-			    resume, kz_trainer_epochs_done(t));
-	}
-
-	struct progress pr = { progress_tty, quiet, 0, o.epochs, 0,
-	    (double)data.n };
-	while ((int)kz_trainer_epochs_done(t) < o.epochs) {
-		struct kz_epoch_stats st;
-
-		pr.epoch = (int)kz_trainer_epochs_done(t) + 1;
-		pr.last = 0;
-		kz_trainer_epoch(t, &st, show_progress, &pr);
-		/* With --ema, the average is what is validated, kept and
-		 * written; the weights it follows train on. */
-		kz_trainer_swap_ema(t);
-		double vacc = val_path ? kz_trainer_accuracy(t, &val) : -1;
-		/* Ties go to the later epoch: further along its schedule. */
-		if (keep_best && vacc >= best) {
-			best = vacc;
-			best_epoch = (uint32_t)pr.epoch;
-			memcpy(best_params, m.net->params,
-			    m.net->nparams * sizeof(float));
-			memcpy(best_state, m.net->state,
-			    m.net->nstate * sizeof(float));
-		}
-		kz_trainer_swap_ema(t);
-		if (!quiet) {
-			char v[32] = "";
-
-			if (vacc >= 0)
-				snprintf(v, sizeof(v), "  val %6.2f%%",
-				    100 * vacc);
-			fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc %6.2f%%%s  "
-			    "%.0f img/s  %.1f s  lr %.3g\n", progress_tty ?
-			    "\r\033[K" : "", pr.epoch, o.epochs, st.loss,
-			    100 * st.acc, v, st.images_per_s, st.seconds, st.lr);
-		}
-		if (checkpoint != NULL) {
-			struct kz_model c = m;
-
-			memset(&c.ts, 0, sizeof(c.ts));
-			int rc = kz_trainer_save(t, &c.ts);
-			c.ts.best = best;
-			c.ts.best_epoch = best_epoch;
-			c.ts.best_params = keep_best && best >= 0 ?
-			    best_params : NULL;
-			c.ts.best_state = best_state;
-			if (rc != 0)
-				kz_errf(&e, "%s: out of memory", checkpoint);
-			else
-				rc = kz_model_write(&c, checkpoint, &e);
-			free(c.ts.opt_m);
-			free(c.ts.opt_v);
-			free(c.ts.ema_params);
-			free(c.ts.ema_state);
-			if (rc != 0)
-				errx(1, "%s", e.msg);
-		}
-	}
-	if (keep_best && best >= 0) {
-		memcpy(m.net->params, best_params, m.net->nparams *
-		    sizeof(float));
-		memcpy(m.net->state, best_state, m.net->nstate * sizeof(float));
-		if (!quiet)
-			fprintf(stderr, "kz-train: keeping epoch %u (validation "
-			    "%.2f%%)\n", best_epoch, 100 * best);
-	} else {
-		kz_trainer_swap_ema(t);
-	}
-	if (kz_model_write(&m, output, &e) != 0)
-		die_write(&e);
-	kz_trainer_free(t);
 	kz_model_free(&m);
 	kz_model_free(&ck);
 	kz_dataset_free(&data);
 	kz_dataset_free(&val);
-	free(best_params);
-	free(best_state);
-	free(arch_buf);
+	free(r.best_params);
+	free(r.best_state);
+	free(cl.arch_buf);
 	return 0;
 }

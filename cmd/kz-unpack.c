@@ -36,6 +36,27 @@ struct input {
 static struct input *inputs;
 static size_t ninputs;
 
+/* The command line, as parse_command_line leaves it. */
+struct cmdline {
+	const char *map_path;	/* -c: the class map of the labels */
+	const char *map_out;	/* -C: where to write the class map */
+	const char *manifest;	/* -M: where each record came from */
+	const char *output;	/* -o: the stream, "-" for stdout */
+	char **files;		/* the inputs, in order */
+	int nfiles;		/* at least one */
+};
+
+/* What the records go to, and how far they have got. */
+struct sink {
+	struct kz_writer *w;	/* the stream */
+	struct kz_out man;	/* -M: the manifest, when given */
+	int manifest;		/* whether -M was given */
+	struct kz_record *rec;	/* the record being written */
+	size_t npix;		/* pixels per image */
+	uint64_t seq;		/* index of the next record */
+	uint8_t *batch;		/* decoded tree images, DECODE_BATCH */
+};
+
 static void
 usage(void)
 {
@@ -329,8 +350,9 @@ tree_geometry(struct input *in)
 	free(img.pixels);
 }
 
-int
-main(int argc, char *argv[])
+/* Fills cl from the command line, or exits 2 with the usage. */
+static void
+parse_command_line(int argc, char *argv[], struct cmdline *cl)
 {
 	static const struct option longopts[] = {
 		{ "classmap", required_argument, NULL, 'c' },
@@ -339,41 +361,39 @@ main(int argc, char *argv[])
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *map_path = NULL, *map_out = NULL, *manifest = NULL;
-	const char *output = "-";
-	struct kz_classmap map = { 0 };
-	struct kz_err e;
 	int ch;
 
-	kz_pnm_init(argv[0]);
-	kz_ignore_sigpipe();
+	memset(cl, 0, sizeof(*cl));
+	cl->output = "-";
 	while ((ch = getopt_long(argc, argv, "c:C:M:o:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 'c': map_path = optarg; break;
-		case 'C': map_out = optarg; break;
-		case 'M': manifest = optarg; break;
-		case 'o': output = optarg; break;
+		case 'c': cl->map_path = optarg; break;
+		case 'C': cl->map_out = optarg; break;
+		case 'M': cl->manifest = optarg; break;
+		case 'o': cl->output = optarg; break;
 		default: usage();
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc == 0)
+	cl->files = argv + optind;
+	cl->nfiles = argc - optind;
+	if (cl->nfiles == 0)
 		usage();
-	refuse_tty(output);
-	if (map_path != NULL && kz_classmap_read(map_path, &map, &e) != 0)
-		errx(1, "%s", e.msg);
+	refuse_tty(cl->output);
+}
 
-	for (int i = 0; i < argc; i++)
-		read_input(argv[i]);
-
-	assign_tree_classes(&map, map_path != NULL);
-
-	struct kz_header h = { 0 };
-	h.pixel = KZ_PIXEL_U8;
+/* The stream's header from the inputs, which must agree on the image
+ * size; checks array labels against the class map (map_path, when
+ * given). */
+static void
+stream_header(const struct kz_classmap *map, const char *map_path,
+    struct kz_header *h)
+{
 	int have_labels = 0;
 	uint32_t max_label = 0;
+
+	memset(h, 0, sizeof(*h));
+	h->pixel = KZ_PIXEL_U8;
 	for (size_t i = 0; i < ninputs; i++) {
 		struct input *in = &inputs[i];
 
@@ -386,147 +406,167 @@ main(int argc, char *argv[])
 			for (size_t j = 0; j < in->n; j++) {
 				uint8_t l = in->labels.data[j];
 
-				if (map_path != NULL && l >= map.n)
-					errx(1, "%s: label %u of item %zu is not "
-					    "in class map %s (%zu classes)",
+				if (map_path != NULL && l >= map->n)
+					errx(1, "%s: label %u of item %zu is "
+					    "not in class map %s (%zu classes)",
 					    in->labels_name, l, j, map_path,
-					    map.n);
+					    map->n);
 				if (l > max_label)
 					max_label = l;
 			}
 		}
 		if (i == 0) {
-			h.width = in->width;
-			h.height = in->height;
-		} else if (in->width != h.width || in->height != h.height) {
+			h->width = in->width;
+			h->height = in->height;
+		} else if (in->width != h->width || in->height != h->height) {
 			errx(1, "%s: images are %ux%u but %s holds %ux%u; pass "
 			    "them through kz-norm, one size per stream",
 			    in->name, in->width, in->height, inputs[0].name,
-			    h.width, h.height);
+			    h->width, h->height);
 		}
 	}
-	if (map.n > 0)
-		h.nclasses = (uint32_t)map.n;
+	if (map->n > 0)
+		h->nclasses = (uint32_t)map->n;
 	else if (have_labels)
-		h.nclasses = max_label + 1;
-	if (map_out != NULL) {
-		if (map.n == 0)
-			errx(1, "-C needs a Kanji tree or -c classmap to take "
-			    "the classes from");
-		if (kz_classmap_write(&map, map_out, &e) != 0)
-			errx(1, "%s", e.msg);
-	}
+		h->nclasses = max_label + 1;
+}
 
-	struct kz_out man = { 0 };
-	if (manifest != NULL && kz_out_open(&man, manifest, &e) != 0)
-		errx(1, "%s", e.msg);
-	struct kz_writer *w = kz_writer_open(output, &h, &e);
-	if (w == NULL)
-		errx(1, "%s: %s", output, e.msg);
-	struct kz_record *rec = kz_record_new(&h);
-	if (rec == NULL)
+/* Gives up: removes the partial stream and manifest, says why. */
+static void
+abandon(struct sink *o, const char *msg)
+{
+	kz_writer_abort(o->w);
+	kz_out_abort(&o->man);
+	errx(1, "%s", msg);
+}
+
+/* Decodes the n tree images of in from done on into o->batch, on two
+ * threads (one if a thread cannot be had). */
+static void
+decode_batch(struct input *in, size_t done, size_t n, struct sink *o)
+{
+	struct decode_job job[2];
+	pthread_t tid;
+
+	if (o->batch == NULL && (o->batch = malloc(DECODE_BATCH *
+	    o->npix)) == NULL)
 		err(1, NULL);
-	size_t npix = (size_t)h.width * h.height;
-	uint64_t seq = 0;
-	uint8_t *batch = NULL;
-
-	for (size_t i = 0; i < ninputs; i++) {
-		struct input *in = &inputs[i];
-		size_t done = 0;
-
-		while (done < in->n) {
-			size_t n = in->n - done;
-			const uint8_t *pix;
-
-			if (in->kind == IN_TREE) {
-				struct decode_job job[2];
-				pthread_t tid;
-
-				if (n > DECODE_BATCH)
-					n = DECODE_BATCH;
-				if (batch == NULL && (batch = malloc(
-				    DECODE_BATCH * npix)) == NULL)
-					err(1, NULL);
-				for (int t = 0; t < 2; t++) {
-					memset(&job[t], 0, sizeof(job[t]));
-					job[t].in = in;
-					job[t].from = done + n * t / 2;
-					job[t].to = done + n * (t + 1) / 2;
-					job[t].out = batch + n * t / 2 * npix;
-				}
-				if (pthread_create(&tid, NULL, decode_range,
-				    &job[1]) != 0)
-					decode_range(&job[1]);
-				else {
-					decode_range(&job[0]);
-					pthread_join(tid, NULL);
-				}
-				if (job[0].failed || job[1].failed) {
-					kz_writer_abort(w);
-					kz_out_abort(&man);
-					errx(1, "%s", (job[0].failed ? &job[0] :
-					    &job[1])->e.msg);
-				}
-			}
-			for (size_t j = done; j < done + n; j++) {
-				rec->index = seq;
-				rec->label = KZ_LABEL_UNKNOWN;
-				switch (in->kind) {
-				case IN_ARRAY:
-					pix = in->images.data + j * npix;
-					if (in->labels.ndim == 1)
-						rec->label = in->labels.data[j];
-					break;
-				case IN_TREE:
-					pix = batch + (j - done) * npix;
-					rec->label = in->tree_label[j];
-					break;
-				default:
-					pix = in->imgs[j].pixels;
-					break;
-				}
-				memcpy(rec->pixels, pix, npix);
-				if (kz_writer_put(w, rec, &e) != 0) {
-					kz_out_abort(&man);
-					kz_writer_abort(w);
-					die_write(&e);
-				}
-				if (manifest != NULL) {
-					char line[1200];
-					int len;
-
-					if (in->kind == IN_TREE)
-						len = snprintf(line, sizeof(line),
-						    "%llu\t%s\t%s\n",
-						    (unsigned long long)seq,
-						    in->name,
-						    in->tree.entries[j].path);
-					else
-						len = snprintf(line, sizeof(line),
-						    "%llu\t%s\t%zu\n",
-						    (unsigned long long)seq,
-						    in->name, j);
-					if (kz_out_write(&man, line,
-					    (size_t)len, &e) != 0) {
-						kz_writer_abort(w);
-						kz_out_abort(&man);
-						errx(1, "%s", e.msg);
-					}
-				}
-				seq++;
-			}
-			done += n;
-		}
+	for (int t = 0; t < 2; t++) {
+		memset(&job[t], 0, sizeof(job[t]));
+		job[t].in = in;
+		job[t].from = done + n * t / 2;
+		job[t].to = done + n * (t + 1) / 2;
+		job[t].out = o->batch + n * t / 2 * o->npix;
 	}
-	if (manifest != NULL && kz_out_close(&man, &e) != 0) {
-		kz_writer_abort(w);
+	if (pthread_create(&tid, NULL, decode_range, &job[1]) != 0) {
+		decode_range(&job[1]);
+	} else {
+		decode_range(&job[0]);
+		pthread_join(tid, NULL);
+	}
+	if (job[0].failed || job[1].failed)
+		abandon(o, (job[0].failed ? &job[0] : &job[1])->e.msg);
+}
+
+/* -M: the line of the record just written: its index, the input, and
+ * the tree entry's path or the item's number in the input. */
+static void
+manifest_line(struct sink *o, const struct input *in, size_t j)
+{
+	struct kz_err e;
+	char line[1200];
+	int len;
+
+	if (in->kind == IN_TREE)
+		len = snprintf(line, sizeof(line), "%llu\t%s\t%s\n",
+		    (unsigned long long)o->seq, in->name,
+		    in->tree.entries[j].path);
+	else
+		len = snprintf(line, sizeof(line), "%llu\t%s\t%zu\n",
+		    (unsigned long long)o->seq, in->name, j);
+	if (kz_out_write(&o->man, line, (size_t)len, &e) != 0)
+		abandon(o, e.msg);
+}
+
+/* Writes the records of one input, in batches for trees. */
+static void
+write_input(struct input *in, struct sink *o)
+{
+	struct kz_record *rec = o->rec;
+	struct kz_err e;
+	size_t done = 0;
+
+	while (done < in->n) {
+		size_t n = in->n - done;
+		const uint8_t *pix;
+
+		if (in->kind == IN_TREE) {
+			if (n > DECODE_BATCH)
+				n = DECODE_BATCH;
+			decode_batch(in, done, n, o);
+		}
+		for (size_t j = done; j < done + n; j++) {
+			rec->index = o->seq;
+			rec->label = KZ_LABEL_UNKNOWN;
+			switch (in->kind) {
+			case IN_ARRAY:
+				pix = in->images.data + j * o->npix;
+				if (in->labels.ndim == 1)
+					rec->label = in->labels.data[j];
+				break;
+			case IN_TREE:
+				pix = o->batch + (j - done) * o->npix;
+				rec->label = in->tree_label[j];
+				break;
+			default:
+				pix = in->imgs[j].pixels;
+				break;
+			}
+			memcpy(rec->pixels, pix, o->npix);
+			if (kz_writer_put(o->w, rec, &e) != 0) {
+				kz_out_abort(&o->man);
+				kz_writer_abort(o->w);
+				die_write(&e);
+			}
+			if (o->manifest)
+				manifest_line(o, in, j);
+			o->seq++;
+		}
+		done += n;
+	}
+}
+
+/* Writes every input's records to the stream, and the manifest. */
+static void
+write_stream(const struct cmdline *cl, const struct kz_header *h)
+{
+	struct sink o = { 0 };
+	struct kz_err e;
+
+	o.manifest = cl->manifest != NULL;
+	o.npix = (size_t)h->width * h->height;
+	if (o.manifest && kz_out_open(&o.man, cl->manifest, &e) != 0)
+		errx(1, "%s", e.msg);
+	if ((o.w = kz_writer_open(cl->output, h, &e)) == NULL)
+		errx(1, "%s: %s", cl->output, e.msg);
+	if ((o.rec = kz_record_new(h)) == NULL)
+		err(1, NULL);
+	for (size_t i = 0; i < ninputs; i++)
+		write_input(&inputs[i], &o);
+	if (o.manifest && kz_out_close(&o.man, &e) != 0) {
+		kz_writer_abort(o.w);
 		errx(1, "%s", e.msg);
 	}
-	if (kz_writer_close(w, &e) != 0)
+	if (kz_writer_close(o.w, &e) != 0)
 		die_write(&e);
+	free(o.batch);
+	kz_record_free(o.rec);
+}
 
-	free(batch);
-	kz_record_free(rec);
+/* Frees what the inputs hold, before exit as a leak checker wants. */
+static void
+free_inputs(void)
+{
 	for (size_t i = 0; i < ninputs; i++) {
 		struct input *in = &inputs[i];
 
@@ -541,6 +581,35 @@ main(int argc, char *argv[])
 		}
 	}
 	free(inputs);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct cmdline cl;
+	struct kz_classmap map = { 0 };
+	struct kz_header h;
+	struct kz_err e;
+
+	kz_pnm_init(argv[0]);
+	kz_ignore_sigpipe();
+	parse_command_line(argc, argv, &cl);
+	if (cl.map_path != NULL && kz_classmap_read(cl.map_path, &map,
+	    &e) != 0)
+		errx(1, "%s", e.msg);
+	for (int i = 0; i < cl.nfiles; i++)
+		read_input(cl.files[i]);
+	assign_tree_classes(&map, cl.map_path != NULL);
+	stream_header(&map, cl.map_path, &h);
+	if (cl.map_out != NULL) {
+		if (map.n == 0)
+			errx(1, "-C needs a Kanji tree or -c classmap to take "
+			    "the classes from");
+		if (kz_classmap_write(&map, cl.map_out, &e) != 0)
+			errx(1, "%s", e.msg);
+	}
+	write_stream(&cl, &h);
+	free_inputs();
 	kz_classmap_free(&map);
 	return 0;
 }

@@ -152,4 +152,45 @@ t_fails "kz-classify refuses to write a label beyond the model's classes" \
     "record 1: label 12 is not in 0..2" kz-classify -m "$T/c3.kzm" -o "$T/c0-out.kz" "$T/c0.kz"
 t_eq "and leaves no output file" "" "$(ls "$T/c0-out.kz" 2>/dev/null)"
 t_fails "binary refused on a terminal" "terminal" sh -c "exec script -qec 'kz-unpack $F/imgs.npz' /dev/null | tr -d '\r' >&2; exit 1"
+
+# Whole-number options: every 64-bit seed exact, anything else refused
+# with status 2 and one line naming the option and its range.  Seeds
+# 2^53 and 2^53 + 1 are one double: if they gave the same weights, the
+# seed went through floating point.  (The model files always differ:
+# each holds its command line.)
+kzpy make "$T/seed.kz" 4 4 3 0 1 2 0 1 2
+for s in 9007199254740992 9007199254740993; do
+	kz-train -q -a mlp:16 -e 1 -t 1 --seed $s -o "$T/seed-$s.kzm" "$T/seed.kz"
+	kz-classify -m "$T/seed-$s.kzm" -k 3 "$T/seed.kz" >"$T/seed-$s.kz"
+done
+t_eq "--seed 2^53 and 2^53 + 1 give different weights" different \
+    "$(cmp -s "$T/seed-9007199254740992.kz" "$T/seed-9007199254740993.kz" && echo same || echo different)"
+t_ok "--seed 2^64 - 1 is taken" kz-train -q -a mlp:16 -e 1 -t 1 \
+    --seed 18446744073709551615 -o "$T/seed-max.kzm" "$T/seed.kz"
+# refused MESSAGE CMD...: CMD exits 2, MESSAGE all it says.
+refused() {
+	_m=$1; shift
+	"$@" >"$T/out" 2>"$T/err"
+	t_eq "refused: $(echo "$*" | sed "s|$T/||g")" "2 $_m" "$? $(cat "$T/err")"
+}
+TR="kz-train -q -a mlp:16 -o $T/no.kzm"
+refused 'kz-train: --seed must be a whole number in 0..18446744073709551615, not "18446744073709551616"' \
+    $TR --seed 18446744073709551616 "$T/seed.kz"
+refused 'kz-train: --seed must be a whole number in 0..18446744073709551615, not "-1"' \
+    $TR --seed -1 "$T/seed.kz"
+refused 'kz-train: -e must be a whole number in 0..100000, not "1.5"' $TR -e 1.5 "$T/seed.kz"
+refused 'kz-train: -b must be a whole number in 1..65536, not "1e3"' $TR -b 1e3 "$T/seed.kz"
+refused 'kz-train: --schedule step:N must be a whole number in 1..2147483647, not "0x2"' \
+    $TR --schedule step:0x2 "$T/seed.kz"
+t_eq "no model left by a refused option" "" "$(ls "$T"/no.kzm* 2>/dev/null)"
+refused 'kz-split: -s must be a whole number in 0..1000000000000000000, not "1000000000000000001"' \
+    kz-split -c 1 -s 1000000000000000001 -o "$T/no.kz" "$T/seed.kz"
+refused 'kz-classify: -k must be a whole number in 1..64, not ""' \
+    kz-classify -m "$T/seed-max.kzm" -k '' "$T/seed.kz"
+refused 'kz-eval: -n must be a whole number in 0..1000000, not "3 "' \
+    kz-eval -n '3 ' "$T/seed-9007199254740992.kz"
+refused 'kz-show: -w must be a whole number in 1..10000, not "99999999999999999999"' \
+    kz-show -w 99999999999999999999 -o "$T/no.png" "$T/seed.kz"
+refused 'kz-norm: -T must be a whole number in 0..254, not " 5"' kz-norm -T ' 5' "$T/seed.kz"
+refused 'kz-norm: -f height must be a whole number in 1..4096, not "+"' kz-norm -f 28x+ "$T/seed.kz"
 echo "# malformed inputs tried: $MALFORMED cuts + the cases above"
