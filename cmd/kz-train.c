@@ -452,14 +452,10 @@ static void
 restore(const struct cmdline *cl, const struct kz_model *ck, struct run *r)
 {
 	const struct kz_net *net = r->m->net;
+	struct kz_err e;
 
-	if (kz_trainer_restore(r->t, &ck->ts) != 0) {
-		if (ck->ts.ema_params == NULL)
-			errx(1, "%s: no weight average in this checkpoint; "
-			    "resume without --ema", cl->resume);
-		errx(1, "%s: trained with --ema %g; resume with it",
-		    cl->resume, ck->ts.ema);
-	}
+	if (kz_trainer_restore(r->t, &ck->ts, &e) != 0)
+		errx(1, "%s: %s", cl->resume, e.msg);
 	r->best = ck->ts.best;
 	r->best_epoch = ck->ts.best_epoch;
 	if (cl->keep_best && ck->ts.best_params != NULL) {
@@ -496,15 +492,14 @@ save_checkpoint(const struct cmdline *cl, const struct run *r)
 	int rc;
 
 	memset(&c.ts, 0, sizeof(c.ts));
-	rc = kz_trainer_save(r->t, &c.ts);
+	if ((rc = kz_trainer_save(r->t, &c.ts, &e)) != 0)
+		kz_err_prefix(&e, cl->checkpoint);
 	c.ts.best = r->best;
 	c.ts.best_epoch = r->best_epoch;
 	c.ts.best_params = cl->keep_best && r->best >= 0 ? r->best_params :
 	    NULL;
 	c.ts.best_state = r->best_state;
-	if (rc != 0)
-		kz_errf(&e, "%s: out of memory", cl->checkpoint);
-	else
+	if (rc == 0)
 		rc = kz_model_write(&c, cl->checkpoint, &e);
 	free(c.ts.opt_m);
 	free(c.ts.opt_v);

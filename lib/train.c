@@ -396,7 +396,8 @@ kz_trainer_epochs_done(const struct kz_trainer *t)
 }
 
 int
-kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
+kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts,
+    struct kz_err *e)
 {
 	size_t np = t->net->nparams, ns = t->net->nstate;
 
@@ -407,24 +408,29 @@ kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts)
 	ts->ema = t->o.ema;
 	if (copy_floats(&ts->opt_m, t->opt.m, np) != 0 ||
 	    copy_floats(&ts->opt_v, t->opt.v, np) != 0)
-		return -1;
+		return kz_errf(e, "out of memory");
 	if (t->ema_params != NULL && (copy_floats(&ts->ema_params,
 	    t->ema_params, np) != 0 || copy_floats(&ts->ema_state,
 	    t->ema_state, ns) != 0))
-		return -1;
+		return kz_errf(e, "out of memory");
 	return 0;
 }
 
 int
-kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts)
+kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts,
+    struct kz_err *e)
 {
 	size_t np = t->net->nparams;
 
 	/* An average dropped or begun half-way, or another decay, would
 	 * not be the run the options describe. */
-	if ((t->ema_params != NULL) != (ts->ema_params != NULL) ||
-	    (t->ema_params != NULL && ts->ema != t->o.ema))
-		return -1;
+	if (t->ema_params != NULL && ts->ema_params == NULL)
+		return kz_errf(e, "no weight average in this checkpoint; "
+		    "resume without --ema");
+	if (ts->ema_params != NULL && (t->ema_params == NULL ||
+	    ts->ema != t->o.ema))
+		return kz_errf(e, "trained with --ema %g; resume with it",
+		    ts->ema);
 	t->epoch = ts->epoch;
 	t->rng = ts->rng;
 	t->opt.step = ts->opt_step;

@@ -86,11 +86,13 @@ double kz_trainer_accuracy(struct kz_trainer *t, const struct kz_dataset *d);
  * write the average, and again before training on. */
 void kz_trainer_swap_ema(struct kz_trainer *t);
 /* Checkpoint state in and out.  save fills ts, allocating the arrays
- * still NULL (the caller frees them either way), and returns -1 when
- * out of memory; restore returns -1 when the state's moving average
- * (none, or its decay) is not the one the options ask for. */
-int kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts);
-int kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts);
+ * still NULL (the caller frees them either way); -1 when out of memory.
+ * restore fails when the state's moving average (none, or its decay) is
+ * not the one the options ask for. */
+int kz_trainer_save(const struct kz_trainer *t, struct kz_train_state *ts,
+    struct kz_err *e);
+int kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts,
+    struct kz_err *e);
 uint32_t kz_trainer_epochs_done(const struct kz_trainer *t);
 void kz_trainer_free(struct kz_trainer *t);
 
