@@ -14,6 +14,8 @@ trap 'git -C "$TOP" worktree remove --force "$B/base" 2>/dev/null; rm -rf "$B"' 
 git -C "$TOP" worktree add -q --detach "$B/base" "$REV"
 make -s -C "$B/base" all >/dev/null
 BASE=$B/base/build/bin
+# The same date in both models, so that their bytes compare.
+export SOURCE_DATE_EPOCH=1700000000
 "$BIN/kz-unpack" "$D/kmnist-train-imgs.npz" "$D/kmnist-train-labels.npz" |
     head -c $((32 + 796 * 15000)) >"$B/train.kz"
 "$BIN/kz-unpack" -o "$B/test.kz" "$D/kmnist-test-imgs.npz" "$D/kmnist-test-labels.npz"
