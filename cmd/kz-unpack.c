@@ -468,23 +468,60 @@ decode_batch(struct input *in, size_t done, size_t n, struct sink *o)
 		abandon(o, (job[0].failed ? &job[0] : &job[1])->e.msg);
 }
 
+/* Writes s to the manifest with a backslash before a backslash and the
+ * control characters as \t, \n, \r or \xHH, so that any file name
+ * stays one field of one line. */
+static void
+manifest_field(struct sink *o, const char *s)
+{
+	struct kz_err e;
+	char buf[256];
+	size_t n = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (n + 4 >= sizeof(buf)) {
+			if (kz_out_write(&o->man, buf, n, &e) != 0)
+				abandon(o, e.msg);
+			n = 0;
+		}
+		if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
+			buf[n++] = '\\';
+			buf[n++] = c == '\t' ? 't' : c == '\n' ? 'n' :
+			    c == '\r' ? 'r' : '\\';
+		} else if (c < 0x20 || c == 0x7f) {
+			n += (size_t)snprintf(buf + n, 5, "\\x%02x", c);
+		} else {
+			buf[n++] = (char)c;
+		}
+	}
+	if (n > 0 && kz_out_write(&o->man, buf, n, &e) != 0)
+		abandon(o, e.msg);
+}
+
 /* -M: the line of the record just written: its index, the input, and
  * the tree entry's path or the item's number in the input. */
 static void
 manifest_line(struct sink *o, const struct input *in, size_t j)
 {
 	struct kz_err e;
-	char line[1200];
+	char num[48];
 	int len;
 
-	if (in->kind == IN_TREE)
-		len = snprintf(line, sizeof(line), "%llu\t%s\t%s\n",
-		    (unsigned long long)o->seq, in->name,
-		    in->tree.entries[j].path);
-	else
-		len = snprintf(line, sizeof(line), "%llu\t%s\t%zu\n",
-		    (unsigned long long)o->seq, in->name, j);
-	if (kz_out_write(&o->man, line, (size_t)len, &e) != 0)
+	len = snprintf(num, sizeof(num), "%llu\t", (unsigned long long)o->seq);
+	if (kz_out_write(&o->man, num, (size_t)len, &e) != 0)
+		abandon(o, e.msg);
+	manifest_field(o, in->name);
+	if (in->kind == IN_TREE) {
+		if (kz_out_write(&o->man, "\t", 1, &e) != 0)
+			abandon(o, e.msg);
+		manifest_field(o, in->tree.entries[j].path);
+		len = snprintf(num, sizeof(num), "\n");
+	} else {
+		len = snprintf(num, sizeof(num), "\t%zu\n", j);
+	}
+	if (kz_out_write(&o->man, num, (size_t)len, &e) != 0)
 		abandon(o, e.msg);
 }
 

@@ -31,6 +31,23 @@ t_fails "tar header checksum" "bad checksum" kz-unpack "$F/badsum.tar"
 t_fails "a stream is not an input" "already a kz stream" sh -c "kz-unpack '$F/imgs.npz' > '$T/x.kz' && kz-unpack '$T/x.kz'"
 t_eq "nothing escaped the tar" "" "$(ls /tmp/x.png "$T/../tmp/x.png" 2>/dev/null)"
 
+# A manifest line for an input path longer than any line buffer, with a
+# tab and a newline in it: one line, its name escaped (kz-unpack(1)).
+long=$T/$(printf '%0200d' 0)/$(printf '%0200d' 1)/$(printf '%0200d' 2)/$(printf '%0200d' 3)/$(printf '%0200d' 4)/$(printf '%0200d' 5)
+mkdir -p "$long"
+cp "$F/a.pgm" "$long/a	b
+c.pgm"
+kz-unpack -M "$T/long.tsv" -o "$T/long.kz" "$long/a	b
+c.pgm"
+t_eq "manifest of a 1,200-byte path with a tab and a newline: one line, the name escaped" \
+    "1 ok" "$(wc -l <"$T/long.tsv") $("$PY" -c '
+import sys
+f = open(sys.argv[1], encoding="utf-8").read().rstrip("\n").split("\t")
+name = f[1].replace("\\t", "\t").replace("\\n", "\n")
+print("ok" if len(f) == 3 and f[0] == "0" and f[2] == "0" and name == sys.argv[2] else f)
+' "$T/long.tsv" "$long/a	b
+c.pgm")"
+
 # Truncation at many offsets: every cut is a clean one-line error.
 # cuts FILE STEP MAX [extra args]: cuts at 0..MAX-1 (or the size) by STEP.
 cuts() {
