@@ -257,7 +257,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 
 /* The training command, without the options that only name files or
  * silence output, so that two runs differing only there give the same
- * model bytes. */
+ * model bytes; each argument escaped (kz_escape), so that none can
+ * start a line of its own in the model's metadata. */
 static char *
 command_line(int argc, char *argv[])
 {
@@ -267,7 +268,7 @@ command_line(int argc, char *argv[])
 	char *s;
 
 	for (int i = 0; i < argc; i++)
-		len += strlen(argv[i]) + 1;
+		len += 4 * strlen(argv[i]) + 1;
 	if ((s = calloc(len, 1)) == NULL)
 		err(1, NULL);
 	strcat(s, "kz-train");
@@ -293,8 +294,12 @@ command_line(int argc, char *argv[])
 			i += skip - 1;
 			continue;
 		}
+		char *arg = kz_escape(argv[i]);
+		if (arg == NULL)
+			err(1, NULL);
 		strcat(s, " ");
-		strcat(s, argv[i]);
+		strcat(s, arg);
+		free(arg);
 	}
 	return s;
 }

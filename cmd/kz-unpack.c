@@ -468,36 +468,21 @@ decode_batch(struct input *in, size_t done, size_t n, struct sink *o)
 		abandon(o, (job[0].failed ? &job[0] : &job[1])->e.msg);
 }
 
-/* Writes s to the manifest with a backslash before a backslash and the
- * control characters as \t, \n, \r or \xHH, so that any file name
+/* Writes s to the manifest escaped (kz_escape), so that any file name
  * stays one field of one line. */
 static void
 manifest_field(struct sink *o, const char *s)
 {
 	struct kz_err e;
-	char buf[256];
-	size_t n = 0;
+	char *t = kz_escape(s);
 
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (n + 4 >= sizeof(buf)) {
-			if (kz_out_write(&o->man, buf, n, &e) != 0)
-				abandon(o, e.msg);
-			n = 0;
-		}
-		if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
-			buf[n++] = '\\';
-			buf[n++] = c == '\t' ? 't' : c == '\n' ? 'n' :
-			    c == '\r' ? 'r' : '\\';
-		} else if (c < 0x20 || c == 0x7f) {
-			n += (size_t)snprintf(buf + n, 5, "\\x%02x", c);
-		} else {
-			buf[n++] = (char)c;
-		}
-	}
-	if (n > 0 && kz_out_write(&o->man, buf, n, &e) != 0)
+	if (t == NULL)
+		abandon(o, "out of memory");
+	if (kz_out_write(&o->man, t, strlen(t), &e) != 0) {
+		free(t);
 		abandon(o, e.msg);
+	}
+	free(t);
 }
 
 /* -M: the line of the record just written: its index, the input, and

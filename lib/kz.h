@@ -349,4 +349,12 @@ uint64_t kz_rng_below(struct kz_rng *r, uint64_t n);	/* [0, n) */
 double kz_rng_normal(struct kz_rng *r);			/* N(0, 1) */
 void kz_rng_shuffle(struct kz_rng *r, uint32_t *a, size_t n);
 
+/* ---- text -------------------------------------------------------------- */
+
+/* A copy of s (malloc'd; NULL when out of memory) with a backslash
+ * before a backslash, and tab, newline, carriage return and the other
+ * control characters as \t, \n, \r and \xHH: any name, kept on one line
+ * and in one tab-separated field. */
+char *kz_escape(const char *s);
+
 #endif
