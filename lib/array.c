@@ -72,40 +72,51 @@ npy_value(const char *h, size_t len, const char *key)
 	return NULL;
 }
 
-int
-kz_npy_parse(const uint8_t *buf, size_t len, const char *name,
-    struct kz_array *a, struct kz_err *e)
+/* Reads the header of the .npy file in buf (len bytes): copies its
+ * dict, NUL-terminated, into hdr (size bytes), its length into *hlen,
+ * and where the data starts into *off.  0, or -1 for a bad magic, an
+ * unknown version, or a header too long for hdr or cut short. */
+static int
+npy_header(const uint8_t *buf, size_t len, const char *name, char *hdr,
+    size_t size, size_t *hlen, size_t *off, struct kz_err *e)
 {
-	size_t hlen, off;
-	const char *h, *v, *end;
-	char hdr[4096];
+	size_t n, start;
 
-	memset(a, 0, sizeof(*a));
 	if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
 		return kz_errf(e, "%s: not a .npy array (bad magic)", name);
 	if (buf[6] == 1) {
-		hlen = get_le16(buf + 8);
-		off = 10;
+		n = get_le16(buf + 8);
+		start = 10;
 	} else if (buf[6] == 2 || buf[6] == 3) {
 		if (len < 12)
 			return kz_errf(e, "%s: .npy header truncated", name);
-		hlen = get_le32(buf + 8);
-		off = 12;
+		n = get_le32(buf + 8);
+		start = 12;
 	} else {
 		return kz_errf(e, "%s: .npy version %u.%u not supported",
 		    name, buf[6], buf[7]);
 	}
-	if (hlen >= sizeof(hdr))
+	if (n >= size)
 		return kz_errf(e, "%s: .npy header of %zu bytes is too long",
-		    name, hlen);
-	if (len - off < hlen)
+		    name, n);
+	if (len - start < n)
 		return kz_errf(e, "%s: .npy header truncated", name);
-	memcpy(hdr, buf + off, hlen);
-	hdr[hlen] = '\0';
-	h = hdr;
-	off += hlen;
+	memcpy(hdr, buf + start, n);
+	hdr[n] = '\0';
+	*hlen = n;
+	*off = start + n;
+	return 0;
+}
 
-	if ((v = npy_value(h, hlen, "descr")) == NULL)
+/* Checks that the header dict h (len bytes) describes uint8 elements
+ * in C order.  0, or -1 naming the field that says otherwise. */
+static int
+npy_check_type(const char *h, size_t len, const char *name,
+    struct kz_err *e)
+{
+	const char *v;
+
+	if ((v = npy_value(h, len, "descr")) == NULL)
 		return kz_errf(e, "%s: .npy header has no descr", name);
 	if (strncmp(v, "'|u1'", 5) != 0 && strncmp(v, "'<u1'", 5) != 0 &&
 	    strncmp(v, "'u1'", 4) != 0 && strncmp(v, "'>u1'", 5) != 0) {
@@ -113,13 +124,26 @@ kz_npy_parse(const uint8_t *buf, size_t len, const char *name,
 		return kz_errf(e, "%s: .npy element type %.*s is not uint8 "
 		    "('|u1')", name, n > 20 ? 20 : n, v);
 	}
-	if ((v = npy_value(h, hlen, "fortran_order")) == NULL)
+	if ((v = npy_value(h, len, "fortran_order")) == NULL)
 		return kz_errf(e, "%s: .npy header has no fortran_order",
 		    name);
 	if (strncmp(v, "False", 5) != 0)
 		return kz_errf(e, "%s: Fortran-order .npy arrays are not "
 		    "supported", name);
-	if ((v = npy_value(h, hlen, "shape")) == NULL || *v != '(')
+	return 0;
+}
+
+/* Parses the tuple of the header dict h (len bytes, NUL-terminated)
+ * under "shape" into a->dim and a->ndim, which start at 0.  0, or -1
+ * when it is missing, malformed or longer than 4; the dimensions
+ * themselves are left to check_dims. */
+static int
+npy_shape(const char *h, size_t len, const char *name, struct kz_array *a,
+    struct kz_err *e)
+{
+	const char *v;
+
+	if ((v = npy_value(h, len, "shape")) == NULL || *v != '(')
 		return kz_errf(e, "%s: .npy header has no shape", name);
 	for (v++;;) {
 		char *next;
@@ -144,9 +168,23 @@ kz_npy_parse(const uint8_t *buf, size_t len, const char *name,
 		else if (*v != ')')
 			return kz_errf(e, "%s: .npy shape is malformed", name);
 	}
-	end = v;
-	(void)end;
-	if (check_dims(a, name, e) != 0)
+	return 0;
+}
+
+int
+kz_npy_parse(const uint8_t *buf, size_t len, const char *name,
+    struct kz_array *a, struct kz_err *e)
+{
+	/* Set for gcc, which cannot see that kz_errf returns -1. */
+	size_t hlen = 0, off = 0;
+	char hdr[4096];
+
+	memset(a, 0, sizeof(*a));
+	if (npy_header(buf, len, name, hdr, sizeof(hdr), &hlen, &off,
+	    e) != 0 ||
+	    npy_check_type(hdr, hlen, name, e) != 0 ||
+	    npy_shape(hdr, hlen, name, a, e) != 0 ||
+	    check_dims(a, name, e) != 0)
 		return -1;
 	if (len - off != kz_array_count(a))
 		return kz_errf(e, "%s: .npy holds %zu data bytes, its shape "
@@ -161,6 +199,8 @@ kz_npy_parse(const uint8_t *buf, size_t len, const char *name,
 #define ZIP_LOCAL 0x04034b50
 #define ZIP_CENTRAL 0x02014b50
 #define ZIP_END 0x06054b50
+/* The member numpy.savez names its first unnamed array. */
+#define NPZ_MEMBER "arr_0.npy"
 
 struct zip_member {
 	uint16_t method, flags;
@@ -201,51 +241,63 @@ zip64_extra(const uint8_t *x, size_t n, struct zip_member *m)
 	return 0;
 }
 
-int
-kz_npz_parse(const uint8_t *buf, size_t len, const char *name,
-    struct kz_array *a, struct kz_err *e)
+/* Finds the end of central directory record of the zip archive in buf
+ * (len bytes), in its last 22 + 65535 (comment) bytes, and stores its
+ * offset in *eocd.  0, or -1 when there is none. */
+static int
+zip_end(const uint8_t *buf, size_t len, const char *name, size_t *eocd,
+    struct kz_err *e)
 {
-	const char *want = "arr_0.npy";
-	size_t eocd, cd, i, nentries;
-	struct zip_member m;
-	int found = 0;
-	char first[64] = "";
-	uint8_t *out;
-	z_stream z;
+	size_t off;
 
-	memset(a, 0, sizeof(*a));
 	if (len < 22)
 		return kz_errf(e, "%s: zip archive truncated (%zu bytes)",
 		    name, len);
-	/* The end record sits in the last 22 + 65535 (comment) bytes. */
-	for (eocd = len - 22;; eocd--) {
-		if (get_le32(buf + eocd) == ZIP_END)
+	for (off = len - 22;; off--) {
+		if (get_le32(buf + off) == ZIP_END)
 			break;
-		if (eocd == 0 || len - eocd > 22 + 65535)
+		if (off == 0 || len - off > 22 + 65535)
 			return kz_errf(e, "%s: zip archive truncated or "
 			    "damaged (no end of central directory)", name);
 	}
+	*eocd = off;
+	return 0;
+}
+
+/* Looks NPZ_MEMBER up in the central directory of the archive in buf
+ * whose end record is at eocd, and stores its entry, zip64 sizes
+ * applied, in *m.  0, or -1 when the directory is damaged or lacks the
+ * member (the message then names the first member, a hint to what the
+ * archive holds instead). */
+static int
+zip_find(const uint8_t *buf, size_t eocd, const char *name,
+    struct zip_member *m, struct kz_err *e)
+{
+	const char *want = NPZ_MEMBER;
+	size_t cd, nentries;
+	char first[64] = "";
+
 	nentries = get_le16(buf + eocd + 10);
 	cd = get_le32(buf + eocd + 16);
 	if (cd > eocd)
 		return kz_errf(e, "%s: zip central directory offset %zu is "
 		    "past its end", name, cd);
-	for (i = 0; i < nentries; i++) {
+	for (size_t i = 0; i < nentries; i++) {
 		size_t nlen, xlen, clen;
 
 		if (eocd - cd < 46 || get_le32(buf + cd) != ZIP_CENTRAL)
 			return kz_errf(e, "%s: zip central directory entry "
 			    "%zu damaged", name, i);
-		memset(&m, 0, sizeof(m));
-		m.flags = get_le16(buf + cd + 8);
-		m.method = get_le16(buf + cd + 10);
-		m.crc = get_le32(buf + cd + 16);
-		m.csize = get_le32(buf + cd + 20);
-		m.usize = get_le32(buf + cd + 24);
+		memset(m, 0, sizeof(*m));
+		m->flags = get_le16(buf + cd + 8);
+		m->method = get_le16(buf + cd + 10);
+		m->crc = get_le32(buf + cd + 16);
+		m->csize = get_le32(buf + cd + 20);
+		m->usize = get_le32(buf + cd + 24);
 		nlen = get_le16(buf + cd + 28);
 		xlen = get_le16(buf + cd + 30);
 		clen = get_le16(buf + cd + 32);
-		m.local = get_le32(buf + cd + 42);
+		m->local = get_le32(buf + cd + 42);
 		if (eocd - cd - 46 < nlen + xlen + clen)
 			return kz_errf(e, "%s: zip central directory entry "
 			    "%zu damaged", name, i);
@@ -254,100 +306,152 @@ kz_npz_parse(const uint8_t *buf, size_t len, const char *name,
 			    (int)(nlen < 60 ? nlen : 60), buf + cd + 46);
 		if (nlen == strlen(want) &&
 		    memcmp(buf + cd + 46, want, nlen) == 0) {
-			if (zip64_extra(buf + cd + 46 + nlen, xlen, &m) != 0)
+			if (zip64_extra(buf + cd + 46 + nlen, xlen, m) != 0)
 				return kz_errf(e, "%s: zip64 extra field "
 				    "damaged", name);
-			found = 1;
-			break;
+			return 0;
 		}
 		cd += 46 + nlen + xlen + clen;
 	}
-	if (!found)
-		return kz_errf(e, "%s: zip archive has no member %s%s%s%s",
-		    name, want, *first ? " (first member: " : "", first,
-		    *first ? ")" : "");
-	if (m.flags & 1)
+	return kz_errf(e, "%s: zip archive has no member %s%s%s%s", name,
+	    want, *first ? " (first member: " : "", first,
+	    *first ? ")" : "");
+}
+
+/* Checks that member m of the archive in buf (len bytes) can be
+ * extracted: not encrypted, stored or deflated, its local header and
+ * data inside buf, and the size it claims within KZ_MAX_ARRAY_BYTES and
+ * what its compressed size can give.  Stores where its data starts in
+ * *data.  0, or -1. */
+static int
+zip_check(const uint8_t *buf, size_t len, const struct zip_member *m,
+    const char *name, size_t *data, struct kz_err *e)
+{
+	const char *want = NPZ_MEMBER;
+
+	if (m->flags & 1)
 		return kz_errf(e, "%s: %s is encrypted", name, want);
-	if (m.method != 0 && m.method != 8)
+	if (m->method != 0 && m->method != 8)
 		return kz_errf(e, "%s: %s uses compression method %u (only "
-		    "stored and deflate are supported)", name, want, m.method);
-	if (m.local > len || len - m.local < 30 ||
-	    get_le32(buf + m.local) != ZIP_LOCAL)
+		    "stored and deflate are supported)", name, want,
+		    m->method);
+	if (m->local > len || len - m->local < 30 ||
+	    get_le32(buf + m->local) != ZIP_LOCAL)
 		return kz_errf(e, "%s: %s: local header damaged", name, want);
-	size_t data = m.local + 30 + get_le16(buf + m.local + 26) +
-	    get_le16(buf + m.local + 28);
-	if (data > len || len - data < m.csize)
+	*data = m->local + 30 + get_le16(buf + m->local + 26) +
+	    get_le16(buf + m->local + 28);
+	if (*data > len || len - *data < m->csize)
 		return kz_errf(e, "%s: %s: compressed data truncated", name,
 		    want);
-	if (m.usize > KZ_MAX_ARRAY_BYTES + 4096)
+	if (m->usize > KZ_MAX_ARRAY_BYTES + 4096)
 		return kz_errf(e, "%s: %s claims %llu bytes, beyond the limit "
-		    "of %llu", name, want, (unsigned long long)m.usize,
+		    "of %llu", name, want, (unsigned long long)m->usize,
 		    (unsigned long long)KZ_MAX_ARRAY_BYTES);
-	if ((m.method == 0 && m.usize != m.csize) || (m.method == 8 &&
-	    m.usize > m.csize * DEFLATE_MAX_RATIO + 1024))
+	if ((m->method == 0 && m->usize != m->csize) || (m->method == 8 &&
+	    m->usize > m->csize * DEFLATE_MAX_RATIO + 1024))
 		return kz_errf(e, "%s: %s claims %llu bytes from %llu "
 		    "compressed bytes, more than deflate can produce (zip "
-		    "bomb?)", name, want, (unsigned long long)m.usize,
-		    (unsigned long long)m.csize);
-	if ((out = malloc(m.usize ? m.usize : 1)) == NULL)
-		return kz_errf(e, "%s: out of memory", name);
-	if (m.method == 0) {
-		memcpy(out, buf + data, m.usize);
-	} else {
-		memset(&z, 0, sizeof(z));
-		if (inflateInit2(&z, -MAX_WBITS) != Z_OK) {
-			free(out);
-			return kz_errf(e, "%s: zlib: out of memory", name);
-		}
-		uint64_t done_in = 0, done_out = 0;
-		int zr = Z_OK;
-		/* avail_in/out are 32-bit: feed in chunks. */
-		while (zr == Z_OK) {
-			uint64_t in_left = m.csize - done_in;
-			uint64_t out_left = m.usize - done_out;
+		    "bomb?)", name, want, (unsigned long long)m->usize,
+		    (unsigned long long)m->csize);
+	return 0;
+}
 
-			z.next_in = (uint8_t *)buf + data + done_in;
-			z.avail_in = in_left > (1u << 30) ? (1u << 30) :
-			    (unsigned)in_left;
-			z.next_out = out + done_out;
-			z.avail_out = out_left > (1u << 30) ? (1u << 30) :
-			    (unsigned)out_left;
-			unsigned ai = z.avail_in, ao = z.avail_out;
-			zr = inflate(&z, Z_NO_FLUSH);
-			done_in += ai - z.avail_in;
-			done_out += ao - z.avail_out;
-			if (zr == Z_BUF_ERROR && (done_in == m.csize ||
-			    done_out == m.usize))
-				break;
-			if (zr == Z_BUF_ERROR)
-				zr = Z_OK;
-		}
-		inflateEnd(&z);
-		if (zr != Z_STREAM_END || done_out != m.usize) {
-			free(out);
-			if (zr == Z_DATA_ERROR)
-				return kz_errf(e, "%s: %s: deflate data "
-				    "damaged at compressed byte %llu", name,
-				    want, (unsigned long long)done_in);
-			return kz_errf(e, "%s: %s: deflate data does not "
-			    "match its size (%llu of %llu bytes)", name, want,
-			    (unsigned long long)done_out,
-			    (unsigned long long)m.usize);
-		}
+/* Inflates member m's raw deflate data at src (m->csize bytes) into
+ * out (m->usize bytes).  0, or -1 when zlib runs out of memory or the
+ * data is damaged or does not give exactly m->usize bytes. */
+static int
+zip_inflate(const uint8_t *src, const struct zip_member *m, uint8_t *out,
+    const char *name, struct kz_err *e)
+{
+	const char *want = NPZ_MEMBER;
+	uint64_t done_in = 0, done_out = 0;
+	int zr = Z_OK;
+	z_stream z;
+
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, -MAX_WBITS) != Z_OK)
+		return kz_errf(e, "%s: zlib: out of memory", name);
+	/* avail_in/out are 32-bit: feed in chunks. */
+	while (zr == Z_OK) {
+		uint64_t in_left = m->csize - done_in;
+		uint64_t out_left = m->usize - done_out;
+
+		z.next_in = (uint8_t *)src + done_in;
+		z.avail_in = in_left > (1u << 30) ? (1u << 30) :
+		    (unsigned)in_left;
+		z.next_out = out + done_out;
+		z.avail_out = out_left > (1u << 30) ? (1u << 30) :
+		    (unsigned)out_left;
+		unsigned ai = z.avail_in, ao = z.avail_out;
+		zr = inflate(&z, Z_NO_FLUSH);
+		done_in += ai - z.avail_in;
+		done_out += ao - z.avail_out;
+		if (zr == Z_BUF_ERROR && (done_in == m->csize ||
+		    done_out == m->usize))
+			break;
+		if (zr == Z_BUF_ERROR)
+			zr = Z_OK;
 	}
+	inflateEnd(&z);
+	if (zr == Z_STREAM_END && done_out == m->usize)
+		return 0;
+	if (zr == Z_DATA_ERROR)
+		return kz_errf(e, "%s: %s: deflate data damaged at compressed "
+		    "byte %llu", name, want, (unsigned long long)done_in);
+	return kz_errf(e, "%s: %s: deflate data does not match its size "
+	    "(%llu of %llu bytes)", name, want, (unsigned long long)done_out,
+	    (unsigned long long)m->usize);
+}
+
+/* Copies or inflates member m, whose data zip_check found at src, into
+ * a new buffer *out of m->usize bytes and checks its CRC.  0, or -1
+ * with nothing allocated. */
+static int
+zip_extract(const uint8_t *src, const struct zip_member *m,
+    const char *name, uint8_t **out, struct kz_err *e)
+{
+	uint8_t *b;
 	uLong crc = 0;
-	for (uint64_t off = 0; off < m.usize; off += 1u << 30) {
-		uint64_t n = m.usize - off;
-		crc = crc32(crc, out + off, n > (1u << 30) ? (1u << 30) :
+
+	if ((b = malloc(m->usize ? m->usize : 1)) == NULL)
+		return kz_errf(e, "%s: out of memory", name);
+	if (m->method == 0) {
+		memcpy(b, src, m->usize);
+	} else if (zip_inflate(src, m, b, name, e) != 0) {
+		free(b);
+		return -1;
+	}
+	for (uint64_t off = 0; off < m->usize; off += 1u << 30) {
+		uint64_t n = m->usize - off;
+		crc = crc32(crc, b + off, n > (1u << 30) ? (1u << 30) :
 		    (unsigned)n);
 	}
-	if (crc != m.crc) {
-		free(out);
+	if (crc != m->crc) {
+		free(b);
 		return kz_errf(e, "%s: %s: CRC mismatch (damaged archive)",
-		    name, want);
+		    name, NPZ_MEMBER);
 	}
+	*out = b;
+	return 0;
+}
+
+int
+kz_npz_parse(const uint8_t *buf, size_t len, const char *name,
+    struct kz_array *a, struct kz_err *e)
+{
+	/* Set for gcc, which cannot see that kz_errf returns -1. */
+	struct zip_member m = { 0 };
+	size_t eocd = 0, data = 0;
+	uint8_t *out = NULL;
 	char member[300];
-	snprintf(member, sizeof(member), "%s: %s", name, want);
+
+	memset(a, 0, sizeof(*a));
+	if (zip_end(buf, len, name, &eocd, e) != 0 ||
+	    zip_find(buf, eocd, name, &m, e) != 0 ||
+	    zip_check(buf, len, &m, name, &data, e) != 0 ||
+	    zip_extract(buf + data, &m, name, &out, e) != 0)
+		return -1;
+	snprintf(member, sizeof(member), "%s: %s", name, NPZ_MEMBER);
 	if (kz_npy_parse(out, m.usize, member, a, e) != 0) {
 		free(out);
 		return -1;

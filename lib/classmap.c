@@ -120,141 +120,213 @@ kz_classmap_free(struct kz_classmap *m)
 	memset(m, 0, sizeof(*m));
 }
 
-int
-kz_classmap_parse(const char *buf, size_t len, const char *name,
-    struct kz_classmap *m, struct kz_err *e)
-{
-	const char *p = buf, *end = buf + len;
-	size_t line = 1, rows = 0, cap = 0;
-	struct { long idx; uint32_t cp; size_t line; } *row = NULL, *nr;
-	char f[3][FIELD_MAX + 1];
+/* A data row of a class map, kept until every row is read. */
+struct row {
+	long idx;
+	uint32_t cp;
+	size_t line;	/* for messages */
+};
 
-	memset(m, 0, sizeof(*m));
-	if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-		p += 3;
-	const char *nl = memchr(p, '\n', (size_t)(end - p));
-	const char *hend = nl ? nl : end;
-	if (hend > p && hend[-1] == '\r')
+/* Skips a UTF-8 byte order mark and the header line at *p (before
+ * end), moving *p to the first row.  0, or -1 when the header is not
+ * "index,codepoint,char". */
+static int
+skip_header(const char **p, const char *end, const char *name,
+    struct kz_err *e)
+{
+	const char *s = *p, *nl, *hend;
+
+	if (end - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	nl = memchr(s, '\n', (size_t)(end - s));
+	hend = nl ? nl : end;
+	if (hend > s && hend[-1] == '\r')
 		hend--;
-	if ((size_t)(hend - p) != strlen("index,codepoint,char") ||
-	    memcmp(p, "index,codepoint,char", (size_t)(hend - p)) != 0)
+	if ((size_t)(hend - s) != strlen("index,codepoint,char") ||
+	    memcmp(s, "index,codepoint,char", (size_t)(hend - s)) != 0)
 		return kz_errf(e, "%s: line 1: header is not "
 		    "\"index,codepoint,char\"", name);
-	p = nl ? nl + 1 : end;
+	*p = nl ? nl + 1 : end;
+	return 0;
+}
+
+/* Splits line number line, at *p (before end), into its three fields
+ * f and moves *p past its end.  0, or -1 when a field is too long or
+ * badly quoted, or the line does not hold exactly three. */
+static int
+split_row(const char **p, const char *end, char f[][FIELD_MAX + 1],
+    const char *name, size_t line, struct kz_err *e)
+{
+	const char *s = *p;
+
+	for (int i = 0; i < 3; i++) {
+		if (csv_field(&s, end, f[i]) < 0)
+			return kz_errf(e, "%s: line %zu: field %d is too long "
+			    "or badly quoted", name, line, i + 1);
+		if (i < 2) {
+			if (s >= end || *s != ',')
+				return kz_errf(e, "%s: line %zu: expected 3 "
+				    "fields", name, line);
+			s++;
+		}
+	}
+	if (s < end && *s == '\r')
+		s++;
+	if (s < end && *s != '\n')
+		return kz_errf(e, "%s: line %zu: expected 3 fields", name,
+		    line);
+	if (s < end)
+		s++;
+	*p = s;
+	return 0;
+}
+
+/* Checks the fields f of line number line, an index below
+ * KZ_MAX_CLASSES, a code point "U+XXXX" and that character in UTF-8,
+ * and stores them in *r.  0, or -1 naming the field at fault. */
+static int
+parse_row(char f[][FIELD_MAX + 1], const char *name, size_t line,
+    struct row *r, struct kz_err *e)
+{
+	char *ep;
+	long idx;
+	uint32_t cp, ch;
+	size_t flen;
+	int n;
+
+	errno = 0;
+	idx = strtol(f[0], &ep, 10);
+	if (f[0][0] == '\0' || *ep != '\0' || idx < 0 ||
+	    idx >= KZ_MAX_CLASSES || errno)
+		return kz_errf(e, "%s: line %zu: bad index \"%s\"", name,
+		    line, f[0]);
+	if (kz_parse_codepoint(f[1], strlen(f[1]), &cp) != 0)
+		return kz_errf(e, "%s: line %zu: bad codepoint \"%s\" (want "
+		    "U+XXXX)", name, line, f[1]);
+	flen = strlen(f[2]);
+	n = utf8_decode((const unsigned char *)f[2], flen, &ch);
+	if (n == 0 || (size_t)n != flen)
+		return kz_errf(e, "%s: line %zu: char is not one valid UTF-8 "
+		    "character", name, line);
+	if (ch != cp)
+		return kz_errf(e, "%s: line %zu: char U+%04X does not match "
+		    "codepoint %s", name, line, ch, f[1]);
+	r->idx = idx;
+	r->cp = cp;
+	r->line = line;
+	return 0;
+}
+
+/* Reads the rows from p, just after the header line, to end into
+ * *rows, a growing array of *n rows (both start empty), skipping blank
+ * lines.  0, or -1 naming the line at fault or running out of memory;
+ * the caller frees *rows either way. */
+static int
+read_rows(const char *p, const char *end, const char *name,
+    struct row **rows, size_t *n, struct kz_err *e)
+{
+	char f[3][FIELD_MAX + 1];
+	size_t line = 1, cap = 0;
+	struct row r, *nr;
+
 	while (p < end) {
 		line++;
 		if (*p == '\n' || *p == '\r') {	/* blank line */
-			p += (*p == '\r' && p + 1 < end && p[1] == '\n') ? 2 : 1;
+			p += (*p == '\r' && p + 1 < end && p[1] == '\n') ?
+			    2 : 1;
 			continue;
 		}
-		for (int i = 0; i < 3; i++) {
-			if (csv_field(&p, end, f[i]) < 0) {
-				kz_errf(e, "%s: line %zu: field %d is too long "
-				    "or badly quoted", name, line, i + 1);
-				goto fail;
-			}
-			if (i < 2) {
-				if (p >= end || *p != ',') {
-					kz_errf(e, "%s: line %zu: expected 3 "
-					    "fields", name, line);
-					goto fail;
-				}
-				p++;
-			}
-		}
-		if (p < end && *p == '\r')
-			p++;
-		if (p < end && *p != '\n') {
-			kz_errf(e, "%s: line %zu: expected 3 fields", name,
-			    line);
-			goto fail;
-		}
-		if (p < end)
-			p++;
-		char *ep;
-		errno = 0;
-		long idx = strtol(f[0], &ep, 10);
-		if (f[0][0] == '\0' || *ep != '\0' || idx < 0 ||
-		    idx >= KZ_MAX_CLASSES || errno) {
-			kz_errf(e, "%s: line %zu: bad index \"%s\"", name,
-			    line, f[0]);
-			goto fail;
-		}
-		uint32_t cp, ch;
-		if (kz_parse_codepoint(f[1], strlen(f[1]), &cp) != 0) {
-			kz_errf(e, "%s: line %zu: bad codepoint \"%s\" (want "
-			    "U+XXXX)", name, line, f[1]);
-			goto fail;
-		}
-		size_t flen = strlen(f[2]);
-		int n = utf8_decode((const unsigned char *)f[2], flen, &ch);
-		if (n == 0 || (size_t)n != flen) {
-			kz_errf(e, "%s: line %zu: char is not one valid UTF-8 "
-			    "character", name, line);
-			goto fail;
-		}
-		if (ch != cp) {
-			kz_errf(e, "%s: line %zu: char U+%04X does not match "
-			    "codepoint %s", name, line, ch, f[1]);
-			goto fail;
-		}
-		if (rows == cap) {
+		if (split_row(&p, end, f, name, line, e) != 0 ||
+		    parse_row(f, name, line, &r, e) != 0)
+			return -1;
+		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;
-			if ((nr = realloc(row, cap * sizeof(*row))) == NULL) {
-				kz_errf(e, "%s: out of memory", name);
-				goto fail;
-			}
-			row = nr;
+			if ((nr = realloc(*rows, cap * sizeof(*nr))) == NULL)
+				return kz_errf(e, "%s: out of memory", name);
+			*rows = nr;
 		}
-		row[rows].idx = idx;
-		row[rows].cp = cp;
-		row[rows].line = line;
-		rows++;
+		(*rows)[(*n)++] = r;
 	}
-	if (rows == 0) {
-		kz_errf(e, "%s: no classes", name);
-		goto fail;
+	return 0;
+}
+
+/* The smallest of 0..n-1 that no row holds as its index; n when none
+ * is missing. */
+static size_t
+first_missing(const struct row *row, size_t n)
+{
+	size_t miss = 0;
+
+	while (miss < n) {
+		size_t j;
+
+		for (j = 0; j < n && (size_t)row[j].idx != miss; j++)
+			;
+		if (j == n)
+			break;
+		miss++;
 	}
-	m->n = rows;
-	m->codepoint = calloc(rows, sizeof(*m->codepoint));
-	m->utf8 = calloc(rows, sizeof(*m->utf8));
-	char *seen = calloc(rows, 1);
+	return miss;
+}
+
+/* Fills the empty m from rows (n of them, n > 0), whose indices must
+ * be 0..n-1, each exactly once.  0, or -1 naming the first row at
+ * fault or running out of memory; m may then hold allocations. */
+static int
+fill_map(const struct row *row, size_t n, const char *name,
+    struct kz_classmap *m, struct kz_err *e)
+{
+	char *seen;
+
+	m->n = n;
+	m->codepoint = calloc(n, sizeof(*m->codepoint));
+	m->utf8 = calloc(n, sizeof(*m->utf8));
+	seen = calloc(n, 1);
 	if (m->codepoint == NULL || m->utf8 == NULL || seen == NULL) {
 		free(seen);
-		kz_errf(e, "%s: out of memory", name);
-		goto fail;
+		return kz_errf(e, "%s: out of memory", name);
 	}
-	for (size_t i = 0; i < rows; i++) {
+	for (size_t i = 0; i < n; i++) {
 		size_t idx = (size_t)row[i].idx;
 
-		if (idx >= rows) {
-			size_t miss = 0;
-			while (miss < rows) {
-				size_t j;
-				for (j = 0; j < rows && (size_t)row[j].idx !=
-				    miss; j++)
-					;
-				if (j == rows)
-					break;
-				miss++;
-			}
-			kz_errf(e, "%s: line %zu: index %zu, but %zu rows "
-			    "(index %zu is missing)", name, row[i].line, idx,
-			    rows, miss);
+		if (idx >= n) {
 			free(seen);
-			goto fail;
+			return kz_errf(e, "%s: line %zu: index %zu, but %zu "
+			    "rows (index %zu is missing)", name, row[i].line,
+			    idx, n, first_missing(row, n));
 		}
 		if (seen[idx]) {
-			kz_errf(e, "%s: line %zu: duplicate index %zu", name,
-			    row[i].line, idx);
 			free(seen);
-			goto fail;
+			return kz_errf(e, "%s: line %zu: duplicate index %zu",
+			    name, row[i].line, idx);
 		}
 		seen[idx] = 1;
 		m->codepoint[idx] = row[i].cp;
 		kz_utf8_encode(row[i].cp, m->utf8[idx]);
 	}
 	free(seen);
+	return 0;
+}
+
+int
+kz_classmap_parse(const char *buf, size_t len, const char *name,
+    struct kz_classmap *m, struct kz_err *e)
+{
+	const char *p = buf, *end = buf + len;
+	struct row *row = NULL;
+	size_t rows = 0;
+
+	memset(m, 0, sizeof(*m));
+	if (skip_header(&p, end, name, e) != 0)
+		return -1;
+	if (read_rows(p, end, name, &row, &rows, e) != 0)
+		goto fail;
+	if (rows == 0) {
+		kz_errf(e, "%s: no classes", name);
+		goto fail;
+	}
+	if (fill_map(row, rows, name, m, e) != 0)
+		goto fail;
 	free(row);
 	return 0;
 fail:

@@ -8,7 +8,30 @@
 
 #define MODEL_MAX_BYTES ((size_t)16 << 30)
 #define META_MAX 65536
+#define META_VALUE_MAX 4096	/* longer values are cut when read */
 
+/* The sections a reader knows, by tag; it skips any other. */
+static const char *const tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
+    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS" };
+enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
+    SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, NTAGS };
+
+/* zlib's crc32 continued over len bytes, more than one call of it can
+ * take (its length is a uInt).  Returns the updated CRC. */
+static uLong
+crc_update(uLong crc, const uint8_t *p, size_t len)
+{
+	for (size_t off = 0; off < len; off += 1u << 30) {
+		size_t n = len - off > (1u << 30) ? 1u << 30 : len - off;
+
+		crc = crc32(crc, p + off, (uInt)n);
+	}
+	return crc;
+}
+
+/* Writes a section: tag (4 bytes), len as a u64, then len bytes of
+ * data; both go into the running CRC *crc.  0, or -1 when a write
+ * fails. */
 static int
 put_section(struct kz_out *o, const char *tag, const void *data, size_t len,
     uLong *crc, struct kz_err *e)
@@ -18,10 +41,7 @@ put_section(struct kz_out *o, const char *tag, const void *data, size_t len,
 	memcpy(hdr, tag, 4);
 	put_le64(hdr + 4, len);
 	*crc = crc32(*crc, hdr, sizeof(hdr));
-	for (size_t off = 0; off < len; off += 1u << 30) {
-		size_t n = len - off > (1u << 30) ? 1u << 30 : len - off;
-		*crc = crc32(*crc, (const uint8_t *)data + off, (uInt)n);
-	}
+	*crc = crc_update(*crc, data, len);
 	if (kz_out_write(o, hdr, sizeof(hdr), e) != 0 ||
 	    kz_out_write(o, data, len, e) != 0)
 		return -1;
@@ -46,28 +66,27 @@ put_net_pair(struct kz_out *o, const char *ptag, const char *stag,
 	return 0;
 }
 
-int
-kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
+/* Formats m's META section, one "key=value" line per field, into meta
+ * (size bytes).  Returns the length of the whole text, size or more
+ * when it did not fit. */
+static int
+meta_format(const struct kz_model *m, char *meta, size_t size)
 {
-	struct kz_out o;
-	char meta[META_MAX];
-	uLong crc = crc32(0, NULL, 0);
 	int n;
-	uint8_t head[12];
 
-	n = snprintf(meta, sizeof(meta),
+	n = snprintf(meta, size,
 	    "type=%s\narch=%s\nwidth=%u\nheight=%u\nclasses=%u\n"
 	    "mean=%.9g\nstd=%.9g\ncommand=%s\ndate=%s\n",
 	    m->type == KZ_MODEL_KNN ? "knn" : "net", m->arch, m->width,
 	    m->height, m->nclasses, m->mean, m->std,
 	    m->command ? m->command : "", m->date ? m->date : "");
 	if (m->type == KZ_MODEL_KNN)
-		n += snprintf(meta + n, sizeof(meta) - n,
+		n += snprintf(meta + n, size - n,
 		    "knn_k=%u\nknn_weights=%s\nrecords=%llu\n", m->knn_k,
 		    m->knn_distance ? "distance" : "uniform",
 		    (unsigned long long)m->n);
 	if (m->ts.present)
-		n += snprintf(meta + n, sizeof(meta) - n,
+		n += snprintf(meta + n, size - n,
 		    "epoch=%u\nopt_step=%llu\nrng=%llx,%llx,%llx,%llx\n"
 		    "best=%.9g\nbest_epoch=%u\n", m->ts.epoch,
 		    (unsigned long long)m->ts.opt_step,
@@ -76,10 +95,56 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 		    (unsigned long long)m->ts.rng.s[2],
 		    (unsigned long long)m->ts.rng.s[3], m->ts.best,
 		    m->ts.best_epoch);
-	if (n < (int)sizeof(meta) && m->ts.present &&
-	    m->ts.ema_params != NULL)
-		n += snprintf(meta + n, sizeof(meta) - n, "ema=%.9g\n",
-		    m->ts.ema);
+	if (n < (int)size && m->ts.present && m->ts.ema_params != NULL)
+		n += snprintf(meta + n, size - n, "ema=%.9g\n", m->ts.ema);
+	return n;
+}
+
+/* Writes the sections that follow META: a kNN model's records, or a
+ * net's parameters and statistics and, in a checkpoint, the
+ * optimiser's moments and the optional best and average weights.
+ * 0, or -1 when a write fails. */
+static int
+put_body(struct kz_out *o, const struct kz_model *m, uLong *crc,
+    struct kz_err *e)
+{
+	const struct kz_net *net = m->net;
+	const struct kz_train_state *ts = &m->ts;
+
+	if (m->type == KZ_MODEL_KNN) {
+		if (put_section(o, "KNNX", m->pixels, m->n * m->width *
+		    m->height, crc, e) != 0 ||
+		    put_section(o, "KNNY", m->labels, m->n * sizeof(int32_t),
+		    crc, e) != 0)
+			return -1;
+		return 0;
+	}
+	if (put_section(o, "PARM", net->params, net->nparams * 4, crc,
+	    e) != 0 ||
+	    put_section(o, "STAT", net->state, net->nstate * 4, crc, e) != 0)
+		return -1;
+	if (!ts->present)
+		return 0;
+	if (put_section(o, "OPTM", ts->opt_m, net->nparams * 4, crc, e) != 0 ||
+	    put_section(o, "OPTV", ts->opt_v, net->nparams * 4, crc, e) != 0 ||
+	    put_net_pair(o, "BSTP", "BSTS", ts->best_params, ts->best_state,
+	    net, crc, e) != 0 ||
+	    put_net_pair(o, "EMAP", "EMAS", ts->ema_params, ts->ema_state,
+	    net, crc, e) != 0)
+		return -1;
+	return 0;
+}
+
+int
+kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
+{
+	struct kz_out o;
+	char meta[META_MAX];
+	uLong crc = crc32(0, NULL, 0);
+	uint8_t head[12], tail[16];
+	int n;
+
+	n = meta_format(m, meta, sizeof(meta));
 	if (n >= (int)sizeof(meta))
 		return kz_errf(e, "%s: model description too long", path);
 	if (kz_out_open(&o, path, e) != 0)
@@ -88,41 +153,16 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 	put_le32(head + 8, KZM_VERSION);
 	crc = crc32(crc, head, sizeof(head));
 	if (kz_out_write(&o, head, sizeof(head), e) != 0 ||
-	    put_section(&o, "META", meta, (size_t)n, &crc, e) != 0)
+	    put_section(&o, "META", meta, (size_t)n, &crc, e) != 0 ||
+	    put_body(&o, m, &crc, e) != 0)
 		goto fail;
-	if (m->type == KZ_MODEL_KNN) {
-		if (put_section(&o, "KNNX", m->pixels, m->n * m->width *
-		    m->height, &crc, e) != 0 ||
-		    put_section(&o, "KNNY", m->labels, m->n * sizeof(int32_t),
-		    &crc, e) != 0)
-			goto fail;
-	} else {
-		const struct kz_net *net = m->net;
-
-		if (put_section(&o, "PARM", net->params, net->nparams * 4,
-		    &crc, e) != 0 ||
-		    put_section(&o, "STAT", net->state, net->nstate * 4, &crc,
-		    e) != 0)
-			goto fail;
-		if (m->ts.present && (put_section(&o, "OPTM", m->ts.opt_m,
-		    net->nparams * 4, &crc, e) != 0 || put_section(&o, "OPTV",
-		    m->ts.opt_v, net->nparams * 4, &crc, e) != 0))
-			goto fail;
-		if (m->ts.present && (put_net_pair(&o, "BSTP", "BSTS",
-		    m->ts.best_params, m->ts.best_state, net, &crc, e) != 0 ||
-		    put_net_pair(&o, "EMAP", "EMAS", m->ts.ema_params,
-		    m->ts.ema_state, net, &crc, e) != 0))
-			goto fail;
-	}
-	uint8_t tail[16];
+	/* The CRC covers every byte before its own section. */
 	memcpy(tail, "CRC ", 4);
 	put_le64(tail + 4, 4);
 	put_le32(tail + 12, (uint32_t)crc);
 	if (kz_out_write(&o, tail, sizeof(tail), e) != 0)
 		goto fail;
-	if (kz_out_close(&o, e) != 0)
-		return -1;
-	return 0;
+	return kz_out_close(&o, e);
 fail:
 	kz_out_abort(&o);
 	return -1;
@@ -171,6 +211,8 @@ meta_get(const char *meta, size_t len, const char *key, char *out,
 	return -1;
 }
 
+/* Parses key's value in the META text as a decimal number up to max
+ * into *v.  0, or -1 when it is missing or out of range. */
 static int
 meta_u32(const char *meta, size_t len, const char *key, uint32_t max,
     uint32_t *v, const char *path, struct kz_err *e)
@@ -217,9 +259,8 @@ float_section(const struct section *s, size_t count, const char *path,
 /* An optional pair of sections laid out as PARM and STAT (sec[p] and
  * sec[s]) into *pp and *sp; 0 and nothing read when sec[p] is absent. */
 static int
-net_pair(const struct section *sec, int p, int s, const char *const *tags,
-    const struct kz_net *net, const char *path, float **pp, float **sp,
-    struct kz_err *e)
+net_pair(const struct section *sec, int p, int s, const struct kz_net *net,
+    const char *path, float **pp, float **sp, struct kz_err *e)
 {
 	if (sec[p].data == NULL)
 		return 0;
@@ -230,64 +271,54 @@ net_pair(const struct section *sec, int p, int s, const char *const *tags,
 	return 0;
 }
 
-int
-kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
+/* Checks the closing CRC section at byte off of buf (len bytes), whose
+ * header claims slen bytes: it must be the last thing in the file and
+ * hold the CRC-32 of every byte before it.  0, or -1. */
+static int
+check_crc(const uint8_t *buf, size_t len, size_t off, uint64_t slen,
+    const char *path, struct kz_err *e)
 {
-	uint8_t *buf;
-	size_t len;
-	static const char *tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
-	    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS" };
-	enum { META, KNNX, KNNY, PARM, STAT, OPTM, OPTV, BSTP, BSTS, EMAP,
-	    EMAS, NTAGS };
-	struct section sec[NTAGS] = { { 0 } };
-	char v[4096];
+	uLong crc;
 
-	memset(m, 0, sizeof(*m));
-	if (kz_slurp(path, MODEL_MAX_BYTES, &buf, &len, e) != 0)
-		return -1;
-	if (len < 12 || memcmp(buf, KZM_MAGIC, 8) != 0) {
-		free(buf);
+	if (slen != 4 || off + 16 != len)
+		return kz_errf(e, "%s: damaged CRC section at byte %zu",
+		    path, off);
+	crc = crc_update(crc32(0, NULL, 0), buf, off);
+	if (get_le32(buf + off + 12) != (uint32_t)crc)
+		return kz_errf(e, "%s: CRC mismatch: the model file is "
+		    "damaged", path);
+	return 0;
+}
+
+/* Checks the magic and version of the model file in buf (len bytes)
+ * and walks its sections to the closing CRC, which must be there and
+ * match.  Points sec[t] at the data of the last section tagged tags[t]
+ * (sec[t].data stays NULL when there is none).  0, or -1 naming the
+ * first problem. */
+static int
+model_sections(const uint8_t *buf, size_t len, const char *path,
+    struct section *sec, struct kz_err *e)
+{
+	uint32_t version;
+
+	if (len < 12 || memcmp(buf, KZM_MAGIC, 8) != 0)
 		return kz_errf(e, "%s: not a kz model (bad magic)", path);
-	}
-	uint32_t version = get_le32(buf + 8);
-	if (version != KZM_VERSION) {
-		free(buf);
+	if ((version = get_le32(buf + 8)) != KZM_VERSION)
 		return kz_errf(e, "%s: model version %u (this is %d)", path,
 		    version, KZM_VERSION);
-	}
-	size_t off = 12;
-	int have_crc = 0;
-	while (off < len) {
-		if (len - off < 12) {
-			kz_errf(e, "%s: truncated at byte %zu (section "
+	for (size_t off = 12; off < len;) {
+		uint64_t slen;
+
+		if (len - off < 12)
+			return kz_errf(e, "%s: truncated at byte %zu (section "
 			    "header)", path, off);
-			goto fail;
-		}
-		uint64_t slen = get_le64(buf + off + 4);
-		if (slen > len - off - 12) {
-			kz_errf(e, "%s: truncated: section %.4s at byte %zu "
-			    "claims %llu bytes", path, buf + off, off,
+		slen = get_le64(buf + off + 4);
+		if (slen > len - off - 12)
+			return kz_errf(e, "%s: truncated: section %.4s at byte "
+			    "%zu claims %llu bytes", path, buf + off, off,
 			    (unsigned long long)slen);
-			goto fail;
-		}
-		if (memcmp(buf + off, "CRC ", 4) == 0) {
-			uLong crc = crc32(0, NULL, 0);
-			for (size_t o = 0; o < off; o += 1u << 30)
-				crc = crc32(crc, buf + o, (uInt)(off - o >
-				    (1u << 30) ? 1u << 30 : off - o));
-			if (slen != 4 || off + 16 != len) {
-				kz_errf(e, "%s: damaged CRC section at byte %zu",
-				    path, off);
-				goto fail;
-			}
-			if (get_le32(buf + off + 12) != (uint32_t)crc) {
-				kz_errf(e, "%s: CRC mismatch: the model file is "
-				    "damaged", path);
-				goto fail;
-			}
-			have_crc = 1;
-			break;
-		}
+		if (memcmp(buf + off, "CRC ", 4) == 0)
+			return check_crc(buf, len, off, slen, path, e);
 		for (int t = 0; t < NTAGS; t++)
 			if (memcmp(buf + off, tags[t], 4) == 0) {
 				sec[t].data = buf + off + 12;
@@ -295,141 +326,192 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 			}
 		off += 12 + slen;
 	}
-	if (!have_crc) {
-		kz_errf(e, "%s: truncated (no CRC section at the end)", path);
-		goto fail;
-	}
-	if (sec[META].data == NULL) {
-		kz_errf(e, "%s: no META section", path);
-		goto fail;
-	}
-	const char *meta = (const char *)sec[META].data;
-	size_t ml = sec[META].len;
+	return kz_errf(e, "%s: truncated (no CRC section at the end)", path);
+}
+
+/* Reads the fields of meta (ml bytes) that every model has into m:
+ * geometry, input standardisation, provenance, architecture.  0, or -1
+ * when one is missing or out of range; m may then hold allocations
+ * that kz_model_free releases. */
+static int
+read_meta(const char *meta, size_t ml, const char *path, struct kz_model *m,
+    struct kz_err *e)
+{
+	char v[META_VALUE_MAX];
+
 	if (meta_u32(meta, ml, "width", KZ_MAX_DIM, &m->width, path, e) ||
 	    meta_u32(meta, ml, "height", KZ_MAX_DIM, &m->height, path, e) ||
 	    meta_u32(meta, ml, "classes", KZ_MAX_CLASSES, &m->nclasses, path,
 	    e))
-		goto fail;
-	if (m->width == 0 || m->height == 0 || m->nclasses == 0) {
-		kz_errf(e, "%s: model geometry %ux%u with %u classes", path,
-		    m->width, m->height, m->nclasses);
-		goto fail;
-	}
+		return -1;
+	if (m->width == 0 || m->height == 0 || m->nclasses == 0)
+		return kz_errf(e, "%s: model geometry %ux%u with %u classes",
+		    path, m->width, m->height, m->nclasses);
 	if (meta_get(meta, ml, "mean", v, sizeof(v)) == 0)
 		m->mean = strtof(v, NULL);
 	m->std = 1;
 	if (meta_get(meta, ml, "std", v, sizeof(v)) == 0)
 		m->std = strtof(v, NULL);
-	if (!(m->std > 0) || !(m->mean == m->mean)) {
-		kz_errf(e, "%s: bad standardisation statistics", path);
-		goto fail;
-	}
+	if (!(m->std > 0) || !(m->mean == m->mean))
+		return kz_errf(e, "%s: bad standardisation statistics", path);
 	if (meta_get(meta, ml, "command", v, sizeof(v)) == 0)
 		m->command = strdup(v);
 	if (meta_get(meta, ml, "date", v, sizeof(v)) == 0)
 		m->date = strdup(v);
 	if (meta_get(meta, ml, "arch", v, sizeof(v)) != 0 ||
-	    (m->arch = strdup(v)) == NULL) {
-		kz_errf(e, "%s: model lacks its architecture", path);
+	    (m->arch = strdup(v)) == NULL)
+		return kz_errf(e, "%s: model lacks its architecture", path);
+	return 0;
+}
+
+/* Reads a kNN model, whose geometry read_meta has set: its parameters
+ * from meta, its records from sections KNNX (pixels) and KNNY (labels,
+ * each below the number of classes).  0, or -1 when they disagree or
+ * memory runs out; m may then hold allocations. */
+static int
+read_knn(const char *meta, size_t ml, const struct section *sec,
+    const char *path, struct kz_model *m, struct kz_err *e)
+{
+	size_t npix = (size_t)m->width * m->height;
+	char v[META_VALUE_MAX];
+
+	m->type = KZ_MODEL_KNN;
+	if (meta_u32(meta, ml, "knn_k", 1024, &m->knn_k, path, e))
+		return -1;
+	m->knn_distance = meta_get(meta, ml, "knn_weights", v,
+	    sizeof(v)) == 0 && strcmp(v, "distance") == 0;
+	if (meta_get(meta, ml, "records", v, sizeof(v)) != 0)
+		return kz_errf(e, "%s: kNN model lacks its record count",
+		    path);
+	m->n = strtoull(v, NULL, 10);
+	if (m->n == 0 || m->knn_k == 0 ||
+	    sec[SEC_KNNX].len != m->n * npix ||
+	    sec[SEC_KNNY].len != m->n * 4)
+		return kz_errf(e, "%s: kNN sections do not match %llu records "
+		    "of %ux%u", path, (unsigned long long)m->n, m->width,
+		    m->height);
+	m->pixels = malloc(sec[SEC_KNNX].len);
+	m->labels = malloc(sec[SEC_KNNY].len);
+	if (m->pixels == NULL || m->labels == NULL)
+		return kz_errf(e, "%s: out of memory", path);
+	memcpy(m->pixels, sec[SEC_KNNX].data, sec[SEC_KNNX].len);
+	for (uint64_t i = 0; i < m->n; i++) {
+		m->labels[i] = (int32_t)get_le32(sec[SEC_KNNY].data + 4 * i);
+		if (m->labels[i] < 0 || (uint32_t)m->labels[i] >= m->nclasses)
+			return kz_errf(e, "%s: kNN record %llu has label %d "
+			    "of %u classes", path, (unsigned long long)i,
+			    m->labels[i], m->nclasses);
+	}
+	return 0;
+}
+
+/* Reads what a checkpoint adds to a net model, when meta has an epoch:
+ * counters, the random state (required), the optimiser's moments and
+ * the optional best and average weights, all sized for m->net.  0 when
+ * read or absent, or -1; m may then hold allocations. */
+static int
+read_train_state(const char *meta, size_t ml, const struct section *sec,
+    const char *path, struct kz_model *m, struct kz_err *e)
+{
+	struct kz_train_state *ts = &m->ts;
+	unsigned long long r[4];
+	char v[META_VALUE_MAX];
+
+	if (meta_get(meta, ml, "epoch", v, sizeof(v)) != 0)
+		return 0;
+	ts->present = 1;
+	ts->epoch = (uint32_t)strtoul(v, NULL, 10);
+	if (meta_get(meta, ml, "opt_step", v, sizeof(v)) == 0)
+		ts->opt_step = strtoull(v, NULL, 10);
+	if (meta_get(meta, ml, "rng", v, sizeof(v)) != 0 ||
+	    sscanf(v, "%llx,%llx,%llx,%llx", &r[0], &r[1], &r[2],
+	    &r[3]) != 4)
+		return kz_errf(e, "%s: checkpoint lacks its random state",
+		    path);
+	for (int i = 0; i < 4; i++)
+		ts->rng.s[i] = r[i];
+	if (meta_get(meta, ml, "best", v, sizeof(v)) == 0)
+		ts->best = strtod(v, NULL);
+	if (meta_get(meta, ml, "best_epoch", v, sizeof(v)) == 0)
+		ts->best_epoch = (uint32_t)strtoul(v, NULL, 10);
+	if (meta_get(meta, ml, "ema", v, sizeof(v)) == 0)
+		ts->ema = strtof(v, NULL);
+	if ((ts->opt_m = float_section(&sec[SEC_OPTM], m->net->nparams, path,
+	    tags[SEC_OPTM], e)) == NULL ||
+	    (ts->opt_v = float_section(&sec[SEC_OPTV], m->net->nparams, path,
+	    tags[SEC_OPTV], e)) == NULL)
+		return -1;
+	if (net_pair(sec, SEC_BSTP, SEC_BSTS, m->net, path, &ts->best_params,
+	    &ts->best_state, e) != 0 ||
+	    net_pair(sec, SEC_EMAP, SEC_EMAS, m->net, path, &ts->ema_params,
+	    &ts->ema_state, e) != 0)
+		return -1;
+	return 0;
+}
+
+/* Reads a net model, whose geometry and architecture read_meta has
+ * set: builds the net, loads its parameters (PARM) and statistics
+ * (STAT), then a checkpoint's training state.  0, or -1 when the
+ * architecture is bad or a section's size is not the one it needs; m
+ * may then hold allocations. */
+static int
+read_net(const char *meta, size_t ml, const struct section *sec,
+    const char *path, struct kz_model *m, struct kz_err *e)
+{
+	struct kz_shape in = { 1, (int)m->height, (int)m->width };
+	float *p, *s;
+
+	m->type = KZ_MODEL_NET;
+	if ((m->net = kz_net_new(m->arch, in, (int)m->nclasses, 0,
+	    e)) == NULL)
+		return kz_err_prefix(e, path);
+	if ((p = float_section(&sec[SEC_PARM], m->net->nparams, path,
+	    tags[SEC_PARM], e)) == NULL)
+		return -1;
+	free(m->net->params);
+	m->net->params = p;
+	if ((s = float_section(&sec[SEC_STAT], m->net->nstate, path,
+	    tags[SEC_STAT], e)) == NULL)
+		return -1;
+	free(m->net->state);
+	m->net->state = s;
+	return read_train_state(meta, ml, sec, path, m, e);
+}
+
+int
+kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
+{
+	struct section sec[NTAGS] = { { 0 } };
+	uint8_t *buf;
+	size_t len, ml;
+	const char *meta;
+	char type[META_VALUE_MAX];
+
+	memset(m, 0, sizeof(*m));
+	if (kz_slurp(path, MODEL_MAX_BYTES, &buf, &len, e) != 0)
+		return -1;
+	if (model_sections(buf, len, path, sec, e) != 0)
+		goto fail;
+	if (sec[SEC_META].data == NULL) {
+		kz_errf(e, "%s: no META section", path);
 		goto fail;
 	}
-	if (meta_get(meta, ml, "type", v, sizeof(v)) != 0) {
+	meta = (const char *)sec[SEC_META].data;
+	ml = sec[SEC_META].len;
+	if (read_meta(meta, ml, path, m, e) != 0)
+		goto fail;
+	if (meta_get(meta, ml, "type", type, sizeof(type)) != 0) {
 		kz_errf(e, "%s: model lacks its type", path);
 		goto fail;
 	}
-	size_t npix = (size_t)m->width * m->height;
-	if (strcmp(v, "knn") == 0) {
-		m->type = KZ_MODEL_KNN;
-		if (meta_u32(meta, ml, "knn_k", 1024, &m->knn_k, path, e))
+	if (strcmp(type, "knn") == 0) {
+		if (read_knn(meta, ml, sec, path, m, e) != 0)
 			goto fail;
-		m->knn_distance = meta_get(meta, ml, "knn_weights", v,
-		    sizeof(v)) == 0 && strcmp(v, "distance") == 0;
-		if (meta_get(meta, ml, "records", v, sizeof(v)) != 0) {
-			kz_errf(e, "%s: kNN model lacks its record count", path);
+	} else if (strcmp(type, "net") == 0) {
+		if (read_net(meta, ml, sec, path, m, e) != 0)
 			goto fail;
-		}
-		m->n = strtoull(v, NULL, 10);
-		if (m->n == 0 || m->knn_k == 0 || sec[KNNX].len != m->n * npix ||
-		    sec[KNNY].len != m->n * 4) {
-			kz_errf(e, "%s: kNN sections do not match %llu records "
-			    "of %ux%u", path, (unsigned long long)m->n,
-			    m->width, m->height);
-			goto fail;
-		}
-		m->pixels = malloc(sec[KNNX].len);
-		m->labels = malloc(sec[KNNY].len);
-		if (m->pixels == NULL || m->labels == NULL) {
-			kz_errf(e, "%s: out of memory", path);
-			goto fail;
-		}
-		memcpy(m->pixels, sec[KNNX].data, sec[KNNX].len);
-		for (uint64_t i = 0; i < m->n; i++) {
-			m->labels[i] = (int32_t)get_le32(sec[KNNY].data + 4 * i);
-			if (m->labels[i] < 0 ||
-			    (uint32_t)m->labels[i] >= m->nclasses) {
-				kz_errf(e, "%s: kNN record %llu has label %d of "
-				    "%u classes", path, (unsigned long long)i,
-				    m->labels[i], m->nclasses);
-				goto fail;
-			}
-		}
-	} else if (strcmp(v, "net") == 0) {
-		struct kz_shape in = { 1, (int)m->height, (int)m->width };
-
-		m->type = KZ_MODEL_NET;
-		if ((m->net = kz_net_new(m->arch, in, (int)m->nclasses, 0,
-		    e)) == NULL) {
-			kz_err_prefix(e, path);
-			goto fail;
-		}
-		float *p = float_section(&sec[PARM], m->net->nparams, path,
-		    "PARM", e);
-		if (p == NULL)
-			goto fail;
-		free(m->net->params);
-		m->net->params = p;
-		float *s = float_section(&sec[STAT], m->net->nstate, path,
-		    "STAT", e);
-		if (s == NULL)
-			goto fail;
-		free(m->net->state);
-		m->net->state = s;
-		if (meta_get(meta, ml, "epoch", v, sizeof(v)) == 0) {
-			struct kz_train_state *ts = &m->ts;
-			unsigned long long r[4];
-
-			ts->present = 1;
-			ts->epoch = (uint32_t)strtoul(v, NULL, 10);
-			if (meta_get(meta, ml, "opt_step", v, sizeof(v)) == 0)
-				ts->opt_step = strtoull(v, NULL, 10);
-			if (meta_get(meta, ml, "rng", v, sizeof(v)) != 0 ||
-			    sscanf(v, "%llx,%llx,%llx,%llx", &r[0], &r[1],
-			    &r[2], &r[3]) != 4) {
-				kz_errf(e, "%s: checkpoint lacks its random "
-				    "state", path);
-				goto fail;
-			}
-			for (int i = 0; i < 4; i++)
-				ts->rng.s[i] = r[i];
-			if (meta_get(meta, ml, "best", v, sizeof(v)) == 0)
-				ts->best = strtod(v, NULL);
-			if (meta_get(meta, ml, "best_epoch", v, sizeof(v)) == 0)
-				ts->best_epoch = (uint32_t)strtoul(v, NULL, 10);
-			if (meta_get(meta, ml, "ema", v, sizeof(v)) == 0)
-				ts->ema = strtof(v, NULL);
-			if ((ts->opt_m = float_section(&sec[OPTM],
-			    m->net->nparams, path, "OPTM", e)) == NULL ||
-			    (ts->opt_v = float_section(&sec[OPTV],
-			    m->net->nparams, path, "OPTV", e)) == NULL)
-				goto fail;
-			if (net_pair(sec, BSTP, BSTS, tags, m->net, path,
-			    &ts->best_params, &ts->best_state, e) != 0 ||
-			    net_pair(sec, EMAP, EMAS, tags, m->net, path,
-			    &ts->ema_params, &ts->ema_state, e) != 0)
-				goto fail;
-		}
 	} else {
-		kz_errf(e, "%s: unknown model type \"%s\"", path, v);
+		kz_errf(e, "%s: unknown model type \"%s\"", path, type);
 		goto fail;
 	}
 	free(buf);

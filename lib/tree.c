@@ -75,6 +75,9 @@ unsafe_path(const char *p)
 	return 0;
 }
 
+/* Appends an entry for png (len bytes, which t then owns) at path to t,
+ * whose array has room for *cap.  0, or -1 when out of memory (png is
+ * then still the caller's). */
 static int
 tree_add(struct kz_tree *t, size_t *cap, uint32_t cp, const char *path,
     uint8_t *png, size_t len)
@@ -151,6 +154,7 @@ tar_number(const uint8_t *f, size_t n, uint64_t *v)
 	return 0;
 }
 
+/* 1 when header h's checksum field matches its bytes, else 0. */
 static int
 tar_checksum_ok(const uint8_t *h)
 {
@@ -164,12 +168,19 @@ tar_checksum_ok(const uint8_t *h)
 	return sum == want;
 }
 
+/* The bytes an entry of size bytes takes in the archive: whole blocks. */
+static uint64_t
+tar_padded(uint64_t size)
+{
+	return (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+}
+
 /* Reads an entry's data, padded to whole blocks, into a new buffer. */
 static int
 tar_data(struct kz_file *f, uint64_t size, uint8_t **out, struct kz_err *e,
     const char *what)
 {
-	uint64_t padded = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+	uint64_t padded = tar_padded(size);
 	size_t got;
 	uint8_t *buf;
 
@@ -188,10 +199,12 @@ tar_data(struct kz_file *f, uint64_t size, uint8_t **out, struct kz_err *e,
 	return 0;
 }
 
+/* Reads past an entry's data, padded to whole blocks.  0, or -1 when
+ * the archive is cut short. */
 static int
 tar_skip(struct kz_file *f, uint64_t size, struct kz_err *e, const char *what)
 {
-	uint64_t left = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+	uint64_t left = tar_padded(size);
 	uint8_t buf[1 << 16];
 	size_t got;
 
@@ -232,119 +245,154 @@ pax_path(const uint8_t *d, uint64_t size)
 	return NULL;
 }
 
+/* Reads the next header block of f into h.  *offset, the archive's
+ * bytes read so far, moves past it.  Returns 1 for an entry's header,
+ * whose checksum is right and whose data size goes into *size; 0 for
+ * an end-of-archive block; -1 when the archive ends first or the
+ * header is damaged. */
+static int
+tar_header(struct kz_file *f, uint8_t *h, uint64_t *offset, uint64_t *size,
+    struct kz_err *e)
+{
+	const char *name = kz_file_name(f);
+	uint64_t at = *offset;
+	size_t got;
+	int zero = 1;
+
+	if (kz_file_read(f, h, TAR_BLOCK, &got, e) != 0)
+		return -1;
+	/* Every entry whole, but a half-copied archive ends like this too:
+	 * only the end block tells. */
+	if (got == 0)
+		return kz_errf(e, "%s: tar archive truncated at byte %llu "
+		    "(no end-of-archive block)", name, (unsigned long long)at);
+	if (got < TAR_BLOCK)
+		return kz_errf(e, "%s: tar header at byte %llu truncated",
+		    name, (unsigned long long)at);
+	*offset = at + TAR_BLOCK;
+	for (int i = 0; i < TAR_BLOCK && zero; i++)
+		zero = h[i] == 0;
+	if (zero)
+		return 0;
+	if (!tar_checksum_ok(h))
+		return kz_errf(e, "%s: tar header at byte %llu damaged (bad "
+		    "checksum)", name, (unsigned long long)at);
+	if (tar_number(h + 124, 12, size) != 0 || *size > ((uint64_t)1 << 40))
+		return kz_errf(e, "%s: tar header at byte %llu: bad size",
+		    name, (unsigned long long)at);
+	return 1;
+}
+
+/* Writes the path of the entry whose header is h into path (size
+ * bytes): the one an extended header before it gave, *longname, which
+ * is freed and cleared; else ustar's prefix and name; else the name. */
+static void
+tar_path(const uint8_t *h, char **longname, char *path, size_t size)
+{
+	if (*longname != NULL) {
+		snprintf(path, size, "%s", *longname);
+		free(*longname);
+		*longname = NULL;
+	} else if (memcmp(h + 257, "ustar", 5) == 0 && h[345] != 0) {
+		snprintf(path, size, "%.155s/%.100s", (const char *)h + 345,
+		    (const char *)h);
+	} else {
+		snprintf(path, size, "%.100s", (const char *)h);
+	}
+}
+
+/* Reads the data (size bytes) of a GNU long name ('L') or pax ('x')
+ * header, whose block is at byte at, for the entry after it: that
+ * entry's path goes into *longname, NULL when a pax header has none.
+ * 0, or -1 when the data is too large or cut short. */
+static int
+tar_extended(struct kz_file *f, char type, uint64_t size, const char *path,
+    uint64_t at, char **longname, struct kz_err *e)
+{
+	uint8_t *d;
+
+	if (size > 65536)
+		return kz_errf(e, "%s: tar header at byte %llu: extended "
+		    "header of %llu bytes", kz_file_name(f),
+		    (unsigned long long)at, (unsigned long long)size);
+	if (tar_data(f, size, &d, e, path) != 0)
+		return -1;
+	*longname = type == 'L' ? strndup((char *)d, size) :
+	    pax_path(d, size);
+	free(d);
+	return 0;
+}
+
+/* Reads the data (size bytes) of the entry at path, of tar type type:
+ * into t when it is a regular file of the tree, else nowhere.  0, or
+ * -1 when the path is unsafe, the image too large, the archive cut
+ * short or memory runs out. */
+static int
+tar_entry(struct kz_file *f, char type, uint64_t size, const char *path,
+    struct kz_tree *t, size_t *cap, struct kz_err *e)
+{
+	const char *name = kz_file_name(f);
+	uint8_t *png;
+	uint32_t cp;
+
+	if (unsafe_path(path))
+		return kz_errf(e, "%s: tar entry \"%s\" refused (absolute "
+		    "path or \"..\")", name, path);
+	if ((type != '0' && type != '\0') || !tree_member(path, &cp))
+		return tar_skip(f, size, e, path);
+	if (size > PNG_MAX_BYTES)
+		return kz_errf(e, "%s: %s: %llu bytes is too large for a "
+		    "character image", name, path, (unsigned long long)size);
+	if (tar_data(f, size, &png, e, path) != 0)
+		return -1;
+	if (tree_add(t, cap, cp, path, png, size) != 0) {
+		free(png);
+		return kz_errf(e, "%s: out of memory", name);
+	}
+	return 0;
+}
+
+/* Reads f to its end after the end-of-archive block, so that a
+ * damaged or cut gzip layer is noticed even there.  0, or -1. */
+static int
+tar_drain(struct kz_file *f, struct kz_err *e)
+{
+	uint8_t buf[TAR_BLOCK];
+	size_t got;
+
+	do {
+		if (kz_file_read(f, buf, TAR_BLOCK, &got, e) != 0)
+			return -1;
+	} while (got == TAR_BLOCK);
+	return 0;
+}
+
 int
 kz_tree_from_tar(struct kz_file *f, struct kz_tree *t, struct kz_err *e)
 {
-	const char *name = kz_file_name(f);
 	uint8_t h[TAR_BLOCK];
 	char path[TAR_BLOCK + 2];
 	char *longname = NULL;
-	size_t cap = 0, got;
-	uint64_t nentry = 0, offset = 0;
+	size_t cap = 0;
+	uint64_t offset = 0, size = 0;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
-	for (;; nentry++) {
-		uint64_t size;
-		uint32_t cp;
-
-		if (kz_file_read(f, h, TAR_BLOCK, &got, e) != 0)
-			goto fail;
-		if (got == 0) {
-			/* Every entry whole, but a half-copied archive ends
-			 * like this too: only the end block tells. */
-			kz_errf(e, "%s: tar archive truncated at byte %llu (no "
-			    "end-of-archive block)", name,
-			    (unsigned long long)offset);
-			goto fail;
-		}
-		if (got < TAR_BLOCK) {
-			kz_errf(e, "%s: tar header at byte %llu truncated",
-			    name, (unsigned long long)offset);
-			goto fail;
-		}
-		offset += TAR_BLOCK;
-		int zero = 1;
-		for (int i = 0; i < TAR_BLOCK && zero; i++)
-			zero = h[i] == 0;
-		if (zero)
-			break;
-		if (!tar_checksum_ok(h)) {
-			kz_errf(e, "%s: tar header at byte %llu damaged (bad "
-			    "checksum)", name,
-			    (unsigned long long)(offset - TAR_BLOCK));
-			goto fail;
-		}
-		if (tar_number(h + 124, 12, &size) != 0 ||
-		    size > ((uint64_t)1 << 40)) {
-			kz_errf(e, "%s: tar header at byte %llu: bad size",
-			    name, (unsigned long long)(offset - TAR_BLOCK));
-			goto fail;
-		}
-		if (longname != NULL) {
-			snprintf(path, sizeof(path), "%s", longname);
-			free(longname);
-			longname = NULL;
-		} else if (memcmp(h + 257, "ustar", 5) == 0 && h[345] != 0) {
-			snprintf(path, sizeof(path), "%.155s/%.100s",
-			    (const char *)h + 345, (const char *)h);
-		} else {
-			snprintf(path, sizeof(path), "%.100s",
-			    (const char *)h);
-		}
+	while ((rc = tar_header(f, h, &offset, &size, e)) == 1) {
 		char type = (char)h[156];
+
+		tar_path(h, &longname, path, sizeof(path));
 		if (type == 'L' || type == 'x') {
-			uint8_t *d;
-
-			if (size > 65536) {
-				kz_errf(e, "%s: tar header at byte %llu: "
-				    "extended header of %llu bytes", name,
-				    (unsigned long long)(offset - TAR_BLOCK),
-				    (unsigned long long)size);
+			if (tar_extended(f, type, size, path,
+			    offset - TAR_BLOCK, &longname, e) != 0)
 				goto fail;
-			}
-			if (tar_data(f, size, &d, e, path) != 0)
-				goto fail;
-			longname = type == 'L' ? strndup((char *)d, size) :
-			    pax_path(d, size);
-			free(d);
-			offset += (size + TAR_BLOCK - 1) / TAR_BLOCK *
-			    TAR_BLOCK;
-			continue;
-		}
-		if (unsafe_path(path)) {
-			kz_errf(e, "%s: tar entry \"%s\" refused (absolute "
-			    "path or \"..\")", name, path);
+		} else if (tar_entry(f, type, size, path, t, &cap, e) != 0) {
 			goto fail;
 		}
-		offset += (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
-		if ((type == '0' || type == '\0') && tree_member(path, &cp)) {
-			uint8_t *png;
-
-			if (size > PNG_MAX_BYTES) {
-				kz_errf(e, "%s: %s: %llu bytes is too large "
-				    "for a character image", name, path,
-				    (unsigned long long)size);
-				goto fail;
-			}
-			if (tar_data(f, size, &png, e, path) != 0)
-				goto fail;
-			if (tree_add(t, &cap, cp, path, png, size) != 0) {
-				free(png);
-				kz_errf(e, "%s: out of memory", name);
-				goto fail;
-			}
-		} else if (tar_skip(f, size, e, path) != 0) {
-			goto fail;
-		}
+		offset += tar_padded(size);
 	}
-	/* Read the padding to the end so that a damaged or cut gzip layer
-	 * is noticed even after the end block. */
-	for (;;) {
-		if (kz_file_read(f, h, TAR_BLOCK, &got, e) != 0)
-			goto fail;
-		if (got < TAR_BLOCK)
-			break;
-	}
+	if (rc != 0 || tar_drain(f, e) != 0)
+		goto fail;
 	free(longname);
 	if (t->n > 0)
 		qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
