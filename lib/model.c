@@ -68,25 +68,25 @@ put_net_pair(struct kz_out *o, const char *ptag, const char *stag,
 
 /* Formats m's META section, one "key=value" line per field, into meta
  * (size bytes).  Returns the length of the whole text, size or more
- * when it did not fit. */
-static int
+ * when it did not fit (then meta holds a part of it). */
+static size_t
 meta_format(const struct kz_model *m, char *meta, size_t size)
 {
-	int n;
+	size_t n;
 
-	n = snprintf(meta, size,
+	n = (size_t)snprintf(meta, size,
 	    "type=%s\narch=%s\nwidth=%u\nheight=%u\nclasses=%u\n"
 	    "mean=%.9g\nstd=%.9g\ncommand=%s\ndate=%s\n",
 	    m->type == KZ_MODEL_KNN ? "knn" : "net", m->arch, m->width,
 	    m->height, m->nclasses, m->mean, m->std,
 	    m->command ? m->command : "", m->date ? m->date : "");
-	if (m->type == KZ_MODEL_KNN)
-		n += snprintf(meta + n, size - n,
+	if (n < size && m->type == KZ_MODEL_KNN)
+		n += (size_t)snprintf(meta + n, size - n,
 		    "knn_k=%u\nknn_weights=%s\nrecords=%llu\n", m->knn_k,
 		    m->knn_distance ? "distance" : "uniform",
 		    (unsigned long long)m->n);
-	if (m->ts.present)
-		n += snprintf(meta + n, size - n,
+	if (n < size && m->ts.present)
+		n += (size_t)snprintf(meta + n, size - n,
 		    "epoch=%u\nopt_step=%llu\nrng=%llx,%llx,%llx,%llx\n"
 		    "best=%.9g\nbest_epoch=%u\n", m->ts.epoch,
 		    (unsigned long long)m->ts.opt_step,
@@ -95,9 +95,25 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 		    (unsigned long long)m->ts.rng.s[2],
 		    (unsigned long long)m->ts.rng.s[3], m->ts.best,
 		    m->ts.best_epoch);
-	if (n < (int)size && m->ts.present && m->ts.ema_params != NULL)
-		n += snprintf(meta + n, size - n, "ema=%.9g\n", m->ts.ema);
+	if (n < size && m->ts.present && m->ts.ema_params != NULL)
+		n += (size_t)snprintf(meta + n, size - n, "ema=%.9g\n",
+		    m->ts.ema);
 	return n;
+}
+
+/* The first of m's text fields with a control character in it, which
+ * would end its line of META and start another key; NULL if none. */
+static const char *
+meta_unsafe(const struct kz_model *m)
+{
+	const char *names[] = { "arch", "command", "date" };
+	const char *vals[] = { m->arch, m->command, m->date };
+
+	for (int i = 0; i < 3; i++)
+		for (const char *p = vals[i]; p != NULL && *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return names[i];
+	return NULL;
 }
 
 /* Writes the sections that follow META: a kNN model's records, or a
@@ -142,10 +158,14 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 	char meta[META_MAX];
 	uLong crc = crc32(0, NULL, 0);
 	uint8_t head[12], tail[16];
-	int n;
+	const char *bad;
+	size_t n;
 
+	if ((bad = meta_unsafe(m)) != NULL)
+		return kz_errf(e, "%s: the model's %s has a control character "
+		    "(write it escaped)", path, bad);
 	n = meta_format(m, meta, sizeof(meta));
-	if (n >= (int)sizeof(meta))
+	if (n >= sizeof(meta))
 		return kz_errf(e, "%s: model description too long", path);
 	if (kz_out_open(&o, path, e) != 0)
 		return -1;
@@ -153,7 +173,7 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 	put_le32(head + 8, KZM_VERSION);
 	crc = crc32(crc, head, sizeof(head));
 	if (kz_out_write(&o, head, sizeof(head), e) != 0 ||
-	    put_section(&o, "META", meta, (size_t)n, &crc, e) != 0 ||
+	    put_section(&o, "META", meta, n, &crc, e) != 0 ||
 	    put_body(&o, m, &crc, e) != 0)
 		goto fail;
 	/* The CRC covers every byte before its own section. */
@@ -211,21 +231,51 @@ meta_get(const char *meta, size_t len, const char *key, char *out,
 	return -1;
 }
 
-/* Parses key's value in the META text as a decimal number up to max
- * into *v.  0, or -1 when it is missing or out of range. */
+/* s as a decimal number of digits only, at most max, into *v; -1 for
+ * anything else (a sign, a space, nothing, a value beyond max). */
+static int
+parse_count(const char *s, uint64_t max, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || x > (max - (*s - '0')) / 10)
+			return -1;
+		x = 10 * x + (uint64_t)(*s - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+/* Key's value in the META text as a decimal number up to max into *v.
+ * 0; 1 when it is missing and optional; or -1 when it is missing and
+ * required, or out of range. */
+static int
+meta_count(const char *meta, size_t len, const char *key, uint64_t max,
+    int required, uint64_t *v, const char *path, struct kz_err *e)
+{
+	char buf[64];
+
+	if (meta_get(meta, len, key, buf, sizeof(buf)) != 0)
+		return required ? kz_errf(e, "%s: model lacks \"%s\"", path,
+		    key) : 1;
+	if (parse_count(buf, max, v) != 0)
+		return kz_errf(e, "%s: model field %s=\"%s\" is out of range",
+		    path, key, buf);
+	return 0;
+}
+
+/* The same, for a required field of at most 32 bits. */
 static int
 meta_u32(const char *meta, size_t len, const char *key, uint32_t max,
     uint32_t *v, const char *path, struct kz_err *e)
 {
-	char buf[64], *end;
-	unsigned long x;
+	uint64_t x;
 
-	if (meta_get(meta, len, key, buf, sizeof(buf)) != 0)
-		return kz_errf(e, "%s: model lacks \"%s\"", path, key);
-	x = strtoul(buf, &end, 10);
-	if (*buf == '\0' || *end != '\0' || x > max)
-		return kz_errf(e, "%s: model field %s=\"%s\" is out of range",
-		    path, key, buf);
+	if (meta_count(meta, len, key, max, 1, &x, path, e) != 0)
+		return -1;
 	*v = (uint32_t)x;
 	return 0;
 }
@@ -242,7 +292,11 @@ float_section(const struct section *s, size_t count, const char *path,
 {
 	float *f;
 
-	if (s->data == NULL || s->len != count * 4) {
+	if (s->data == NULL) {
+		kz_errf(e, "%s: no section %s", path, tag);
+		return NULL;
+	}
+	if (s->len != count * 4) {
 		kz_errf(e, "%s: section %s holds %llu bytes, the architecture "
 		    "needs %zu", path, tag, (unsigned long long)s->len,
 		    count * 4);
@@ -380,13 +434,14 @@ read_knn(const char *meta, size_t ml, const struct section *sec,
 		return -1;
 	m->knn_distance = meta_get(meta, ml, "knn_weights", v,
 	    sizeof(v)) == 0 && strcmp(v, "distance") == 0;
-	if (meta_get(meta, ml, "records", v, sizeof(v)) != 0)
-		return kz_errf(e, "%s: kNN model lacks its record count",
-		    path);
-	m->n = strtoull(v, NULL, 10);
+	/* Compared by division: a count times the record size could wrap
+	 * around to the size of the sections. */
+	if (meta_count(meta, ml, "records", UINT64_MAX, 1, &m->n, path,
+	    e) != 0)
+		return -1;
 	if (m->n == 0 || m->knn_k == 0 ||
-	    sec[SEC_KNNX].len != m->n * npix ||
-	    sec[SEC_KNNY].len != m->n * 4)
+	    sec[SEC_KNNX].len % npix != 0 || sec[SEC_KNNX].len / npix != m->n ||
+	    sec[SEC_KNNY].len % 4 != 0 || sec[SEC_KNNY].len / 4 != m->n)
 		return kz_errf(e, "%s: kNN sections do not match %llu records "
 		    "of %ux%u", path, (unsigned long long)m->n, m->width,
 		    m->height);
@@ -416,13 +471,20 @@ read_train_state(const char *meta, size_t ml, const struct section *sec,
 	struct kz_train_state *ts = &m->ts;
 	unsigned long long r[4];
 	char v[META_VALUE_MAX];
+	uint64_t x;
+	int rc;
 
-	if (meta_get(meta, ml, "epoch", v, sizeof(v)) != 0)
-		return 0;
+	if ((rc = meta_count(meta, ml, "epoch", UINT32_MAX, 0, &x, path,
+	    e)) != 0)
+		return rc < 0 ? -1 : 0;
 	ts->present = 1;
-	ts->epoch = (uint32_t)strtoul(v, NULL, 10);
-	if (meta_get(meta, ml, "opt_step", v, sizeof(v)) == 0)
-		ts->opt_step = strtoull(v, NULL, 10);
+	ts->epoch = (uint32_t)x;
+	if (meta_count(meta, ml, "opt_step", UINT64_MAX, 0, &ts->opt_step,
+	    path, e) < 0 ||
+	    (rc = meta_count(meta, ml, "best_epoch", UINT32_MAX, 0, &x, path,
+	    e)) < 0)
+		return -1;
+	ts->best_epoch = rc == 0 ? (uint32_t)x : 0;
 	if (meta_get(meta, ml, "rng", v, sizeof(v)) != 0 ||
 	    sscanf(v, "%llx,%llx,%llx,%llx", &r[0], &r[1], &r[2],
 	    &r[3]) != 4)
@@ -432,8 +494,6 @@ read_train_state(const char *meta, size_t ml, const struct section *sec,
 		ts->rng.s[i] = r[i];
 	if (meta_get(meta, ml, "best", v, sizeof(v)) == 0)
 		ts->best = strtod(v, NULL);
-	if (meta_get(meta, ml, "best_epoch", v, sizeof(v)) == 0)
-		ts->best_epoch = (uint32_t)strtoul(v, NULL, 10);
 	if (meta_get(meta, ml, "ema", v, sizeof(v)) == 0)
 		ts->ema = strtof(v, NULL);
 	if ((ts->opt_m = float_section(&sec[SEC_OPTM], m->net->nparams, path,
@@ -459,9 +519,19 @@ read_net(const char *meta, size_t ml, const struct section *sec,
     const char *path, struct kz_model *m, struct kz_err *e)
 {
 	struct kz_shape in = { 1, (int)m->height, (int)m->width };
+	size_t np, ns;
 	float *p, *s;
 
 	m->type = KZ_MODEL_NET;
+	/* The sections' sizes first: the file must hold the parameters
+	 * before any are allocated. */
+	if (kz_net_size(m->arch, in, (int)m->nclasses, &np, &ns, e) != 0)
+		return kz_err_prefix(e, path);
+	if (sec[SEC_PARM].len != np * 4 || sec[SEC_STAT].len != ns * 4)
+		return kz_errf(e, "%s: sections PARM and STAT hold %llu and "
+		    "%llu bytes, the architecture needs %zu and %zu", path,
+		    (unsigned long long)sec[SEC_PARM].len,
+		    (unsigned long long)sec[SEC_STAT].len, np * 4, ns * 4);
 	if ((m->net = kz_net_new(m->arch, in, (int)m->nclasses, 0,
 	    e)) == NULL)
 		return kz_err_prefix(e, path);

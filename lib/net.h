@@ -41,6 +41,11 @@ struct kz_net {
 struct kz_net *kz_net_new(const char *arch, struct kz_shape in, int nclasses,
     uint64_t seed, struct kz_err *e);
 void kz_net_free(struct kz_net *n);
+/* The numbers of parameters and of state values (BN statistics) of the
+ * net kz_net_new would build, without allocating them: what a model
+ * file must hold, checked before it is loaded.  -1 on a bad spec. */
+int kz_net_size(const char *arch, struct kz_shape in, int nclasses,
+    size_t *nparams, size_t *nstate, struct kz_err *e);
 /* Multiply-adds of one forward pass of one sample. */
 double kz_net_flops(const struct kz_net *n);
 

@@ -284,21 +284,45 @@ arch_body(const char *arch, const char **body, int *mlp, struct kz_err *e)
 	return 0;
 }
 
+/* Parses arch into b's layers (allocated; the caller frees b->L). */
+static int
+parse_arch(struct build *b, const char *arch, int nclasses, struct kz_err *e)
+{
+	const char *body = "";
+	int mlp = 0;
+
+	if (arch_body(arch, &body, &mlp, e) != 0)
+		return -1;
+	if ((b->L = calloc(MAX_LAYERS * LAYERS_PER_BLOCK, sizeof(*b->L))) ==
+	    NULL)
+		return kz_errf(e, "out of memory");
+	return build_layers(b, body, mlp, nclasses);
+}
+
+int
+kz_net_size(const char *arch, struct kz_shape in, int nclasses,
+    size_t *nparams, size_t *nstate, struct kz_err *e)
+{
+	struct build b = { .arch = arch, .input = in, .e = e };
+	int rc = parse_arch(&b, arch, nclasses, e);
+
+	*nparams = *nstate = 0;
+	for (int i = 0; rc == 0 && i < b.n; i++) {
+		*nparams += b.L[i].nw + b.L[i].nb;
+		*nstate += b.L[i].ns;
+	}
+	free(b.L);
+	return rc;
+}
+
 struct kz_net *
 kz_net_new(const char *arch, struct kz_shape in, int nclasses, uint64_t seed,
     struct kz_err *e)
 {
 	struct build b = { .arch = arch, .input = in, .e = e };
 	struct kz_net *n = NULL;
-	const char *body = "";
-	int mlp = 0;
 
-	if (arch_body(arch, &body, &mlp, e) != 0)
-		return NULL;
-	if ((b.L = calloc(MAX_LAYERS * LAYERS_PER_BLOCK, sizeof(*b.L))) ==
-	    NULL)
-		goto oom;
-	if (build_layers(&b, body, mlp, nclasses) != 0) {
+	if (parse_arch(&b, arch, nclasses, e) != 0) {
 		free(b.L);
 		return NULL;
 	}

@@ -11,6 +11,9 @@ that tests do not check the C code against itself.
   kzpy.py make OUT W H CLASSES LABEL...   a stream of gradient images
   kzpy.py png-size FILE         width and height from a PNG's IHDR
   kzpy.py png-pixels FILE       md5 of the pixels of an 8-bit grey PNG
+  kzpy.py kzm OUT META TAG:N...  a model file (man kzm.5) with META's
+                                text (\\n for newlines) and zero-filled
+                                sections, closed by a valid CRC
   kzpy.py tar-check TAR STREAM MANIFEST N
                                 decodes N PNGs spread over the archive and
                                 compares them with the manifest's records
@@ -113,6 +116,16 @@ def main():
     elif cmd == "png-pixels":
         with open(args[0], "rb") as f:
             print(hashlib.md5(png_gray_pixels(f.read())).hexdigest())
+    elif cmd == "kzm":
+        out = b"\x8bKZM\r\n\x1a\n" + struct.pack("<I", 1)
+        meta = args[1].replace("\\n", "\n").encode()
+        out += b"META" + struct.pack("<Q", len(meta)) + meta
+        for sec in args[2:]:
+            tag, n = sec.split(":")
+            out += tag.encode() + struct.pack("<Q", int(n)) + bytes(int(n))
+        out += b"CRC " + struct.pack("<QI", 4, zlib.crc32(out))
+        with open(args[0], "wb") as f:
+            f.write(out)
     elif cmd == "tar-check":
         tar, stream, manifest, n = args[0], args[1], args[2], int(args[3])
         with open(manifest, encoding="utf-8") as f:

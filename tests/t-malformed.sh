@@ -123,6 +123,37 @@ hdr 12 '\007\000'; t_fails "unknown pixel type" "unknown pixel type 7" kz-info "
 hdr 24 '\377\377\377\377'; t_fails "absurd class count" "classes is more than" kz-info "$T/h.kz"
 hdr 39 '\001'; t_fails "index >= 2^48" "index .* is not below 2\^48" kz-info "$T/h.kz"
 
+# Model files that their CRC does not protect: anyone can recompute one.
+kzpy make "$T/s22.kz" 2 2 3 0 1 2
+kmeta='type=knn\narch=knn\nwidth=2\nheight=2\nclasses=3\nknn_k=1\nknn_weights=uniform'
+kzpy kzm "$T/knn-ok.kzm" "$kmeta\nrecords=5\n" KNNX:20 KNNY:20
+t_ok "a crafted kNN model of 5 records loads" kz-classify -m "$T/knn-ok.kzm" "$T/s22.kz"
+kzpy kzm "$T/knn-wrap.kzm" "$kmeta\nrecords=4611686018427387909\n" KNNX:20 KNNY:20
+t_fails "kNN record count that wraps around to the sections' size" \
+    "kNN sections do not match 4611686018427387909 records" kz-classify -m "$T/knn-wrap.kzm" "$T/s22.kz"
+kzpy kzm "$T/knn-huge.kzm" "$kmeta\nrecords=1099511627776\n"
+t_fails "kNN model claiming 2^40 records in a few bytes" \
+    "kNN sections do not match 1099511627776 records" kz-classify -m "$T/knn-huge.kzm" "$T/s22.kz"
+kzpy kzm "$T/knn-sign.kzm" "$kmeta\nrecords=+5\n" KNNX:20 KNNY:20
+t_fails "a signed count in a model" 'records="\+5" is out of range' kz-classify -m "$T/knn-sign.kzm" "$T/s22.kz"
+nmeta='type=net\narch=cnn:conv1800k3p1,conv1800k3p1\nwidth=2\nheight=2\nclasses=3'
+kzpy kzm "$T/net-big.kzm" "$nmeta\n" PARM:8 STAT:0
+t_fails "a net of 29 million parameters in a few bytes, refused before they are allocated" \
+    "PARM and STAT hold 8 and 0 bytes, the architecture needs 116" kz-classify -m "$T/net-big.kzm" "$T/s22.kz"
+kzpy kzm "$T/ck-epoch.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\nepoch=x\n' PARM:60 STAT:0
+t_fails "a checkpoint's epoch that is no number" 'epoch="x" is out of range' kz-classify -m "$T/ck-epoch.kzm" "$T/s22.kz"
+kzpy kzm "$T/no-stat.kzm" 'type=net\narch=cnn:bn\nwidth=2\nheight=2\nclasses=3\n' PARM:68
+t_fails "a model without its STAT section" "PARM and STAT hold 68 and 0 bytes, the architecture needs 68 and 8" \
+    kz-classify -m "$T/no-stat.kzm" "$T/s22.kz"
+mkdir -p "$T/nl
+epoch=1"
+kzpy make "$T/nl
+epoch=1/x.kz" 4 3 3 0 1 2 0 1 2
+kz-train -q -a mlp:4 -e 1 -o "$T/nl.kzm" "$T/nl
+epoch=1/x.kz" 2>/dev/null
+t_ok "a newline in kz-train's arguments adds no key to the model" kz-classify -m "$T/nl.kzm" "$T/nl
+epoch=1/x.kz"
+
 # Class maps.
 printf 'index,codepoint,char\n0,U+4E00,一\n2,U+5B57,字\n' >"$T/m1.csv"
 t_fails "class map: missing row" "index 2, but 2 rows \(index 1 is missing\)" kz-label -c "$T/m1.csv" "$T/s.kz"
