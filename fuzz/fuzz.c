@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "kz.h"
 #include "model.h"
 
@@ -33,9 +35,82 @@ memfile(const uint8_t *data, size_t size, char *path, size_t len)
 }
 
 static const char *fuzz_names[] = { NULL, "stream", "npz", "npy", "idx",
-    "tar", "png", "pnm", "classmap", "model", "spec" };
+    "tar", "png", "pnm", "classmap", "model", "spec", "modelx" };
+#define FUZZ_TARGETS 11
 
-/* Feeds data to the parser of target (1 to 10). */
+/* The modelx harness's input: META's length (2 bytes, little-endian)
+ * and text, then sections, each a tag number (1 byte, one of these, the
+ * last unknown to the reader), a length (3 bytes) and as many bytes,
+ * cut at the end of the input.  It becomes a model file of valid
+ * structure, sizes and CRC: mutations then change what the sections
+ * say, not whether the file holds together. */
+static const char *const modelx_tags[] = { "KNNX", "KNNY", "PARM", "STAT",
+    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "XTRA" };
+
+/* Appends a section to the model being built in *out (len, cap). */
+static int
+modelx_put(uint8_t **out, size_t *len, size_t *cap, const char *tag,
+    const uint8_t *data, size_t n)
+{
+	if (*len + 12 + n > *cap) {
+		size_t c = 2 * (*len + 12 + n);
+		uint8_t *p = realloc(*out, c);
+		if (p == NULL)
+			return -1;
+		*out = p;
+		*cap = c;
+	}
+	memcpy(*out + *len, tag, 4);
+	for (int i = 0; i < 8; i++)
+		(*out)[*len + 4 + i] = (uint8_t)((uint64_t)n >> (8 * i));
+	memcpy(*out + *len + 12, data, n);
+	*len += 12 + n;
+	return 0;
+}
+
+/* The model file that modelx input data stands for (malloc'd, *len
+ * bytes), or NULL. */
+static uint8_t *
+modelx_build(const uint8_t *data, size_t size, size_t *len)
+{
+	size_t cap = 4096, at, ml;
+	uint8_t *out = malloc(cap);
+	uint32_t crc;
+
+	if (out == NULL)
+		return NULL;
+	memcpy(out, KZM_MAGIC, 8);
+	memcpy(out + 8, "\1\0\0\0", 4);
+	*len = 12;
+	ml = size >= 2 ? (size_t)(data[0] | data[1] << 8) : 0;
+	at = size >= 2 ? 2 : size;
+	ml = ml < size - at ? ml : size - at;
+	if (modelx_put(&out, len, &cap, "META", data + at, ml) != 0)
+		goto fail;
+	at += ml;
+	while (size - at >= 4) {
+		const char *tag = modelx_tags[data[at] % 11];
+		size_t n = data[at + 1] | data[at + 2] << 8 |
+		    (size_t)data[at + 3] << 16;
+
+		at += 4;
+		n = n < size - at ? n : size - at;
+		if (modelx_put(&out, len, &cap, tag, data + at, n) != 0)
+			goto fail;
+		at += n;
+	}
+	crc = (uint32_t)crc32(0, out, (uInt)*len);
+	uint8_t tail[4] = { (uint8_t)crc, (uint8_t)(crc >> 8),
+	    (uint8_t)(crc >> 16), (uint8_t)(crc >> 24) };
+	if (modelx_put(&out, len, &cap, "CRC ", tail, 4) != 0)
+		goto fail;
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
+/* Feeds data to the parser of target (1 to FUZZ_TARGETS). */
 static void
 fuzz_one(int target, const uint8_t *data, size_t size)
 {
@@ -135,6 +210,20 @@ fuzz_one(int target, const uint8_t *data, size_t size)
 		spec[n] = '\0';
 		struct kz_net *net = kz_net_new(spec, in, 10, 1, &e);
 		kz_net_free(net);
+		break;
+	}
+	case 11: {	/* model file built from its parts */
+		size_t len;
+		uint8_t *file = modelx_build(data, size, &len);
+		if (file == NULL)
+			break;
+		if ((fd = memfile(file, len, path, sizeof(path))) >= 0) {
+			struct kz_model m;
+			if (kz_model_read(path, &m, &e) == 0)
+				kz_model_free(&m);
+			close(fd);
+		}
+		free(file);
 		break;
 	}
 	}

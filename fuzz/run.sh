@@ -11,7 +11,10 @@ D=${KZ_DATA:-$TOP/../shared/data}
 S=$TOP/build-fuzz/seeds
 rm -rf "$S"
 mkdir -p "$S"
-for t in "$@"; do mkdir -p "$S/$t" "$TOP/build-fuzz/corpus/$t" "$TOP/build-fuzz/crashes/$t"; done
+# Every harness's seeds are made, whichever run.
+for t in stream npz npy idx tar png pnm classmap model spec modelx; do
+	mkdir -p "$S/$t" "$TOP/build-fuzz/corpus/$t" "$TOP/build-fuzz/crashes/$t"
+done
 F=$S/fx
 python3 "$TOP/tests/fixtures.py" "$F"
 cp "$F"/*.npz "$S/npz/"
@@ -28,6 +31,23 @@ cat "$S/stream/a.kz" "$S/stream/a.kz" >"$S/stream/c.kz"
 kz-train -q -a knn -k 2 -o "$S/model/knn.kzm" "$S/stream/a.kz"
 kz-train -q -a cnn:conv2k3,bn,relu,maxpool1,drop0.1 -e 1 -o "$S/model/cnn.kzm" "$S/stream/a.kz"
 kz-train -q -a cnn:conv2k2,res2 -e 1 --checkpoint "$S/model/ck.kzm" -o "$S/model/res.kzm" "$S/stream/a.kz"
+# modelx: the same models as parts (fuzz/fuzz.c, modelx_build).
+python3 - "$S/model" "$S/modelx" <<'PY'
+import os, struct, sys
+tags = [b"KNNX", b"KNNY", b"PARM", b"STAT", b"OPTM", b"OPTV", b"BSTP", b"BSTS", b"EMAP", b"EMAS"]
+for name in os.listdir(sys.argv[1]):
+    b = open(os.path.join(sys.argv[1], name), "rb").read()
+    off, meta, parts = 12, b"", b""
+    while off + 12 <= len(b):
+        tag, n = b[off:off + 4], struct.unpack_from("<Q", b, off + 4)[0]
+        data = b[off + 12:off + 12 + n]
+        if tag == b"META":
+            meta = data
+        elif tag in tags and n < 1 << 24:
+            parts += bytes([tags.index(tag)]) + n.to_bytes(3, "little") + data
+        off += 12 + n
+    open(os.path.join(sys.argv[2], name), "wb").write(struct.pack("<H", len(meta)) + meta + parts)
+PY
 for spec in linear mlp:10,drop0.5,5 cnn:conv32k3,relu,conv64k3,relu,maxpool2,drop0.25,dense128,relu,drop0.5 \
     cnn:conv8k3p1,bn,relu,res8,res16s2,gap cnn:conv4k5s2p2,avgpool2s1,gap; do
 	printf '%s' "$spec" >"$S/spec/$(printf '%s' "$spec" | md5sum | cut -c1-8)"

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include <png.h>
+#include <zlib.h>
 #include <pam.h>
 
 #include "kz.h"
+#include "util.h"
 
 /* ITU-R BT.601 luma, the weights of ppmtopgm. */
 static double
@@ -22,12 +24,15 @@ luma_u8(uint8_t r, uint8_t g, uint8_t b)
 	return (uint8_t)(luma(r, g, b) + 0.5);
 }
 
-int
-kz_png_decode(const uint8_t *buf, size_t len, const char *name,
+
+/* kz_png_decode's work, on buf as it is. */
+static int
+png_decode(const uint8_t *buf, size_t len, const char *name,
     struct kz_image *img, struct kz_err *e)
 {
 	png_image pi;
 	png_color white = { 255, 255, 255 };
+
 
 	memset(img, 0, sizeof(*img));
 	memset(&pi, 0, sizeof(pi));
@@ -70,6 +75,38 @@ kz_png_decode(const uint8_t *buf, size_t len, const char *name,
 	img->width = pi.width;
 	img->height = pi.height;
 	return 0;
+}
+
+int
+kz_png_decode(const uint8_t *buf, size_t len, const char *name,
+    struct kz_image *img, struct kz_err *e)
+{
+#if KZ_CHECK_SUMS
+	return png_decode(buf, len, name, img, e);
+#else
+	/* The fuzz build decodes a copy with every chunk's CRC made right:
+	 * libpng's simplified API offers no way to skip them
+	 * (png_set_crc_action needs the png_struct it hides). */
+	uint8_t *copy = malloc(len ? len : 1);
+	size_t off = 8;
+	int rc;
+
+	if (copy == NULL)
+		return kz_errf(e, "%s: out of memory", name);
+	memcpy(copy, buf, len);
+	while (len >= 12 && off <= len - 12) {
+		uint32_t n = get_be32(copy + off);
+
+		if (n > len - off - 12)
+			break;
+		put_be32(copy + off + 8 + n, (uint32_t)crc32(0, copy + off + 4,
+		    n + 4));
+		off += 12 + (size_t)n;
+	}
+	rc = png_decode(copy, len, name, img, e);
+	free(copy);
+	return rc;
+#endif
 }
 
 int

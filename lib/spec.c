@@ -293,7 +293,14 @@ parse_arch(struct build *b, const char *arch, int nclasses, struct kz_err *e)
 
 	if (arch_body(arch, &body, &mlp, e) != 0)
 		return -1;
-	if ((b->L = calloc(MAX_LAYERS * LAYERS_PER_BLOCK, sizeof(*b->L))) ==
+	/* Room for every token to be a block, and the classifier: at
+	 * most MAX_LAYERS tokens get this far. */
+	size_t ntok = 1;
+	for (const char *p = body; *p; p++)
+		ntok += *p == ',';
+	if (ntok > MAX_LAYERS)
+		ntok = MAX_LAYERS;
+	if ((b->L = calloc(ntok * LAYERS_PER_BLOCK + 4, sizeof(*b->L))) ==
 	    NULL)
 		return kz_errf(e, "out of memory");
 	return build_layers(b, body, mlp, nclasses);

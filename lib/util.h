@@ -2,6 +2,17 @@
 #ifndef KZ_UTIL_H
 #define KZ_UTIL_H
 
+/* Checksums (model CRC, zip member CRC-32, tar header sums, PNG chunk
+ * CRCs) are verified, except in the fuzz build: a random mutation
+ * almost never keeps one valid, and the fuzzers must get past them to
+ * the code that trusts what they cover (as zlib, libpng and OSS-Fuzz
+ * do).  Anyone can recompute a checksum, so nothing may rely on one. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define KZ_CHECK_SUMS 0
+#else
+#define KZ_CHECK_SUMS 1
+#endif
+
 #include <stdint.h>
 #include <string.h>
 
@@ -23,6 +34,9 @@ static inline void put_le16(uint8_t *b, uint16_t v)
 static inline void put_le32(uint8_t *b, uint32_t v)
 { b[0] = (uint8_t)v; b[1] = (uint8_t)(v >> 8); b[2] = (uint8_t)(v >> 16);
   b[3] = (uint8_t)(v >> 24); }
+static inline void put_be32(uint8_t *b, uint32_t v)
+{ b[0] = (uint8_t)(v >> 24); b[1] = (uint8_t)(v >> 16); b[2] = (uint8_t)(v >> 8);
+  b[3] = (uint8_t)v; }
 static inline void put_le64(uint8_t *b, uint64_t v)
 { put_le32(b, (uint32_t)v); put_le32(b + 4, (uint32_t)(v >> 32)); }
 static inline void put_lef32(uint8_t *b, float f)

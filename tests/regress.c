@@ -15,7 +15,7 @@ main(int argc, char *argv[])
 	int n = 0;
 
 	kz_pnm_init(argv[0]);
-	for (int t = 1; t <= 10; t++) {
+	for (int t = 1; t <= FUZZ_TARGETS; t++) {
 		DIR *d;
 		struct dirent *de;
 
