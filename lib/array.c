@@ -41,11 +41,14 @@ check_dims(const struct kz_array *a, const char *name, struct kz_err *e)
 			return kz_errf(e, "%s: dimension %d is %llu, beyond "
 			    "the limit", name, i,
 			    (unsigned long long)a->dim[i]);
-		n *= a->dim[i];
-		if (n > KZ_MAX_ARRAY_BYTES)
+		/* Compared by division, before the product: n and a
+		 * dimension can each be 2^32, whose product wraps around
+		 * to 0 (a .npy of shape (2^32, 2^32) holding no data). */
+		if (a->dim[i] != 0 && n > KZ_MAX_ARRAY_BYTES / a->dim[i])
 			return kz_errf(e, "%s: array of more than %llu bytes "
 			    "refused", name,
 			    (unsigned long long)KZ_MAX_ARRAY_BYTES);
+		n *= a->dim[i];
 	}
 	return 0;
 }

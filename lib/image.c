@@ -11,6 +11,10 @@
 #include "kz.h"
 #include "util.h"
 
+/* Deflate gives at most about 1032 bytes for one (a length and a
+ * distance code of one bit each, for 258 bytes). */
+#define DEFLATE_MAX_RATIO 1032
+
 /* ITU-R BT.601 luma, the weights of ppmtopgm. */
 static double
 luma(double r, double g, double b)
@@ -50,6 +54,15 @@ png_decode(const uint8_t *buf, size_t len, const char *name,
 		return kz_errf(e, "%s: PNG is %ux%u, beyond the limit of "
 		    "%dx%d", name, pi.width, pi.height, KZ_MAX_DIM,
 		    KZ_MAX_DIM);
+	}
+	/* Every row inflates to a filter byte and at least a bit a pixel:
+	 * a PNG too short to hold its size is refused before the pixels
+	 * are allocated (48 MB for 4096x4096 RGB, from 68 bytes). */
+	if ((uint64_t)pi.height * (1 + (pi.width + 7) / 8) >
+	    (uint64_t)len * DEFLATE_MAX_RATIO) {
+		png_image_free(&pi);
+		return kz_errf(e, "%s: PNG truncated (%ux%u pixels cannot "
+		    "come from %zu bytes)", name, pi.width, pi.height, len);
 	}
 	/* Colour is read as RGB and weighted here, as libnetpbm's PPM path
 	 * does, so a PNG and a PPM of one picture give the same grey;
@@ -196,7 +209,7 @@ kz_pnm_decode(const uint8_t *buf, size_t len, const char *name,
 	jmp_buf jb, *prev = NULL;
 	FILE *volatile fp = NULL;
 	struct kz_image *volatile imgs = NULL;
-	volatile size_t n = 0;
+	volatile size_t n = 0, at = 0;	/* images read; the one being read */
 	tuple *volatile row = NULL;
 	struct pam p;
 	int eof = 0;
@@ -209,12 +222,13 @@ kz_pnm_decode(const uint8_t *buf, size_t len, const char *name,
 	pm_setjmpbufsave(&jb, &prev);
 	if (setjmp(jb) != 0) {
 		pm_setjmpbuf(prev);
-		kz_errf(e, "%s: image %zu: %s", name, (size_t)n,
+		kz_errf(e, "%s: image %zu: %s", name, (size_t)at,
 		    pnm_message[0] ? pnm_message : "unreadable PNM data");
 		goto fail;
 	}
 	pnm_message[0] = '\0';
 	while (!eof) {
+		at = n;
 		pnm_readpaminit(fp, &p, PAM_LEN);
 		if (p.width <= 0 || p.height <= 0 || p.width > KZ_MAX_DIM ||
 		    p.height > KZ_MAX_DIM) {
@@ -222,6 +236,20 @@ kz_pnm_decode(const uint8_t *buf, size_t len, const char *name,
 			kz_errf(e, "%s: image %zu is %dx%d, beyond the limit "
 			    "of %dx%d", name, (size_t)n, p.width, p.height,
 			    KZ_MAX_DIM, KZ_MAX_DIM);
+			goto fail;
+		}
+		/* Every row takes at least width * depth bits (a raw PBM's
+		 * bit a pixel, a byte a sample elsewhere): an image claiming
+		 * more than the bytes left is refused before its pixels and
+		 * libnetpbm's row of 8-byte samples are allocated (2 GB for
+		 * a PAM of 4096 tuples of depth 60000, in 64 bytes). */
+		long pos = ftell(fp);
+		if (pos >= 0 && (uint64_t)p.height * (((uint64_t)p.width *
+		    p.depth + 7) / 8) > len - (size_t)pos) {
+			pm_setjmpbuf(prev);
+			kz_errf(e, "%s: image %zu truncated (%dx%d of depth %u "
+			    "in %zu bytes)", name, (size_t)n, p.width,
+			    p.height, p.depth, len - (size_t)pos);
 			goto fail;
 		}
 		struct kz_image *grown = realloc(imgs, (n + 1) *

@@ -261,7 +261,10 @@ meta_count(const char *meta, size_t len, const char *key, uint64_t max,
 	if (meta_get(meta, len, key, buf, sizeof(buf)) != 0)
 		return required ? kz_errf(e, "%s: model lacks \"%s\"", path,
 		    key) : 1;
-	if (parse_count(buf, max, v) != 0)
+	/* meta_get cuts a value to fit buf: one that fills it may have
+	 * had anything after (a digit, a letter), and no count needs 63
+	 * digits. */
+	if (strlen(buf) == sizeof(buf) - 1 || parse_count(buf, max, v) != 0)
 		return kz_errf(e, "%s: model field %s=\"%s\" is out of range",
 		    path, key, buf);
 	return 0;

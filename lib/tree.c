@@ -176,26 +176,42 @@ tar_padded(uint64_t size)
 	return (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
 }
 
-/* Reads an entry's data, padded to whole blocks, into a new buffer. */
+/* Reads an entry's data, padded to whole blocks, into a new buffer,
+ * with a NUL after its size bytes: the text of an extended header has
+ * none of its own, and strtoul would read on past it.  The buffer grows
+ * as the data comes, doubling from 64 kB: size is only what the header
+ * claims (up to PNG_MAX_BYTES), and an archive of a few bytes must not
+ * get an allocation of that size before the data is there. */
 static int
 tar_data(struct kz_file *f, uint64_t size, uint8_t **out, struct kz_err *e,
     const char *what)
 {
 	uint64_t padded = tar_padded(size);
-	size_t got;
-	uint8_t *buf;
+	size_t len = 0, cap = 0, got;
+	uint8_t *buf = NULL, *nbuf;
 
-	if ((buf = malloc(padded ? padded : 1)) == NULL)
-		return kz_errf(e, "%s: out of memory", kz_file_name(f));
-	if (kz_file_read(f, buf, padded, &got, e) != 0) {
-		free(buf);
-		return -1;
-	}
-	if (got < padded) {
-		free(buf);
-		return kz_errf(e, "%s: tar entry %s truncated",
-		    kz_file_name(f), what);
-	}
+	do {
+		cap = cap == 0 ? 65536 : cap * 2;
+		if (cap > padded)
+			cap = padded;
+		if ((nbuf = realloc(buf, cap + 1)) == NULL) {
+			free(buf);
+			return kz_errf(e, "%s: out of memory",
+			    kz_file_name(f));
+		}
+		buf = nbuf;
+		if (kz_file_read(f, buf + len, cap - len, &got, e) != 0) {
+			free(buf);
+			return -1;
+		}
+		len += got;
+		if (len < cap) {
+			free(buf);
+			return kz_errf(e, "%s: tar entry %s truncated",
+			    kz_file_name(f), what);
+		}
+	} while (len < padded);
+	buf[size] = '\0';
 	*out = buf;
 	return 0;
 }

@@ -32,12 +32,14 @@ def npz(member, payload, method=zipfile.ZIP_DEFLATED):
     return b.getvalue()
 
 
+def chunk(t, body):
+    return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+
+
 def png(w_, h_, pixels, ctype=0):
     """An 8-bit PNG; ctype 0 grey, 2 RGB, 4 grey+alpha."""
     ch = {0: 1, 2: 3, 4: 2}[ctype]
     raw = b"".join(b"\0" + bytes(pixels[y * w_ * ch:(y + 1) * w_ * ch]) for y in range(h_))
-    def chunk(t, body):
-        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w_, h_, 8, ctype, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
@@ -57,6 +59,8 @@ w("badshape.npz", npz("arr_0.npy", npy((N, H * W), imgs)))
 w("short.npz", npz("arr_0.npy", npy((N + 1, H, W), imgs)))
 w("labels-big.npz", npz("arr_0.npy", npy((N,), bytes([0, 1, 200, 1, 0]))))
 w("labels-4.npz", npz("arr_0.npy", npy((4,), labels[:4])))
+# Shape (2^32, 2^32) and no data: the product wraps around to 0 in 64 bits.
+w("wrap.npy", npy((1 << 32, 1 << 32), b""))
 
 idx_imgs = struct.pack(">BBBBIII", 0, 0, 8, 3, N, H, W) + imgs
 idx_labels = struct.pack(">BBBBI", 0, 0, 8, 1, N) + labels
@@ -95,6 +99,13 @@ grey = bytes(int(0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i
 w("c-grey.raw", grey)
 w("other-size.pgm", b"P5\n3 3\n255\n" + bytes(9))
 w("huge.pgm", b"P5\n100000 100000\n255\n" + bytes(10))
+# Headers claiming more than their files hold: 4096x4096 RGB in 68 bytes;
+# 4096 tuples of 60000 samples (libnetpbm's row: 2 GB) in 64.
+w("huge.png", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4096, 4096, 8, 2, 0, 0, 0))
+  + chunk(b"IDAT", zlib.compress(bytes(16))) + chunk(b"IEND", b""))
+w("deep.pam", b"P7\nWIDTH 4096\nHEIGHT 1\nDEPTH 60000\nMAXVAL 255\nTUPLTYPE X\nENDHDR\n")
+# A plain PGM cut in its pixels, past what the header check can tell.
+w("cut-plain.pgm", b"P2\n%d %d\n255\n" % (W, H) + b" ".join(b"%d" % v for v in first[:W * H - 1]))
 
 # Kanji-like trees as tar archives.
 def tar(entries, gz=False):
@@ -126,6 +137,25 @@ w("evil-abs.tar", tar([("/tmp/kkanji2/U+4E00/x.png", png(W, H, first))]))
 bad = bytearray(tar(tree))
 bad[150] ^= 1
 w("badsum.tar", bytes(bad))
+
+# Archives tarfile would not write, a header at a time.
+def tar_header(name, size, typ=b"0"):
+    h = bytearray(512)
+    h[0:len(name)] = name.encode()
+    h[100:124] = b"0000644\0" + b"0000000\0" * 2
+    h[124:148] = b"%011o\0" % size + b"00000000000\0"
+    h[156:157] = typ
+    h[257:265] = b"ustar\x0000"
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+a_png = png(W, H, first)
+a_member = tar_header("kkanji2/U+4E00/a.png", len(a_png)) + a_png + bytes(-len(a_png) % 512)
+# A pax header of 512 digits: no NUL, newline or space ends its length.
+w("pax-digits.tar", tar_header("PaxHeaders/a.png", 512, b"x") + b"1" * 512 + a_member + bytes(1024))
+# An image entry claiming 64 MB, in 1 kB.
+w("tar-64m.tar", tar_header("kkanji2/U+4E00/a.png", 64 << 20) + a_png + bytes(-len(a_png) % 512))
 w("map3.csv", "index,codepoint,char\n0,U+4E00,一\n1,U+5B57,字\n2,U+20000,\U00020000\n".encode())
 w("map2.csv", "index,codepoint,char\n0,U+4E00,一\n1,U+5B57,字\n".encode())
 
