@@ -146,6 +146,14 @@ conv_shape(struct kz_layer *L, char *why, size_t len)
 		    L->k, L->k, in.h, in.w);
 		return -1;
 	}
+	/* Compared by division: each factor may be up to 2^20, and the
+	 * product could wrap around to a small number. */
+	if ((size_t)L->k * L->k > MAX_PARAMS / in.c / L->out.c) {
+		snprintf(why, len, "a %dx%d kernel from %d to %d channels has "
+		    "more than %u weights", L->k, L->k, in.c, L->out.c,
+		    MAX_PARAMS);
+		return -1;
+	}
 	L->out.h = (in.h + 2 * L->pad - L->k) / L->stride + 1;
 	L->out.w = (in.w + 2 * L->pad - L->k) / L->stride + 1;
 	L->nw = (size_t)L->out.c * in.c * L->k * L->k;

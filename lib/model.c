@@ -1,4 +1,5 @@
 /* model.c - model files: tagged sections and a closing CRC-32. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -439,7 +440,8 @@ read_knn(const char *meta, size_t ml, const struct section *sec,
 	    sizeof(v)) == 0 && strcmp(v, "distance") == 0;
 	/* Compared by division: a count times the record size could wrap
 	 * around to the size of the sections. */
-	if (meta_count(meta, ml, "records", UINT64_MAX, 1, &m->n, path,
+	/* At most INT_MAX: BLAS takes the count as an int. */
+	if (meta_count(meta, ml, "records", INT_MAX, 1, &m->n, path,
 	    e) != 0)
 		return -1;
 	if (m->n == 0 || m->knn_k == 0 ||
