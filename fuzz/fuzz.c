@@ -17,6 +17,7 @@
 
 #include "kz.h"
 #include "model.h"
+#include "util.h"
 
 /* Writes data to an anonymous file; its /proc path goes into path. */
 static int
@@ -61,8 +62,7 @@ modelx_put(uint8_t **out, size_t *len, size_t *cap, const char *tag,
 		*cap = c;
 	}
 	memcpy(*out + *len, tag, 4);
-	for (int i = 0; i < 8; i++)
-		(*out)[*len + 4 + i] = (uint8_t)((uint64_t)n >> (8 * i));
+	put_le64(*out + *len + 4, n);
 	memcpy(*out + *len + 12, data, n);
 	*len += 12 + n;
 	return 0;
@@ -75,12 +75,11 @@ modelx_build(const uint8_t *data, size_t size, size_t *len)
 {
 	size_t cap = 4096, at, ml;
 	uint8_t *out = malloc(cap);
-	uint32_t crc;
 
 	if (out == NULL)
 		return NULL;
 	memcpy(out, KZM_MAGIC, 8);
-	memcpy(out + 8, "\1\0\0\0", 4);
+	put_le32(out + 8, KZM_VERSION);
 	*len = 12;
 	ml = size >= 2 ? (size_t)(data[0] | data[1] << 8) : 0;
 	at = size >= 2 ? 2 : size;
@@ -99,9 +98,8 @@ modelx_build(const uint8_t *data, size_t size, size_t *len)
 			goto fail;
 		at += n;
 	}
-	crc = (uint32_t)crc32(0, out, (uInt)*len);
-	uint8_t tail[4] = { (uint8_t)crc, (uint8_t)(crc >> 8),
-	    (uint8_t)(crc >> 16), (uint8_t)(crc >> 24) };
+	uint8_t tail[4];
+	put_le32(tail, (uint32_t)crc32(0, out, (uInt)*len));
 	if (modelx_put(&out, len, &cap, "CRC ", tail, 4) != 0)
 		goto fail;
 	return out;
