@@ -27,6 +27,8 @@ struct cmdline {
 	int keep_best;		/* --keep-best: write the best epoch */
 	int knn_k;		/* -k: neighbours that vote */
 	int knn_distance;	/* --weights: distance (1) or uniform (0) */
+	int init;		/* --init: enum kz_init */
+	int zero_res;		/* --zero-res: blocks start as identity */
 };
 
 /* One of the words an option takes, and what it stands for. */
@@ -45,6 +47,9 @@ static const struct word optimisers[] = {
 	{ "sgd", KZ_SGD }, { "nesterov", NESTEROV }, { "adam", KZ_ADAM },
 	{ "adadelta", KZ_ADADELTA }, { NULL, 0 }
 };
+static const struct word inits[] = {
+	{ "fanin", KZ_INIT_FANIN }, { "he", KZ_INIT_HE }, { NULL, 0 }
+};
 static const struct word weights[] = {
 	{ "distance", 1 }, { "uniform", 0 }, { NULL, 0 }
 };
@@ -56,14 +61,15 @@ usage(void)
 	    "[-e epochs] [-k neighbours] [-t threads]\n"
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--checkpoint file]\n"
-	    "                [--ema decay] [--keep-best] [--lr rate] "
-	    "[--momentum m]\n"
-	    "                [--opt sgd|nesterov|adam|adadelta] "
+	    "                [--ema decay] [--init fanin|he] [--keep-best] "
+	    "[--lr rate]\n"
+	    "                [--momentum m] [--opt sgd|nesterov|adam|adadelta] "
 	    "[--resume file]\n"
 	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
 	    "[--val file]\n"
 	    "                [--warmup epochs] [--wd decay] "
-	    "[--weights distance|uniform] [file]\n");
+	    "[--weights distance|uniform] [--zero-res]\n"
+	    "                [file]\n");
 	exit(2);
 }
 
@@ -132,6 +138,7 @@ option(int ch, char *arg, struct cmdline *cl)
 		break;
 	case 'C': cl->checkpoint = arg; break;
 	case 'E': o->ema = (float)number(arg, 0, 0.999999, "--ema"); break;
+	case 'I': cl->init = word(arg, inits, "--init: fanin or he"); break;
 	case 'K': cl->keep_best = 1; break;
 	case 'L': o->lr = (float)number(arg, 0, 100, "--lr"); break;
 	case 'M': o->momentum = (float)number(arg, 0, 1, "--momentum"); break;
@@ -151,6 +158,7 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'V': cl->val = arg; break;
 	case 'W': o->warmup = (int)integer(arg, 0, 1000, "--warmup"); break;
 	case 'D': o->wd = (float)number(arg, 0, 1, "--wd"); break;
+	case 'Z': cl->zero_res = 1; break;
 	case 'w':
 		cl->knn_distance = word(arg, weights,
 		    "--weights: distance or uniform");
@@ -215,6 +223,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "balance", required_argument, NULL, 'B' },
 		{ "checkpoint", required_argument, NULL, 'C' },
 		{ "ema", required_argument, NULL, 'E' },
+		{ "init", required_argument, NULL, 'I' },
 		{ "keep-best", no_argument, NULL, 'K' },
 		{ "lr", required_argument, NULL, 'L' },
 		{ "momentum", required_argument, NULL, 'M' },
@@ -226,6 +235,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "warmup", required_argument, NULL, 'W' },
 		{ "wd", required_argument, NULL, 'D' },
 		{ "weights", required_argument, NULL, 'w' },
+		{ "zero-res", no_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
@@ -438,6 +448,9 @@ start_net(const struct cmdline *cl, const struct kz_dataset *data,
 		if ((m->net = kz_net_new(cl->arch, in, (int)data->nclasses,
 		    cl->o.seed, &e)) == NULL)
 			errx(2, "%s", e.msg);
+		if (cl->init != KZ_INIT_FANIN || cl->zero_res)
+			kz_net_init(m->net, cl->init, cl->zero_res,
+			    cl->o.seed);
 		kz_dataset_stats(data, &m->mean, &m->std);
 	}
 	if ((r->t = kz_trainer_new(m->net, data, &cl->o, m->mean, m->std,

@@ -108,14 +108,16 @@ struct kz_layer_ops {
 	const char *opts;		/* option letters after the argument,
 					   of "ksp" (kernel, stride, padding) */
 	int linear;			/* weights are a linear map: decayed,
-					   counted in flops, He-initialised */
+					   counted in flops, initialised by
+					   the scheme kz_net_init is given */
 	int relu_inside;		/* backward takes FUSE_RELU itself */
 	/* Sets L->out, nw, nb, ns from L->in; -1 with a reason in why
 	 * when the layer cannot apply to that input. */
 	int (*shape)(struct kz_layer *L, char *why, size_t len);
-	/* Initial parameters (and state) of L from r; NULL: none. */
+	/* Initial parameters (and state) of L from r, as scheme says for
+	 * linear layers; NULL: none. */
 	void (*init)(const struct kz_layer *L, float *params, float *state,
-	    struct kz_rng *r);
+	    enum kz_init scheme, struct kz_rng *r);
 	/* Allocates L's buffers besides its output in lb, for batches of
 	 * B (train: also what training keeps); -1 when out of memory. */
 	int (*alloc)(const struct kz_layer *L, struct lbuf *lb, int B,

@@ -27,19 +27,34 @@ per_output(const struct kz_layer *L, int B, size_t elem)
 	return malloc(shape_size(L->out) * B * elem);
 }
 
-/* He initialisation: keeps ReLU activations' variance. */
+/* A convolution's or dense layer's weights and biases.  He's normal
+ * keeps a deep ReLU stack's activations at unit variance; the fan-in
+ * uniform is about 2.4 times smaller, which behind a batch norm is a
+ * larger effective step for the same rate, and learns faster in the
+ * first epochs (issue 18: 92% rather than 88% after 3 epochs of the
+ * demo's recipe). */
 static void
-he_init(const struct kz_layer *L, float *params, float *state,
-    struct kz_rng *r)
+linear_init(const struct kz_layer *L, float *params, float *state,
+    enum kz_init scheme, struct kz_rng *r)
 {
 	float *w = params + L->w_off, *b = params + L->b_off;
 	double fan_in = (double)L->nw / L->out.c;
-	double sd = sqrt(2.0 / fan_in);
 
 	(void)state;
+	if (scheme == KZ_INIT_HE) {
+		double sd = sqrt(2.0 / fan_in);
+
+		for (size_t j = 0; j < L->nw; j++)
+			w[j] = (float)(kz_rng_normal(r) * sd);
+		memset(b, 0, L->nb * sizeof(float));
+		return;
+	}
+	double bound = 1 / sqrt(fan_in);
+
 	for (size_t j = 0; j < L->nw; j++)
-		w[j] = (float)(kz_rng_normal(r) * sd);
-	memset(b, 0, L->nb * sizeof(float));
+		w[j] = (float)((2 * kz_rng_uniform(r) - 1) * bound);
+	for (size_t j = 0; j < L->nb; j++)
+		b[j] = (float)((2 * kz_rng_uniform(r) - 1) * bound);
 }
 
 /* ---- dense ------------------------------------------------------------ */
@@ -471,11 +486,12 @@ bn_shape(struct kz_layer *L, char *why, size_t len)
 /* Scale 1, shift 0; running mean 0, variance 1. */
 static void
 bn_init(const struct kz_layer *L, float *params, float *state,
-    struct kz_rng *r)
+    enum kz_init scheme, struct kz_rng *r)
 {
 	float *w = params + L->w_off, *b = params + L->b_off;
 	float *s = state + L->s_off;
 
+	(void)scheme;
 	(void)r;
 	for (int c = 0; c < L->in.c; c++) {
 		w[c] = 1;
@@ -580,7 +596,7 @@ bn_backward(struct kz_pass *p)
 
 const struct kz_layer_ops kz_layer_types[KZ_NTYPES] = {
 	[KZ_CONV] = { .name = "conv", .arg = ARG_CHANNELS, .opts = "ksp",
-	    .linear = 1, .shape = conv_shape, .init = he_init,
+	    .linear = 1, .shape = conv_shape, .init = linear_init,
 	    .alloc = conv_alloc, .forward = conv_forward,
 	    .backward = conv_backward },
 	[KZ_BN] = { .name = "bn", .shape = bn_shape, .init = bn_init,
@@ -599,7 +615,7 @@ const struct kz_layer_ops kz_layer_types[KZ_NTYPES] = {
 	    .alloc = dropout_alloc, .forward = dropout_forward,
 	    .backward = dropout_backward },
 	[KZ_DENSE] = { .name = "dense", .arg = ARG_CHANNELS, .linear = 1,
-	    .shape = dense_shape, .init = he_init, .forward = dense_forward,
+	    .shape = dense_shape, .init = linear_init, .forward = dense_forward,
 	    .backward = dense_backward },
 	/* Added by the parser, never written in a spec. */
 	[KZ_FLATTEN] = { .shape = flatten_shape, .forward = flatten_forward,

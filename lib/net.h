@@ -37,9 +37,24 @@ struct kz_net {
 /* Builds a net from an architecture: "linear", "mlp:H[,H...]" (dense
  * ReLU layers; "dropP" tokens allowed), or "cnn:TOKENS" (see kz-train(1)).
  * A final dense layer to nclasses is added.  Parameters are allocated
- * and initialised from seed.  NULL on a bad spec, naming the token. */
+ * and initialised from seed as kz_net_init(n, KZ_INIT_FANIN, 0, seed)
+ * does.  NULL on a bad spec, naming the token. */
 struct kz_net *kz_net_new(const char *arch, struct kz_shape in, int nclasses,
     uint64_t seed, struct kz_err *e);
+
+/* How the weights of convolutions and dense layers start. */
+enum kz_init {
+	KZ_INIT_FANIN,	/* weights and biases uniform in +-1/sqrt(fan_in):
+			   PyTorch's default, kaiming_uniform_(a=sqrt 5) */
+	KZ_INIT_HE	/* weights normal, sd sqrt(2/fan_in); biases 0 */
+};
+/* Sets every parameter and statistic of n to its starting value, drawn
+ * from seed: convolutions and dense layers as scheme says, batch norms
+ * at scale 1 and shift 0.  zero_res: the last convolution of each
+ * residual branch starts at zero, so that each block starts as the
+ * identity. */
+void kz_net_init(struct kz_net *n, enum kz_init scheme, int zero_res,
+    uint64_t seed);
 void kz_net_free(struct kz_net *n);
 /* The numbers of parameters and of state values (BN statistics) of the
  * net kz_net_new would build, without allocating them: what a model

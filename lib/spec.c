@@ -306,6 +306,31 @@ parse_arch(struct build *b, const char *arch, int nclasses, struct kz_err *e)
 	return build_layers(b, body, mlp, nclasses);
 }
 
+void
+kz_net_init(struct kz_net *n, enum kz_init scheme, int zero_res,
+    uint64_t seed)
+{
+	struct kz_rng r;
+
+	kz_rng_seed(&r, seed);
+	for (int i = 0; i < n->nlayers; i++)
+		if (kz_layer_types[n->layers[i].type].init != NULL)
+			kz_layer_types[n->layers[i].type].init(&n->layers[i],
+			    n->params, n->state, scheme, &r);
+	/* An add's first input is its block's last convolution (see
+	 * append_block): zero, the block adds nothing at first, and a
+	 * deep net starts as a shallow one. */
+	for (int i = 0; zero_res && i < n->nlayers; i++) {
+		const struct kz_layer *L;
+
+		if (n->layers[i].type != KZ_ADD)
+			continue;
+		L = &n->layers[n->layers[i].src];
+		memset(n->params + L->w_off, 0, L->nw * sizeof(float));
+		memset(n->params + L->b_off, 0, L->nb * sizeof(float));
+	}
+}
+
 int
 kz_net_size(const char *arch, struct kz_shape in, int nclasses,
     size_t *nparams, size_t *nstate, struct kz_err *e)
@@ -354,12 +379,7 @@ kz_net_new(const char *arch, struct kz_shape in, int nclasses, uint64_t seed,
 	    (n->state = calloc(n->nstate + 1, sizeof(float))) == NULL ||
 	    kz_plan_compile(n) != 0)
 		goto oom;
-	struct kz_rng r;
-	kz_rng_seed(&r, seed);
-	for (int i = 0; i < n->nlayers; i++)
-		if (kz_layer_types[n->layers[i].type].init != NULL)
-			kz_layer_types[n->layers[i].type].init(&n->layers[i],
-			    n->params, n->state, &r);
+	kz_net_init(n, KZ_INIT_FANIN, 0, seed);
 	return n;
 oom:
 	free(b.L);
