@@ -20,6 +20,8 @@ struct cmdline {
 	const char *output;	/* -o: the model written */
 	const char *input;	/* the training stream, "-" for stdin */
 	const char *val;	/* --val: the stream scored each epoch */
+	long long val_every;	/* --val-every: also every this many
+				   training images, 0 = at epochs' ends */
 	const char *checkpoint;	/* --checkpoint: rewritten each epoch */
 	const char *resume;	/* --resume: the checkpoint to go on from */
 	struct kz_train_opts o;	/* all that the trainer is told */
@@ -67,9 +69,10 @@ usage(void)
 	    "[--resume file]\n"
 	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
 	    "[--val file]\n"
-	    "                [--warmup epochs] [--wd decay] "
-	    "[--weights distance|uniform] [--zero-res]\n"
-	    "                [file]\n");
+	    "                [--val-every images] "
+	    "[--warmup epochs] [--wd decay]\n"
+	    "                [--weights distance|uniform] [--zero-res] "
+	    "[file]\n");
 	exit(2);
 }
 
@@ -156,6 +159,8 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'S': schedule(arg, o); break;
 	case 's': o->seed = uinteger(arg, 0, UINT64_MAX, "--seed"); break;
 	case 'V': cl->val = arg; break;
+	case 'v': cl->val_every = integer(arg, 1, LLONG_MAX, "--val-every");
+		break;
 	case 'W': o->warmup = (int)integer(arg, 0, 1000, "--warmup"); break;
 	case 'D': o->wd = (float)number(arg, 0, 1, "--wd"); break;
 	case 'Z': cl->zero_res = 1; break;
@@ -232,6 +237,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "schedule", required_argument, NULL, 'S' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "val", required_argument, NULL, 'V' },
+		{ "val-every", required_argument, NULL, 'v' },
 		{ "warmup", required_argument, NULL, 'W' },
 		{ "wd", required_argument, NULL, 'D' },
 		{ "weights", required_argument, NULL, 'w' },
@@ -257,6 +263,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	cl->input = optind < argc ? argv[optind] : "-";
 	if (cl->keep_best && cl->val == NULL)
 		errx(2, "--keep-best needs --val to tell the best epoch");
+	if (cl->val_every > 0 && cl->val == NULL)
+		errx(2, "--val-every needs --val");
 	refuse_tty(cl->output);
 	if (cl->arch != NULL && cl->arch[0] == '@')
 		cl->arch = cl->arch_buf = arch_from_file(cl->arch + 1);
@@ -266,14 +274,14 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 }
 
 /* The training command, without the options that only name files or
- * silence output, so that two runs differing only there give the same
- * model bytes; each argument escaped (kz_escape), so that none can
+ * silence output or only report (--val-every), so that two runs
+ * differing only there give the same model bytes; each argument escaped (kz_escape), so that none can
  * start a line of its own in the model's metadata. */
 static char *
 command_line(int argc, char *argv[])
 {
 	static const char *drop[] = { "-o", "--output", "--checkpoint",
-	    "--resume", NULL };
+	    "--resume", "--val-every", NULL };
 	size_t len = 1;
 	char *s;
 
@@ -325,26 +333,6 @@ train_date(void)
 
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 	return strdup(buf);
-}
-
-struct progress {
-	int tty, quiet, epoch, epochs;
-	double last, n;			/* last fraction shown; records */
-};
-
-static void
-show_progress(void *arg, double done, double loss, double acc, double img_s)
-{
-	struct progress *p = arg;
-
-	if (p->quiet || !p->tty || done - p->last < 0.01)
-		return;
-	p->last = done;
-	/* ETA from this epoch's speed; validation passes are not counted. */
-	double eta = ((1 - done) + (p->epochs - p->epoch)) * p->n / img_s;
-	fprintf(stderr, "\repoch %d/%d %3.0f%%  loss %.4f  acc %6.2f%%  "
-	    "%6.0f img/s  ETA %d:%02d ", p->epoch, p->epochs, 100 * done, loss,
-	    100 * acc, img_s, (int)eta / 60, (int)eta % 60);
 }
 
 /* A network's training: the model written at the end, its trainer, and
@@ -552,6 +540,89 @@ validate(const struct cmdline *cl, const struct kz_dataset *val,
 	return acc;
 }
 
+/* Seconds on a clock that only goes forward. */
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* What the trainer's progress calls see: the bar, and --val-every. */
+struct progress {
+	const struct cmdline *cl;
+	const struct kz_dataset *val;
+	struct run *r;
+	int tty, epoch;
+	double last, n;			/* last fraction shown; records */
+	double start, val_s;		/* when training began; seconds spent
+					   validating since, and in this epoch */
+	double epoch_val_s;
+	long long next_val;		/* --val-every: images done at the
+					   next validation */
+};
+
+/* Training seconds so far, validation not counted. */
+static double
+training_seconds(const struct progress *p)
+{
+	return now() - p->start - p->val_s;
+}
+
+/* --val-every: one line on stderr, the accuracy on val after epochs
+ * (fractional) of training and the training time so far: a curve of
+ * accuracy against time. */
+static void
+show_point(const struct progress *p, double epochs, double acc,
+    double train_s)
+{
+	if (!p->cl->quiet)
+		fprintf(stderr, "%sval  epoch %.3f  %6.2f%%  %.1f s\n",
+		    p->tty ? "\r\033[K" : "", epochs, 100 * acc, train_s);
+}
+
+/* --val-every within an epoch: the weights (the average with --ema)
+ * scored on val and shown; not kept by --keep-best, which chooses
+ * among whole epochs. */
+static void
+validate_point(struct progress *p, double epochs)
+{
+	double t = now(), train_s = training_seconds(p), acc;
+
+	kz_trainer_swap_ema(p->r->t);
+	acc = kz_trainer_accuracy(p->r->t, p->val);
+	kz_trainer_swap_ema(p->r->t);
+	show_point(p, epochs, acc, train_s);
+	t = now() - t;
+	p->val_s += t;
+	p->epoch_val_s += t;
+}
+
+static void
+show_progress(void *arg, double done, double loss, double acc, double img_s)
+{
+	struct progress *p = arg;
+	const struct cmdline *cl = p->cl;
+	long long seen = (long long)((p->epoch - 1) * p->n + done * p->n +
+	    0.5);
+
+	if (cl->val_every > 0 && done < 1 && seen >= p->next_val) {
+		validate_point(p, seen / p->n);
+		while (p->next_val <= seen)
+			p->next_val += cl->val_every;
+	}
+	if (cl->quiet || !p->tty || done - p->last < 0.01)
+		return;
+	p->last = done;
+	/* ETA from this epoch's speed; validation passes are not counted. */
+	double eta = ((1 - done) + (cl->o.epochs - p->epoch)) * p->n / img_s;
+	fprintf(stderr, "\repoch %d/%d %3.0f%%  loss %.4f  acc %6.2f%%  "
+	    "%6.0f img/s  ETA %d:%02d ", p->epoch, cl->o.epochs, 100 * done,
+	    loss, 100 * acc, img_s, (int)eta / 60, (int)eta % 60);
+}
+
 /* Trains the epochs still to do, each validated, reported and
  * checkpointed as the options say. */
 static void
@@ -559,9 +630,11 @@ train(const struct cmdline *cl, const struct kz_dataset *data,
     const struct kz_dataset *val, struct run *r)
 {
 	int tty = isatty(STDERR_FILENO);
-	struct progress pr = { tty, cl->quiet, 0, cl->o.epochs, 0,
-	    (double)data->n };
+	struct progress pr = { .cl = cl, .val = val, .r = r, .tty = tty,
+	    .n = (double)data->n, .start = now() };
 
+	pr.next_val = (long long)kz_trainer_epochs_done(r->t) * data->n +
+	    cl->val_every;
 	while ((int)kz_trainer_epochs_done(r->t) < cl->o.epochs) {
 		struct kz_epoch_stats st;
 		double vacc;
@@ -569,8 +642,20 @@ train(const struct cmdline *cl, const struct kz_dataset *data,
 
 		pr.epoch = (int)kz_trainer_epochs_done(r->t) + 1;
 		pr.last = 0;
+		pr.epoch_val_s = 0;
 		kz_trainer_epoch(r->t, &st, show_progress, &pr);
+		/* The epoch's figures without its validation points. */
+		st.seconds -= pr.epoch_val_s;
+		st.images_per_s = data->n / (st.seconds > 0 ? st.seconds :
+		    1e-9);
+		double train_s = training_seconds(&pr), t = now();
 		vacc = validate(cl, val, (uint32_t)pr.epoch, r);
+		pr.val_s += now() - t;
+		if (cl->val_every > 0)
+			show_point(&pr, pr.epoch, vacc, train_s);
+		while (cl->val_every > 0 &&
+		    pr.next_val <= pr.epoch * (long long)data->n)
+			pr.next_val += cl->val_every;
 		if (!cl->quiet) {
 			if (vacc >= 0)
 				snprintf(v, sizeof(v), "  val %6.2f%%",

@@ -5,6 +5,10 @@ and python3-torch, on the same files kz reads.
   bench_peer.py knn DATA               4-NN, distance-weighted: fit+predict
   bench_peer.py torch-train DATA N     Keras simple CNN, Adadelta, batch 128
   bench_peer.py torch-infer DATA       the same net, batches of 1000
+  bench_peer.py torch-recipe FIT VAL TEST EVERY SEED
+                                       the demo's recipe on kz streams:
+                                       accuracy on val every EVERY images
+                                       until 95%, then after each epoch
 """
 import sys, time
 import numpy as np
@@ -74,6 +78,81 @@ def torch_infer(data):
     print("torch infer: %.0f img/s (%d images, batch 1000, 2 threads)" % (len(x) / dt, len(x)))
 
 
+def stream(path):
+    """Images (N, 1, H, W) as floats in [0, 1] and labels of a kz stream,
+    read by the independent reader of the tests."""
+    import os
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import kzpy
+    pix, lab = [], []
+    for _, label, p in kzpy.records(path):
+        pix.append(p)
+        lab.append(label)
+    side = int(round(len(pix[0]) ** 0.5))
+    x = np.frombuffer(b"".join(pix), np.uint8).reshape(-1, 1, side, side)
+    return x.astype(np.float32) / 255, np.array(lab, np.int64)
+
+
+def torch_recipe(fit, val, test, every, seed):
+    """kz-train -a cnn:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,
+    maxpool2,dense128,relu,drop0.3 -e 3 --opt nesterov --lr 0.05
+    --schedule cosine, in PyTorch with its own defaults (initialisation,
+    BN momentum 0.1): standardised by the training set's mean and
+    deviation as kz does, the rate set before each step from the
+    fraction of training done."""
+    import math
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(2)
+    torch.manual_seed(seed)
+    xf, yf = stream(fit)
+    xv, yv = stream(val)
+    xt, yt = stream(test)
+    mean, std = xf.mean(), xf.std()
+    xf, xv, xt = [torch.tensor((a - mean) / std) for a in (xf, xv, xt)]
+    yf, yv, yt = [torch.tensor(a) for a in (yf, yv, yt)]
+    m = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(128, 10))
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss()
+    epochs, n = 3, len(xf)
+
+    def accuracy(x, y):
+        m.eval()
+        with torch.no_grad():
+            right = sum((m(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum().item()
+                        for i in range(0, len(x), 1000))
+        m.train()
+        return right / len(x)
+
+    train_s, seen, next_val, reached = 0.0, 0, every, None
+    for e in range(epochs):
+        order = torch.randperm(n)
+        for i in range(0, n, 128):
+            t = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = 0.05 * 0.5 * (1 + math.cos(math.pi * (e + i / n) / epochs))
+            idx = order[i:i + 128]
+            opt.zero_grad()
+            loss_fn(m(xf[idx]), yf[idx]).backward()
+            opt.step()
+            train_s += time.perf_counter() - t
+            seen += len(idx)
+            # Every EVERY images until 95% (PyTorch's evaluation here is
+            # slow enough to double the run), then at epochs' ends.
+            if (seen >= next_val and reached is None) or i + 128 >= n:
+                a = accuracy(xv, yv)
+                print("val  epoch %.3f  %6.2f%%  %.1f s" % (seen / n, 100 * a, train_s))
+                if a >= 0.95 and reached is None:
+                    reached = train_s
+                while next_val <= seen:
+                    next_val += every
+    print("torch test: %.2f%%" % (100 * accuracy(xt, yt)))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "knn":
@@ -82,3 +161,5 @@ if __name__ == "__main__":
         torch_train(sys.argv[2], int(sys.argv[3]))
     elif cmd == "torch-infer":
         torch_infer(sys.argv[2])
+    elif cmd == "torch-recipe":
+        torch_recipe(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))

@@ -156,7 +156,21 @@ PY
 	kz-train -q $R --ema 0.9 -e 3 --checkpoint "$T/eck3.kzm" -o "$T/estraight.kzm" "$T/s2k.kz"
 	kz-train -q $R --ema 0.9 -e 1 --checkpoint "$T/eck1.kzm" -o "$T/eone.kzm" "$T/s2k.kz"
 	kz-train -q $R --ema 0.9 -e 3 --resume "$T/eck1.kzm" -o "$T/ejoined.kzm" "$T/s2k.kz"
+	# Validation points within epochs: 2000 records, batches of 128,
+	# every 500 images: after batches 4, 8, 12 and the epoch's end, twice.
+	kz-train -q $R -e 2 --val "$T/s1k.kz" -o "$T/vnone.kzm" "$T/s2k.kz"
+	kz-train $R -e 2 --val "$T/s1k.kz" --val-every 500 -o "$T/vevery.kzm" "$T/s2k.kz" 2>"$T/vevery.err"
 	unset SOURCE_DATE_EPOCH
+	t_eq "--val-every 500: 8 points, at these epochs" "0.256 0.512 0.768 1.000 1.256 1.512 1.768 2.000" \
+	    "$(awk '$1 == "val" { printf "%s%s", s, $3; s = " " }' "$T/vevery.err")"
+	t_eq "--val-every: a point at an epoch's end is the epoch's validation" \
+	    "$(awk '$1 == "epoch" && $2 == "2/2" { print $8 }' "$T/vevery.err")" \
+	    "$(awk '$1 == "val" { a = $4 } END { print a }' "$T/vevery.err")"
+	t_eq "--val-every: training times grow" "yes" \
+	    "$(awk '$1 == "val" { if ($5 + 0 < last) bad = 1; last = $5 + 0 } END { print bad ? "no" : "yes" }' "$T/vevery.err")"
+	t_eq "--val-every changes nothing in the model" "$(md5sum <"$T/vnone.kzm")" "$(md5sum <"$T/vevery.kzm")"
+	t_fails "--val-every needs --val" "--val-every needs --val" \
+	    kz-train -q $R --val-every 500 -o "$T/vbad.kzm" "$T/s2k.kz"
 	t_eq "CNN: 1 epoch + resume to 3 = 3 epochs straight" "$(md5sum <"$T/straight.kzm")" "$(md5sum <"$T/joined.kzm")"
 	t_eq "CNN --ema: 1 epoch + resume to 3 = 3 epochs straight" "$(md5sum <"$T/estraight.kzm")" "$(md5sum <"$T/ejoined.kzm")"
 	# The model is the average, the checkpoint's weights those that train.

@@ -454,6 +454,81 @@ test_kept_tiles(void)
  * the formula of kz-train(1): a = 1 - min(decay, (1 + step) / (10 +
  * step)), average += a * (weights - average), from the initial weights;
  * BN statistics alike.  Swapping twice gives the weights back. */
+/* Mean and variance of n floats. */
+static void
+moments(const float *x, size_t n, double *mean, double *var)
+{
+	double s = 0, ss = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += x[i];
+	*mean = s / n;
+	for (size_t i = 0; i < n; i++)
+		ss += (x[i] - *mean) * (x[i] - *mean);
+	*var = ss / n;
+}
+
+/* The starting weights, from the distributions kz-train(1) states:
+ * fan-in uniform (bound 1/sqrt(fan_in), variance bound^2 / 3, biases
+ * too), He normal (variance 2 / fan_in, biases 0); --zero-res zeroes
+ * the convolution each residual add takes first. */
+static void
+test_init(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 8, 8 };
+	/* conv64k5 on one channel: fan-in 25, 1,600 weights. */
+	struct kz_net *n = kz_net_new("cnn:conv64k5,res64", in, 10, 7, &e);
+	const struct kz_layer *L;
+	double mean, var, bound = 1 / sqrt(25.0), max = 0;
+	int adds = 0;
+
+	if (n == NULL) {
+		check(0, "init: set up");
+		return;
+	}
+	L = &n->layers[0];
+	for (size_t i = 0; i < L->nw; i++)
+		max = fmax(max, fabs(n->params[L->w_off + i]));
+	moments(n->params + L->w_off, L->nw, &mean, &var);
+	check(L->nw == 1600 && max <= bound && max > 0.95 * bound &&
+	    fabs(mean) < 0.015 && fabs(var / (bound * bound / 3) - 1) < 0.1,
+	    "init: fan-in uniform weights: bound, mean, variance");
+	fprintf(stderr, "init: fan-in uniform: bound %.3f, max %.4f, mean "
+	    "%.4f, variance %.5f against %.5f\n", bound, max, mean, var,
+	    bound * bound / 3);
+	max = 0;
+	for (size_t i = 0; i < L->nb; i++)
+		max = fmax(max, fabs(n->params[L->b_off + i]));
+	check(max <= bound && max > 0.5 * bound,
+	    "init: fan-in uniform biases");
+	kz_net_init(n, KZ_INIT_HE, 1, 7);
+	moments(n->params + L->w_off, L->nw, &mean, &var);
+	check(fabs(mean) < 0.025 && fabs(var / (2 / 25.0) - 1) < 0.1 &&
+	    n->params[L->b_off] == 0 && n->params[L->b_off + 63] == 0,
+	    "init: He normal: mean, variance, zero biases");
+	fprintf(stderr, "init: He: mean %.4f, variance %.5f against %.5f\n",
+	    mean, var, 2 / 25.0);
+	for (int i = 0; i < n->nlayers; i++) {
+		const struct kz_layer *A = &n->layers[i], *C;
+		int zero = 1;
+
+		if (A->type != KZ_ADD)
+			continue;
+		adds++;
+		C = &n->layers[A->src];
+		for (size_t j = 0; j < C->nw + C->nb; j++)
+			zero &= n->params[C->w_off + j] == 0;
+		/* The block's first convolution is not touched. */
+		check(C->type == KZ_CONV && zero && A->src >= 3 &&
+		    n->layers[A->src - 3].type == KZ_CONV &&
+		    n->params[n->layers[A->src - 3].w_off] != 0,
+		    "init: --zero-res zeroes the block's last convolution only");
+	}
+	check(adds == 1, "init: one residual block, one add");
+	kz_net_free(n);
+}
+
 static void
 test_ema(void)
 {
@@ -601,6 +676,7 @@ main(void)
 	/* Winograd layers with odd outputs (7 x 9, 5 x 7): the last row
 	 * and column of tiles reach beyond the edge, as at a ResNet's 7 x 7. */
 	gradcheck("cnn:conv16k3p1,relu,conv16k3p1,relu,conv16k3,dense5", 7, 9, 3, 3);
+	test_init();
 	test_ema();
 	test_shear();
 	test_spec_errors();
