@@ -1,16 +1,24 @@
 # kz - Kuzushiji character recognition as Unix filters.
-# make [all] | demo | check | bench | bench-engine | data | install | clean | fuzz | valgrind
+# make [all] | demo | check | bench | bench-engine | data | install | uninstall | deb | clean | fuzz | valgrind
 # SANITIZE=1 builds and tests with AddressSanitizer + UBSan in build-san/.
 
+# The version, here only: the programs' --version, the man pages'
+# footers, model files' META and the Debian package (debian/changelog,
+# which make check compares with this).
+VERSION = 1.0.0
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 PKG_CONFIG ?= pkg-config
 PKGS = libpng zlib netpbm openblas
 CFLAGS ?= -O2 -g
 # The numeric code is built for this machine's vector units; packagers
 # building for other machines set ARCH_FLAGS= (or e.g. -mavx2).
 ARCH_FLAGS ?= -march=native
+# Without them, the hot loops are built for three x86-64 levels and the
+# CPU's own is chosen at run time (KZ_HOT, lib/util.h).
+MULTIARCH = $(if $(strip $(ARCH_FLAGS)),,-DKZ_MULTIARCH)
 # The hot files: -fno-math-errno lets sqrtf vectorise (nothing reads
 # errno after arithmetic).
 HOT = conv winograd layers plan work spec opt infer train
@@ -29,8 +37,8 @@ endif
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 SHAREDIR ?= $(PREFIX)/share/kz
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(CFLAGS) $(SAN) \
-	-DKZ_SHAREDIR='"$(SHAREDIR)"'
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(SAN) \
+	-DKZ_SHAREDIR='"$(SHAREDIR)"' -DKZ_VERSION='"$(VERSION)"'
 LIBS = $(PKG_LIBS) -lm -lpthread
 
 PROGS = kz-unpack kz-info kz-label kz-show kz-split kz-train kz-classify kz-eval kz-norm
@@ -43,23 +51,33 @@ MANS = $(wildcard man/*.[157])
 
 all: $(BINS) $(TEST_BINS)
 
-$(O)/lib/%.o: lib/%.c $(HDRS)
+# What the build was configured with: rewritten, and so everything
+# rebuilt, whenever it changes (make install PREFIX=... after a make:
+# the share directory compiled in must be the one installed to).
+$(O)/config: FORCE
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(if $(filter $(HOT),$*),-O3 -fno-math-errno $(ARCH_FLAGS)) -c -o $@ $<
+	@printf '%s\n' '$(VERSION)' '$(SHAREDIR)' '$(CC)' '$(CPPFLAGS)' '$(CFLAGS)' \
+	    '$(ARCH_FLAGS)' '$(LDFLAGS)' '$(SAN)' | cmp -s - $@ || \
+	    printf '%s\n' '$(VERSION)' '$(SHAREDIR)' '$(CC)' '$(CPPFLAGS)' '$(CFLAGS)' \
+	    '$(ARCH_FLAGS)' '$(LDFLAGS)' '$(SAN)' >$@
+
+$(O)/lib/%.o: lib/%.c $(HDRS) $(O)/config
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(if $(filter $(HOT),$*),-O3 -fno-math-errno $(ARCH_FLAGS) $(MULTIARCH)) -c -o $@ $<
 
 $(O)/libkz.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
 
-$(O)/bin/%: cmd/%.c cmd/cmd.h $(HDRS) $(O)/libkz.a
+$(O)/bin/%: cmd/%.c cmd/cmd.h $(HDRS) $(O)/libkz.a $(O)/config
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 
-$(O)/bin/kz-unit: tests/unit.c $(HDRS) $(O)/libkz.a
+$(O)/bin/kz-unit: tests/unit.c $(HDRS) $(O)/libkz.a $(O)/config
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 
-$(O)/bin/kz-regress: tests/regress.c fuzz/fuzz.c $(HDRS) $(O)/libkz.a
+$(O)/bin/kz-regress: tests/regress.c fuzz/fuzz.c $(HDRS) $(O)/libkz.a $(O)/config
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(O)/libkz.a $(LIBS) $(LDFLAGS)
 
@@ -122,16 +140,39 @@ valgrind:
 data:
 	sh tools/fetch-data.sh "$(KZ_DATA)"
 
+# The shipped models, and the class map of each (NAME_classmap.csv
+# beside NAME.kzm); nothing else of models/.
+SHIPPED = $(wildcard models/*.kzm) $(filter $(patsubst %.kzm,%_classmap.csv,$(wildcard models/*.kzm)),$(wildcard models/*.csv))
+
+# Man pages get the version in their footers; bash completion is one
+# file, linked under each program's name (bash-completion loads a
+# command's completion by its name).
 install: $(BINS)
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(SHAREDIR) $(DESTDIR)$(BASHCOMPDIR)
 	for p in $(PROGS); do install -m 755 $(O)/bin/$$p $(DESTDIR)$(BINDIR)/$$p; done
-	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
-	mkdir -p $(DESTDIR)$(SHAREDIR)
-	for f in models/*.kzm models/*.csv; do [ -f "$$f" ] && \
-	    install -m 644 "$$f" $(DESTDIR)$(SHAREDIR)/; done; true
+	for m in $(MANS); do s=$${m##*.}; \
+	    sed 's/^\.Os kz$$/.Os kz $(VERSION)/' $$m >$(DESTDIR)$(MANDIR)/man$$s/$${m##*/} && \
+	    chmod 644 $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; done
+	for f in $(SHIPPED); do install -m 644 $$f $(DESTDIR)$(SHAREDIR)/; done
+	install -m 644 completion/kz.bash $(DESTDIR)$(BASHCOMPDIR)/kz
+	for p in $(PROGS); do ln -sf kz $(DESTDIR)$(BASHCOMPDIR)/$$p; done
+
+# Removes what install put there, and the share directory once empty.
+uninstall:
+	for p in $(PROGS); do rm -f $(DESTDIR)$(BINDIR)/$$p $(DESTDIR)$(BASHCOMPDIR)/$$p; done
+	for m in $(MANS); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+	for f in $(SHIPPED); do rm -f $(DESTDIR)$(SHAREDIR)/$${f##*/}; done
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/kz
+	-rmdir $(DESTDIR)$(SHAREDIR) 2>/dev/null
+
+# The Debian package, built from the files git knows, checked by
+# lintian and smoke tested (tools/deb.sh): build-deb/kz_VERSION_amd64.deb
+deb:
+	sh tools/deb.sh
 
 clean:
-	rm -rf build build-san build-vg build-fuzz out
+	rm -rf build build-san build-vg build-fuzz build-deb out
 
-.PHONY: all demo check bench bench-engine lint data install clean fuzz fuzz-build valgrind
+.PHONY: all demo check bench bench-engine lint data install uninstall deb clean fuzz fuzz-build valgrind FORCE
 .SECONDARY: $(LIB_OBJ)

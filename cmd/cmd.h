@@ -8,9 +8,30 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kz.h"
+
+#ifndef KZ_VERSION
+#define KZ_VERSION "unknown"	/* the Makefile defines it */
+#endif
+
+/* -V or --version as an argument of its own, anywhere before "--":
+ * prints "kz VERSION" and exits 0, whatever else the command line
+ * holds, as GNU tools' --version does. */
+static inline void
+version_option(int argc, char *argv[])
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "-V") == 0 ||
+		    strcmp(argv[i], "--version") == 0) {
+			if (printf("kz %s\n", KZ_VERSION) < 0 ||
+			    fflush(stdout) != 0)
+				err(1, "stdout");
+			exit(0);
+		}
+}
 
 /* Exits after a failed write: quietly with status 0 when the reader of
  * our pipe went away (as in "kz-unpack ... | head"), else with the

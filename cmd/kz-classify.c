@@ -17,9 +17,11 @@
 #define MAX_MODELS 32
 #define MAX_SHIFT 8
 
-/* The shipped model: $KZ_MODEL, else models/ of the source tree this
- * program was built in (build/bin/../../models), else the installed
- * share directory. */
+/* The shipped model: $KZ_MODEL; else the share directory beside this
+ * program (BIN/../share/kz), wherever make install or a package put
+ * it; else models/ of the source tree when this program runs from its
+ * build (BIN/../../models, where BIN/../../cmd holds our source); else
+ * the share directory compiled in. */
 static const char *
 default_model(void)
 {
@@ -35,10 +37,18 @@ default_model(void)
 		char *slash = strrchr(exe, '/');
 		if (slash != NULL) {
 			*slash = '\0';
-			snprintf(path, sizeof(path), "%s/../../models/%s", exe,
+			snprintf(path, sizeof(path), "%s/../share/kz/%s", exe,
 			    DEFAULT_MODEL);
 			if (access(path, R_OK) == 0)
 				return path;
+			snprintf(path, sizeof(path),
+			    "%s/../../cmd/kz-classify.c", exe);
+			if (access(path, R_OK) == 0) {
+				snprintf(path, sizeof(path),
+				    "%s/../../models/%s", exe, DEFAULT_MODEL);
+				if (access(path, R_OK) == 0)
+					return path;
+			}
 		}
 	}
 	snprintf(path, sizeof(path), "%s/%s", KZ_SHAREDIR, DEFAULT_MODEL);
@@ -313,6 +323,7 @@ main(int argc, char *argv[])
 	kz_ignore_sigpipe();
 	/* Our threads each call BLAS: it must not start its own. */
 	kz_blas_threads(1);
+	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	read_models(&cl, m);
 	r = open_input(&cl, &m[0]);

@@ -375,6 +375,7 @@ main(int argc, char *argv[])
 	struct scores s;
 
 	kz_ignore_sigpipe();
+	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	r = open_predictions(&cl, &map);
 	tally(r, &s);

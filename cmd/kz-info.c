@@ -170,14 +170,14 @@ print_summary(const struct cmdline *cl, struct kz_reader *r,
 		printf("version\t%d\nwidth\t%u\nheight\t%u\npixel\t%s\nk\t%u\n"
 		    "classes\t%u\nrecord_size\t%zu\nrecords\t%llu\n"
 		    "unknown\t%llu\nmin\t%g\nmax\t%g\nmean\t%.4f\n"
-		    "stddev\t%.4f\nnonzero\t%.6f\n", KZ_VERSION, h->width,
+		    "stddev\t%.4f\nnonzero\t%.6f\n", KZ_STREAM_VERSION, h->width,
 		    h->height, pixname, h->k, h->nclasses, kz_record_size(h),
 		    n, (unsigned long long)t->unknown, st->min, st->max,
 		    st->mean, st->sd, st->npixels > 0 ? st->nonzero /
 		    st->npixels : 0.0);
 		return;
 	}
-	printf("stream     %s (version %d)\n", kz_reader_name(r), KZ_VERSION);
+	printf("stream     %s (version %d)\n", kz_reader_name(r), KZ_STREAM_VERSION);
 	printf("geometry   %ux%u %s, k %u, %u classes, %zu bytes per "
 	    "record\n", h->width, h->height, pixname, h->k, h->nclasses,
 	    kz_record_size(h));
@@ -222,6 +222,7 @@ main(int argc, char *argv[])
 	struct kz_err e;
 
 	kz_ignore_sigpipe();
+	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	/* The header first: in "kz-unpack -C map ... | kz-info -c map" the
 	 * map exists once the stream has begun. */

@@ -123,6 +123,7 @@ main(int argc, char *argv[])
 	int rc;
 
 	kz_ignore_sigpipe();
+	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	/* The header first, as in kz-info: the map may be written by the
 	 * program upstream. */

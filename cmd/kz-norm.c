@@ -200,6 +200,7 @@ main(int argc, char *argv[])
 	struct kz_err e;
 
 	kz_ignore_sigpipe();
+	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	if ((r = kz_reader_open(cl.input, &e)) == NULL)
 		errx(1, "%s", e.msg);

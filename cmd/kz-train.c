@@ -703,6 +703,7 @@ main(int argc, char *argv[])
 	kz_ignore_sigpipe();
 	/* Our threads each call BLAS: it must not start its own. */
 	kz_blas_threads(1);
+	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	if (kz_dataset_read(cl.input, &data, &e) != 0)
 		errx(1, "%s", e.msg);
@@ -712,6 +713,7 @@ main(int argc, char *argv[])
 	/* argv as getopt_long permuted it, as the command always was. */
 	m.command = command_line(argc, argv);
 	m.date = train_date();
+	m.version = strdup(KZ_VERSION);
 	if (cl.arch != NULL && strcmp(cl.arch, "knn") == 0) {
 		write_knn(&cl, &m, &data);
 	} else {

@@ -615,6 +615,7 @@ main(int argc, char *argv[])
 
 	kz_pnm_init(argv[0]);
 	kz_ignore_sigpipe();
+	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	if (cl.map_path != NULL && kz_classmap_read(cl.map_path, &map,
 	    &e) != 0)

@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 
+#include "util.h"
 #include "engine.h"
 
 /* Samples per im2col chunk for layer L. */
@@ -25,7 +26,7 @@ conv_chunk(const struct kz_layer *L, const struct kz_work *w, int B)
 
 /* col[(c*K + ki)*K + kj][(b - b0)*OHW + oy*OW + ox] = x[c][b][iy][ix],
  * zero outside the input. */
-static void
+KZ_HOT static void
 im2col(const struct kz_layer *L, const float *x, int B, int b0, int nb,
     float *col)
 {
@@ -89,7 +90,7 @@ im2col(const struct kz_layer *L, const float *x, int B, int b0, int nb,
 }
 
 /* The adjoint of im2col: adds col back into dx. */
-static void
+KZ_HOT static void
 col2im(const struct kz_layer *L, const float *col, int B, int b0, int nb,
     float *dx)
 {
@@ -202,7 +203,7 @@ conv_scratch(const struct kz_net *n, int maxb)
 /* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC].
  * fuse: FUSE_RELU, y = max(0, y); FUSE_POOL (Winograd only), 2x2 max
  * pooling after it. */
-void
+KZ_HOT void
 conv_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -247,7 +248,7 @@ conv_forward(struct kz_pass *p)
 }
 
 /* dy [OC][B][OH*OW] -> dW, db (accumulated), dx [C][B][H*W] (may be NULL) */
-void
+KZ_HOT void
 conv_backward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;

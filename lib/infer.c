@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 
+#include "util.h"
 #include "predict.h"
 
 #define NET_CHUNK 256		/* images per forward pass */
@@ -66,7 +67,7 @@ kz_parallel(int threads, void (*fn)(int, void *), void *arg)
 			pthread_join(tid[t], NULL);
 }
 
-void
+KZ_HOT void
 kz_standardise(const uint8_t *p, size_t n, float mean, float std, float *x)
 {
 	float a = 1.0f / (255.0f * std), b = -mean / std;
@@ -187,7 +188,7 @@ struct cand {
 };
 
 /* Exact squared distance in integers. */
-static uint64_t
+KZ_HOT static uint64_t
 dist2(const uint8_t *a, const uint8_t *b, size_t d)
 {
 	uint64_t s = 0;
@@ -223,7 +224,7 @@ struct knn_job {
 /* Rows lo..hi-1 of the Gram matrix of the block's queries (from query
  * base) and the training images: one thread's share, with BLAS
  * single-threaded in each of the library's threads. */
-static void
+KZ_HOT static void
 knn_gram(struct kz_predictor *p, size_t base, size_t lo, size_t hi)
 {
 	const struct kz_model *m = p->m;

@@ -33,7 +33,7 @@ int kz_err_prefix(struct kz_err *e, const char *prefix);
 
 #define KZ_MAGIC "\x8bKZS\r\n\x1a\n"	/* 8 bytes */
 #define KZ_MAGIC_LEN 8
-#define KZ_VERSION 1
+#define KZ_STREAM_VERSION 1
 #define KZ_HEADER_SIZE 32
 #define KZ_RECORD_PREFIX 12		/* u64 index + i32 label */
 #define KZ_PRED_SIZE 8			/* u32 class + f32 score */

@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 
+#include "util.h"
 #include "engine.h"
 
 /* ---- parameters and buffers ------------------------------------------ */
@@ -71,7 +72,7 @@ dense_shape(struct kz_layer *L, char *why, size_t len)
 }
 
 /* x [F][B] -> y [N][B]; W [N][F], bias [N]; max(0, y) with FUSE_RELU. */
-static void
+KZ_HOT static void
 dense_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -91,7 +92,7 @@ dense_forward(struct kz_pass *p)
 		}
 }
 
-static void
+KZ_HOT static void
 dense_backward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -123,7 +124,7 @@ flatten_shape(struct kz_layer *L, char *why, size_t len)
 /* dst[i][b] = src[b][i] for a rows x cols block, in tiles, so that
  * neither side walks memory with a stride on every element. */
 #define TILE 16
-static void
+KZ_HOT static void
 transpose(const float *restrict src, size_t rows, size_t cols,
     float *restrict dst)
 {
@@ -173,7 +174,7 @@ same_shape(struct kz_layer *L, char *why, size_t len)
 	return 0;
 }
 
-static void
+KZ_HOT static void
 relu_forward(struct kz_pass *p)
 {
 	const float *restrict x = p->x;
@@ -184,7 +185,7 @@ relu_forward(struct kz_pass *p)
 		y[i] = x[i] > 0 ? x[i] : 0;
 }
 
-void
+KZ_HOT void
 relu_grad(const float *restrict y, const float *restrict dy,
     float *restrict dx, size_t n)
 {
@@ -192,7 +193,7 @@ relu_grad(const float *restrict y, const float *restrict dy,
 		dx[i] = y[i] > 0 ? dy[i] : 0;
 }
 
-void
+KZ_HOT void
 relu_grad_inplace(const float *restrict y, float *restrict g, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -213,7 +214,7 @@ dropout_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
 }
 
 /* Inference plans leave dropout out; a training pass draws the mask. */
-static void
+KZ_HOT static void
 dropout_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -236,7 +237,7 @@ dropout_forward(struct kz_pass *p)
 	}
 }
 
-static void
+KZ_HOT static void
 dropout_backward(struct kz_pass *p)
 {
 	size_t n = shape_size(p->L->out) * p->B;
@@ -247,7 +248,7 @@ dropout_backward(struct kz_pass *p)
 
 /* y = x + x2: a residual block's sum.  Its backward passes dy to both
  * inputs, which the plan does by sharing the gradient buffer. */
-static void
+KZ_HOT static void
 add_forward(struct kz_pass *p)
 {
 	const float *restrict a = p->x, *restrict b = p->x2;
@@ -323,7 +324,7 @@ pool2_row_backward(const float *restrict g, const int32_t *restrict idx,
 
 /* FUSE_RELU: a ReLU before the max pooling, done after it on a quarter
  * of the values (the maximum of the ReLUs is the ReLU of the maximum). */
-static void
+KZ_HOT static void
 pool_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -393,7 +394,7 @@ pool_forward(struct kz_pass *p)
 
 /* FUSE_RELU (max pooling): pass no gradient where the output is not
  * positive, for the ReLU before the pooling that it did. */
-static void
+KZ_HOT static void
 pool_backward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -446,7 +447,7 @@ gap_shape(struct kz_layer *L, char *why, size_t len)
 	return 0;
 }
 
-static void
+KZ_HOT static void
 gap_forward(struct kz_pass *p)
 {
 	size_t hw = (size_t)p->L->in.h * p->L->in.w;
@@ -460,7 +461,7 @@ gap_forward(struct kz_pass *p)
 	}
 }
 
-static void
+KZ_HOT static void
 gap_backward(struct kz_pass *p)
 {
 	size_t hw = (size_t)p->L->in.h * p->L->in.w;
@@ -530,7 +531,7 @@ bn_apply(const float *restrict x, size_t m, float mu, float inv,
 
 /* Training: the batch's statistics (kept in the work for the running
  * ones); inference: the running ones.  FUSE_RELU: max(0, y). */
-static void
+KZ_HOT static void
 bn_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -568,7 +569,7 @@ bn_forward(struct kz_pass *p)
 	}
 }
 
-static void
+KZ_HOT static void
 bn_backward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;

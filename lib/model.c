@@ -81,6 +81,9 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 	    m->type == KZ_MODEL_KNN ? "knn" : "net", m->arch, m->width,
 	    m->height, m->nclasses, m->mean, m->std,
 	    m->command ? m->command : "", m->date ? m->date : "");
+	if (n < size && m->version != NULL)
+		n += (size_t)snprintf(meta + n, size - n, "kz_version=%s\n",
+		    m->version);
 	if (n < size && m->type == KZ_MODEL_KNN)
 		n += (size_t)snprintf(meta + n, size - n,
 		    "knn_k=%u\nknn_weights=%s\nrecords=%llu\n", m->knn_k,
@@ -107,10 +110,10 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 static const char *
 meta_unsafe(const struct kz_model *m)
 {
-	const char *names[] = { "arch", "command", "date" };
-	const char *vals[] = { m->arch, m->command, m->date };
+	const char *names[] = { "arch", "command", "date", "kz_version" };
+	const char *vals[] = { m->arch, m->command, m->date, m->version };
 
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		for (const char *p = vals[i]; p != NULL && *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
 				return names[i];
@@ -195,6 +198,7 @@ kz_model_free(struct kz_model *m)
 	free(m->arch);
 	free(m->command);
 	free(m->date);
+	free(m->version);
 	free(m->pixels);
 	free(m->labels);
 	kz_net_free(m->net);
@@ -416,6 +420,8 @@ read_meta(const char *meta, size_t ml, const char *path, struct kz_model *m,
 		m->command = strdup(v);
 	if (meta_get(meta, ml, "date", v, sizeof(v)) == 0)
 		m->date = strdup(v);
+	if (meta_get(meta, ml, "kz_version", v, sizeof(v)) == 0)
+		m->version = strdup(v);
 	if (meta_get(meta, ml, "arch", v, sizeof(v)) != 0 ||
 	    (m->arch = strdup(v)) == NULL)
 		return kz_errf(e, "%s: model lacks its architecture", path);

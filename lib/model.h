@@ -32,6 +32,8 @@ struct kz_model {
 	uint32_t width, height, nclasses;
 	float mean, std;		/* input: (pixel / 255 - mean) / std */
 	char *command, *date;		/* how and when it was trained */
+	char *version;			/* by which kz ("kz_version"), NULL:
+					   unknown (older files) */
 	uint32_t knn_k;			/* kNN: neighbours */
 	int knn_distance;		/* kNN: 1 = weights 1/distance */
 	uint64_t n;			/* kNN: training records */

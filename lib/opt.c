@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "engine.h"
 #include "opt.h"
 
@@ -89,7 +90,7 @@ adadelta_update(float *restrict p, float *restrict m, float *restrict v,
 	}
 }
 
-void
+KZ_HOT void
 kz_opt_update(const struct kz_opt *o, struct kz_net *n, const float *g,
     float lr, size_t lo, size_t hi)
 {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
 #include "engine.h"
 
 /* ---- compiling ------------------------------------------------------------ */
@@ -304,7 +305,7 @@ kz_net_forward(const struct kz_net *n, struct kz_work *w, const float *x,
 }
 
 /* a[i] += b[i], i < n. */
-static void
+KZ_HOT static void
 add_floats(float *restrict a, const float *restrict b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -359,7 +360,7 @@ kz_net_backward(const struct kz_net *n, struct kz_work *w, int B)
 		step_backward(n, w, &P->steps[i], B);
 }
 
-double
+KZ_HOT double
 kz_net_loss(const struct kz_net *n, struct kz_work *w, const int32_t *labels,
     const float *weights, const float *soft, int B, float scale, int *correct)
 {
@@ -397,7 +398,7 @@ kz_net_loss(const struct kz_net *n, struct kz_work *w, const int32_t *labels,
 	return loss;
 }
 
-void
+KZ_HOT void
 kz_net_softmax(const struct kz_net *n, struct kz_work *w, int B, float *probs)
 {
 	const float *z = w->lb[n->nlayers - 1].out;

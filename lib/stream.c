@@ -49,7 +49,7 @@ kz_header_encode(const struct kz_header *h, uint8_t *b)
 {
 	memset(b, 0, KZ_HEADER_SIZE);
 	memcpy(b, KZ_MAGIC, KZ_MAGIC_LEN);
-	put_le16(b + 8, KZ_VERSION);
+	put_le16(b + 8, KZ_STREAM_VERSION);
 	put_le16(b + 10, KZ_HEADER_SIZE);
 	put_le16(b + 12, h->pixel);
 	put_le16(b + 14, h->k);
@@ -66,9 +66,9 @@ kz_header_decode(const uint8_t *b, struct kz_header *h, struct kz_err *e)
 
 	if (memcmp(b, KZ_MAGIC, KZ_MAGIC_LEN) != 0)
 		return kz_errf(e, "not a kz stream (bad magic)");
-	if ((v = get_le16(b + 8)) != KZ_VERSION)
+	if ((v = get_le16(b + 8)) != KZ_STREAM_VERSION)
 		return kz_errf(e, "header: unknown version %u (this is "
-		    "version %d)", v, KZ_VERSION);
+		    "version %d)", v, KZ_STREAM_VERSION);
 	if ((size = get_le16(b + 10)) != KZ_HEADER_SIZE)
 		return kz_errf(e, "header: size %u, expected %d", size,
 		    KZ_HEADER_SIZE);

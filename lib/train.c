@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util.h"
 #include "predict.h"
 #include "train.h"
 
@@ -90,7 +91,7 @@ kz_dataset_free(struct kz_dataset *d)
 	memset(d, 0, sizeof(*d));
 }
 
-void
+KZ_HOT void
 kz_dataset_stats(const struct kz_dataset *d, float *mean, float *std)
 {
 	uint64_t hist[256] = { 0 };
@@ -144,7 +145,7 @@ kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e)
 	return 0;
 }
 
-void
+KZ_HOT void
 kz_augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
     struct kz_rng *r, float mean, float std, float *dst)
 {
@@ -444,7 +445,7 @@ kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts,
 	return 0;
 }
 
-static void
+KZ_HOT static void
 swap_floats(float *a, float *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -469,7 +470,7 @@ kz_trainer_swap_ema(struct kz_trainer *t)
  * ramps up as (1 + step) / (10 + step) to o.ema, so that the early
  * average follows the weights instead of keeping the random start (the
  * warm-up of TensorFlow's ExponentialMovingAverage). */
-static void
+KZ_HOT static void
 ema_update(struct kz_trainer *t, int s, size_t lo, size_t hi)
 {
 	const struct kz_net *net = t->net;
@@ -508,7 +509,7 @@ schedule_lr(const struct kz_train_opts *o, double epoch)
  * shard 0's in a fixed order, then applies the optimiser's update.
  * Every parameter is handled alike whatever the split, so the model's
  * bytes do not depend on it. */
-static void
+KZ_HOT static void
 reduce_update(int s, void *arg)
 {
 	struct kz_trainer *t = arg;

@@ -1,6 +1,23 @@
-/* util.h - byte order helpers shared inside lib/ (not public API). */
+/* util.h - byte order helpers and build switches shared inside lib/
+ * (not public API). */
 #ifndef KZ_UTIL_H
 #define KZ_UTIL_H
+
+/* A function whose loops are the engine's hot ones.  A build for one
+ * CPU (-march=native, the default) compiles everything for it, and
+ * KZ_HOT is nothing.  A build for any x86-64 (ARCH_FLAGS empty, as
+ * Debian's; the Makefile then defines KZ_MULTIARCH) compiles each such
+ * function three times, for x86-64-v4 (AVX-512), v3 (AVX2, FMA) and
+ * the baseline, and the loader picks the CPU's own once (GCC's
+ * function multiversioning, through an ifunc).  The static helpers a
+ * KZ_HOT function calls are inlined into each of its versions. */
+#if defined(KZ_MULTIARCH) && defined(__x86_64__) && defined(__GNUC__) && \
+    !defined(__clang__)
+#define KZ_HOT __attribute__((target_clones("arch=x86-64-v4", \
+    "arch=x86-64-v3", "default")))
+#else
+#define KZ_HOT
+#endif
 
 /* Checksums (model CRC, zip member CRC-32, tar header sums, PNG chunk
  * CRCs) are verified, except in the fuzz build: a random mutation

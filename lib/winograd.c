@@ -15,6 +15,7 @@
 
 #include <cblas.h>
 
+#include "util.h"
 #include "engine.h"
 
 /* The 16 planes of V and M sit this many floats apart beyond their
@@ -89,7 +90,7 @@ wino_scratch(const struct kz_layer *L)
 /* U[e][o][c] = (G g G')[e] for g [OC][C][3][3], or, if adjoint, for g
  * [C][OC][3][3] turned round by 180 degrees;
  * G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. */
-static void
+KZ_HOT static void
 wino_kernels(const float *g, int adjoint, int C, int OC, float *U)
 {
 	size_t e1 = (size_t)OC * C;
@@ -164,7 +165,7 @@ wino_rows(const float *restrict cols, size_t R, int TW, size_t T,
  * x [C][B][H][W] padded by P, n = (b - b0) * TH * TW + tile; planes vs
  * floats apart.  cols holds wino_cols_floats(TH, TW) floats, line
  * 2 * TW + 2.  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-static void
+KZ_HOT static void
 wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
     int nb, int TH, int TW, float *cols, float *line, float *V, size_t vs)
 {
@@ -306,7 +307,7 @@ wino_interleave(const float *restrict y0, size_t N, int OW,
 }
 
 /* See engine.h. */
-void
+KZ_HOT void
 wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, int fuse, int OC, float *y, int B,
     float *keep, float *scratch, size_t nscratch)
@@ -357,7 +358,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
  * A' = [1 1 1 0; 0 1 -1 -1].  The tiles' corners are gathered into q
  * first, so that the transform is one loop over every tile of the
  * image. */
-static void
+KZ_HOT static void
 wino_grad_tiles(const float *restrict r, int OH, int OW, int TH, int TW,
     float *restrict q, float *restrict d, size_t ds)
 {
@@ -415,7 +416,7 @@ wino_grad_tiles(const float *restrict r, int OH, int OW, int TH, int TW,
  * gradient is Winograd F(3x3, 2x2), the transpose of F(2x2, 3x3), and
  * the sum over tiles is taken inside the transform as 16 GEMMs of
  * [OC][tiles] x [tiles][C].  See engine.h. */
-void
+KZ_HOT void
 wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
     float *scratch, size_t nscratch)

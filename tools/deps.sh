@@ -2,12 +2,15 @@
 # deps.sh [bench] - installs the Debian packages kz needs that are missing
 # (apt-get, as root or through sudo).  With "bench", also the peers that
 # `make bench` measures against; with "hardening", what `make fuzz` and
-# `make valgrind` need.
+# `make valgrind` need; with "deb", what `make deb` needs.
 set -eu
 PKGS="gcc make pkg-config zlib1g-dev libpng-dev libnetpbm-dev libopenblas-dev bc
 mandoc python3 gzip tar dataset-fashion-mnist bsdutils"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine"
+fi
+if [ "${1:-}" = deb ]; then
+	PKGS="$PKGS debhelper dpkg-dev fakeroot lintian"
 fi
 if [ "${1:-}" = hardening ]; then
 	PKGS="$PKGS clang libclang-rt-14-dev valgrind"
