@@ -95,6 +95,11 @@ check: all
 bench: all
 	sh tests/bench.sh $(O)/bin
 
+# The Debian package's programs (built for any x86-64) against this
+# build's (-march=native), side by side.
+bench-deb: all deb
+	sh tests/bench-pair.sh native $(O)/bin package build-deb/root/usr/bin
+
 # The engine against an earlier revision: make bench-engine BASE=REV
 bench-engine: all
 	sh tests/bench-engine.sh $(O)/bin $(BASE)
@@ -174,5 +179,5 @@ deb:
 clean:
 	rm -rf build build-san build-vg build-fuzz build-deb out
 
-.PHONY: all demo check bench bench-engine lint data install uninstall deb clean fuzz fuzz-build valgrind FORCE
+.PHONY: all demo check bench bench-deb bench-engine lint data install uninstall deb clean fuzz fuzz-build valgrind FORCE
 .SECONDARY: $(LIB_OBJ)

@@ -17,6 +17,13 @@
 #define KZ_VERSION "unknown"	/* the Makefile defines it */
 #endif
 
+/* The last line of every usage message, as of every SYNOPSIS. */
+static inline void
+version_usage(const char *prog)
+{
+	fprintf(stderr, "       %s -V | --version\n", prog);
+}
+
 /* -V or --version as an argument of its own, anywhere before "--":
  * prints "kz VERSION" and exits 0, whatever else the command line
  * holds, as GNU tools' --version does. */

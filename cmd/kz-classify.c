@@ -86,6 +86,7 @@ usage(void)
 	fprintf(stderr, "usage: kz-classify [-m model]... [-k predictions] "
 	    "[-s shift] [-b batch] [-t threads]\n"
 	    "                   [-o file] [file]\n");
+	version_usage("kz-classify");
 	exit(2);
 }
 

@@ -20,6 +20,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-eval [-t] [-c classmap] [-n pairs] "
 	    "[-o heatmap.png] [file]\n");
+	version_usage("kz-eval");
 	exit(2);
 }
 

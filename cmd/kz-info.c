@@ -38,6 +38,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-info [-t] [-c classmap] [file]\n");
+	version_usage("kz-info");
 	exit(2);
 }
 

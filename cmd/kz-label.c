@@ -25,6 +25,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-label [-x] -c classmap [-f tsv|char|text] "
 	    "[file]\n");
+	version_usage("kz-label");
 	exit(2);
 }
 

@@ -30,6 +30,7 @@ usage(void)
 	fprintf(stderr, "usage: kz-norm [-Ccds] [-f WxH] [-m margin] "
 	    "[-p auto|keep|invert] [-r WxH]\n"
 	    "               [-T threshold] [-o file] [file]\n");
+	version_usage("kz-norm");
 	exit(2);
 }
 

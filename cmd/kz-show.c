@@ -46,6 +46,7 @@ usage(void)
 	fprintf(stderr, "usage: kz-show [-Px] [-n count] [-w columns] "
 	    "[-s scale] [-r per-class] [-l class [-c classmap]]\n"
 	    "               [-o file] [file]\n");
+	version_usage("kz-show");
 	exit(2);
 }
 

@@ -26,6 +26,7 @@ usage(void)
 	fprintf(stderr, "usage: kz-split [-f fraction | -c count] [-m min] "
 	    "[-s seed] -o second [file]\n"
 	    "       kz-split -n shards -o prefix [file]\n");
+	version_usage("kz-split");
 	exit(2);
 }
 

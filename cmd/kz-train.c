@@ -73,6 +73,7 @@ usage(void)
 	    "[--warmup epochs] [--wd decay]\n"
 	    "                [--weights distance|uniform] [--zero-res] "
 	    "[file]\n");
+	version_usage("kz-train");
 	exit(2);
 }
 

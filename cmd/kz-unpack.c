@@ -62,6 +62,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-unpack [-c classmap] [-C classmap-out] "
 	    "[-M manifest] [-o file] file ...\n");
+	version_usage("kz-unpack");
 	exit(2);
 }
 

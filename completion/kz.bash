@@ -64,7 +64,7 @@ _kz()
 				done
 			fi
 		done | sort -u)
-		COMPREPLY=($(compgen -W "$opts -V --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 		return
 	fi
 	COMPREPLY=($(compgen -f -- "$cur"))

@@ -203,7 +203,7 @@ conv_scratch(const struct kz_net *n, int maxb)
 /* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC].
  * fuse: FUSE_RELU, y = max(0, y); FUSE_POOL (Winograd only), 2x2 max
  * pooling after it. */
-KZ_HOT void
+void
 conv_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -248,7 +248,7 @@ conv_forward(struct kz_pass *p)
 }
 
 /* dy [OC][B][OH*OW] -> dW, db (accumulated), dx [C][B][H*W] (may be NULL) */
-KZ_HOT void
+void
 conv_backward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;

@@ -188,7 +188,7 @@ struct cand {
 };
 
 /* Exact squared distance in integers. */
-KZ_HOT static uint64_t
+static uint64_t
 dist2(const uint8_t *a, const uint8_t *b, size_t d)
 {
 	uint64_t s = 0;
@@ -224,7 +224,7 @@ struct knn_job {
 /* Rows lo..hi-1 of the Gram matrix of the block's queries (from query
  * base) and the training images: one thread's share, with BLAS
  * single-threaded in each of the library's threads. */
-KZ_HOT static void
+static void
 knn_gram(struct kz_predictor *p, size_t base, size_t lo, size_t hi)
 {
 	const struct kz_model *m = p->m;

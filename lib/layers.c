@@ -72,7 +72,7 @@ dense_shape(struct kz_layer *L, char *why, size_t len)
 }
 
 /* x [F][B] -> y [N][B]; W [N][F], bias [N]; max(0, y) with FUSE_RELU. */
-KZ_HOT static void
+static void
 dense_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -92,7 +92,7 @@ dense_forward(struct kz_pass *p)
 		}
 }
 
-KZ_HOT static void
+static void
 dense_backward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -124,7 +124,7 @@ flatten_shape(struct kz_layer *L, char *why, size_t len)
 /* dst[i][b] = src[b][i] for a rows x cols block, in tiles, so that
  * neither side walks memory with a stride on every element. */
 #define TILE 16
-KZ_HOT static void
+static void
 transpose(const float *restrict src, size_t rows, size_t cols,
     float *restrict dst)
 {
@@ -174,7 +174,7 @@ same_shape(struct kz_layer *L, char *why, size_t len)
 	return 0;
 }
 
-KZ_HOT static void
+static void
 relu_forward(struct kz_pass *p)
 {
 	const float *restrict x = p->x;
@@ -185,7 +185,7 @@ relu_forward(struct kz_pass *p)
 		y[i] = x[i] > 0 ? x[i] : 0;
 }
 
-KZ_HOT void
+void
 relu_grad(const float *restrict y, const float *restrict dy,
     float *restrict dx, size_t n)
 {
@@ -193,7 +193,7 @@ relu_grad(const float *restrict y, const float *restrict dy,
 		dx[i] = y[i] > 0 ? dy[i] : 0;
 }
 
-KZ_HOT void
+void
 relu_grad_inplace(const float *restrict y, float *restrict g, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -214,7 +214,7 @@ dropout_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
 }
 
 /* Inference plans leave dropout out; a training pass draws the mask. */
-KZ_HOT static void
+static void
 dropout_forward(struct kz_pass *p)
 {
 	const struct kz_layer *L = p->L;
@@ -237,7 +237,7 @@ dropout_forward(struct kz_pass *p)
 	}
 }
 
-KZ_HOT static void
+static void
 dropout_backward(struct kz_pass *p)
 {
 	size_t n = shape_size(p->L->out) * p->B;
@@ -248,7 +248,7 @@ dropout_backward(struct kz_pass *p)
 
 /* y = x + x2: a residual block's sum.  Its backward passes dy to both
  * inputs, which the plan does by sharing the gradient buffer. */
-KZ_HOT static void
+static void
 add_forward(struct kz_pass *p)
 {
 	const float *restrict a = p->x, *restrict b = p->x2;
@@ -447,7 +447,7 @@ gap_shape(struct kz_layer *L, char *why, size_t len)
 	return 0;
 }
 
-KZ_HOT static void
+static void
 gap_forward(struct kz_pass *p)
 {
 	size_t hw = (size_t)p->L->in.h * p->L->in.w;
@@ -461,7 +461,7 @@ gap_forward(struct kz_pass *p)
 	}
 }
 
-KZ_HOT static void
+static void
 gap_backward(struct kz_pass *p)
 {
 	size_t hw = (size_t)p->L->in.h * p->L->in.w;

@@ -305,7 +305,7 @@ kz_net_forward(const struct kz_net *n, struct kz_work *w, const float *x,
 }
 
 /* a[i] += b[i], i < n. */
-KZ_HOT static void
+static void
 add_floats(float *restrict a, const float *restrict b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -360,7 +360,7 @@ kz_net_backward(const struct kz_net *n, struct kz_work *w, int B)
 		step_backward(n, w, &P->steps[i], B);
 }
 
-KZ_HOT double
+double
 kz_net_loss(const struct kz_net *n, struct kz_work *w, const int32_t *labels,
     const float *weights, const float *soft, int B, float scale, int *correct)
 {
@@ -398,7 +398,7 @@ kz_net_loss(const struct kz_net *n, struct kz_work *w, const int32_t *labels,
 	return loss;
 }
 
-KZ_HOT void
+void
 kz_net_softmax(const struct kz_net *n, struct kz_work *w, int B, float *probs)
 {
 	const float *z = w->lb[n->nlayers - 1].out;

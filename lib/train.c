@@ -91,7 +91,7 @@ kz_dataset_free(struct kz_dataset *d)
 	memset(d, 0, sizeof(*d));
 }
 
-KZ_HOT void
+void
 kz_dataset_stats(const struct kz_dataset *d, float *mean, float *std)
 {
 	uint64_t hist[256] = { 0 };
@@ -445,7 +445,7 @@ kz_trainer_restore(struct kz_trainer *t, const struct kz_train_state *ts,
 	return 0;
 }
 
-KZ_HOT static void
+static void
 swap_floats(float *a, float *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -470,7 +470,7 @@ kz_trainer_swap_ema(struct kz_trainer *t)
  * ramps up as (1 + step) / (10 + step) to o.ema, so that the early
  * average follows the weights instead of keeping the random start (the
  * warm-up of TensorFlow's ExponentialMovingAverage). */
-KZ_HOT static void
+static void
 ema_update(struct kz_trainer *t, int s, size_t lo, size_t hi)
 {
 	const struct kz_net *net = t->net;
@@ -509,7 +509,7 @@ schedule_lr(const struct kz_train_opts *o, double epoch)
  * shard 0's in a fixed order, then applies the optimiser's update.
  * Every parameter is handled alike whatever the split, so the model's
  * bytes do not depend on it. */
-KZ_HOT static void
+static void
 reduce_update(int s, void *arg)
 {
 	struct kz_trainer *t = arg;
