@@ -12,6 +12,28 @@
 #include <unistd.h>
 
 #include "kz.h"
+#include "model.h"
+
+#ifndef KZ_SHAREDIR
+#define KZ_SHAREDIR "/usr/local/share/kz"	/* the Makefile defines it */
+#endif
+
+/* The file of the model that -m names, a path or a name looked up
+ * along KZ_MODEL_PATH and the share directories (kz_model_find), or
+ * exit 1 naming every directory searched.  The string is the caller's. */
+static inline char *
+model_file(const char *name)
+{
+	char path[KZ_DIR_MAX + 300], *s;
+	struct kz_err e;
+
+	if (kz_model_find(name, getenv("KZ_MODEL_PATH"), KZ_SHAREDIR, path,
+	    sizeof(path), &e) != 0)
+		errx(1, "%s", e.msg);
+	if ((s = strdup(path)) == NULL)
+		err(1, NULL);
+	return s;
+}
 
 #ifndef KZ_VERSION
 #define KZ_VERSION "unknown"	/* the Makefile defines it */
@@ -22,6 +44,35 @@ static inline void
 version_usage(const char *prog)
 {
 	fprintf(stderr, "       %s -V | --version\n", prog);
+}
+
+/* The class map of -c (a CSV file) or, without it, the one stored in
+ * the model -m names (path or name); exits 1 naming the file when
+ * neither holds one.  *name: what to call the map in messages. */
+static inline void
+class_map(const char *csv, const char *model, struct kz_classmap *map,
+    const char **name)
+{
+	struct kz_model m;
+	struct kz_err e;
+	char *path;
+
+	if (csv != NULL) {
+		if (kz_classmap_read(csv, map, &e) != 0)
+			errx(1, "%s", e.msg);
+		*name = csv;
+		return;
+	}
+	path = model_file(model);
+	if (kz_model_read(path, &m, &e) != 0)
+		errx(1, "%s", e.msg);
+	if (m.classmap.n == 0)
+		errx(1, "%s: the model holds no class map (kz-train -c); "
+		    "give one with -c", path);
+	*map = m.classmap;
+	memset(&m.classmap, 0, sizeof(m.classmap));
+	kz_model_free(&m);
+	*name = path;
 }
 
 /* -V or --version as an argument of its own, anywhere before "--":

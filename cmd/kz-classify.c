@@ -2,6 +2,7 @@
  * kz-classify - add the k most probable classes of a model (or the
  * average of several) to every record of a stream.
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,54 +11,14 @@
 #include "cmd.h"
 #include "predict.h"
 
-#ifndef KZ_SHAREDIR
-#define KZ_SHAREDIR "/usr/local/share/kz"
-#endif
-#define DEFAULT_MODEL "kmnist.kzm"
+#define DEFAULT_MODEL "kmnist"
 #define MAX_MODELS 32
 #define MAX_SHIFT 8
 
-/* The shipped model: $KZ_MODEL; else the share directory beside this
- * program (BIN/../share/kz), wherever make install or a package put
- * it; else models/ of the source tree when this program runs from its
- * build (BIN/../../models, where BIN/../../cmd holds our source); else
- * the share directory compiled in. */
-static const char *
-default_model(void)
-{
-	static char path[4096 + 64];
-	const char *env = getenv("KZ_MODEL");
-	char exe[4096];
-	ssize_t n;
-
-	if (env != NULL && *env != '\0')
-		return env;
-	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
-		exe[n] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			snprintf(path, sizeof(path), "%s/../share/kz/%s", exe,
-			    DEFAULT_MODEL);
-			if (access(path, R_OK) == 0)
-				return path;
-			snprintf(path, sizeof(path),
-			    "%s/../../cmd/kz-classify.c", exe);
-			if (access(path, R_OK) == 0) {
-				snprintf(path, sizeof(path),
-				    "%s/../../models/%s", exe, DEFAULT_MODEL);
-				if (access(path, R_OK) == 0)
-					return path;
-			}
-		}
-	}
-	snprintf(path, sizeof(path), "%s/%s", KZ_SHAREDIR, DEFAULT_MODEL);
-	return path;
-}
-
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
-	const char *paths[MAX_MODELS];	/* -m: the models averaged */
+	char *paths[MAX_MODELS];	/* -m: the models averaged, as
+					   files */
 	int nmodels;			/* at least one, the default */
 	int k;				/* -k: predictions kept; -1: up to 5 */
 	int shift;			/* -s: pixels each moved view moves */
@@ -85,13 +46,65 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-classify [-m model]... [-k predictions] "
 	    "[-s shift] [-b batch] [-t threads]\n"
-	    "                   [-o file] [file]\n");
+	    "                   [-o file] [file]\n"
+	    "       kz-classify -L\n");
 	version_usage("kz-classify");
 	exit(2);
 }
 
+/* -L: every model found by name, one line each, in the order searched:
+ * name, classes, input size, the version that wrote it, its file.  A
+ * name found twice is listed twice; -m takes the first. */
+static void
+list_models(void)
+{
+	char dirs[KZ_MODEL_DIRS][KZ_DIR_MAX];
+	int n = kz_model_dirs(getenv("KZ_MODEL_PATH"), KZ_SHAREDIR, dirs,
+	    KZ_MODEL_DIRS);
+
+	printf("%-16s %7s %7s %7s  %s\n", "NAME", "CLASSES", "SIZE",
+	    "VERSION", "FILE");
+	for (int i = 0; i < n; i++) {
+		struct dirent **ent;
+		int m = scandir(dirs[i], &ent, NULL, alphasort);
+
+		for (int j = 0; j < m; j++) {
+			size_t l = strlen(ent[j]->d_name);
+			char *path, size[32];
+			struct kz_model model;
+			struct kz_err e;
+
+			if (l > 4 && strcmp(ent[j]->d_name + l - 4, ".kzm") == 0) {
+				if (asprintf(&path, "%s/%s", dirs[i],
+				    ent[j]->d_name) < 0)
+					err(1, NULL);
+				if (kz_model_read(path, &model, &e) != 0) {
+					warnx("%s", e.msg);
+				} else {
+					snprintf(size, sizeof(size), "%ux%u",
+					    model.width, model.height);
+					printf("%-16.*s %7u %7s %7s  %s\n",
+					    (int)l - 4, ent[j]->d_name,
+					    model.nclasses, size,
+					    model.version ? model.version :
+					    "-", path);
+					kz_model_free(&model);
+				}
+				free(path);
+			}
+			free(ent[j]);
+		}
+		if (m > 0)
+			free(ent);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		err(1, "stdout");
+	exit(0);
+}
+
 /* Fills cl from the command line, or exits 2 with the usage or a
- * message naming the option.  Without -m, the shipped model. */
+ * message naming the option.  Without -m, KZ_MODEL, else the shipped
+ * model, by name. */
 static void
 parse_command_line(int argc, char *argv[], struct cmdline *cl)
 {
@@ -102,12 +115,15 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	cl->batch = 1000;
 	cl->threads = kz_ncpu();
 	cl->output = "-";
-	while ((ch = getopt(argc, argv, "m:k:s:b:t:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "Lm:k:s:b:t:o:")) != -1) {
 		switch (ch) {
+		case 'L':
+			list_models();
+			break;
 		case 'm':
 			if (cl->nmodels == MAX_MODELS)
 				errx(2, "at most %d models", MAX_MODELS);
-			cl->paths[cl->nmodels++] = optarg;
+			cl->paths[cl->nmodels++] = model_file(optarg);
 			break;
 		case 'k':
 			cl->k = (int)integer(optarg, 1, KZ_MAX_K, "-k");
@@ -129,8 +145,12 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		usage();
 	cl->input = optind < argc ? argv[optind] : "-";
 	refuse_tty(cl->output);
-	if (cl->nmodels == 0)
-		cl->paths[cl->nmodels++] = default_model();
+	if (cl->nmodels == 0) {
+		const char *env = getenv("KZ_MODEL");
+
+		cl->paths[cl->nmodels++] = model_file(env != NULL &&
+		    *env != '\0' ? env : DEFAULT_MODEL);
+	}
 }
 
 /* Reads the models into m; they must agree on geometry and classes. */

@@ -18,8 +18,8 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-eval [-t] [-c classmap] [-n pairs] "
-	    "[-o heatmap.png] [file]\n");
+	fprintf(stderr, "usage: kz-eval [-t] [-c classmap | -m model] "
+	    "[-n pairs] [-o heatmap.png] [file]\n");
 	version_usage("kz-eval");
 	exit(2);
 }
@@ -64,6 +64,7 @@ cname(const struct kz_classmap *m, uint32_t c, char *buf)
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
 	const char *map_path;	/* -c: the class map, or NULL */
+	const char *model;	/* -m: or the one this model holds */
 	const char *heatmap;	/* -o: the heat map's PNG, or NULL */
 	const char *input;	/* the classified stream, "-" for stdin */
 	int tsv;		/* -t: key-value lines, not the report */
@@ -93,10 +94,11 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 
 	memset(cl, 0, sizeof(*cl));
 	cl->npairs = 10;
-	while ((ch = getopt(argc, argv, "tc:n:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "tc:m:n:o:")) != -1) {
 		switch (ch) {
 		case 't': cl->tsv = 1; break;
 		case 'c': cl->map_path = optarg; break;
+		case 'm': cl->model = optarg; break;
 		case 'n':
 			cl->npairs = (int)integer(optarg, 0, 1000000, "-n");
 			break;
@@ -109,7 +111,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		default: usage();
 		}
 	}
-	if (argc - optind > 1)
+	if (argc - optind > 1 || (cl->map_path != NULL && cl->model != NULL))
 		usage();
 	cl->input = optind < argc ? argv[optind] : "-";
 }
@@ -133,12 +135,14 @@ open_predictions(const struct cmdline *cl, struct kz_classmap *map)
 		    "kz-classify first", name);
 	if (h->nclasses == 0)
 		errx(1, "%s: the header gives no class count", name);
-	if (cl->map_path != NULL && kz_classmap_read(cl->map_path, map,
-	    &e) != 0)
-		errx(1, "%s", e.msg);
-	if (cl->map_path != NULL && map->n != h->nclasses)
-		errx(1, "%s: %u classes, but class map %s has %zu", name,
-		    h->nclasses, cl->map_path, map->n);
+	if (cl->map_path != NULL || cl->model != NULL) {
+		const char *map_name;
+
+		class_map(cl->map_path, cl->model, map, &map_name);
+		if (map->n != h->nclasses)
+			errx(1, "%s: %u classes, but class map %s has %zu",
+			    name, h->nclasses, map_name, map->n);
+	}
 	return r;
 }
 

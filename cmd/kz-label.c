@@ -15,6 +15,7 @@ enum format { FMT_TSV, FMT_CHAR, FMT_TEXT };
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
 	const char *map_path;	/* -c: the class map */
+	const char *model;	/* -m: or the one this model holds */
 	enum format fmt;	/* -f */
 	int mistakes;		/* -x: only records predicted wrong */
 	const char *input;	/* the stream, "-" for stdin */
@@ -23,8 +24,8 @@ struct cmdline {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-label [-x] -c classmap [-f tsv|char|text] "
-	    "[file]\n");
+	fprintf(stderr, "usage: kz-label [-x] -c classmap | -m model "
+	    "[-f tsv|char|text] [file]\n");
 	version_usage("kz-label");
 	exit(2);
 }
@@ -38,13 +39,16 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 
 	memset(cl, 0, sizeof(*cl));
 	cl->fmt = FMT_TSV;
-	while ((ch = getopt(argc, argv, "c:f:x")) != -1) {
+	while ((ch = getopt(argc, argv, "c:f:m:x")) != -1) {
 		switch (ch) {
 		case 'x':
 			cl->mistakes = 1;
 			break;
 		case 'c':
 			cl->map_path = optarg;
+			break;
+		case 'm':
+			cl->model = optarg;
 			break;
 		case 'f':
 			if (strcmp(optarg, "tsv") == 0)
@@ -61,7 +65,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 			usage();
 		}
 	}
-	if (cl->map_path == NULL || argc - optind > 1)
+	if ((cl->map_path == NULL) == (cl->model == NULL) ||
+	    argc - optind > 1)
 		usage();
 	cl->input = optind < argc ? argv[optind] : "-";
 }
@@ -117,6 +122,7 @@ main(int argc, char *argv[])
 {
 	struct cmdline cl;
 	struct kz_classmap map = { 0 };
+	const char *map_name;
 	struct kz_reader *r;
 	const struct kz_header *h;
 	struct kz_record *rec;
@@ -130,12 +136,11 @@ main(int argc, char *argv[])
 	 * program upstream. */
 	if ((r = kz_reader_open(cl.input, &e)) == NULL)
 		errx(1, "%s", e.msg);
-	if (kz_classmap_read(cl.map_path, &map, &e) != 0)
-		errx(1, "%s", e.msg);
+	class_map(cl.map_path, cl.model, &map, &map_name);
 	h = kz_reader_header(r);
 	if (h->nclasses > 0 && h->nclasses != map.n)
 		errx(1, "%s: %u classes, but class map %s has %zu",
-		    kz_reader_name(r), h->nclasses, cl.map_path, map.n);
+		    kz_reader_name(r), h->nclasses, map_name, map.n);
 	if ((rec = kz_record_new(h)) == NULL)
 		err(1, NULL);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);

@@ -18,6 +18,7 @@ struct cmdline {
 	const char *arch;	/* -a: the spec, NULL to take --resume's */
 	char *arch_buf;		/* -a @file: the spec read, to free */
 	const char *output;	/* -o: the model written */
+	const char *classmap;	/* -c: the class map stored in it */
 	const char *input;	/* the training stream, "-" for stdin */
 	const char *val;	/* --val: the stream scored each epoch */
 	long long val_every;	/* --val-every: also every this many
@@ -60,7 +61,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-train -a arch -o model [-q] [-b batch] "
-	    "[-e epochs] [-k neighbours] [-t threads]\n"
+	    "[-c classmap] [-e epochs] [-k neighbours]\n"
+	    "                [-t threads]\n"
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--checkpoint file]\n"
 	    "                [--ema decay] [--init fanin|he] [--keep-best] "
@@ -127,6 +129,7 @@ option(int ch, char *arg, struct cmdline *cl)
 	switch (ch) {
 	case 'a': cl->arch = arg; break;
 	case 'o': cl->output = arg; break;
+	case 'c': cl->classmap = arg; break;
 	case 'b': o->batch = (int)integer(arg, 1, 65536, "-b"); break;
 	case 'e': o->epochs = (int)integer(arg, 0, 100000, "-e"); break;
 	case 'k': cl->knn_k = (int)integer(arg, 1, 1024, "-k"); break;
@@ -222,6 +225,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	static const struct option longopts[] = {
 		{ "arch", required_argument, NULL, 'a' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "classmap", required_argument, NULL, 'c' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "epochs", required_argument, NULL, 'e' },
 		{ "threads", required_argument, NULL, 't' },
@@ -255,7 +259,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	};
 	cl->knn_k = 4;
 	cl->knn_distance = 1;
-	while ((ch = getopt_long(argc, argv, "a:o:b:e:k:qt:", longopts,
+	while ((ch = getopt_long(argc, argv, "a:o:b:c:e:k:qt:", longopts,
 	    NULL)) != -1)
 		option(ch, optarg, cl);
 	if (argc - optind > 1 || cl->output == NULL ||
@@ -274,15 +278,16 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		    cl->o.opt == KZ_ADADELTA ? 1.0f : 0.05f;
 }
 
-/* The training command, without the options that only name files or
+/* The training command, without the options that only name files,
  * silence output or only report (--val-every), so that two runs
- * differing only there give the same model bytes; each argument escaped (kz_escape), so that none can
- * start a line of its own in the model's metadata. */
+ * differing only there give the same model bytes; each argument
+ * escaped (kz_escape), so that none can start a line of its own in the
+ * model's metadata. */
 static char *
 command_line(int argc, char *argv[])
 {
-	static const char *drop[] = { "-o", "--output", "--checkpoint",
-	    "--resume", "--val-every", NULL };
+	static const char *drop[] = { "-o", "--output", "-c", "--classmap",
+	    "--checkpoint", "--resume", "--val-every", NULL };
 	size_t len = 1;
 	char *s;
 
@@ -302,8 +307,8 @@ command_line(int argc, char *argv[])
 			} else if (strncmp(argv[i], drop[j], n) == 0 &&
 			    argv[i][n] == '=') {
 				skip = 1;
-			} else if (strcmp(drop[j], "-o") == 0 &&
-			    strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
+			} else if (n == 2 && strncmp(argv[i], drop[j], 2) ==
+			    0 && argv[i][2]) {
 				skip = 1;
 			}
 		}
@@ -715,6 +720,13 @@ main(int argc, char *argv[])
 	m.command = command_line(argc, argv);
 	m.date = train_date();
 	m.version = strdup(KZ_VERSION);
+	if (cl.classmap != NULL) {
+		if (kz_classmap_read(cl.classmap, &m.classmap, &e) != 0)
+			errx(1, "%s", e.msg);
+		if (m.classmap.n != data.nclasses)
+			errx(1, "%s: %zu classes, but the training stream has "
+			    "%u", cl.classmap, m.classmap.n, data.nclasses);
+	}
 	if (cl.arch != NULL && strcmp(cl.arch, "knn") == 0) {
 		write_knn(&cl, &m, &data);
 	} else {

@@ -309,6 +309,30 @@ fill_map(const struct row *row, size_t n, const char *name,
 }
 
 int
+kz_classmap_from_codepoints(const uint32_t *cp, size_t n, const char *name,
+    struct kz_classmap *m, struct kz_err *e)
+{
+	memset(m, 0, sizeof(*m));
+	m->codepoint = calloc(n + 1, sizeof(*m->codepoint));
+	m->utf8 = calloc(n + 1, sizeof(*m->utf8));
+	if (m->codepoint == NULL || m->utf8 == NULL) {
+		kz_classmap_free(m);
+		return kz_errf(e, "%s: out of memory", name);
+	}
+	m->n = n;
+	for (size_t i = 0; i < n; i++) {
+		if (kz_utf8_encode(cp[i], m->utf8[i]) == 0) {
+			kz_errf(e, "%s: class %zu has code point U+%04X, not a "
+			    "character", name, i, cp[i]);
+			kz_classmap_free(m);
+			return -1;
+		}
+		m->codepoint[i] = cp[i];
+	}
+	return 0;
+}
+
+int
 kz_classmap_parse(const char *buf, size_t len, const char *name,
     struct kz_classmap *m, struct kz_err *e)
 {

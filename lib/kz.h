@@ -306,6 +306,11 @@ int kz_classmap_read(const char *path, struct kz_classmap *m,
     struct kz_err *e);
 int kz_classmap_parse(const char *buf, size_t len, const char *name,
     struct kz_classmap *m, struct kz_err *e);
+/* Fills the empty m from n code points, class by class: a model's
+ * stored map.  -1 naming the first class whose code point is not a
+ * Unicode scalar value (or 0), or when out of memory. */
+int kz_classmap_from_codepoints(const uint32_t *cp, size_t n,
+    const char *name, struct kz_classmap *m, struct kz_err *e);
 /* Writes m as CSV with its header line. */
 int kz_classmap_write(const struct kz_classmap *m, const char *path,
     struct kz_err *e);

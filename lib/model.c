@@ -13,9 +13,9 @@
 
 /* The sections a reader knows, by tag; it skips any other. */
 static const char *const tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
-    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS" };
+    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP" };
 enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
-    SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, NTAGS };
+    SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, SEC_CMAP, NTAGS };
 
 /* zlib's crc32 continued over len bytes, more than one call of it can
  * take (its length is a uInt).  Returns the updated CRC. */
@@ -155,6 +155,26 @@ put_body(struct kz_out *o, const struct kz_model *m, uLong *crc,
 	return 0;
 }
 
+/* Section CMAP: each class's code point, a u32, little-endian; none
+ * for an empty map.  0, or -1 when a write fails. */
+static int
+put_classmap(struct kz_out *o, const struct kz_classmap *map, uLong *crc,
+    struct kz_err *e)
+{
+	uint8_t *b;
+	int rc;
+
+	if (map->n == 0)
+		return 0;
+	if ((b = malloc(map->n * 4)) == NULL)
+		return kz_errf(e, "out of memory");
+	for (size_t i = 0; i < map->n; i++)
+		put_le32(b + 4 * i, map->codepoint[i]);
+	rc = put_section(o, "CMAP", b, map->n * 4, crc, e);
+	free(b);
+	return rc;
+}
+
 int
 kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 {
@@ -171,13 +191,17 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 	n = meta_format(m, meta, sizeof(meta));
 	if (n >= sizeof(meta))
 		return kz_errf(e, "%s: model description too long", path);
-	if (kz_out_open(&o, path, e) != 0)
-		return -1;
 	memcpy(head, KZM_MAGIC, 8);
 	put_le32(head + 8, KZM_VERSION);
 	crc = crc32(crc, head, sizeof(head));
+	if (m->classmap.n != 0 && m->classmap.n != m->nclasses)
+		return kz_errf(e, "%s: a class map of %zu classes for a model "
+		    "of %u", path, m->classmap.n, m->nclasses);
+	if (kz_out_open(&o, path, e) != 0)
+		return -1;
 	if (kz_out_write(&o, head, sizeof(head), e) != 0 ||
 	    put_section(&o, "META", meta, n, &crc, e) != 0 ||
+	    put_classmap(&o, &m->classmap, &crc, e) != 0 ||
 	    put_body(&o, m, &crc, e) != 0)
 		goto fail;
 	/* The CRC covers every byte before its own section. */
@@ -199,6 +223,7 @@ kz_model_free(struct kz_model *m)
 	free(m->command);
 	free(m->date);
 	free(m->version);
+	kz_classmap_free(&m->classmap);
 	free(m->pixels);
 	free(m->labels);
 	kz_net_free(m->net);
@@ -559,6 +584,34 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 	return read_train_state(meta, ml, sec, path, m, e);
 }
 
+/* The class map of section CMAP, if there is one: a code point per
+ * class of the model, each a character.  0, or -1. */
+static int
+read_classmap(const struct section *sec, const char *path,
+    struct kz_model *m, struct kz_err *e)
+{
+	uint32_t *cp;
+	char name[4200];
+	int rc;
+
+	if (sec->data == NULL)
+		return 0;
+	/* Compared by division: the count times 4 could wrap around. */
+	if (sec->len % 4 != 0 || sec->len / 4 != m->nclasses)
+		return kz_errf(e, "%s: the class map section holds %llu bytes, "
+		    "not 4 for each of %u classes", path,
+		    (unsigned long long)sec->len, m->nclasses);
+	if ((cp = malloc(m->nclasses * sizeof(*cp) + 4)) == NULL)
+		return kz_errf(e, "%s: out of memory", path);
+	for (uint32_t i = 0; i < m->nclasses; i++)
+		cp[i] = get_le32(sec->data + 4 * (size_t)i);
+	snprintf(name, sizeof(name), "%s: class map", path);
+	rc = kz_classmap_from_codepoints(cp, m->nclasses, name, &m->classmap,
+	    e);
+	free(cp);
+	return rc;
+}
+
 int
 kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 {
@@ -579,7 +632,8 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 	}
 	meta = (const char *)sec[SEC_META].data;
 	ml = sec[SEC_META].len;
-	if (read_meta(meta, ml, path, m, e) != 0)
+	if (read_meta(meta, ml, path, m, e) != 0 ||
+	    read_classmap(&sec[SEC_CMAP], path, m, e) != 0)
 		goto fail;
 	if (meta_get(meta, ml, "type", type, sizeof(type)) != 0) {
 		kz_errf(e, "%s: model lacks its type", path);

@@ -34,6 +34,8 @@ struct kz_model {
 	char *command, *date;		/* how and when it was trained */
 	char *version;			/* by which kz ("kz_version"), NULL:
 					   unknown (older files) */
+	struct kz_classmap classmap;	/* the characters of the classes
+					   (section CMAP); n 0: none stored */
 	uint32_t knn_k;			/* kNN: neighbours */
 	int knn_distance;		/* kNN: 1 = weights 1/distance */
 	uint64_t n;			/* kNN: training records */
@@ -51,5 +53,25 @@ int kz_model_write(const struct kz_model *m, const char *path,
  * against the architecture, before anything is allocated from it. */
 int kz_model_read(const char *path, struct kz_model *m, struct kz_err *e);
 void kz_model_free(struct kz_model *m);
+
+/* ---- models by name ------------------------------------------------ */
+
+#define KZ_DIR_MAX 4096		/* bytes of a directory's name */
+#define KZ_MODEL_DIRS 32	/* directories searched, at most */
+
+/* The directories where models are looked for by name, in order, into
+ * dirs (at most max): each of search_path (KZ_MODEL_PATH's value:
+ * colon-separated, may be NULL), ../share/kz beside the running program
+ * (where make install or a package put it), sharedir (compiled in, may
+ * be NULL), and models/ of the source tree when the program runs from
+ * its build there.  Returns how many; no directory twice. */
+int kz_model_dirs(const char *search_path, const char *sharedir,
+    char dirs[][KZ_DIR_MAX], int max);
+/* The file of the model called name, into path (size bytes): name
+ * itself when it is a path (it holds a '/' or ends in ".kzm") or a
+ * readable file here; else NAME.kzm in the first of kz_model_dirs that
+ * has it.  -1 naming every directory searched. */
+int kz_model_find(const char *name, const char *search_path,
+    const char *sharedir, char *path, size_t size, struct kz_err *e);
 
 #endif
