@@ -21,7 +21,8 @@ struct cmdline {
 					   files */
 	int nmodels;			/* at least one, the default */
 	int k;				/* -k: predictions kept; -1: up to 5 */
-	int shift;			/* -s: pixels each moved view moves */
+	int shift;			/* -s: pixels each moved view moves;
+					   -1: the first model's setting */
 	int batch;			/* -b: records classified at once */
 	int threads;			/* -t: threads of each model */
 	const char *output;		/* -o: "-" for stdout */
@@ -112,6 +113,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 
 	memset(cl, 0, sizeof(*cl));
 	cl->k = -1;
+	cl->shift = -1;
 	cl->batch = 1000;
 	cl->threads = kz_ncpu();
 	cl->output = "-";
@@ -347,6 +349,9 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	read_models(&cl, m);
+	/* The test-time setting the model carries, unless -s says. */
+	if (cl.shift < 0)
+		cl.shift = m[0].settings.shift;
 	r = open_input(&cl, &m[0]);
 	for (int i = 0; i < cl.nmodels; i++)
 		if ((pred[i] = kz_predictor_new(&m[i], cl.threads, cl.batch,

@@ -1,5 +1,6 @@
 /* model.c - model files: tagged sections and a closing CRC-32. */
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -13,9 +14,143 @@
 
 /* The sections a reader knows, by tag; it skips any other. */
 static const char *const tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
-    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP" };
+    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16" };
 enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
-    SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, SEC_CMAP, NTAGS };
+    SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, SEC_CMAP, SEC_PF16, NTAGS };
+
+/* The settings a model may carry, by name, and their ranges. */
+static const struct {
+	const char *name;
+	int lo, hi;
+	size_t off;
+} settings[] = {
+	{ "shift", 0, 8, offsetof(struct kz_settings, shift) },
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* The setting called name (len bytes), or -1. */
+static int
+setting_index(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NSETTINGS; i++)
+		if (strlen(settings[i].name) == len &&
+		    memcmp(settings[i].name, name, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* value (len bytes) as a whole number in lo..hi: digits only. */
+static int
+setting_value(const char *v, size_t len, int lo, int hi, int *out)
+{
+	long n = 0;
+
+	if (len == 0 || len > 6)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	if (n < lo || n > hi)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+int
+kz_settings_set(struct kz_settings *s, const char *nv, struct kz_err *e)
+{
+	const char *eq = strchr(nv, '=');
+	int i, v;
+
+	if (eq == NULL)
+		return kz_errf(e, "\"%s\": not name=value", nv);
+	if ((i = setting_index(nv, (size_t)(eq - nv))) < 0)
+		return kz_errf(e, "unknown setting \"%.*s\" (known: shift)",
+		    (int)(eq - nv), nv);
+	if (setting_value(eq + 1, strlen(eq + 1), settings[i].lo,
+	    settings[i].hi, &v) != 0)
+		return kz_errf(e, "setting %s must be a whole number in "
+		    "%d..%d, not \"%s\"", settings[i].name, settings[i].lo,
+		    settings[i].hi, eq + 1);
+	*(int *)((char *)s + settings[i].off) = v;
+	return 0;
+}
+
+void
+kz_settings_format(const struct kz_settings *s, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	if (size > 0)
+		*buf = '\0';
+	for (size_t i = 0; i < NSETTINGS && n < size; i++) {
+		int v = *(const int *)((const char *)s + settings[i].off);
+
+		if (v != 0)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s=%d",
+			    n ? " " : "", settings[i].name, v);
+	}
+}
+
+/* IEEE half precision from a float, rounded to nearest, ties to even;
+ * beyond the range, infinity. */
+static uint16_t
+half_from_float(float f)
+{
+	uint32_t x, sign, mant;
+	int exp;
+
+	memcpy(&x, &f, 4);
+	sign = x >> 16 & 0x8000;
+	exp = (int)(x >> 23 & 0xff) - 127 + 15;
+	mant = x & 0x7fffff;
+	if ((x & 0x7fffffff) > 0x7f800000)		/* NaN */
+		return (uint16_t)(sign | 0x7e00);
+	if (exp >= 31)					/* too large, inf */
+		return (uint16_t)(sign | 0x7c00);
+	if (exp <= 0) {					/* subnormal or 0 */
+		if (exp < -10)
+			return (uint16_t)sign;
+		mant |= 0x800000;
+		uint32_t shift = (uint32_t)(14 - exp);
+		uint32_t h = mant >> shift, rest = mant & ((1u << shift) - 1);
+		uint32_t half = 1u << (shift - 1);
+
+		if (rest > half || (rest == half && (h & 1)))
+			h++;
+		return (uint16_t)(sign | h);
+	}
+	uint32_t h = (uint32_t)exp << 10 | mant >> 13, rest = mant & 0x1fff;
+
+	/* A carry out of the mantissa rounds into the exponent, as it
+	 * should, up to infinity. */
+	if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+		h++;
+	return (uint16_t)(sign | h);
+}
+
+/* The float a half-precision value stands for, exactly. */
+static float
+float_from_half(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = h >> 10 & 0x1f;
+	uint32_t mant = h & 0x3ff, x;
+	float f;
+
+	if (exp == 0) {
+		/* 0 or subnormal: mant * 2^-24, exact in a float. */
+		f = (float)mant * 0x1p-24f;
+		return sign ? -f : f;
+	}
+	if (exp == 31)
+		x = sign | 0x7f800000 | mant << 13;
+	else
+		x = sign | (exp - 15 + 127) << 23 | mant << 13;
+	memcpy(&f, &x, 4);
+	return f;
+}
 
 /* zlib's crc32 continued over len bytes, more than one call of it can
  * take (its length is a uInt).  Returns the updated CRC. */
@@ -84,6 +219,14 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 	if (n < size && m->version != NULL)
 		n += (size_t)snprintf(meta + n, size - n, "kz_version=%s\n",
 		    m->version);
+	for (size_t i = 0; i < NSETTINGS && n < size; i++) {
+		int v = *(const int *)((const char *)&m->settings +
+		    settings[i].off);
+
+		if (v != 0)
+			n += (size_t)snprintf(meta + n, size - n,
+			    "setting_%s=%d\n", settings[i].name, v);
+	}
 	if (n < size && m->type == KZ_MODEL_KNN)
 		n += (size_t)snprintf(meta + n, size - n,
 		    "knn_k=%u\nknn_weights=%s\nrecords=%llu\n", m->knn_k,
@@ -139,9 +282,23 @@ put_body(struct kz_out *o, const struct kz_model *m, uLong *crc,
 			return -1;
 		return 0;
 	}
-	if (put_section(o, "PARM", net->params, net->nparams * 4, crc,
-	    e) != 0 ||
-	    put_section(o, "STAT", net->state, net->nstate * 4, crc, e) != 0)
+	if (m->precision == KZ_F16 && !ts->present) {
+		uint8_t *h = malloc(net->nparams * 2 + 2);
+		int rc;
+
+		if (h == NULL)
+			return kz_errf(e, "out of memory");
+		for (size_t i = 0; i < net->nparams; i++)
+			put_le16(h + 2 * i, half_from_float(net->params[i]));
+		rc = put_section(o, "PF16", h, net->nparams * 2, crc, e);
+		free(h);
+		if (rc != 0)
+			return -1;
+	} else if (put_section(o, "PARM", net->params, net->nparams * 4, crc,
+	    e) != 0) {
+		return -1;
+	}
+	if (put_section(o, "STAT", net->state, net->nstate * 4, crc, e) != 0)
 		return -1;
 	if (!ts->present)
 		return 0;
@@ -416,6 +573,36 @@ model_sections(const uint8_t *buf, size_t len, const char *path,
 	return kz_errf(e, "%s: truncated (no CRC section at the end)", path);
 }
 
+/* Reads every "setting_NAME=VALUE" line of meta into s; -1 naming the
+ * file and the line for a setting this version does not know (the
+ * model asks for a behaviour we would not give) or a bad value. */
+static int
+read_settings(const char *meta, size_t ml, const char *path,
+    struct kz_settings *s, struct kz_err *e)
+{
+	for (const char *p = meta, *end = meta + ml; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *eq = memchr(p, '=', len);
+		int i, v;
+
+		if (len > 8 && memcmp(p, "setting_", 8) == 0 && eq != NULL) {
+			if ((i = setting_index(p + 8, (size_t)(eq - p - 8))) < 0)
+				return kz_errf(e, "%s: unknown setting \"%.*s\" "
+				    "(this kz knows shift)", path,
+				    (int)(eq - p - 8), p + 8);
+			if (setting_value(eq + 1, (size_t)(p + len - eq - 1),
+			    settings[i].lo, settings[i].hi, &v) != 0)
+				return kz_errf(e, "%s: setting %s is not a whole "
+				    "number in %d..%d", path, settings[i].name,
+				    settings[i].lo, settings[i].hi);
+			*(int *)((char *)s + settings[i].off) = v;
+		}
+		p += len + 1;
+	}
+	return 0;
+}
+
 /* Reads the fields of meta (ml bytes) that every model has into m:
  * geometry, input standardisation, provenance, architecture.  0, or -1
  * when one is missing or out of range; m may then hold allocations
@@ -447,6 +634,8 @@ read_meta(const char *meta, size_t ml, const char *path, struct kz_model *m,
 		m->date = strdup(v);
 	if (meta_get(meta, ml, "kz_version", v, sizeof(v)) == 0)
 		m->version = strdup(v);
+	if (read_settings(meta, ml, path, &m->settings, e) != 0)
+		return -1;
 	if (meta_get(meta, ml, "arch", v, sizeof(v)) != 0 ||
 	    (m->arch = strdup(v)) == NULL)
 		return kz_errf(e, "%s: model lacks its architecture", path);
@@ -563,17 +752,34 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 	 * before any are allocated. */
 	if (kz_net_size(m->arch, in, (int)m->nclasses, &np, &ns, e) != 0)
 		return kz_err_prefix(e, path);
-	if (sec[SEC_PARM].len != np * 4 || sec[SEC_STAT].len != ns * 4)
+	if (sec[SEC_PARM].data == NULL && sec[SEC_PF16].data != NULL) {
+		m->precision = KZ_F16;
+		if (sec[SEC_PF16].len != np * 2 || sec[SEC_STAT].len != ns * 4)
+			return kz_errf(e, "%s: sections PF16 and STAT hold "
+			    "%llu and %llu bytes, the architecture needs %zu "
+			    "and %zu", path,
+			    (unsigned long long)sec[SEC_PF16].len,
+			    (unsigned long long)sec[SEC_STAT].len, np * 2,
+			    ns * 4);
+	} else if (sec[SEC_PARM].len != np * 4 || sec[SEC_STAT].len != ns * 4) {
 		return kz_errf(e, "%s: sections PARM and STAT hold %llu and "
 		    "%llu bytes, the architecture needs %zu and %zu", path,
 		    (unsigned long long)sec[SEC_PARM].len,
 		    (unsigned long long)sec[SEC_STAT].len, np * 4, ns * 4);
+	}
 	if ((m->net = kz_net_new(m->arch, in, (int)m->nclasses, 0,
 	    e)) == NULL)
 		return kz_err_prefix(e, path);
-	if ((p = float_section(&sec[SEC_PARM], m->net->nparams, path,
-	    tags[SEC_PARM], e)) == NULL)
+	if (m->precision == KZ_F16) {
+		if ((p = malloc(np * sizeof(float) + 4)) == NULL)
+			return kz_errf(e, "%s: out of memory", path);
+		for (size_t i = 0; i < np; i++)
+			p[i] = float_from_half(get_le16(sec[SEC_PF16].data +
+			    2 * i));
+	} else if ((p = float_section(&sec[SEC_PARM], m->net->nparams, path,
+	    tags[SEC_PARM], e)) == NULL) {
 		return -1;
+	}
 	free(m->net->params);
 	m->net->params = p;
 	if ((s = float_section(&sec[SEC_STAT], m->net->nstate, path,

@@ -26,6 +26,26 @@ struct kz_train_state {
 	float ema;			/* its decay */
 };
 
+/* How a net's parameters are stored: as floats (PARM), or as IEEE
+ * half-precision floats (PF16), converted to float when read. */
+enum kz_precision { KZ_F32, KZ_F16 };
+
+/* What kz-classify does with a model unless told otherwise: META keys
+ * "setting_NAME".  0 for each is what kz-classify does without it. */
+struct kz_settings {
+	int shift;			/* "shift": -s, average the image
+					   and its moves by this, 0 to 8 */
+};
+#define KZ_SETTINGS_TEXT 256
+/* Sets one setting from "name=value"; -1 naming an unknown name or a
+ * value out of range. */
+int kz_settings_set(struct kz_settings *s, const char *nv,
+    struct kz_err *e);
+/* The settings not at 0, as "name=value" separated by spaces, into buf
+ * (size bytes); "" when none. */
+void kz_settings_format(const struct kz_settings *s, char *buf,
+    size_t size);
+
 struct kz_model {
 	enum kz_model_type type;
 	char *arch;			/* "knn" or a net architecture */
@@ -36,6 +56,9 @@ struct kz_model {
 					   unknown (older files) */
 	struct kz_classmap classmap;	/* the characters of the classes
 					   (section CMAP); n 0: none stored */
+	struct kz_settings settings;	/* test-time defaults */
+	enum kz_precision precision;	/* of PARM in the file (a
+					   checkpoint is always KZ_F32) */
 	uint32_t knn_k;			/* kNN: neighbours */
 	int knn_distance;		/* kNN: 1 = weights 1/distance */
 	uint64_t n;			/* kNN: training records */

@@ -54,3 +54,48 @@ t_fails "a class map section of 2 classes in a model of 3" "cmap8.kzm: the class
 kzpy kzm "$T/cmap0.kzm" "$kmeta\n" KNNX:4 KNNY:4 CMAP:12
 t_fails "a class map section with code point 0" "cmap0.kzm: class map: class 0 has code point U\+0000" \
     kz-classify -m "$T/cmap0.kzm" "$T/m3.kz"
+
+# kz-model: half-precision parameters, checked against Python's own
+# IEEE half (struct "e", round to nearest even), and read back exactly.
+kz-model -p f16 -o "$M/half.kzm" "$M/three.kzm"
+kz-model -p f32 -o "$T/back.kzm" "$M/half.kzm"
+t_eq "kz-model -p f16: PF16 is each parameter rounded as IEEE half; -p f32 reads them back exactly" "195 same same" "$("$PY" - "$M/three.kzm" "$M/half.kzm" "$T/back.kzm" <<'PY'
+import struct, sys
+def sections(path):
+    d = open(path, "rb").read(); off = 12; out = {}
+    while off < len(d):
+        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
+        out[tag] = d[off + 12:off + 12 + n]; off += 12 + n
+    return out
+f32 = struct.unpack("<%df" % (len(sections(sys.argv[1])[b"PARM"]) // 4), sections(sys.argv[1])[b"PARM"])
+half = sections(sys.argv[2])[b"PF16"]
+mine = b"".join(struct.pack("<e", x) for x in f32)
+back = sections(sys.argv[3])[b"PARM"]
+want = struct.pack("<%df" % len(f32), *struct.unpack("<%de" % len(f32), half))
+print(len(f32), "same" if mine == half else "different", "same" if back == want else "different")
+PY
+)"
+t_eq "kz-model: a half-precision model is smaller" "yes" \
+    "$([ "$(stat -c %s "$M/half.kzm")" -lt "$(stat -c %s "$M/three.kzm")" ] && echo yes)"
+t_eq "kz-model describes: precision, class map, settings" "f16 おきす none" \
+    "$(kz-model "$M/half.kzm" | awk -F'\t' '$1 == "precision" || $1 == "classmap" || $1 == "settings" { printf "%s%s", s, $2; s = " " }')"
+# A stored test-time setting is kz-classify's default; -s overrides it.
+kzpy make "$T/m28.kz" 28 28 10 0 1 2 3 4 5 6 7 8 9
+kz-model -s shift=1 -o "$T/shift1.kzm" "$TESTS/../models/kmnist.kzm"
+t_eq "a model's setting shift=1 is kz-classify's default -s 1" \
+    "$(kz-classify -m "$TESTS/../models/kmnist.kzm" -s 1 "$T/m28.kz" | md5sum)" \
+    "$(kz-classify -m "$T/shift1.kzm" "$T/m28.kz" | md5sum)"
+t_eq "... and -s 0 overrides it" \
+    "$(kz-classify -m "$TESTS/../models/kmnist.kzm" "$T/m28.kz" | md5sum)" \
+    "$(kz-classify -m "$T/shift1.kzm" -s 0 "$T/m28.kz" | md5sum)"
+t_fails "kz-model -s: an unknown setting" "unknown setting \"bogus\"" \
+    kz-model -s bogus=1 -o "$T/x.kzm" "$M/three.kzm"
+kzpy kzm "$T/unknown.kzm" "$kmeta\nsetting_sharpen=1\n" KNNX:4 KNNY:4
+t_fails "a stored setting this kz does not know" "unknown.kzm: unknown setting \"sharpen\"" \
+    kz-classify -m "$T/unknown.kzm" "$T/m3.kz"
+kzpy kzm "$T/shift99.kzm" "$kmeta\nsetting_shift=99\n" KNNX:4 KNNY:4
+t_fails "a stored setting out of range" "shift99.kzm: setting shift is not a whole number in 0..8" \
+    kz-classify -m "$T/shift99.kzm" "$T/m3.kz"
+kzpy kzm "$T/pf16.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' PF16:10 STAT:0
+t_fails "a PF16 section of the wrong size" "pf16.kzm: sections PF16 and STAT hold 10 and 0 bytes, the architecture needs 30 and 0" \
+    kz-classify -m "$T/pf16.kzm" "$T/m3.kz"
