@@ -133,6 +133,10 @@ main(int argc, char *argv[])
 				    "parameters", path);
 			m.precision = cl.precision;
 		}
+		/* The version that wrote the file: this one. */
+		free(m.version);
+		if ((m.version = strdup(KZ_VERSION)) == NULL)
+			err(1, NULL);
 		if (kz_model_write(&m, cl.output, &e) != 0)
 			errx(1, "%s", e.msg);
 	}

@@ -30,12 +30,13 @@ kz-classify -m out/demo.kzm -k 3 out/test.kz | kz-eval -n 5 -c "$MAP" | head -n 
 echo "== kz-label: the first test records in Unicode (true, then predictions)"
 kz-classify -m out/demo.kzm -k 2 out/test.kz | kz-label -c "$MAP" | head -n 5
 if [ -f models/kmnist.kzm ]; then
-	echo "== the shipped model, models/kmnist.kzm, with -s 1 (the image and four"
-	echo "   one-pixel shifts, averaged)"
-	kz-classify -m models/kmnist.kzm -s 1 -k 5 out/test.kz >out/test-shipped.kz
-	kz-eval -c "$MAP" -n 8 -o out/confusion.png out/test-shipped.kz
+	echo "== the shipped model, kmnist (models/kmnist.kzm), with no flags: it carries its"
+	echo "   test-time setting (shift=1: the image and four one-pixel shifts, averaged)"
+	echo "   and its class map (kz-model kmnist)"
+	kz-classify -k 5 out/test.kz >out/test-shipped.kz
+	kz-eval -m kmnist -n 8 -o out/confusion.png out/test-shipped.kz
 	kz-show -x -n 100 -w 10 -s 2 -o out/mistakes.png out/test-shipped.kz
-	kz-label -x -c "$MAP" out/test-shipped.kz >out/mistakes.tsv
+	kz-label -x -m kmnist out/test-shipped.kz >out/mistakes.tsv
 	echo "its mistakes: out/mistakes.png, listed in order (true, predictions) in out/mistakes.tsv:"
 	head -n 5 out/mistakes.tsv
 fi
