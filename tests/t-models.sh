@@ -81,13 +81,16 @@ t_eq "kz-model describes: precision, class map, settings" "f16 おきす none" \
     "$(kz-model "$M/half.kzm" | awk -F'\t' '$1 == "precision" || $1 == "classmap" || $1 == "settings" { printf "%s%s", s, $2; s = " " }')"
 # A stored test-time setting is kz-classify's default; -s overrides it.
 kzpy make "$T/m28.kz" 28 28 10 0 1 2 3 4 5 6 7 8 9
-kz-model -s shift=1 -o "$T/shift1.kzm" "$TESTS/../models/kmnist.kzm"
+kz-model -s shift=0 -o "$T/shift0.kzm" "$TESTS/../models/kmnist.kzm"
+kz-model -s shift=1 -o "$T/shift1.kzm" "$T/shift0.kzm"
 t_eq "a model's setting shift=1 is kz-classify's default -s 1" \
-    "$(kz-classify -m "$TESTS/../models/kmnist.kzm" -s 1 "$T/m28.kz" | md5sum)" \
+    "$(kz-classify -m "$T/shift0.kzm" -s 1 "$T/m28.kz" | md5sum)" \
     "$(kz-classify -m "$T/shift1.kzm" "$T/m28.kz" | md5sum)"
 t_eq "... and -s 0 overrides it" \
-    "$(kz-classify -m "$TESTS/../models/kmnist.kzm" "$T/m28.kz" | md5sum)" \
+    "$(kz-classify -m "$T/shift0.kzm" "$T/m28.kz" | md5sum)" \
     "$(kz-classify -m "$T/shift1.kzm" -s 0 "$T/m28.kz" | md5sum)"
+t_eq "... and the two differ" "different" \
+    "$(kz-classify -m "$T/shift0.kzm" "$T/m28.kz" | md5sum | cut -c1-32 | grep -qx "$(kz-classify -m "$T/shift1.kzm" "$T/m28.kz" | md5sum | cut -c1-32)" && echo same || echo different)"
 t_fails "kz-model -s: an unknown setting" "unknown setting \"bogus\"" \
     kz-model -s bogus=1 -o "$T/x.kzm" "$M/three.kzm"
 kzpy kzm "$T/unknown.kzm" "$kmeta\nsetting_sharpen=1\n" KNNX:4 KNNY:4

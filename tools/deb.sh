@@ -11,8 +11,14 @@ VERSION=$(sed -n 's/^VERSION = //p' Makefile)
 OUT=build-deb
 rm -rf "$OUT"
 mkdir -p "$OUT/kz-$VERSION"
-git ls-files -co --exclude-standard | grep -v '^debian/kz/' |
-    tar -cf - -T - | tar -xf - -C "$OUT/kz-$VERSION"
+# The files git knows, committed or not; outside a git work tree (a
+# tarball), everything but build products.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	git ls-files -co --exclude-standard
+else
+	find . \( -path './build*' -o -path './.git' -o -path './debian/kz' -o -path './out' \) -prune -o \
+	    -type f -print | sed 's|^\./||'
+fi | grep -v '^debian/kz/' | tar -cf - -T - | tar -xf - -C "$OUT/kz-$VERSION"
 (cd "$OUT/kz-$VERSION" && dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1 || {
 	tail -20 "$OUT/build.log"; echo "deb.sh: dpkg-buildpackage failed (log: $OUT/build.log)" >&2; exit 1; }
 DEB=$OUT/kz_${VERSION}_amd64.deb
