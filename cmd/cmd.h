@@ -48,11 +48,13 @@ version_usage(const char *prog)
 
 /* The class map of -c (a CSV file) or, without it, the one stored in
  * the model -m names (path or name); exits 1 naming the file when
- * neither holds one.  *name: what to call the map in messages. */
+ * neither holds one.  *name: what to call the map in messages, until
+ * the next call. */
 static inline void
 class_map(const char *csv, const char *model, struct kz_classmap *map,
     const char **name)
 {
+	static char model_path[KZ_DIR_MAX + 300];
 	struct kz_model m;
 	struct kz_err e;
 	char *path;
@@ -72,7 +74,9 @@ class_map(const char *csv, const char *model, struct kz_classmap *map,
 	*map = m.classmap;
 	memset(&m.classmap, 0, sizeof(m.classmap));
 	kz_model_free(&m);
-	*name = path;
+	snprintf(model_path, sizeof(model_path), "%s", path);
+	free(path);
+	*name = model_path;
 }
 
 /* -V or --version as an argument of its own, anywhere before "--":

@@ -376,5 +376,7 @@ main(int argc, char *argv[])
 	free(b.probs);
 	free(b.sum);
 	kz_reader_close(r);
+	for (int i = 0; i < cl.nmodels; i++)
+		free(cl.paths[i]);
 	return 0;
 }
