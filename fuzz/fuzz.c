@@ -46,7 +46,8 @@ static const char *fuzz_names[] = { NULL, "stream", "npz", "npy", "idx",
  * structure, sizes and CRC: mutations then change what the sections
  * say, not whether the file holds together. */
 static const char *const modelx_tags[] = { "KNNX", "KNNY", "PARM", "STAT",
-    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "XTRA" };
+    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16", "XTRA" };
+#define MODELX_NTAGS (sizeof(modelx_tags) / sizeof(modelx_tags[0]))
 
 /* Appends a section to the model being built in *out (len, cap). */
 static int
@@ -88,7 +89,7 @@ modelx_build(const uint8_t *data, size_t size, size_t *len)
 		goto fail;
 	at += ml;
 	while (size - at >= 4) {
-		const char *tag = modelx_tags[data[at] % 11];
+		const char *tag = modelx_tags[data[at] % MODELX_NTAGS];
 		size_t n = data[at + 1] | data[at + 2] << 8 |
 		    (size_t)data[at + 3] << 16;
 

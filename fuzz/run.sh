@@ -31,10 +31,16 @@ cat "$S/stream/a.kz" "$S/stream/a.kz" >"$S/stream/c.kz"
 kz-train -q -a knn -k 2 -o "$S/model/knn.kzm" "$S/stream/a.kz"
 kz-train -q -a cnn:conv2k3,bn,relu,maxpool1,drop0.1 -e 1 -o "$S/model/cnn.kzm" "$S/stream/a.kz"
 kz-train -q -a cnn:conv2k2,res2 -e 1 --checkpoint "$S/model/ck.kzm" -o "$S/model/res.kzm" "$S/stream/a.kz"
+# A class map, a setting and half-precision parameters (sections CMAP,
+# PF16; META's setting_shift).
+python3 "$TOP/tests/kzpy.py" make "$S/stream/m3.kz" 2 2 3 0 1 2
+printf 'index,codepoint,char\n0,U+304A,お\n1,U+304D,き\n2,U+3059,す\n' >"$S/classmap/m3.csv"
+kz-train -q -a linear -e 1 -c "$S/classmap/m3.csv" -o "$S/model/m3.kzm" "$S/stream/m3.kz"
+kz-model -s shift=2 -p f16 -o "$S/model/half.kzm" "$S/model/m3.kzm"
 # modelx: the same models as parts (fuzz/fuzz.c, modelx_build).
 python3 - "$S/model" "$S/modelx" <<'PY'
 import os, struct, sys
-tags = [b"KNNX", b"KNNY", b"PARM", b"STAT", b"OPTM", b"OPTV", b"BSTP", b"BSTS", b"EMAP", b"EMAS"]
+tags = [b"KNNX", b"KNNY", b"PARM", b"STAT", b"OPTM", b"OPTV", b"BSTP", b"BSTS", b"EMAP", b"EMAS", b"CMAP", b"PF16"]
 for name in os.listdir(sys.argv[1]):
     b = open(os.path.join(sys.argv[1], name), "rb").read()
     off, meta, parts = 12, b"", b""
