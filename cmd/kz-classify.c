@@ -64,7 +64,7 @@ list_models(void)
 	    KZ_MODEL_DIRS);
 
 	printf("%-16s %7s %7s %7s  %s\n", "NAME", "CLASSES", "SIZE",
-	    "VERSION", "FILE");
+	    "VERSION", "FILE, FIGURES");
 	for (int i = 0; i < n; i++) {
 		struct dirent **ent;
 		int m = scandir(dirs[i], &ent, NULL, alphasort);
@@ -84,11 +84,13 @@ list_models(void)
 				} else {
 					snprintf(size, sizeof(size), "%ux%u",
 					    model.width, model.height);
-					printf("%-16.*s %7u %7s %7s  %s\n",
+					printf("%-16.*s %7u %7s %7s  %s%s%s\n",
 					    (int)l - 4, ent[j]->d_name,
 					    model.nclasses, size,
 					    model.version ? model.version :
-					    "-", path);
+					    "-", path, model.figures ? ", " :
+					    "", model.figures ? model.figures :
+					    "");
 					kz_model_free(&model);
 				}
 				free(path);

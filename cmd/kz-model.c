@@ -14,6 +14,7 @@
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
 	const char *map_path;		/* -c: the class map to store */
+	const char *figures;		/* -F: what it scored, as text */
 	int precision;			/* -p: enum kz_precision, -1 kept */
 	const char *settings[MAX_SETTINGS];	/* -s: "name=value" */
 	int nsettings;
@@ -24,8 +25,9 @@ struct cmdline {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-model [-c classmap] [-p f32|f16] "
-	    "[-s setting=value]... -o file model\n"
+	fprintf(stderr, "usage: kz-model [-c classmap] [-F figures] "
+	    "[-p f32|f16] [-s setting=value]...\n"
+	    "                -o file model\n"
 	    "       kz-model model\n");
 	version_usage("kz-model");
 	exit(2);
@@ -40,9 +42,10 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 
 	memset(cl, 0, sizeof(*cl));
 	cl->precision = -1;
-	while ((ch = getopt(argc, argv, "c:p:s:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:F:p:s:o:")) != -1) {
 		switch (ch) {
 		case 'c': cl->map_path = optarg; break;
+		case 'F': cl->figures = optarg; break;
 		case 'p':
 			if (strcmp(optarg, "f32") == 0)
 				cl->precision = KZ_F32;
@@ -63,8 +66,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	if (argc - optind != 1)
 		usage();
 	cl->model = argv[optind];
-	if ((cl->map_path != NULL || cl->precision >= 0 ||
-	    cl->nsettings > 0) != (cl->output != NULL))
+	if ((cl->map_path != NULL || cl->figures != NULL ||
+	    cl->precision >= 0 || cl->nsettings > 0) != (cl->output != NULL))
 		usage();
 }
 
@@ -91,6 +94,7 @@ describe(const char *path, const struct kz_model *m)
 	    "none");
 	kz_settings_format(&m->settings, s, sizeof(s));
 	printf("settings\t%s\n", *s ? s : "none");
+	printf("figures\t%s\n", m->figures ? m->figures : "");
 	printf("version\t%s\n", m->version ? m->version : "unknown");
 	printf("date\t%s\n", m->date ? m->date : "");
 	printf("command\t%s\n", m->command ? m->command : "");
@@ -126,6 +130,11 @@ main(int argc, char *argv[])
 				errx(1, "%s: %zu classes, but model %s has %u",
 				    cl.map_path, m.classmap.n, path,
 				    m.nclasses);
+		}
+		if (cl.figures != NULL) {
+			free(m.figures);
+			if ((m.figures = strdup(cl.figures)) == NULL)
+				err(1, NULL);
 		}
 		if (cl.precision >= 0) {
 			if (m.type != KZ_MODEL_NET && cl.precision != KZ_F32)

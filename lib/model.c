@@ -219,6 +219,9 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 	if (n < size && m->version != NULL)
 		n += (size_t)snprintf(meta + n, size - n, "kz_version=%s\n",
 		    m->version);
+	if (n < size && m->figures != NULL)
+		n += (size_t)snprintf(meta + n, size - n, "figures=%s\n",
+		    m->figures);
 	for (size_t i = 0; i < NSETTINGS && n < size; i++) {
 		int v = *(const int *)((const char *)&m->settings +
 		    settings[i].off);
@@ -253,8 +256,10 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 static const char *
 meta_unsafe(const struct kz_model *m)
 {
-	const char *names[] = { "arch", "command", "date", "kz_version" };
-	const char *vals[] = { m->arch, m->command, m->date, m->version };
+	const char *names[] = { "arch", "command", "date", "kz_version",
+	    "figures" };
+	const char *vals[] = { m->arch, m->command, m->date, m->version,
+	    m->figures };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		for (const char *p = vals[i]; p != NULL && *p; p++)
@@ -380,6 +385,7 @@ kz_model_free(struct kz_model *m)
 	free(m->command);
 	free(m->date);
 	free(m->version);
+	free(m->figures);
 	kz_classmap_free(&m->classmap);
 	free(m->pixels);
 	free(m->labels);
@@ -634,6 +640,8 @@ read_meta(const char *meta, size_t ml, const char *path, struct kz_model *m,
 		m->date = strdup(v);
 	if (meta_get(meta, ml, "kz_version", v, sizeof(v)) == 0)
 		m->version = strdup(v);
+	if (meta_get(meta, ml, "figures", v, sizeof(v)) == 0)
+		m->figures = strdup(v);
 	if (read_settings(meta, ml, path, &m->settings, e) != 0)
 		return -1;
 	if (meta_get(meta, ml, "arch", v, sizeof(v)) != 0 ||

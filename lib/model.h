@@ -54,6 +54,8 @@ struct kz_model {
 	char *command, *date;		/* how and when it was trained */
 	char *version;			/* by which kz ("kz_version"), NULL:
 					   unknown (older files) */
+	char *figures;			/* what it scored, as its maker
+					   states it ("figures"), or NULL */
 	struct kz_classmap classmap;	/* the characters of the classes
 					   (section CMAP); n 0: none stored */
 	struct kz_settings settings;	/* test-time defaults */

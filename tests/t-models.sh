@@ -102,3 +102,13 @@ t_fails "a stored setting out of range" "shift99.kzm: setting shift is not a who
 kzpy kzm "$T/pf16.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' PF16:10 STAT:0
 t_fails "a PF16 section of the wrong size" "pf16.kzm: sections PF16 and STAT hold 10 and 0 bytes, the architecture needs 30 and 0" \
     kz-classify -m "$T/pf16.kzm" "$T/m3.kz"
+# Figures: the maker's words on what the model scored, listed by -L.
+kz-model -F "test 33.33%" -o "$M/fig.kzm" "$M/three.kzm"
+t_eq "kz-model -F: the figures, in the description" "test 33.33%" \
+    "$(kz-model "$M/fig.kzm" | awk -F'\t' '$1 == "figures" { print $2 }')"
+t_eq "kz-classify -L: the figures after the file" "$M/fig.kzm, test 33.33%" \
+    "$(KZ_MODEL_PATH=$M kz-classify -L | awk '$1 == "fig" { sub(/^[^\/]*/, ""); print }')"
+t_fails "kz-model -F: a control character is refused" "the model's figures has a control character" \
+    kz-model -F "$(printf 'a\nb')" -o "$T/x.kzm" "$M/three.kzm"
+t_eq "the shipped model states its figures" "yes" \
+    "$(kz-model kmnist | awk -F'\t' '$1 == "figures" && /99.00%/ { print "yes" }')"
