@@ -521,6 +521,20 @@ save_checkpoint(const struct cmdline *cl, const struct run *r)
 		errx(1, "%s", e.msg);
 }
 
+/* The accuracy on val of what would be written now.  With --ema, the
+ * average is what is validated, kept and written; the weights it
+ * follows train on. */
+static double
+val_accuracy(struct run *r, const struct kz_dataset *val)
+{
+	double acc;
+
+	kz_trainer_swap_ema(r->t);
+	acc = kz_trainer_accuracy(r->t, val);
+	kz_trainer_swap_ema(r->t);
+	return acc;
+}
+
 /* Validates the epoch just trained on val (when given) and keeps it if
  * it is the best so far.  Returns the accuracy, or -1 without val. */
 static double
@@ -528,21 +542,18 @@ validate(const struct cmdline *cl, const struct kz_dataset *val,
     uint32_t epoch, struct run *r)
 {
 	const struct kz_net *net = r->m->net;
-	double acc;
+	double acc = cl->val != NULL ? val_accuracy(r, val) : -1;
 
-	/* With --ema, the average is what is validated, kept and written;
-	 * the weights it follows train on. */
-	kz_trainer_swap_ema(r->t);
-	acc = cl->val != NULL ? kz_trainer_accuracy(r->t, val) : -1;
 	/* Ties go to the later epoch: further along its schedule. */
 	if (cl->keep_best && acc >= r->best) {
 		r->best = acc;
 		r->best_epoch = epoch;
+		kz_trainer_swap_ema(r->t);
 		memcpy(r->best_params, net->params,
 		    net->nparams * sizeof(float));
 		memcpy(r->best_state, net->state, net->nstate * sizeof(float));
+		kz_trainer_swap_ema(r->t);
 	}
-	kz_trainer_swap_ema(r->t);
 	return acc;
 }
 
@@ -597,9 +608,7 @@ validate_point(struct progress *p, double epochs)
 {
 	double t = now(), train_s = training_seconds(p), acc;
 
-	kz_trainer_swap_ema(p->r->t);
-	acc = kz_trainer_accuracy(p->r->t, p->val);
-	kz_trainer_swap_ema(p->r->t);
+	acc = val_accuracy(p->r, p->val);
 	show_point(p, epochs, acc, train_s);
 	t = now() - t;
 	p->val_s += t;

@@ -1,8 +1,7 @@
 # bash completion for the kz programs (kz-unpack, kz-norm, kz-train,
 # kz-classify, kz-label, ...).  Options come from each program's own
 # usage message, so that they never drift from the program; -m also
-# completes the names of the models found along KZ_MODEL_PATH and in
-# the share directories (see kz-classify(1)).
+# completes the names of the models kz-classify -L lists.
 
 # _kz_usage PROGRAM: the usage message PROGRAM prints for a bad option.
 _kz_usage()
@@ -10,25 +9,11 @@ _kz_usage()
 	"$1" -\? 2>&1 | sed -n '/usage:/,$p'
 }
 
-# _kz_models PROGRAM: names of the models PROGRAM can find by name.
+# _kz_models: names of the models kz-classify can find by name, as its
+# -L lists them (one search order, the program's).
 _kz_models()
 {
-	local dir dirs exe
-	exe=$(type -P "$1")
-	IFS=: read -r -a dirs <<<"${KZ_MODEL_PATH:-}"
-	if [ -n "$exe" ]; then
-		dirs+=("$(dirname "$exe")/../share/kz")
-		# Run from its build in the source tree: models/ there.
-		[ -f "$(dirname "$exe")/../../cmd/kz-classify.c" ] &&
-		    dirs+=("$(dirname "$exe")/../../models")
-	fi
-	dirs+=(/usr/share/kz /usr/local/share/kz)
-	for dir in "${dirs[@]}"; do
-		[ -d "$dir" ] || continue
-		for m in "$dir"/*.kzm; do
-			[ -f "$m" ] && basename "$m" .kzm
-		done
-	done
+	kz-classify -L 2>/dev/null | awk 'NR > 1 { print $1 }'
 }
 
 _kz()
@@ -47,7 +32,7 @@ _kz()
 			return
 		fi
 		if [ "$prev" = -m ]; then
-			COMPREPLY=($(compgen -W "$(_kz_models "$1")" -- "$cur"))
+			COMPREPLY=($(compgen -W "$(_kz_models)" -- "$cur"))
 			COMPREPLY+=($(compgen -f -- "$cur"))
 			return
 		fi

@@ -37,7 +37,7 @@ int
 kz_model_dirs(const char *search_path, const char *sharedir,
     char dirs[][KZ_DIR_MAX], int max)
 {
-	char exe[KZ_DIR_MAX], buf[KZ_DIR_MAX + 32];
+	char exe[KZ_DIR_MAX] = "", buf[KZ_DIR_MAX + 32], *slash = NULL;
 	ssize_t len;
 	int n = 0;
 
@@ -51,23 +51,19 @@ kz_model_dirs(const char *search_path, const char *sharedir,
 	 * anywhere; build/bin/../../models when run from its build in the
 	 * source tree, which holds cmd/kz-classify.c. */
 	if ((len = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
-		char *slash;
-
 		exe[len] = '\0';
 		if ((slash = strrchr(exe, '/')) != NULL)
 			*slash = '\0';
-		snprintf(buf, sizeof(buf), "%s/../share/kz", exe);
-		if (slash != NULL && access(buf, X_OK) == 0)
-			add_dir(dirs, &n, max, buf, strlen(buf));
-		if (sharedir != NULL)
-			add_dir(dirs, &n, max, sharedir, strlen(sharedir));
-		snprintf(buf, sizeof(buf), "%s/../../cmd/kz-classify.c", exe);
-		if (slash != NULL && readable_file(buf)) {
-			snprintf(buf, sizeof(buf), "%s/../../models", exe);
-			add_dir(dirs, &n, max, buf, strlen(buf));
-		}
-	} else if (sharedir != NULL) {
+	}
+	snprintf(buf, sizeof(buf), "%s/../share/kz", exe);
+	if (slash != NULL && access(buf, X_OK) == 0)
+		add_dir(dirs, &n, max, buf, strlen(buf));
+	if (sharedir != NULL)
 		add_dir(dirs, &n, max, sharedir, strlen(sharedir));
+	snprintf(buf, sizeof(buf), "%s/../../cmd/kz-classify.c", exe);
+	if (slash != NULL && readable_file(buf)) {
+		snprintf(buf, sizeof(buf), "%s/../../models", exe);
+		add_dir(dirs, &n, max, buf, strlen(buf));
 	}
 	return n;
 }
