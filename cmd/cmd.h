@@ -180,6 +180,37 @@ close_stdout(void)
 		err(1, "stdout");
 }
 
+/* A size WxH of option opt (each side 1..KZ_MAX_DIM), or exit 2. */
+static inline void
+size_arg(const char *opt, const char *s, uint32_t *w, uint32_t *h)
+{
+	const char *x = strchr(s, 'x');
+	char what[16], *side;
+
+	if (x == NULL)
+		errx(2, "size \"%s\": want WxH, each 1..%d", s, KZ_MAX_DIM);
+	if ((side = strndup(s, (size_t)(x - s))) == NULL)
+		err(1, NULL);
+	snprintf(what, sizeof(what), "%s width", opt);
+	*w = (uint32_t)integer(side, 1, KZ_MAX_DIM, what);
+	free(side);
+	snprintf(what, sizeof(what), "%s height", opt);
+	*h = (uint32_t)integer(x + 1, 1, KZ_MAX_DIM, what);
+}
+
+/* A polarity of option opt: auto, keep or invert, or exit 2. */
+static inline enum kz_polarity
+polarity_arg(const char *opt, const char *s)
+{
+	if (strcmp(s, "auto") == 0)
+		return KZ_POL_AUTO;
+	if (strcmp(s, "keep") == 0)
+		return KZ_POL_KEEP;
+	if (strcmp(s, "invert") == 0)
+		return KZ_POL_INVERT;
+	errx(2, "%s: auto, keep or invert", opt);
+}
+
 /* Refuses to pour binary data onto a terminal. */
 static inline void
 refuse_tty(const char *path)

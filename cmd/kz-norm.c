@@ -10,16 +10,9 @@
 
 #include "cmd.h"
 
-enum polarity { POL_AUTO, POL_KEEP, POL_INVERT };
-
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
-	uint32_t fw, fh;	/* -f: the box fitted into; 0: none */
-	uint32_t rw, rh;	/* -r: the size resized to; 0: none */
-	uint32_t margin;	/* -m: black pixels around -f's ink */
-	uint32_t threshold;	/* -T: ink is above it, for -c and -f */
-	enum polarity pol;	/* -p */
-	int crop, centre, deskew, stretch;	/* -c, -C, -d, -s */
+	struct kz_norm_opts n;	/* the steps, kz_norm_apply's */
 	const char *output;	/* -o: "-" for stdout */
 	const char *input;	/* the stream, "-" for stdin */
 };
@@ -32,24 +25,6 @@ usage(void)
 	    "               [-T threshold] [-o file] [file]\n");
 	version_usage("kz-norm");
 	exit(2);
-}
-
-/* A size WxH of option opt (each side 1..KZ_MAX_DIM), or exit 2. */
-static void
-size_arg(const char *opt, const char *s, uint32_t *w, uint32_t *h)
-{
-	const char *x = strchr(s, 'x');
-	char what[16], *side;
-
-	if (x == NULL)
-		errx(2, "size \"%s\": want WxH, each 1..%d", s, KZ_MAX_DIM);
-	if ((side = strndup(s, (size_t)(x - s))) == NULL)
-		err(1, NULL);
-	snprintf(what, sizeof(what), "%s width", opt);
-	*w = (uint32_t)integer(side, 1, KZ_MAX_DIM, what);
-	free(side);
-	snprintf(what, sizeof(what), "%s height", opt);
-	*h = (uint32_t)integer(x + 1, 1, KZ_MAX_DIM, what);
 }
 
 /* Fills cl from the command line, or exits 2 with the usage or a
@@ -74,82 +49,38 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	int ch;
 
 	memset(cl, 0, sizeof(*cl));
-	cl->pol = POL_AUTO;
-	cl->margin = 1;
-	cl->threshold = 32;
+	kz_norm_defaults(&cl->n);
 	cl->output = "-";
 	while ((ch = getopt_long(argc, argv, "f:r:m:p:T:cCdso:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 'f': size_arg("-f", optarg, &cl->fw, &cl->fh); break;
-		case 'r': size_arg("-r", optarg, &cl->rw, &cl->rh); break;
+		case 'f': size_arg("-f", optarg, &cl->n.fw, &cl->n.fh); break;
+		case 'r': size_arg("-r", optarg, &cl->n.rw, &cl->n.rh); break;
 		case 'm':
-			cl->margin = (uint32_t)integer(optarg, 0, KZ_MAX_DIM,
+			cl->n.margin = (uint32_t)integer(optarg, 0, KZ_MAX_DIM,
 			    "-m");
 			break;
 		case 'T':
-			cl->threshold = (uint32_t)integer(optarg, 0, 254, "-T");
+			cl->n.threshold = (uint8_t)integer(optarg, 0, 254,
+			    "-T");
 			break;
-		case 'p':
-			if (strcmp(optarg, "auto") == 0)
-				cl->pol = POL_AUTO;
-			else if (strcmp(optarg, "keep") == 0)
-				cl->pol = POL_KEEP;
-			else if (strcmp(optarg, "invert") == 0)
-				cl->pol = POL_INVERT;
-			else
-				errx(2, "-p: auto, keep or invert");
-			break;
-		case 'c': cl->crop = 1; break;
-		case 'C': cl->centre = 1; break;
-		case 'd': cl->deskew = 1; break;
-		case 's': cl->stretch = 1; break;
+		case 'p': cl->n.pol = polarity_arg("-p", optarg); break;
+		case 'c': cl->n.crop = 1; break;
+		case 'C': cl->n.centre = 1; break;
+		case 'd': cl->n.deskew = 1; break;
+		case 's': cl->n.stretch = 1; break;
 		case 'o': cl->output = optarg; break;
 		default: usage();
 		}
 	}
-	if (cl->fw && cl->rw)
+	if (cl->n.fw && cl->n.rw)
 		errx(2, "-f and -r both set the size: give one");
 	if (argc - optind > 1)
 		usage();
 	cl->input = optind < argc ? argv[optind] : "-";
-	if (cl->crop && !cl->fw && !cl->rw)
+	if (cl->n.crop && !cl->n.fw && !cl->n.rw)
 		errx(2, "-c gives every image its own size: add -f or -r");
 	refuse_tty(cl->output);
-}
-
-/* Copies pixels into img, allocated at its size, and puts it through
- * the steps cl asks for, in the order of kz-norm(1).  Returns non-zero
- * when out of memory. */
-static int
-normalise(const struct cmdline *cl, const uint8_t *pixels,
-    struct kz_image *img)
-{
-	uint32_t box[4];
-	int fail = 0;
-
-	memcpy(img->pixels, pixels, (size_t)img->width * img->height);
-	if (cl->pol == POL_INVERT || (cl->pol == POL_AUTO &&
-	    kz_norm_polarity(img)))
-		kz_norm_invert(img);
-	/* --fit levels the background too: a scan's grey paper,
-	 * inverted, must become the datasets' black. */
-	if (cl->stretch || cl->fw)
-		kz_norm_stretch(img);
-	if (cl->deskew)
-		fail = kz_norm_deskew(img);
-	/* --fit crops to the ink: the datasets' characters fill their
-	 * box. */
-	if (!fail && (cl->crop || cl->fw) &&
-	    kz_norm_bbox(img, (uint8_t)cl->threshold, box) == 0)
-		fail = kz_norm_crop(img, box);
-	if (!fail && cl->fw)
-		fail = kz_norm_fit(img, cl->fw, cl->fh, cl->margin);
-	if (!fail && cl->rw)
-		fail = kz_norm_resize(img, cl->rw, cl->rh);
-	if (!fail && cl->centre)
-		fail = kz_norm_centre(img);
-	return fail;
 }
 
 /* Writes each record of r to w, normalised into the output's header
@@ -168,8 +99,9 @@ convert(const struct cmdline *cl, struct kz_reader *r,
 	while ((rc = kz_reader_next(r, in, &e)) == 1) {
 		struct kz_image img = { h->width, h->height, malloc(npix) };
 
-		if (img.pixels == NULL ||
-		    normalise(cl, in->pixels, &img) != 0) {
+		if (img.pixels != NULL)
+			memcpy(img.pixels, in->pixels, npix);
+		if (img.pixels == NULL || kz_norm_apply(&cl->n, &img) != 0) {
 			kz_writer_abort(w);
 			errx(1, "out of memory");
 		}
@@ -209,14 +141,7 @@ main(int argc, char *argv[])
 	if (h->pixel != KZ_PIXEL_U8)
 		errx(1, "%s: kz-norm reads 8-bit streams", kz_reader_name(r));
 	oh = *h;
-	if (cl.fw) {
-		oh.width = cl.fw;
-		oh.height = cl.fh;
-	}
-	if (cl.rw) {
-		oh.width = cl.rw;
-		oh.height = cl.rh;
-	}
+	kz_norm_size(&cl.n, h->width, h->height, &oh.width, &oh.height);
 	if ((in = kz_record_new(h)) == NULL ||
 	    (out = kz_record_new(&oh)) == NULL)
 		err(1, NULL);

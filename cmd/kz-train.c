@@ -70,8 +70,8 @@ usage(void)
 	    "                [--momentum m] [--opt sgd|nesterov|adam|adadelta] "
 	    "[--resume file]\n"
 	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
-	    "[--val file]\n"
-	    "                [--val-every images] "
+	    "[--smooth eps]\n"
+	    "                [--val file] [--val-every images] "
 	    "[--warmup epochs] [--wd decay]\n"
 	    "                [--weights distance|uniform] [--zero-res] "
 	    "[file]\n");
@@ -162,6 +162,7 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'R': cl->resume = arg; break;
 	case 'S': schedule(arg, o); break;
 	case 's': o->seed = uinteger(arg, 0, UINT64_MAX, "--seed"); break;
+	case 'l': o->smooth = (float)number(arg, 0, 0.5, "--smooth"); break;
 	case 'V': cl->val = arg; break;
 	case 'v': cl->val_every = integer(arg, 1, LLONG_MAX, "--val-every");
 		break;
@@ -241,6 +242,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "resume", required_argument, NULL, 'R' },
 		{ "schedule", required_argument, NULL, 'S' },
 		{ "seed", required_argument, NULL, 's' },
+		{ "smooth", required_argument, NULL, 'l' },
 		{ "val", required_argument, NULL, 'V' },
 		{ "val-every", required_argument, NULL, 'v' },
 		{ "warmup", required_argument, NULL, 'W' },

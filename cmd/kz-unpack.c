@@ -3,8 +3,12 @@
  *
  * Formats are told by content: npz/npy/idx arrays (an image array
  * optionally followed by its label array), Kuzushiji-Kanji trees as
- * directories or tar(.gz) archives, PNG and PNM images.
+ * directories or tar(.gz) archives, CODH books (a coordinate file and
+ * its page images, one record per character box), PNG, JPEG and PNM
+ * images.  --fit and --resize give every image one size as it is
+ * read, with kz-norm's code.
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,7 +22,7 @@
 #define IMAGE_MAX_BYTES ((size_t)256 << 20)
 #define DECODE_BATCH 4096
 
-enum kind { IN_ARRAY, IN_TREE, IN_IMAGES };
+enum kind { IN_ARRAY, IN_TREE, IN_IMAGES, IN_BOOK };
 
 struct input {
 	enum kind kind;
@@ -31,10 +35,17 @@ struct input {
 	struct kz_tree tree;		/* IN_TREE */
 	int32_t *tree_label;		/* IN_TREE: class of each entry */
 	struct kz_image *imgs;		/* IN_IMAGES */
+	struct kz_book book;		/* IN_BOOK */
+	int32_t *box_label;		/* IN_BOOK: class of each box */
 };
 
 static struct input *inputs;
 static size_t ninputs;
+
+/* --fit or --resize: the steps every image goes through as it is read
+ * (kz_norm_apply), when geometry is set. */
+static struct kz_norm_opts geom;
+static int geometry;
 
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
@@ -42,6 +53,7 @@ struct cmdline {
 	const char *map_out;	/* -C: where to write the class map */
 	const char *manifest;	/* -M: where each record came from */
 	const char *output;	/* -o: the stream, "-" for stdout */
+	int drop_unknown;	/* -u: leave out boxes the class map lacks */
 	char **files;		/* the inputs, in order */
 	int nfiles;		/* at least one */
 };
@@ -60,8 +72,9 @@ struct sink {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-unpack [-c classmap] [-C classmap-out] "
-	    "[-M manifest] [-o file] file ...\n");
+	fprintf(stderr, "usage: kz-unpack [-u] [-c classmap] [-C classmap-out] "
+	    "[-f WxH | -r WxH]\n"
+	    "                 [-M manifest] [-o file] file ...\n");
 	version_usage("kz-unpack");
 	exit(2);
 }
@@ -127,12 +140,64 @@ add_images(const char *name, struct kz_image *imgs, size_t n)
 	in->n = n;
 	in->width = imgs[0].width;
 	in->height = imgs[0].height;
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = 0; i < n && !geometry; i++) {
+		if (imgs[i].width > KZ_MAX_DIM || imgs[i].height > KZ_MAX_DIM)
+			errx(1, "%s: image %zu is %ux%u, beyond the limit of "
+			    "%dx%d for a record; give --fit or --resize", name,
+			    i, imgs[i].width, imgs[i].height, KZ_MAX_DIM,
+			    KZ_MAX_DIM);
 		if (imgs[i].width != in->width || imgs[i].height != in->height)
 			errx(1, "%s: image %zu is %ux%u, image 0 is %ux%u; "
-			    "pass them through kz-norm, one size per stream",
-			    name, i, imgs[i].width, imgs[i].height,
-			    in->width, in->height);
+			    "give --fit or --resize for one size", name, i,
+			    imgs[i].width, imgs[i].height, in->width,
+			    in->height);
+	}
+}
+
+/* Whether the folder dir holds a CODH coordinate file. */
+static int
+book_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	const char *suffix = "_coordinate.csv";
+	size_t sl = strlen(suffix);
+	int found = 0;
+
+	if (d == NULL)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		found = n > sl && strcmp(de->d_name + n - sl, suffix) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Whether the first line of peek (npeek bytes) is a CODH coordinate
+ * file's header: it names the Unicode and Image columns. */
+static int
+book_csv(const uint8_t *peek, size_t npeek)
+{
+	const uint8_t *nl = memchr(peek, '\n', npeek);
+	size_t n = nl ? (size_t)(nl - peek) : npeek;
+	char line[KZ_PEEK_MAX + 1];
+
+	memcpy(line, peek, n);
+	line[n] = '\0';
+	return strstr(line, "Unicode,") != NULL && strstr(line, "Image") !=
+	    NULL;
+}
+
+static void
+add_book(const char *name)
+{
+	struct input *in = new_input(IN_BOOK, name);
+	struct kz_err e;
+
+	if (kz_book_open(name, &in->book, &e) != 0)
+		errx(1, "%s", e.msg);
 }
 
 static void
@@ -145,6 +210,10 @@ read_input(const char *name)
 	size_t npeek, len;
 	uint8_t *buf;
 
+	if (stat(name, &st) == 0 && S_ISDIR(st.st_mode) && book_dir(name)) {
+		add_book(name);
+		return;
+	}
 	if (stat(name, &st) == 0 && S_ISDIR(st.st_mode)) {
 		struct input *in = new_input(IN_TREE, name);
 
@@ -170,13 +239,19 @@ read_input(const char *name)
 		kz_file_close(f);
 		return;
 	}
+	if (fmt == KZ_FMT_UNKNOWN && book_csv(peek, npeek)) {
+		kz_file_close(f);
+		add_book(name);
+		return;
+	}
 	if (fmt == KZ_FMT_UNKNOWN)
 		errx(1, "%s: unrecognised format (not npz, npy, idx, tar, "
-		    "PNG or PNM)", name);
+		    "PNG, JPEG, PNM or a CODH coordinate file)", name);
 	if (fmt == KZ_FMT_STREAM)
 		errx(1, "%s: already a kz stream", name);
-	if (kz_file_slurp(f, fmt == KZ_FMT_PNG || fmt == KZ_FMT_PNM ?
-	    IMAGE_MAX_BYTES : ARRAY_MAX_BYTES, &buf, &len, &e) != 0)
+	if (kz_file_slurp(f, fmt == KZ_FMT_PNG || fmt == KZ_FMT_PNM ||
+	    fmt == KZ_FMT_JPEG ? IMAGE_MAX_BYTES : ARRAY_MAX_BYTES, &buf,
+	    &len, &e) != 0)
 		errx(1, "%s", e.msg);
 	kz_file_close(f);
 
@@ -199,9 +274,11 @@ read_input(const char *name)
 		add_array(name, &a);
 		break;
 	case KZ_FMT_PNG:
+	case KZ_FMT_JPEG:
 		if ((imgs = malloc(sizeof(*imgs))) == NULL)
 			err(1, NULL);
-		if (kz_png_decode(buf, len, name, imgs, &e) != 0)
+		if ((fmt == KZ_FMT_PNG ? kz_png_decode : kz_jpeg_decode)(buf,
+		    len, name, imgs, &e) != 0)
 			errx(1, "%s", e.msg);
 		free(buf);
 		add_images(name, imgs, 1);
@@ -218,10 +295,32 @@ read_input(const char *name)
 	}
 }
 
-/* Gives every tree entry its class: through the class map when given,
- * else the rank of its code point among all trees' code points. */
+/* The code point of item j of a tree or a book. */
+static uint32_t
+item_codepoint(const struct input *in, size_t j)
+{
+	return in->kind == IN_TREE ? in->tree.entries[j].codepoint :
+	    in->book.box[j].codepoint;
+}
+
+static size_t
+item_count(const struct input *in)
+{
+	return in->kind == IN_TREE ? in->tree.n : in->book.n;
+}
+
+static int
+compare_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Without a class map, the classes are the code points of every tree
+ * and book, sorted: class i is the i-th smallest. */
 static void
-assign_tree_classes(struct kz_classmap *map, int have_map)
+classes_from_codepoints(struct kz_classmap *map)
 {
 	struct kz_classmap found = { 0 };
 	size_t cap = 0;
@@ -229,18 +328,14 @@ assign_tree_classes(struct kz_classmap *map, int have_map)
 	for (size_t i = 0; i < ninputs; i++) {
 		struct input *in = &inputs[i];
 
-		if (in->kind != IN_TREE)
+		if (in->kind != IN_TREE && in->kind != IN_BOOK)
 			continue;
-		if ((in->tree_label = malloc(in->tree.n *
-		    sizeof(int32_t))) == NULL)
-			err(1, NULL);
-		in->n = in->tree.n;
-		for (size_t j = 0; j < in->tree.n; j++) {
-			uint32_t cp = in->tree.entries[j].codepoint;
+		for (size_t j = 0; j < item_count(in); j++) {
+			uint32_t cp = item_codepoint(in, j);
 
-			if (have_map)
-				continue;
-			if (found.n > 0 && kz_classmap_find(&found, cp) >= 0)
+			/* Items come grouped: most repeat the last one. */
+			if (found.n > 0 && (found.codepoint[found.n - 1] ==
+			    cp || kz_classmap_find(&found, cp) >= 0))
 				continue;
 			if (found.n == cap) {
 				cap = cap ? cap * 2 : 1024;
@@ -252,44 +347,72 @@ assign_tree_classes(struct kz_classmap *map, int have_map)
 			found.codepoint[found.n++] = cp;
 		}
 	}
-	if (!have_map && found.n > 0) {
-		/* Sorted code points, so class i is the i-th smallest. */
-		for (size_t i = 1; i < found.n; i++)
-			for (size_t j = i; j > 0 && found.codepoint[j - 1] >
-			    found.codepoint[j]; j--) {
-				uint32_t t = found.codepoint[j];
-				found.codepoint[j] = found.codepoint[j - 1];
-				found.codepoint[j - 1] = t;
-			}
-		if ((found.utf8 = calloc(found.n, sizeof(*found.utf8))) ==
-		    NULL)
-			err(1, NULL);
-		for (size_t i = 0; i < found.n; i++)
-			kz_utf8_encode(found.codepoint[i], found.utf8[i]);
-		*map = found;
-	}
+	if (found.n == 0)
+		return;
+	qsort(found.codepoint, found.n, sizeof(uint32_t), compare_u32);
+	if ((found.utf8 = calloc(found.n, sizeof(*found.utf8))) == NULL)
+		err(1, NULL);
+	for (size_t i = 0; i < found.n; i++)
+		kz_utf8_encode(found.codepoint[i], found.utf8[i]);
+	*map = found;
+}
+
+/* Gives every tree entry and book box its class: through the class
+ * map when given, else the rank of its code point among all of them.
+ * A tree's code point must be in the map; a book's box whose code
+ * point is not gets KZ_LABEL_UNKNOWN (or, with drop, is left out),
+ * counted on stderr. */
+static void
+assign_classes(struct kz_classmap *map, int have_map, int drop)
+{
+	size_t unknown = 0;
+
+	if (!have_map)
+		classes_from_codepoints(map);
 	for (size_t i = 0; i < ninputs; i++) {
 		struct input *in = &inputs[i];
+		size_t n = item_count(in), kept = 0;
 		uint32_t last_cp = 0;
 		long last = -1;
+		int32_t *label;
 
-		if (in->kind != IN_TREE)
+		if (in->kind != IN_TREE && in->kind != IN_BOOK)
 			continue;
-		for (size_t j = 0; j < in->tree.n; j++) {
-			uint32_t cp = in->tree.entries[j].codepoint;
+		if ((label = malloc((n ? n : 1) * sizeof(int32_t))) == NULL)
+			err(1, NULL);
+		for (size_t j = 0; j < n; j++) {
+			uint32_t cp = item_codepoint(in, j);
 
-			/* Entries are sorted: look up each code point once. */
-			if (last < 0 || cp != last_cp) {
+			/* Items come grouped: look up each run once. */
+			if (j == 0 || cp != last_cp) {
 				last = kz_classmap_find(map, cp);
 				last_cp = cp;
 			}
-			if (last < 0)
+			if (last < 0 && in->kind == IN_TREE)
 				errx(1, "%s: %s: code point U+%04X is not in the "
 				    "class map", in->name,
 				    in->tree.entries[j].path, cp);
-			in->tree_label[j] = (int32_t)last;
+			if (last < 0)
+				unknown++;
+			if (last < 0 && drop)
+				continue;
+			/* Dropping compacts the boxes and their labels. */
+			if (in->kind == IN_BOOK)
+				in->book.box[kept] = in->book.box[j];
+			label[kept++] = (int32_t)last;
+		}
+		in->n = kept;
+		if (in->kind == IN_TREE) {
+			in->tree_label = label;
+		} else {
+			in->box_label = label;
+			in->book.n = kept;
 		}
 	}
+	if (unknown > 0)
+		fprintf(stderr, "kz-unpack: %zu box%s of code points not in the "
+		    "class map %s\n", unknown, unknown == 1 ? "" : "es",
+		    drop ? "left out" : "labelled unknown (-1)");
 }
 
 /* Decodes tree PNGs in parallel batches: the slow part of a Kanji run. */
@@ -309,6 +432,12 @@ decode_range(void *arg)
 	size_t npix = (size_t)in->width * in->height;
 	struct kz_image img;
 
+	if (geometry) {
+		uint32_t w, h;
+
+		kz_norm_size(&geom, in->width, in->height, &w, &h);
+		npix = (size_t)w * h;
+	}
 	for (size_t j = job->from; j < job->to; j++) {
 		struct kz_tree_entry *en = &in->tree.entries[j];
 		char where[1024];
@@ -319,10 +448,18 @@ decode_range(void *arg)
 			job->failed = 1;
 			return NULL;
 		}
-		if (img.width != in->width || img.height != in->height) {
+		if (geometry && kz_norm_apply(&geom, &img) != 0) {
+			kz_errf(&job->e, "%s: out of memory", where);
+			free(img.pixels);
+			job->failed = 1;
+			return NULL;
+		}
+		if (!geometry && (img.width != in->width ||
+		    img.height != in->height)) {
 			kz_errf(&job->e, "%s is %ux%u, the tree's first image "
-			    "is %ux%u; pass them through kz-norm", where,
-			    img.width, img.height, in->width, in->height);
+			    "is %ux%u; give --fit or --resize for one size",
+			    where, img.width, img.height, in->width,
+			    in->height);
 			free(img.pixels);
 			job->failed = 1;
 			return NULL;
@@ -360,22 +497,32 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "classmap-out", required_argument, NULL, 'C' },
 		{ "manifest", required_argument, NULL, 'M' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "fit", required_argument, NULL, 'f' },
+		{ "resize", required_argument, NULL, 'r' },
+		{ "drop-unknown", no_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
 
 	memset(cl, 0, sizeof(*cl));
 	cl->output = "-";
-	while ((ch = getopt_long(argc, argv, "c:C:M:o:", longopts,
+	kz_norm_defaults(&geom);
+	while ((ch = getopt_long(argc, argv, "c:C:M:o:f:r:u", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c': cl->map_path = optarg; break;
 		case 'C': cl->map_out = optarg; break;
 		case 'M': cl->manifest = optarg; break;
 		case 'o': cl->output = optarg; break;
+		case 'f': size_arg("-f", optarg, &geom.fw, &geom.fh); break;
+		case 'r': size_arg("-r", optarg, &geom.rw, &geom.rh); break;
+		case 'u': cl->drop_unknown = 1; break;
 		default: usage();
 		}
 	}
+	if (geom.fw && geom.rw)
+		errx(2, "-f and -r both set the size: give one");
+	geometry = geom.fw || geom.rw;
 	cl->files = argv + optind;
 	cl->nfiles = argc - optind;
 	if (cl->nfiles == 0)
@@ -402,6 +549,12 @@ stream_header(const struct kz_classmap *map, const char *map_path,
 			tree_geometry(in);
 			have_labels = 1;
 		}
+		if (in->kind == IN_BOOK) {
+			if (!geometry)
+				errx(1, "%s: its boxes differ in size: give "
+				    "--fit or --resize", in->name);
+			have_labels = 1;
+		}
 		if (in->kind == IN_ARRAY && in->labels.ndim == 1) {
 			have_labels = 1;
 			for (size_t j = 0; j < in->n; j++) {
@@ -416,14 +569,16 @@ stream_header(const struct kz_classmap *map, const char *map_path,
 					max_label = l;
 			}
 		}
-		if (i == 0) {
+		if (geometry) {
+			kz_norm_size(&geom, 0, 0, &h->width, &h->height);
+		} else if (i == 0) {
 			h->width = in->width;
 			h->height = in->height;
 		} else if (in->width != h->width || in->height != h->height) {
-			errx(1, "%s: images are %ux%u but %s holds %ux%u; pass "
-			    "them through kz-norm, one size per stream",
-			    in->name, in->width, in->height, inputs[0].name,
-			    h->width, h->height);
+			errx(1, "%s: images are %ux%u but %s holds %ux%u; give "
+			    "--fit or --resize for one size", in->name,
+			    in->width, in->height, inputs[0].name, h->width,
+			    h->height);
 		}
 	}
 	if (map->n > 0)
@@ -487,23 +642,33 @@ manifest_field(struct sink *o, const char *s)
 }
 
 /* -M: the line of the record just written: its index, the input, and
- * the tree entry's path or the item's number in the input. */
+ * the tree entry's path, the book's page and box, or the item's number
+ * in the input. */
 static void
 manifest_line(struct sink *o, const struct input *in, size_t j)
 {
 	struct kz_err e;
-	char num[48];
+	char num[96];
 	int len;
 
 	len = snprintf(num, sizeof(num), "%llu\t", (unsigned long long)o->seq);
 	if (kz_out_write(&o->man, num, (size_t)len, &e) != 0)
 		abandon(o, e.msg);
 	manifest_field(o, in->name);
-	if (in->kind == IN_TREE) {
+	if (in->kind == IN_TREE || in->kind == IN_BOOK) {
 		if (kz_out_write(&o->man, "\t", 1, &e) != 0)
 			abandon(o, e.msg);
-		manifest_field(o, in->tree.entries[j].path);
+		manifest_field(o, in->kind == IN_TREE ?
+		    in->tree.entries[j].path :
+		    in->book.page[in->book.box[j].page]);
+	}
+	if (in->kind == IN_TREE) {
 		len = snprintf(num, sizeof(num), "\n");
+	} else if (in->kind == IN_BOOK) {
+		const struct kz_box *b = &in->book.box[j];
+
+		len = snprintf(num, sizeof(num), "\t%u\t%u\t%u\t%u\n", b->x,
+		    b->y, b->w, b->h);
 	} else {
 		len = snprintf(num, sizeof(num), "\t%zu\n", j);
 	}
@@ -511,17 +676,93 @@ manifest_line(struct sink *o, const struct input *in, size_t j)
 		abandon(o, e.msg);
 }
 
+/* Writes o->rec, labelled label, as item j of in, and its manifest
+ * line. */
+static void
+emit(struct sink *o, const struct input *in, size_t j, int32_t label)
+{
+	struct kz_err e;
+
+	o->rec->index = o->seq;
+	o->rec->label = label;
+	if (kz_writer_put(o->w, o->rec, &e) != 0) {
+		kz_out_abort(&o->man);
+		kz_writer_abort(o->w);
+		die_write(&e);
+	}
+	if (o->manifest)
+		manifest_line(o, in, j);
+	o->seq++;
+}
+
+/* Puts img through --fit or --resize (freeing its pixels) into the
+ * record's. */
+static void
+put_normalised(struct sink *o, struct kz_image *img)
+{
+	if (kz_norm_apply(&geom, img) != 0) {
+		free(img->pixels);
+		abandon(o, "out of memory");
+	}
+	memcpy(o->rec->pixels, img->pixels, o->npix);
+	free(img->pixels);
+}
+
+/* The same for a w x h image that stays the caller's. */
+static void
+put_copy_normalised(struct sink *o, const uint8_t *src, uint32_t w,
+    uint32_t h)
+{
+	struct kz_image img = { w, h, malloc((size_t)w * h) };
+
+	if (img.pixels == NULL)
+		abandon(o, "out of memory");
+	memcpy(img.pixels, src, (size_t)w * h);
+	put_normalised(o, &img);
+}
+
+/* Cuts a book's boxes out of its pages, decoding each page once when
+ * its boxes come together (as they do in CODH's files). */
+static void
+write_book(struct input *in, struct sink *o)
+{
+	struct kz_image page = { 0 }, crop;
+	struct kz_err e;
+	long cur = -1;
+
+	for (size_t j = 0; j < in->book.n; j++) {
+		const struct kz_box *b = &in->book.box[j];
+
+		if ((long)b->page != cur) {
+			free(page.pixels);
+			page.pixels = NULL;
+			if (kz_book_page_read(&in->book, b->page, &page,
+			    &e) != 0)
+				abandon(o, e.msg);
+			cur = (long)b->page;
+		}
+		if (kz_book_cut(&in->book, j, &page, &crop, &e) != 0) {
+			free(page.pixels);
+			abandon(o, e.msg);
+		}
+		put_normalised(o, &crop);
+		emit(o, in, j, in->box_label[j]);
+	}
+	free(page.pixels);
+}
+
 /* Writes the records of one input, in batches for trees. */
 static void
 write_input(struct input *in, struct sink *o)
 {
-	struct kz_record *rec = o->rec;
-	struct kz_err e;
-	size_t done = 0;
+	size_t done = 0, inpix = (size_t)in->width * in->height;
 
+	if (in->kind == IN_BOOK) {
+		write_book(in, o);
+		return;
+	}
 	while (done < in->n) {
 		size_t n = in->n - done;
-		const uint8_t *pix;
 
 		if (in->kind == IN_TREE) {
 			if (n > DECODE_BATCH)
@@ -529,31 +770,38 @@ write_input(struct input *in, struct sink *o)
 			decode_batch(in, done, n, o);
 		}
 		for (size_t j = done; j < done + n; j++) {
-			rec->index = o->seq;
-			rec->label = KZ_LABEL_UNKNOWN;
+			int32_t label = KZ_LABEL_UNKNOWN;
+			const struct kz_image *im;
+			const uint8_t *src;
+
 			switch (in->kind) {
 			case IN_ARRAY:
-				pix = in->images.data + j * o->npix;
+				src = in->images.data + j * inpix;
 				if (in->labels.ndim == 1)
-					rec->label = in->labels.data[j];
+					label = in->labels.data[j];
+				if (geometry)
+					put_copy_normalised(o, src, in->width,
+					    in->height);
+				else
+					memcpy(o->rec->pixels, src, o->npix);
 				break;
 			case IN_TREE:
-				pix = o->batch + (j - done) * o->npix;
-				rec->label = in->tree_label[j];
+				/* Decoded, and normalised, by the batch. */
+				memcpy(o->rec->pixels, o->batch + (j - done) *
+				    o->npix, o->npix);
+				label = in->tree_label[j];
 				break;
 			default:
-				pix = in->imgs[j].pixels;
+				im = &in->imgs[j];
+				if (geometry)
+					put_copy_normalised(o, im->pixels,
+					    im->width, im->height);
+				else
+					memcpy(o->rec->pixels, im->pixels,
+					    o->npix);
 				break;
 			}
-			memcpy(rec->pixels, pix, o->npix);
-			if (kz_writer_put(o->w, rec, &e) != 0) {
-				kz_out_abort(&o->man);
-				kz_writer_abort(o->w);
-				die_write(&e);
-			}
-			if (o->manifest)
-				manifest_line(o, in, j);
-			o->seq++;
+			emit(o, in, j, label);
 		}
 		done += n;
 	}
@@ -597,6 +845,8 @@ free_inputs(void)
 		kz_array_free(&in->labels);
 		kz_tree_free(&in->tree);
 		free(in->tree_label);
+		kz_book_free(&in->book);
+		free(in->box_label);
 		if (in->kind == IN_IMAGES) {
 			for (size_t j = 0; j < in->n; j++)
 				free(in->imgs[j].pixels);
@@ -623,7 +873,7 @@ main(int argc, char *argv[])
 		errx(1, "%s", e.msg);
 	for (int i = 0; i < cl.nfiles; i++)
 		read_input(cl.files[i]);
-	assign_tree_classes(&map, cl.map_path != NULL);
+	assign_classes(&map, cl.map_path != NULL, cl.drop_unknown);
 	stream_header(&map, cl.map_path, &h);
 	if (cl.map_out != NULL) {
 		if (map.n == 0)

@@ -509,6 +509,9 @@ kz_detect(const uint8_t *b, size_t len)
 		return KZ_FMT_NPY;
 	if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
 		return KZ_FMT_PNG;
+	/* JPEG: start of image, then any marker (JFIF, Exif, tables). */
+	if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
+		return KZ_FMT_JPEG;
 	/* idx: 0, 0, element type (0x08 ubyte ... 0x0E double), dims. */
 	if (len >= 4 && b[0] == 0 && b[1] == 0 && b[2] >= 0x08 &&
 	    b[2] <= 0x0E && b[2] != 0x0A && b[3] >= 1 && b[3] <= 4)
@@ -525,7 +528,7 @@ kz_format_name(enum kz_format f)
 {
 	static const char *names[] = {
 		"unknown", "kz stream", "npz", "npy", "idx", "tar", "PNG",
-		"PNM"
+		"PNM", "JPEG"
 	};
 	return names[f];
 }

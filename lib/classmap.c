@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kz.h"
+#include "util.h"
 
 #define CLASSMAP_MAX_BYTES (64u << 20)
 #define FIELD_MAX 64
@@ -77,41 +78,6 @@ utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 	return n;
 }
 
-/* Splits the next CSV field off *p (up to end or the line's end);
- * handles double quotes.  Returns the field length or -1. */
-static int
-csv_field(const char **p, const char *end, char *out)
-{
-	const char *s = *p;
-	size_t n = 0;
-
-	if (s < end && *s == '"') {
-		for (s++;; s++) {
-			if (s >= end)
-				return -1;
-			if (*s == '"') {
-				if (s + 1 < end && s[1] == '"')
-					s++;
-				else
-					break;
-			}
-			if (n == FIELD_MAX)
-				return -1;
-			out[n++] = *s;
-		}
-		s++;
-	} else {
-		for (; s < end && *s != ',' && *s != '\n' && *s != '\r'; s++) {
-			if (n == FIELD_MAX)
-				return -1;
-			out[n++] = *s;
-		}
-	}
-	out[n] = '\0';
-	*p = s;
-	return (int)n;
-}
-
 void
 kz_classmap_free(struct kz_classmap *m)
 {
@@ -160,7 +126,7 @@ split_row(const char **p, const char *end, char f[][FIELD_MAX + 1],
 	const char *s = *p;
 
 	for (int i = 0; i < 3; i++) {
-		if (csv_field(&s, end, f[i]) < 0)
+		if (kz_csv_field(&s, end, f[i], FIELD_MAX) < 0)
 			return kz_errf(e, "%s: line %zu: field %d is too long "
 			    "or badly quoted", name, line, i + 1);
 		if (i < 2) {

@@ -1,9 +1,14 @@
-/* image.c - PNG through libpng's simplified API, PNM through libnetpbm. */
+/*
+ * image.c - PNG through libpng's simplified API, JPEG through libjpeg
+ * (libjpeg-turbo), PNM through libnetpbm.
+ */
 #include <setjmp.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jpeglib.h>
 #include <png.h>
 #include <zlib.h>
 #include <pam.h>
@@ -120,6 +125,94 @@ kz_png_decode(const uint8_t *buf, size_t len, const char *name,
 	free(copy);
 	return rc;
 #endif
+}
+
+/* libjpeg's error manager, made to return: its default exits on an
+ * error and only prints a warning, such as data cut short, which a
+ * damaged page must not pass as a picture padded with grey. */
+struct jpeg_failure {
+	struct jpeg_error_mgr mgr;
+	jmp_buf back;
+	char msg[JMSG_LENGTH_MAX];
+};
+
+static void
+jpeg_fail(j_common_ptr cinfo)
+{
+	struct jpeg_failure *f = (struct jpeg_failure *)cinfo->err;
+
+	(*cinfo->err->format_message)(cinfo, f->msg);
+	longjmp(f->back, 1);
+}
+
+static void
+jpeg_message(j_common_ptr cinfo, int level)
+{
+	/* level -1 is a warning: corrupt data; higher levels are traces. */
+	if (level < 0)
+		jpeg_fail(cinfo);
+}
+
+int
+kz_jpeg_decode(const uint8_t *buf, size_t len, const char *name,
+    struct kz_image *img, struct kz_err *e)
+{
+	struct jpeg_decompress_struct d;
+	struct jpeg_failure f;
+	uint8_t *volatile pixels = NULL;
+
+	memset(img, 0, sizeof(*img));
+	d.err = jpeg_std_error(&f.mgr);
+	f.mgr.error_exit = jpeg_fail;
+	f.mgr.emit_message = jpeg_message;
+	if (setjmp(f.back)) {
+		jpeg_destroy_decompress(&d);
+		free(pixels);
+		return kz_errf(e, "%s: JPEG: %s", name, f.msg);
+	}
+	jpeg_create_decompress(&d);
+	jpeg_mem_src(&d, buf, (unsigned long)len);
+	jpeg_read_header(&d, TRUE);
+	if (d.image_width == 0 || d.image_height == 0 ||
+	    d.image_width > KZ_MAX_PAGE_DIM ||
+	    d.image_height > KZ_MAX_PAGE_DIM) {
+		kz_errf(e, "%s: JPEG is %ux%u, beyond the limit of %dx%d",
+		    name, d.image_width, d.image_height, KZ_MAX_PAGE_DIM,
+		    KZ_MAX_PAGE_DIM);
+		jpeg_destroy_decompress(&d);
+		return -1;
+	}
+	/* Luma straight from YCbCr: no chroma decoded, the weights of
+	 * BT.601 as for PNG and PPM. */
+	if (d.jpeg_color_space == JCS_YCbCr || d.jpeg_color_space ==
+	    JCS_GRAYSCALE)
+		d.out_color_space = JCS_GRAYSCALE;
+	else
+		d.out_color_space = JCS_RGB;
+	jpeg_start_decompress(&d);
+	size_t w = d.output_width, h = d.output_height;
+	int nc = d.output_components;
+	pixels = malloc(w * h * (size_t)nc);
+	if (pixels == NULL) {
+		jpeg_destroy_decompress(&d);
+		return kz_errf(e, "%s: out of memory for a %zux%zu JPEG", name,
+		    w, h);
+	}
+	while (d.output_scanline < h) {
+		JSAMPROW row = pixels + (size_t)d.output_scanline * w * nc;
+
+		jpeg_read_scanlines(&d, &row, 1);
+	}
+	jpeg_finish_decompress(&d);
+	jpeg_destroy_decompress(&d);
+	if (nc == 3)
+		for (size_t i = 0; i < w * h; i++)
+			pixels[i] = luma_u8(pixels[3 * i], pixels[3 * i + 1],
+			    pixels[3 * i + 2]);
+	img->width = (uint32_t)w;
+	img->height = (uint32_t)h;
+	img->pixels = pixels;
+	return 0;
 }
 
 int

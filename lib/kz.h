@@ -45,6 +45,7 @@ enum kz_pixel {
 
 /* Bounds every reader enforces before it allocates anything. */
 #define KZ_MAX_DIM 4096		/* width and height */
+#define KZ_MAX_PAGE_DIM 16384	/* of a page image cut into boxes */
 #define KZ_MAX_PIXELS (4096u * 4096u)
 #define KZ_MAX_K 64		/* predictions per record */
 #define KZ_MAX_CLASSES 1000000
@@ -208,7 +209,7 @@ void kz_array_free(struct kz_array *a);
 /* What kz_detect finds at the start of a (gunzipped) buffer. */
 enum kz_format {
 	KZ_FMT_UNKNOWN, KZ_FMT_STREAM, KZ_FMT_NPZ, KZ_FMT_NPY, KZ_FMT_IDX,
-	KZ_FMT_TAR, KZ_FMT_PNG, KZ_FMT_PNM
+	KZ_FMT_TAR, KZ_FMT_PNG, KZ_FMT_PNM, KZ_FMT_JPEG
 };
 enum kz_format kz_detect(const uint8_t *buf, size_t len);
 const char *kz_format_name(enum kz_format f);
@@ -229,6 +230,14 @@ int kz_png_decode(const uint8_t *buf, size_t len, const char *name,
 int kz_png_encode(const struct kz_image *img, uint8_t **out, size_t *len,
     struct kz_err *e);
 
+/* Decodes a baseline or progressive JPEG through libjpeg(-turbo) to
+ * its luma (grey), at most KZ_MAX_PAGE_DIM a side: page scans are
+ * larger than KZ_MAX_DIM and are cut into characters.  A damaged file
+ * (what libjpeg would only warn about, such as a missing end) is an
+ * error. */
+int kz_jpeg_decode(const uint8_t *buf, size_t len, const char *name,
+    struct kz_image *img, struct kz_err *e);
+
 /* Decodes every image of a PBM/PGM/PPM/PAM buffer (concatenated images
  * allowed) through libnetpbm, whose errors become kz_err messages.
  * *imgs is a malloc'ed array of *n images. */
@@ -238,6 +247,40 @@ int kz_pnm_decode(const uint8_t *buf, size_t len, const char *name,
 int kz_pgm_write(FILE *fp, const struct kz_image *img, struct kz_err *e);
 /* Must be called once before any PNM function (wraps pm_init). */
 void kz_pnm_init(const char *progname);
+
+/* ---- CODH books: page images and character boxes ----------------------- */
+
+/* One line of a book's coordinate file. */
+struct kz_box {
+	uint32_t page;		/* index into the book's pages */
+	uint32_t x, y, w, h;	/* top-left corner and size, in pixels */
+	uint32_t codepoint;
+	uint32_t line;		/* of the coordinate file, for messages */
+};
+struct kz_book {
+	char *dir;		/* the folder that holds images/ */
+	char *csv;		/* the coordinate file */
+	size_t npages;
+	char **page;		/* image ids, in order of first mention */
+	size_t n;
+	struct kz_box *box;	/* in the file's order */
+};
+/* Reads a book from its folder (holding BOOK_coordinate.csv and
+ * images/) or its coordinate file.  Columns are found by their header
+ * names; every box must have a size, and every page named must be a
+ * file in images/ (its id a plain file name).  -1 naming the line. */
+int kz_book_open(const char *path, struct kz_book *b, struct kz_err *e);
+/* DIR/images/ID.jpg of page (malloc'ed), or NULL when out of memory. */
+char *kz_book_page_path(const struct kz_book *b, size_t page);
+/* Decodes page's image (JPEG, or PNG) to grey. */
+int kz_book_page_read(const struct kz_book *b, size_t page,
+    struct kz_image *img, struct kz_err *e);
+/* Copies box i out of page (its decoded image) into crop (allocated
+ * here); -1 naming the coordinate file's line when the box reaches
+ * beyond the page. */
+int kz_book_cut(const struct kz_book *b, size_t i,
+    const struct kz_image *page, struct kz_image *crop, struct kz_err *e);
+void kz_book_free(struct kz_book *b);
 
 /* ---- normalisation (kz-norm) ------------------------------------------ */
 
@@ -261,6 +304,25 @@ int kz_norm_fit(struct kz_image *img, uint32_t w, uint32_t h,
     uint32_t margin);
 /* Shifts the ink's centre of mass to the image centre. */
 int kz_norm_centre(struct kz_image *img);
+/* The steps of kz-norm(1), in its order: polarity, levelling,
+ * deskewing, cropping to the ink, fitting or resizing, centring. */
+enum kz_polarity { KZ_POL_AUTO, KZ_POL_KEEP, KZ_POL_INVERT };
+struct kz_norm_opts {
+	uint32_t fw, fh;	/* fit into this box; 0: no fitting */
+	uint32_t rw, rh;	/* resize to this; 0: no resizing */
+	uint32_t margin;	/* black pixels around the fitted ink */
+	uint8_t threshold;	/* ink is above it, for cropping */
+	enum kz_polarity pol;
+	int crop, centre, deskew, stretch;
+};
+/* kz-norm's defaults: polarity auto, margin 1, threshold 32. */
+void kz_norm_defaults(struct kz_norm_opts *o);
+/* The size o gives an image of w x h. */
+void kz_norm_size(const struct kz_norm_opts *o, uint32_t w, uint32_t h,
+    uint32_t *ow, uint32_t *oh);
+/* Puts img through the steps o asks for; its pixels may be replaced
+ * (and its size changed).  -1 when out of memory. */
+int kz_norm_apply(const struct kz_norm_opts *o, struct kz_image *img);
 /* dst (w x h) = src moved dx columns right and dy rows down; what comes
  * in from beyond the edge is 0, the background. */
 void kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx,

@@ -84,13 +84,16 @@ void kz_work_zero_grad(struct kz_work *w, const struct kz_net *n);
  * one by one.  Returns the logits, [nclasses][b]. */
 const float *kz_net_forward(const struct kz_net *n, struct kz_work *w,
     const float *x, int b, int train, struct kz_rng *rng);
-/* Softmax cross-entropy of the last forward pass against labels (and
- * optional per-sample weights); writes the gradient of sum(loss) *
- * scale into the work and returns the summed loss.  correct (may be
- * NULL) receives the number of samples whose top class is the label. */
+/* Softmax cross-entropy of the last forward pass against labels (or
+ * soft, [b][nclasses] target distributions, when not NULL), with
+ * optional per-sample weights; the targets are smoothed, (1 - smooth)
+ * of them kept and smooth spread evenly over the classes.  Writes the
+ * gradient of sum(loss) * scale into the work and returns the summed
+ * loss.  correct (may be NULL) receives the number of samples whose
+ * top class is the label. */
 double kz_net_loss(const struct kz_net *n, struct kz_work *w,
     const int32_t *labels, const float *weights, const float *soft,
-    int b, float scale, int *correct);
+    float smooth, int b, float scale, int *correct);
 /* Backward pass of the last training forward pass: accumulates
  * parameter gradients into the work. */
 void kz_net_backward(const struct kz_net *n, struct kz_work *w, int b);

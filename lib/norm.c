@@ -318,3 +318,49 @@ kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx, int dy,
 		}
 	}
 }
+
+void
+kz_norm_defaults(struct kz_norm_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->pol = KZ_POL_AUTO;
+	o->margin = 1;
+	o->threshold = 32;
+}
+
+void
+kz_norm_size(const struct kz_norm_opts *o, uint32_t w, uint32_t h,
+    uint32_t *ow, uint32_t *oh)
+{
+	*ow = o->fw ? o->fw : o->rw ? o->rw : w;
+	*oh = o->fw ? o->fh : o->rw ? o->rh : h;
+}
+
+int
+kz_norm_apply(const struct kz_norm_opts *o, struct kz_image *img)
+{
+	uint32_t box[4];
+	int fail = 0;
+
+	if (o->pol == KZ_POL_INVERT || (o->pol == KZ_POL_AUTO &&
+	    kz_norm_polarity(img)))
+		kz_norm_invert(img);
+	/* Fitting levels the background too: a scan's grey paper,
+	 * inverted, must become the datasets' black. */
+	if (o->stretch || o->fw)
+		kz_norm_stretch(img);
+	if (o->deskew)
+		fail = kz_norm_deskew(img);
+	/* Fitting crops to the ink: the datasets' characters fill their
+	 * box. */
+	if (!fail && (o->crop || o->fw) &&
+	    kz_norm_bbox(img, o->threshold, box) == 0)
+		fail = kz_norm_crop(img, box);
+	if (!fail && o->fw)
+		fail = kz_norm_fit(img, o->fw, o->fh, o->margin);
+	if (!fail && o->rw)
+		fail = kz_norm_resize(img, o->rw, o->rh);
+	if (!fail && o->centre)
+		fail = kz_norm_centre(img);
+	return fail;
+}

@@ -362,7 +362,8 @@ kz_net_backward(const struct kz_net *n, struct kz_work *w, int B)
 
 double
 kz_net_loss(const struct kz_net *n, struct kz_work *w, const int32_t *labels,
-    const float *weights, const float *soft, int B, float scale, int *correct)
+    const float *weights, const float *soft, float smooth, int B, float scale,
+    int *correct)
 {
 	const float *z = w->lb[n->nlayers - 1].out;
 	float *dz = w->g[n->plan[1]->loss_slot];
@@ -387,6 +388,8 @@ kz_net_loss(const struct kz_net *n, struct kz_work *w, const int32_t *labels,
 			double p = exp(z[(size_t)c * B + b] - lse);
 			double t = soft ? soft[(size_t)b * C + c] :
 			    (c == labels[b]);
+
+			t = (1 - smooth) * t + smooth / C;
 
 			if (t > 0)
 				loss -= wb * t * (z[(size_t)c * B + b] - lse);

@@ -1,8 +1,10 @@
-/* text.c - text that must stay on one line and in one field. */
+/* text.c - text that must stay on one line and in one field, and the
+ * fields of CSV lines. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "kz.h"
+#include "util.h"
 
 char *
 kz_escape(const char *s)
@@ -29,4 +31,37 @@ kz_escape(const char *s)
 	}
 	*d = '\0';
 	return out;
+}
+
+int
+kz_csv_field(const char **p, const char *end, char *out, size_t max)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	if (s < end && *s == '"') {
+		for (s++;; s++) {
+			if (s >= end)
+				return -1;
+			if (*s == '"') {
+				if (s + 1 < end && s[1] == '"')
+					s++;
+				else
+					break;
+			}
+			if (n == max)
+				return -1;
+			out[n++] = *s;
+		}
+		s++;
+	} else {
+		for (; s < end && *s != ',' && *s != '\n' && *s != '\r'; s++) {
+			if (n == max)
+				return -1;
+			out[n++] = *s;
+		}
+	}
+	out[n] = '\0';
+	*p = s;
+	return (int)n;
 }

@@ -580,8 +580,8 @@ shard_step(int s, void *arg)
 	}
 	kz_work_zero_grad(sh->work, net);
 	kz_net_forward(net, sh->work, sh->x, b, 1, &r);
-	sh->loss = kz_net_loss(net, sh->work, sh->y, sh->wts, soft, b,
-	    1.0f / t->batch_n, &sh->correct);
+	sh->loss = kz_net_loss(net, sh->work, sh->y, sh->wts, soft,
+	    t->o.smooth, b, 1.0f / t->batch_n, &sh->correct);
 	kz_net_backward(net, sh->work, b);
 }
 

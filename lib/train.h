@@ -61,6 +61,7 @@ struct kz_train_opts {
 	uint64_t seed;
 	struct kz_augment aug;
 	float ema;			/* decay of the weight average, 0 = off */
+	float smooth;			/* label smoothing, 0 = off */
 };
 
 struct kz_epoch_stats {

@@ -30,8 +30,16 @@
 #define KZ_CHECK_SUMS 1
 #endif
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Splits the next CSV field off *p (up to end or the line's end) into
+ * out (max bytes and a NUL), handling double quotes, and moves *p
+ * past it (to the comma or line end that follows).  Returns the
+ * field's length, or -1 when it is longer than max or its quotes are
+ * not closed. */
+int kz_csv_field(const char **p, const char *end, char *out, size_t max);
 
 static inline uint16_t get_le16(const uint8_t *b)
 { return (uint16_t)(b[0] | b[1] << 8); }

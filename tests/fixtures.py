@@ -162,3 +162,82 @@ w("map2.csv", "index,codepoint,char\n0,U+4E00,一\n1,U+5B57,字\n".encode())
 # Big enough to outlast a pipe buffer: 3000 images of 28x28.
 many = bytes((i * 131 + i // 784) & 255 for i in range(3000 * 784))
 w("many.npz", npz("arr_0.npy", npy((3000, 28, 28), many)))
+
+# JPEG, written here: baseline, one grey component, every quantiser 1,
+# and every 8x8 block one flat value, so only the DC coefficients are
+# coded (8 * (v - 128)) and any decoder gives back exactly v.
+def jpeg_flat(w_, h_, block_values, components=1):
+    """block_values[by][bx]: each block's value; components 3 gives a
+    YCbCr JPEG whose chroma is flat 128 (luma = the same values)."""
+    def seg(marker, body):
+        return b"\xff" + marker + struct.pack(">H", len(body) + 2) + body
+    dqt = seg(b"\xdb", b"\x00" + bytes([1] * 64))
+    comps = b"".join(bytes([c + 1, 0x11, 0]) for c in range(components))
+    sof = seg(b"\xc0", struct.pack(">BHHB", 8, h_, w_, components) + comps)
+    # DC: categories 0..11, each a 4-bit code (code = category).
+    dht_dc = seg(b"\xc4", b"\x00" + bytes([0, 0, 0, 12] + [0] * 12) + bytes(range(12)))
+    # AC: only end-of-block, the 1-bit code 0.
+    dht_ac = seg(b"\xc4", b"\x10" + bytes([1] + [0] * 15) + b"\x00")
+    sos = seg(b"\xda", bytes([components]) + b"".join(bytes([c + 1, 0]) for c in range(components))
+              + b"\x00\x3f\x00")
+    bits = []
+    def put(v, n):
+        bits.extend((v >> (n - 1 - i)) & 1 for i in range(n))
+    prev = [0] * components
+    for by in range((h_ + 7) // 8):
+        for bx in range((w_ + 7) // 8):
+            for c in range(components):
+                dc = 8 * ((block_values[by][bx] if c == 0 else 128) - 128)
+                diff, prev[c] = dc - prev[c], dc
+                s = abs(diff).bit_length()
+                put(s, 4)
+                if s:
+                    put(diff if diff >= 0 else diff - 1 + (1 << s), s)
+                put(0, 1)           # end of block
+    bits.extend([1] * (-len(bits) % 8))
+    data = bytearray()
+    for i in range(0, len(bits), 8):
+        byte = int("".join(map(str, bits[i:i + 8])), 2)
+        data.append(byte)
+        if byte == 0xFF:
+            data.append(0)          # byte stuffing
+    return b"\xff\xd8" + dqt + sof + dht_dc + dht_ac + sos + bytes(data) + b"\xff\xd9"
+
+def flat_pixels(w_, h_, block_values):
+    return bytes(block_values[y // 8][x // 8] for y in range(h_) for x in range(w_))
+
+# A 24x16 page of six blocks; 21x13 so the last blocks are cut.
+jv = [[10, 200, 60], [255, 0, 128]]
+w("flat.jpg", jpeg_flat(24, 16, jv))
+w("flat.raw", flat_pixels(24, 16, jv))
+w("flat-cut.jpg", jpeg_flat(21, 13, jv))
+w("flat-cut.raw", flat_pixels(21, 13, jv))
+w("flat-colour.jpg", jpeg_flat(24, 16, jv, components=3))
+w("flat-cut-short.jpg", jpeg_flat(24, 16, jv)[:-20])
+huge_jpg = bytearray(jpeg_flat(24, 16, jv))
+i = huge_jpg.index(b"\xff\xc0")
+huge_jpg[i + 5:i + 9] = struct.pack(">HH", 20000, 20000)
+w("huge.jpg", bytes(huge_jpg))
+w("wide.jpg", jpeg_flat(4104, 8, [[100] * 513]))
+
+# A CODH book: BOOK/BOOK_coordinate.csv and BOOK/images/PAGE.jpg, two
+# pages of flat blocks; each box is 2x2 whole blocks, read with
+# --resize 16x16 (the size it has).  kz-norm's polarity rule inverts a
+# box whose border averages above 128 (dark ink on paper).
+os.makedirs(os.path.join(d, "book", "images"), exist_ok=True)
+p1 = [[20, 20, 20, 20], [20, 230, 20, 20], [20, 20, 240, 20], [20, 20, 240, 20]]
+p2 = [[200, 200, 200], [200, 40, 200], [200, 200, 200]]
+w("book/images/pg_1.jpg", jpeg_flat(32, 32, p1))
+w("book/images/pg_2.jpg", jpeg_flat(24, 24, p2))
+w("book/book_coordinate.csv",
+  b"Unicode,Image,X,Y,Block ID,Char ID,Width,Height\n"
+  b"U+4E00,pg_1,0,0,B0001,C0001,16,16\n"      # ground 20: kept
+  b"U+3042,pg_1,16,16,B0001,C0002,16,16\n"    # border 130: inverted; not in map3
+  b"U+5B57,pg_2,8,8,B0002,C0003,16,16\n")     # paper 200: inverted
+def box(page, bx, by, invert):
+    px = flat_pixels(len(page[0]) * 8, len(page) * 8, page)
+    pw = len(page[0]) * 8
+    out = bytes(px[(by + y) * pw + bx + x] for y in range(16) for x in range(16))
+    return bytes(255 - v for v in out) if invert else out
+w("book-expect.raw", box(p1, 0, 0, False) + box(p1, 16, 16, True) + box(p2, 8, 8, True))
+w("book-known.raw", box(p1, 0, 0, False) + box(p2, 8, 8, True))

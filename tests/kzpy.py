@@ -84,9 +84,11 @@ def main():
     if cmd == "count":
         print(sum(1 for _ in records(args[0])))
     elif cmd == "pixels-md5":
+        # Of every named stream's pixels, in order.
         m = hashlib.md5()
-        for _, _, px in records(args[0]):
-            m.update(px)
+        for path in args:
+            for _, _, px in records(path):
+                m.update(px)
         print(m.hexdigest())
     elif cmd == "labels-md5":
         m = hashlib.md5()

@@ -24,7 +24,7 @@ t_fails "absurd idx dimensions" "more than [0-9]+ bytes refused|beyond" kz-unpac
 t_fails "idx wider than the stream allows" "100000x1 are beyond the limit" kz-unpack "$F/wide.idx"
 t_fails "idx of ints" "not unsigned byte" kz-unpack "$F/int.idx"
 t_fails "absurd PGM dimensions" "beyond the limit" kz-unpack "$F/huge.pgm"
-t_fails "images of different sizes" "kz-norm" kz-unpack "$F/a.pgm" "$F/other-size.pgm"
+t_fails "images of different sizes" "give --fit or --resize" kz-unpack "$F/a.pgm" "$F/other-size.pgm"
 t_fails "tar entry with .." "refused \(absolute path or" kz-unpack "$F/evil-dotdot.tar"
 t_fails "tar entry with an absolute path" "refused \(absolute path or" kz-unpack "$F/evil-abs.tar"
 t_fails "tar header checksum" "bad checksum" kz-unpack "$F/badsum.tar"

@@ -129,6 +129,9 @@ test_detect(void)
 	check(kz_detect((const uint8_t *)"hello", 5) == KZ_FMT_UNKNOWN, "detect: text");
 }
 
+/* Label smoothing of the gradient checks' loss. */
+static float check_smooth;
+
 /* Sum of the loss over a batch, for finite differences. */
 static double
 net_loss(struct kz_net *n, struct kz_work *w, const float *x,
@@ -138,7 +141,7 @@ net_loss(struct kz_net *n, struct kz_work *w, const float *x,
 
 	kz_rng_seed(&r, 7);	/* the same dropout masks every time */
 	kz_net_forward(n, w, x, B, 1, &r);
-	return kz_net_loss(n, w, y, NULL, NULL, B, 1.0f, NULL);
+	return kz_net_loss(n, w, y, NULL, NULL, check_smooth, B, 1.0f, NULL);
 }
 
 /* Every parameter's gradient (up to 400 spread over the net) against
@@ -222,6 +225,41 @@ static void
 gradcheck(const char *arch, int h, int wd, int B, int C)
 {
 	gradcheck_work(arch, h, wd, B, C, 1);
+}
+
+/* Smoothed loss against the cross-entropy written out from the
+ * softmax: (1 - s) of the label's -log p, s spread over all classes'. */
+static void
+test_smooth(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 3, 3 };
+	int B = 4, C = 5;
+	float s = 0.1f, x[4 * 9], probs[4 * 5];
+	int32_t y[4] = { 0, 3, 4, 3 };
+	struct kz_net *n = kz_net_new("linear", in, C, 3, &e);
+	struct kz_work *w = kz_work_new(n, B, 1, &e);
+	struct kz_rng r;
+
+	kz_rng_seed(&r, 5);
+	for (int i = 0; i < B * 9; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	kz_net_forward(n, w, x, B, 1, &r);
+	double got = kz_net_loss(n, w, y, NULL, NULL, s, B, 1.0f, NULL);
+	kz_net_softmax(n, w, B, probs);
+	double want = 0;
+	for (int b = 0; b < B; b++) {
+		want -= (1 - s) * log(probs[b * C + y[b]]);
+		for (int c = 0; c < C; c++)
+			want -= s / C * log(probs[b * C + c]);
+	}
+	printf("# smoothed loss %.6f, from the softmax %.6f\n", got, want);
+	check(fabs(got - want) < 1e-4 * want, "loss: label smoothing");
+	kz_work_free(w);
+	kz_net_free(n);
+	check_smooth = 0.1f;
+	gradcheck("mlp:7,5", 5, 4, 6, 3);
+	check_smooth = 0;
 }
 
 /* conv -> conv -> dense logits against direct loops over the formula. */
@@ -436,7 +474,7 @@ test_kept_tiles(void)
 	for (int k = 0; k < 2; k++) {
 		kz_work_zero_grad(w[k], n);
 		kz_net_forward(n, w[k], x, B, 1, &r);
-		kz_net_loss(n, w[k], y, NULL, NULL, B, 1.0f, NULL);
+		kz_net_loss(n, w[k], y, NULL, NULL, 0, B, 1.0f, NULL);
 		kz_net_backward(n, w[k], B);
 	}
 	size_t differ = 0;
@@ -676,6 +714,7 @@ main(void)
 	/* Winograd layers with odd outputs (7 x 9, 5 x 7): the last row
 	 * and column of tiles reach beyond the edge, as at a ResNet's 7 x 7. */
 	gradcheck("cnn:conv16k3p1,relu,conv16k3p1,relu,conv16k3,dense5", 7, 9, 3, 3);
+	test_smooth();
 	test_init();
 	test_ema();
 	test_shear();
