@@ -41,7 +41,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(
 	-DKZ_SHAREDIR='"$(SHAREDIR)"' -DKZ_VERSION='"$(VERSION)"'
 LIBS = $(PKG_LIBS) -lm -lpthread
 
-PROGS = kz-unpack kz-info kz-label kz-show kz-split kz-train kz-classify kz-eval kz-norm kz-model
+PROGS = kz-unpack kz-info kz-label kz-show kz-split kz-train kz-classify kz-eval kz-norm kz-model kz-similar
 LIB_SRC = $(wildcard lib/*.c)
 HDRS = $(wildcard lib/*.h)
 LIB_OBJ = $(LIB_SRC:lib/%.c=$(O)/lib/%.o)

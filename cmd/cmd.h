@@ -35,6 +35,18 @@ model_file(const char *name)
 	return s;
 }
 
+#define DEFAULT_MODEL "kmnist"
+
+/* The file of the model used without -m: $KZ_MODEL, else
+ * DEFAULT_MODEL, found as model_file finds a name. */
+static inline char *
+default_model_file(void)
+{
+	const char *env = getenv("KZ_MODEL");
+
+	return model_file(env != NULL && *env != '\0' ? env : DEFAULT_MODEL);
+}
+
 #ifndef KZ_VERSION
 #define KZ_VERSION "unknown"	/* the Makefile defines it */
 #endif

@@ -11,7 +11,6 @@
 #include "cmd.h"
 #include "predict.h"
 
-#define DEFAULT_MODEL "kmnist"
 #define MAX_MODELS 32
 #define MAX_SHIFT 8
 
@@ -149,12 +148,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		usage();
 	cl->input = optind < argc ? argv[optind] : "-";
 	refuse_tty(cl->output);
-	if (cl->nmodels == 0) {
-		const char *env = getenv("KZ_MODEL");
-
-		cl->paths[cl->nmodels++] = model_file(env != NULL &&
-		    *env != '\0' ? env : DEFAULT_MODEL);
-	}
+	if (cl->nmodels == 0)
+		cl->paths[cl->nmodels++] = default_model_file();
 }
 
 /* Reads the models into m; they must agree on geometry and classes. */

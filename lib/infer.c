@@ -88,7 +88,8 @@ struct kz_predictor {
 	/* the current batch */
 	const uint8_t *pixels;
 	size_t n;
-	float *probs;
+	float *probs;			/* may be NULL for features alone */
+	float *feat;			/* features wanted, [n][F], or NULL */
 };
 
 void
@@ -162,6 +163,27 @@ oom:
 
 /* ---- nets ----------------------------------------------------------- */
 
+/* The net's features of the last pass of b images, each scaled to
+ * unit length, so that a dot product is the cosine of their angle. */
+static void
+unit_features(const struct kz_net *n, const struct kz_work *w, int b,
+    float *feat)
+{
+	size_t F = (size_t)kz_net_nfeatures(n);
+
+	kz_net_features(n, w, b, feat);
+	for (int i = 0; i < b; i++) {
+		float *f = feat + i * F;
+		double s = 0;
+
+		for (size_t j = 0; j < F; j++)
+			s += (double)f[j] * f[j];
+		float r = s > 0 ? (float)(1 / sqrt(s)) : 0;
+		for (size_t j = 0; j < F; j++)
+			f[j] *= r;
+	}
+}
+
 static void
 net_shard(int t, void *arg)
 {
@@ -176,7 +198,12 @@ net_shard(int t, void *arg)
 		kz_standardise(p->pixels + i * d, b * d, m->mean, m->std,
 		    p->x[t]);
 		kz_net_forward(m->net, p->work[t], p->x[t], b, 0, NULL);
-		kz_net_softmax(m->net, p->work[t], b, p->probs + i * C);
+		if (p->probs != NULL)
+			kz_net_softmax(m->net, p->work[t], b, p->probs + i *
+			    C);
+		if (p->feat != NULL)
+			unit_features(m->net, p->work[t], b, p->feat + i *
+			    (size_t)kz_net_nfeatures(m->net));
 	}
 }
 
@@ -186,6 +213,41 @@ struct cand {
 	float d;
 	uint32_t i;
 };
+
+/* Keeps in heap (h of at most M entries, a max-heap) the M smallest v
+ * seen, with their i. */
+static void
+cand_keep(struct cand *heap, int *h, int M, float v, uint32_t i)
+{
+	if (*h < M) {
+		int c = (*h)++;
+
+		while (c > 0 && heap[(c - 1) / 2].d < v) {
+			heap[c] = heap[(c - 1) / 2];
+			c = (c - 1) / 2;
+		}
+		heap[c] = (struct cand){ v, i };
+	} else if (v < heap[0].d) {
+		int c = 0;
+
+		for (;;) {
+			int l = 2 * c + 1, r = l + 1, big = c;
+			float bv = v;
+
+			if (l < *h && heap[l].d > bv) {
+				big = l;
+				bv = heap[l].d;
+			}
+			if (r < *h && heap[r].d > bv)
+				big = r;
+			if (big == c)
+				break;
+			heap[c] = heap[big];
+			c = big;
+		}
+		heap[c] = (struct cand){ v, i };
+	}
+}
 
 /* Exact squared distance in integers. */
 static uint64_t
@@ -265,38 +327,10 @@ knn_select(int t, void *arg)
 		const uint8_t *qp = p->pixels + (job->base + q) * d;
 		int h = 0;
 
-		/* A max-heap of the M smallest ||t||^2 - 2 x.t (||x||^2
-		 * is the same for every t of this query). */
-		for (uint32_t i = 0; i < m->n; i++) {
-			float v = p->tnorm[i] - 2 * g[i];
-
-			if (h < M) {
-				int c = h++;
-				while (c > 0 && heap[(c - 1) / 2].d < v) {
-					heap[c] = heap[(c - 1) / 2];
-					c = (c - 1) / 2;
-				}
-				heap[c] = (struct cand){ v, i };
-			} else if (v < heap[0].d) {
-				int c = 0;
-				for (;;) {
-					int l = 2 * c + 1, r = l + 1, big = c;
-					float bv = v;
-
-					if (l < h && heap[l].d > bv) {
-						big = l;
-						bv = heap[l].d;
-					}
-					if (r < h && heap[r].d > bv)
-						big = r;
-					if (big == c)
-						break;
-					heap[c] = heap[big];
-					c = big;
-				}
-				heap[c] = (struct cand){ v, i };
-			}
-		}
+		/* The M smallest ||t||^2 - 2 x.t (||x||^2 is the same
+		 * for every t of this query). */
+		for (uint32_t i = 0; i < m->n; i++)
+			cand_keep(heap, &h, M, p->tnorm[i] - 2 * g[i], i);
 		for (int j = 0; j < h; j++) {
 			ex[j].i = heap[j].i;
 			ex[j].d = dist2(qp, m->pixels + (size_t)heap[j].i * d, d);
@@ -346,9 +380,113 @@ kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 	p->pixels = pixels;
 	p->n = n;
 	p->probs = probs;
+	p->feat = NULL;
 	if (p->m->type == KZ_MODEL_KNN)
 		knn_predict(p);
 	else
 		kz_parallel(p->threads, net_shard, p);
 	return 0;
+}
+
+int
+kz_predict_features(struct kz_predictor *p, const uint8_t *pixels, size_t n,
+    float *feat, float *probs, struct kz_err *e)
+{
+	if (p->m->type != KZ_MODEL_NET)
+		return kz_errf(e, "a kNN model has no features (it is its "
+		    "images)");
+	if (n > (size_t)p->maxb)
+		return kz_errf(e, "batch of %zu is more than %d", n, p->maxb);
+	p->pixels = pixels;
+	p->n = n;
+	p->probs = probs;
+	p->feat = feat;
+	kz_parallel(p->threads, net_shard, p);
+	return 0;
+}
+
+/* ---- nearest features ------------------------------------------------ */
+
+#define NEAR_QUERY 128		/* queries per thread per sgemm */
+
+/* Nearest first; the earlier image first among equals. */
+static int
+cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+struct near_job {
+	const float *index, *q;
+	size_t n, nq;
+	int F, count, threads;
+	uint32_t *idx;
+	float *sim;
+	float **gram;		/* per thread, [NEAR_QUERY][n] */
+};
+
+/* Thread t's queries: blocks of NEAR_QUERY, a Gram sgemm each, then
+ * the count largest dot products of each row. */
+static void
+near_shard(int t, void *arg)
+{
+	struct near_job *j = arg;
+	size_t lo = j->nq * t / j->threads, hi = j->nq * (t + 1) / j->threads;
+	struct cand heap[1024];
+
+	for (size_t b = lo; b < hi; b += NEAR_QUERY) {
+		size_t rows = hi - b < NEAR_QUERY ? hi - b : NEAR_QUERY;
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+		    (int)rows, (int)j->n, j->F, 1.0f, j->q + b * j->F, j->F,
+		    j->index, j->F, 0.0f, j->gram[t], (int)j->n);
+		for (size_t r = 0; r < rows; r++) {
+			const float *g = j->gram[t] + r * j->n;
+			int h = 0;
+
+			/* Largest similarity: smallest negation. */
+			for (uint32_t i = 0; i < j->n; i++)
+				if (h < j->count || -g[i] < heap[0].d)
+					cand_keep(heap, &h, j->count, -g[i], i);
+			qsort(heap, h, sizeof(*heap), cand_cmp);
+			for (int k = 0; k < h; k++) {
+				size_t o = (b + r) * j->count + k;
+
+				j->idx[o] = heap[k].i;
+				j->sim[o] = -heap[k].d;
+			}
+		}
+	}
+}
+
+int
+kz_nearest(const float *index, size_t n, const float *q, size_t nq, int F,
+    int count, int threads, uint32_t *idx, float *sim, struct kz_err *e)
+{
+	struct near_job j = { index, q, n, nq, F, count, 0, idx, sim, NULL };
+	int rc = 0;
+
+	if (count < 1 || count > 1024 || (size_t)count > n)
+		return kz_errf(e, "%d neighbours asked of %zu images (1 to "
+		    "1024, at most all)", count, n);
+	j.threads = threads < 1 ? 1 : threads;
+	if ((size_t)j.threads > nq)
+		j.threads = nq ? (int)nq : 1;
+	if ((j.gram = calloc(j.threads, sizeof(*j.gram))) == NULL)
+		return kz_errf(e, "out of memory");
+	for (int t = 0; t < j.threads; t++)
+		if ((j.gram[t] = malloc((size_t)NEAR_QUERY * n *
+		    sizeof(float))) == NULL)
+			rc = kz_errf(e, "out of memory for the distances to "
+			    "%zu images", n);
+	if (rc == 0 && nq > 0)
+		kz_parallel(j.threads, near_shard, &j);
+	for (int t = 0; t < j.threads; t++)
+		free(j.gram[t]);
+	free(j.gram);
+	return rc;
 }

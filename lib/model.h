@@ -99,4 +99,27 @@ int kz_model_dirs(const char *search_path, const char *sharedir,
 int kz_model_find(const char *name, const char *search_path,
     const char *sharedir, char *path, size_t size, struct kz_err *e);
 
+/* A similar-glyphs index (kz-similar(1)): the features a net model
+ * gives n images, with the images and their labels. */
+struct kz_glyphs {
+	uint32_t model_crc;		/* kz_model_params_crc of the model */
+	size_t n;
+	int F;				/* features per image */
+	uint32_t width, height, nclasses;
+	int32_t *label;			/* n */
+	uint64_t *index;		/* n: the records' index fields */
+	float *feat;			/* [n][F], each of unit length */
+	uint8_t *pixels;		/* [n][width * height] */
+};
+/* A CRC-32 of a net model's parameters and statistics: what ties an
+ * index to the model whose features it holds. */
+uint32_t kz_model_params_crc(const struct kz_model *m);
+/* Writes g atomically, with a CRC-32 at the end. */
+int kz_glyphs_write(const struct kz_glyphs *g, const char *path,
+    struct kz_err *e);
+/* Reads an index, its size checked against its header before anything
+ * is allocated, labels against its classes, features finite. */
+int kz_glyphs_read(const char *path, struct kz_glyphs *g, struct kz_err *e);
+void kz_glyphs_free(struct kz_glyphs *g);
+
 #endif

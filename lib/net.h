@@ -100,6 +100,14 @@ void kz_net_backward(const struct kz_net *n, struct kz_work *w, int b);
 /* Batch-norm statistics of the last training forward pass: mean and
  * biased variance of every BN channel, laid out as net->state. */
 const float *kz_work_batch_stats(const struct kz_work *w);
+/* The number of features the output layer reads: the penultimate
+ * layer's size. */
+int kz_net_nfeatures(const struct kz_net *n);
+/* What the output layer read in the last inference pass (train 0) of b
+ * samples, into feat ([b][kz_net_nfeatures]): the features in which
+ * similar images lie close. */
+void kz_net_features(const struct kz_net *n, const struct kz_work *w, int b,
+    float *feat);
 /* Softmax of the last forward pass into probs ([b][nclasses]). */
 void kz_net_softmax(const struct kz_net *n, struct kz_work *w, int b,
     float *probs);

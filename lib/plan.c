@@ -423,3 +423,37 @@ kz_net_softmax(const struct kz_net *n, struct kz_work *w, int B, float *probs)
 			probs[(size_t)b * C + c] /= (float)s;
 	}
 }
+
+/* The value the inference plan's last step, the output layer, reads:
+ * a layer's index, or -1 for the net's input. */
+static int
+output_input(const struct kz_net *n)
+{
+	const struct kz_plan *P = n->plan[0];
+
+	return P->steps[P->nsteps - 1].in[0];
+}
+
+int
+kz_net_nfeatures(const struct kz_net *n)
+{
+	int i = output_input(n);
+
+	return (int)(i < 0 ? shape_size(n->in) : shape_size(n->layers[i].out));
+}
+
+void
+kz_net_features(const struct kz_net *n, const struct kz_work *w, int B,
+    float *feat)
+{
+	int i = output_input(n);
+	struct kz_shape s = i < 0 ? n->in : n->layers[i].out;
+	const float *v = i < 0 ? w->x : w->lb[i].out;
+	size_t hw = (size_t)s.h * s.w, F = shape_size(s);
+
+	/* [C][B][H*W] to [B][C*H*W]. */
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < s.c; c++)
+			memcpy(feat + b * F + c * hw, v + ((size_t)c * B + b) *
+			    hw, hw * sizeof(float));
+}

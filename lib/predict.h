@@ -30,6 +30,21 @@ struct kz_predictor *kz_predictor_new(const struct kz_model *m, int threads,
  * model's geometry. */
 int kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
     float *probs, struct kz_err *e);
+/* The features of n <= maxb images (a net's only): what its output
+ * layer reads, each scaled to unit length, into feat ([n][F], F =
+ * kz_net_nfeatures); their class probabilities too when probs is not
+ * NULL. */
+int kz_predict_features(struct kz_predictor *p, const uint8_t *pixels,
+    size_t n, float *feat, float *probs, struct kz_err *e);
 void kz_predictor_free(struct kz_predictor *p);
+
+/* For each of nq query features q ([nq][F]), the count (1 to 1024)
+ * nearest of n index features ([n][F]) by dot product (the cosine, for
+ * unit features): idx and sim ([nq][count]) get their positions and
+ * products, the nearest first, the earlier first among equals.  The
+ * products are sgemm's, on threads threads, in blocks of queries. */
+int kz_nearest(const float *index, size_t n, const float *q, size_t nq,
+    int F, int count, int threads, uint32_t *idx, float *sim,
+    struct kz_err *e);
 
 #endif
