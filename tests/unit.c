@@ -567,6 +567,56 @@ test_init(void)
 	kz_net_free(n);
 }
 
+/* kz_nearest against a loop over every pair, in double. */
+static void
+test_nearest(void)
+{
+	enum { N = 300, F = 7, Q = 5, K = 4 };
+	float idx_f[N * F], q[Q * F], sim[Q * K];
+	uint32_t near[Q * K];
+	struct kz_rng r;
+	struct kz_err e;
+	int bad = 0;
+
+	kz_rng_seed(&r, 3);
+	for (int i = 0; i < N * F; i++)
+		idx_f[i] = (float)kz_rng_normal(&r);
+	for (int i = 0; i < Q * F; i++)
+		q[i] = (float)kz_rng_normal(&r);
+	/* A query that is an index row: its nearest is that row. */
+	memcpy(q, idx_f + 123 * F, F * sizeof(float));
+	check(kz_nearest(idx_f, N, q, Q, F, K, 2, near, sim, &e) == 0,
+	    "nearest: runs");
+	for (int j = 0; j < Q; j++) {
+		int taken[N] = { 0 };
+
+		for (int k = 0; k < K; k++) {
+			int best = -1;
+			double bv = 0;
+
+			for (int i = 0; i < N; i++) {
+				double d = 0;
+
+				for (int f = 0; f < F; f++)
+					d += (double)q[j * F + f] *
+					    idx_f[i * F + f];
+				if (!taken[i] && (best < 0 || d > bv)) {
+					best = i;
+					bv = d;
+				}
+			}
+			taken[best] = 1;
+			bad += near[j * K + k] != (uint32_t)best ||
+			    fabs(sim[j * K + k] - bv) > 1e-4 * (1 + fabs(bv));
+		}
+	}
+	check(bad == 0 && near[0] == 123, "nearest: the K largest products, "
+	    "in order, as a loop over every pair finds them");
+	check(kz_nearest(idx_f, N, q, Q, F, N + 1, 2, near, sim, &e) != 0 &&
+	    strstr(e.msg, "neighbours") != NULL, "nearest: more than the "
+	    "index holds is an error");
+}
+
 static void
 test_ema(void)
 {
@@ -715,6 +765,7 @@ main(void)
 	 * and column of tiles reach beyond the edge, as at a ResNet's 7 x 7. */
 	gradcheck("cnn:conv16k3p1,relu,conv16k3p1,relu,conv16k3,dense5", 7, 9, 3, 3);
 	test_smooth();
+	test_nearest();
 	test_init();
 	test_ema();
 	test_shear();
