@@ -114,7 +114,7 @@ lint:
 # The fuzz build skips checksums (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION,
 # lib/util.h), so that the fuzzers reach the code behind them.
 # FUZZ_ALL is in the order of fuzz/fuzz.c's targets.
-FUZZ_ALL = stream npz npy idx tar png pnm classmap model spec modelx
+FUZZ_ALL = stream npz npy idx tar png pnm classmap model spec modelx jpeg book glyphs
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 1

@@ -56,4 +56,4 @@ _kz()
 }
 
 complete -o filenames -F _kz kz-unpack kz-info kz-label kz-show kz-split \
-    kz-train kz-classify kz-eval kz-norm kz-model
+    kz-train kz-classify kz-eval kz-norm kz-model kz-similar

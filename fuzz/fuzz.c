@@ -7,10 +7,12 @@
  * Files are handed over through a memfd, so parsers that take a path
  * read exactly what they would read from disk.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -36,8 +38,36 @@ memfile(const uint8_t *data, size_t size, char *path, size_t len)
 }
 
 static const char *fuzz_names[] = { NULL, "stream", "npz", "npy", "idx",
-    "tar", "png", "pnm", "classmap", "model", "spec", "modelx" };
-#define FUZZ_TARGETS 11
+    "tar", "png", "pnm", "classmap", "model", "spec", "modelx", "jpeg",
+    "book", "glyphs" };
+#define FUZZ_TARGETS 14
+
+/* A book folder for the book harness: images/a.jpg and images/b.jpg
+ * (empty: the parser only checks that they are files), made once; the
+ * coordinate file is written into it for each input. */
+static const char *
+book_dir(void)
+{
+	static char dir[64];
+	char path[128];
+	FILE *f;
+
+	if (dir[0] != '\0')
+		return dir;
+	snprintf(dir, sizeof(dir), "/tmp/kz-fuzz-book.%d", (int)getpid());
+	snprintf(path, sizeof(path), "%s/images", dir);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return NULL;
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return NULL;
+	for (const char *id = "ab"; *id; id++) {
+		snprintf(path, sizeof(path), "%s/images/%c.jpg", dir, *id);
+		if ((f = fopen(path, "w")) == NULL)
+			return NULL;
+		fclose(f);
+	}
+	return dir;
+}
 
 /* The modelx harness's input: META's length (2 bytes, little-endian)
  * and text, then sections, each a tag number (1 byte, one of these, the
@@ -223,6 +253,36 @@ fuzz_one(int target, const uint8_t *data, size_t size)
 			close(fd);
 		}
 		free(file);
+		break;
+	}
+	case 12: {	/* JPEG */
+		struct kz_image img;
+		if (kz_jpeg_decode(data, size, "fuzz", &img, &e) == 0)
+			free(img.pixels);
+		break;
+	}
+	case 13: {	/* a CODH book's coordinate file */
+		const char *dir = book_dir();
+		struct kz_book b;
+		FILE *f;
+		if (dir == NULL)
+			break;
+		snprintf(path, sizeof(path), "%s/x_coordinate.csv", dir);
+		if ((f = fopen(path, "w")) == NULL)
+			break;
+		fwrite(data, 1, size, f);
+		fclose(f);
+		if (kz_book_open(path, &b, &e) == 0)
+			kz_book_free(&b);
+		break;
+	}
+	case 14: {	/* similar-glyphs index */
+		if ((fd = memfile(data, size, path, sizeof(path))) < 0)
+			break;
+		struct kz_glyphs g;
+		if (kz_glyphs_read(path, &g, &e) == 0)
+			kz_glyphs_free(&g);
+		close(fd);
 		break;
 	}
 	}

@@ -12,7 +12,7 @@ S=$TOP/build-fuzz/seeds
 rm -rf "$S"
 mkdir -p "$S"
 # Every harness's seeds are made, whichever run.
-for t in stream npz npy idx tar png pnm classmap model spec modelx; do
+for t in stream npz npy idx tar png pnm classmap model spec modelx jpeg book glyphs; do
 	mkdir -p "$S/$t" "$TOP/build-fuzz/corpus/$t" "$TOP/build-fuzz/crashes/$t"
 done
 F=$S/fx
@@ -23,6 +23,9 @@ cp "$F"/*.idx* "$S/idx/"
 cp "$F"/*.tar* "$S/tar/"
 cp "$F"/*.png "$S/png/"
 cp "$F"/*.pgm "$F"/*.ppm "$S/pnm/"
+cp "$F"/*.jpg "$F"/book/images/*.jpg "$S/jpeg/"
+printf 'Unicode,Image,X,Y,Block ID,Char ID,Width,Height\nU+4E00,a,0,0,B,C,16,16\nU+3042,b,8,8,B,C,8,24\n' >"$S/book/a.csv"
+printf 'Image,Height,Width,Unicode,Y,X\n"a",1,2,U+20000,3,4\r\nb,5,6,U+4E00,7,8\n' >"$S/book/b.csv"
 cp "$F"/*.csv "$S/classmap/"
 [ -f "$D/kmnist_classmap.csv" ] && cp "$D/kmnist_classmap.csv" "$D/k49_classmap.csv" "$S/classmap/"
 kz-unpack "$F/imgs.npz" "$F/labels.npz" >"$S/stream/a.kz"
@@ -30,6 +33,7 @@ python3 "$TOP/tests/kzpy.py" make "$S/stream/b.kz" 4 3 3 0 1 2 1
 cat "$S/stream/a.kz" "$S/stream/a.kz" >"$S/stream/c.kz"
 kz-train -q -a knn -k 2 -o "$S/model/knn.kzm" "$S/stream/a.kz"
 kz-train -q -a cnn:conv2k3,bn,relu,maxpool1,drop0.1 -e 1 -o "$S/model/cnn.kzm" "$S/stream/a.kz"
+kz-similar -t 1 -m "$S/model/cnn.kzm" -w "$S/glyphs/a.kzg" "$S/stream/a.kz"
 kz-train -q -a cnn:conv2k2,res2 -e 1 --checkpoint "$S/model/ck.kzm" -o "$S/model/res.kzm" "$S/stream/a.kz"
 # A class map, a setting and half-precision parameters (sections CMAP,
 # PF16; META's setting_shift).
