@@ -20,7 +20,7 @@ struct cmdline {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-norm [-Ccds] [-f WxH] [-m margin] "
+	fprintf(stderr, "usage: kz-norm [-Ccdls] [-f WxH] [-m margin] "
 	    "[-p auto|keep|invert] [-r WxH]\n"
 	    "               [-T threshold] [-o file] [file]\n");
 	version_usage("kz-norm");
@@ -43,6 +43,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "center", no_argument, NULL, 'C' },
 		{ "deskew", no_argument, NULL, 'd' },
 		{ "stretch", no_argument, NULL, 's' },
+		{ "level", no_argument, NULL, 'l' },
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -51,7 +52,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	memset(cl, 0, sizeof(*cl));
 	kz_norm_defaults(&cl->n);
 	cl->output = "-";
-	while ((ch = getopt_long(argc, argv, "f:r:m:p:T:cCdso:", longopts,
+	while ((ch = getopt_long(argc, argv, "f:r:m:p:T:cCdlso:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'f': size_arg("-f", optarg, &cl->n.fw, &cl->n.fh); break;
@@ -69,6 +70,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		case 'C': cl->n.centre = 1; break;
 		case 'd': cl->n.deskew = 1; break;
 		case 's': cl->n.stretch = 1; break;
+		case 'l': cl->n.level = 1; break;
 		case 'o': cl->output = optarg; break;
 		default: usage();
 		}

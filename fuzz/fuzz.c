@@ -144,7 +144,7 @@ static void
 fuzz_one(int target, const uint8_t *data, size_t size)
 {
 	struct kz_err e;
-	char path[64];
+	char path[128];
 	int fd;
 
 	switch (target) {

@@ -290,6 +290,15 @@ void kz_norm_invert(struct kz_image *img);
 /* Maps the background (the 90th percentile of the border) and below
  * to 0, and the lightest pixel to 255. */
 void kz_norm_stretch(struct kz_image *img);
+/* Makes the ink as white as the datasets': the percent-th percentile
+ * of the pixels above threshold (the ink) becomes 255, the others
+ * scale with it, and what is then floor or less becomes 0.  Fitting
+ * uses KZ_LEVEL_PERCENT and KZ_LEVEL_FLOOR, which bring real crops'
+ * ink to the datasets' (kz-norm(1)). */
+#define KZ_LEVEL_PERCENT 30
+#define KZ_LEVEL_FLOOR 80
+void kz_norm_level(struct kz_image *img, uint8_t threshold, int percent,
+    uint8_t floor);
 /* Bounding box {x, y, w, h} of pixels above threshold; -1 if none. */
 int kz_norm_bbox(const struct kz_image *img, uint8_t threshold,
     uint32_t box[4]);
@@ -313,9 +322,9 @@ struct kz_norm_opts {
 	uint32_t margin;	/* black pixels around the fitted ink */
 	uint8_t threshold;	/* ink is above it, for cropping */
 	enum kz_polarity pol;
-	int crop, centre, deskew, stretch;
+	int crop, centre, deskew, stretch, level;
 };
-/* kz-norm's defaults: polarity auto, margin 1, threshold 32. */
+/* kz-norm's defaults: polarity auto, margin 0, threshold 32. */
 void kz_norm_defaults(struct kz_norm_opts *o);
 /* The size o gives an image of w x h. */
 void kz_norm_size(const struct kz_norm_opts *o, uint32_t w, uint32_t h,

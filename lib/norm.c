@@ -72,6 +72,35 @@ kz_norm_stretch(struct kz_image *img)
 		    (uint8_t)((img->pixels[i] - lo) * 255 / (hi - lo));
 }
 
+void
+kz_norm_level(struct kz_image *img, uint8_t threshold, int percent,
+    uint8_t floor)
+{
+	size_t n = (size_t)img->width * img->height;
+	uint64_t hist[256] = { 0 }, ink = 0, seen = 0;
+	int level = 255;
+
+	for (size_t i = 0; i < n; i++)
+		hist[img->pixels[i]]++;
+	for (int v = threshold + 1; v < 256; v++)
+		ink += hist[v];
+	if (ink == 0)
+		return;
+	/* The ink's percent-th percentile becomes white. */
+	for (int v = threshold + 1; v < 256; v++) {
+		seen += hist[v];
+		if (seen * 100 >= ink * (uint64_t)percent) {
+			level = v;
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned v = img->pixels[i] * 255u / (unsigned)level;
+
+		img->pixels[i] = v <= floor ? 0 : v > 255 ? 255 : (uint8_t)v;
+	}
+}
+
 int
 kz_norm_bbox(const struct kz_image *img, uint8_t threshold, uint32_t box[4])
 {
@@ -324,7 +353,7 @@ kz_norm_defaults(struct kz_norm_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->pol = KZ_POL_AUTO;
-	o->margin = 1;
+	o->margin = 0;
 	o->threshold = 32;
 }
 
@@ -349,6 +378,11 @@ kz_norm_apply(const struct kz_norm_opts *o, struct kz_image *img)
 	 * inverted, must become the datasets' black. */
 	if (o->stretch || o->fw)
 		kz_norm_stretch(img);
+	/* And makes the ink as white as theirs: a scan's strokes are
+	 * grey where the datasets' are saturated. */
+	if (o->level || o->fw)
+		kz_norm_level(img, o->threshold, KZ_LEVEL_PERCENT,
+		    KZ_LEVEL_FLOOR);
 	if (o->deskew)
 		fail = kz_norm_deskew(img);
 	/* Fitting crops to the ink: the datasets' characters fill their

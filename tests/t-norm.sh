@@ -64,3 +64,32 @@ cols = [sum(i % 28 * px[i] for i in range(y * 28, y * 28 + 28)) / max(1, sum(px[
 print('ok' if max(cols) - min(cols) <= 3 else 'spread %.1f' % (max(cols) - min(cols)))")"
 t_fails "kz-norm -c alone is refused" "add -f or -r" kz-norm -c "$T/n.kz"
 t_fails "kz-norm: bad size" "want WxH" kz-norm -f 20 "$T/n.kz"
+# Levelling (-l, and part of --fit): dark ink A (20), grey ink B (150)
+# and a faint smudge C (200) on paper (230).  Inverted and stretched
+# (paper 0, A 255), B is 97 and C 36; the ink's 30th percentile is B's
+# 97, which becomes 255: C becomes 36 * 255 / 97 = 94, above the floor
+# of 80, and stays.
+"$PY" - "$T/lv.pgm" <<'PY'
+import sys
+w, h = 40, 30
+px = bytearray([230] * (w * h))
+for y in range(5, 15):
+    for x in range(5, 15):
+        px[y * w + x] = 20
+        px[y * w + x + 15] = 150
+for y in range(20, 24):
+    for x in range(5, 9):
+        px[y * w + x] = 200
+open(sys.argv[1], "wb").write(b"P5\n%d %d\n255\n" % (w, h) + bytes(px))
+PY
+kz-unpack "$T/lv.pgm" | kz-norm -s -l -r 40x30 >"$T/lv.kz"
+t_eq "kz-norm -s -l: paper 0, grey ink as white as dark ink, a smudge scaled with them" "0:984 94:16 255:200" \
+    "$("$PY" -c "
+import sys, collections; sys.path.insert(0, '$TESTS'); import kzpy
+px = next(kzpy.records('$T/lv.kz'))[2]; c = collections.Counter(px)
+print(' '.join('%d:%d' % kv for kv in sorted(c.items())))")"
+t_eq "kz-norm -f: the longer side fills the box, as in both datasets (margin 0)" "0 27 0 27" "$(kz-unpack "$T/sq.pgm" | kz-norm -f 28x28 | "$PY" -c "
+import sys; sys.path.insert(0, '$TESTS'); import kzpy
+px = next(kzpy.records('/dev/stdin'))[2]
+ys = [i // 28 for i in range(784) if px[i] > 100]; xs = [i % 28 for i in range(784) if px[i] > 100]
+print(min(ys), max(ys), min(xs), max(xs))")"
