@@ -115,7 +115,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	memset(cl, 0, sizeof(*cl));
 	cl->k = -1;
 	cl->shift = -1;
-	cl->batch = 1000;
+	cl->batch = 1024;
 	cl->threads = kz_ncpu();
 	cl->output = "-";
 	while ((ch = getopt(argc, argv, "Lm:k:s:b:t:o:")) != -1) {
@@ -135,7 +135,10 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 			cl->shift = (int)integer(optarg, 0, MAX_SHIFT, "-s");
 			break;
 		case 'b':
+			/* Whole chunks, so that every batch starts where one
+			 * would in any other run. */
 			cl->batch = (int)integer(optarg, 1, 1 << 20, "-b");
+			cl->batch += -cl->batch & (KZ_PREDICT_CHUNK - 1);
 			break;
 		case 't':
 			cl->threads = (int)integer(optarg, 1, 64, "-t");

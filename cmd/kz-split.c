@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "predict.h"
 
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
@@ -122,7 +123,9 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 }
 
 /* -n: cuts the held records into contiguous shards, so that cat of the
- * shards in order gives the stream back. */
+ * shards in order gives the stream back.  Shards start at multiples of
+ * KZ_PREDICT_CHUNK records, so that kz-classify gives their records
+ * the same bytes as the whole stream's. */
 static void
 write_shards(const struct cmdline *cl, const struct held *s,
     const struct kz_header *h, struct kz_record *rec)
@@ -133,15 +136,16 @@ write_shards(const struct cmdline *cl, const struct held *s,
 
 	for (long i = 0; i < cl->shards; i++) {
 		char path[4096];
-		size_t lo = s->n * i / cl->shards;
-		size_t hi = s->n * (i + 1) / cl->shards;
+		size_t chunks = (s->n + KZ_PREDICT_CHUNK - 1) / KZ_PREDICT_CHUNK;
+		size_t lo = chunks * i / cl->shards * KZ_PREDICT_CHUNK;
+		size_t hi = chunks * (i + 1) / cl->shards * KZ_PREDICT_CHUNK;
 		struct kz_writer *w;
 
 		snprintf(path, sizeof(path), "%s.%0*ld.kz", cl->output,
 		    digits, i);
 		if ((w = kz_writer_open(path, h, &e)) == NULL)
 			errx(1, "%s: %s", path, e.msg);
-		for (size_t j = lo; j < hi; j++) {
+		for (size_t j = lo; j < hi && j < s->n; j++) {
 			unhold(s, j, rec, h);
 			if (kz_writer_put(w, rec, &e) != 0) {
 				kz_writer_abort(w);

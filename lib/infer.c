@@ -11,7 +11,7 @@
 #include "util.h"
 #include "predict.h"
 
-#define NET_CHUNK 256		/* images per forward pass */
+#define NET_CHUNK KZ_PREDICT_CHUNK
 #define KNN_QUERY 512		/* queries per distance sgemm */
 #define KNN_MARGIN 16		/* float candidates beyond k */
 
@@ -190,10 +190,14 @@ net_shard(int t, void *arg)
 	struct kz_predictor *p = arg;
 	const struct kz_model *m = p->m;
 	size_t d = (size_t)m->width * m->height, C = m->nclasses;
-	size_t lo = p->n * t / p->threads, hi = p->n * (t + 1) / p->threads;
 
-	for (size_t i = lo; i < hi; i += NET_CHUNK) {
-		int b = hi - i < NET_CHUNK ? (int)(hi - i) : NET_CHUNK;
+	/* Whole chunks of KZ_PREDICT_CHUNK from the batch's start, dealt
+	 * round: a record's bytes depend on the chunk it is computed in
+	 * (BLAS picks its kernels by size), so the chunks are the same
+	 * whatever the number of threads. */
+	for (size_t i = (size_t)t * NET_CHUNK; i < p->n; i += (size_t)p->threads *
+	    NET_CHUNK) {
+		int b = p->n - i < NET_CHUNK ? (int)(p->n - i) : NET_CHUNK;
 
 		kz_standardise(p->pixels + i * d, b * d, m->mean, m->std,
 		    p->x[t]);

@@ -22,6 +22,12 @@ int kz_ncpu(void);
 void kz_standardise(const uint8_t *p, size_t n, float mean, float std,
     float *x);
 
+/* A net classifies a batch in chunks of this many images from its
+ * start, each on one thread; an image's results depend on its chunk
+ * only.  So batches that start at multiples of it (and shards of a
+ * stream, kz-split -n) give every image the same bytes. */
+#define KZ_PREDICT_CHUNK 256
+
 /* A model made ready to classify batches of up to maxb images. */
 struct kz_predictor;
 struct kz_predictor *kz_predictor_new(const struct kz_model *m, int threads,

@@ -33,6 +33,32 @@ fi
 
 B=$(mktemp -d "${TMPDIR:-/tmp}/kz-bench.XXXXXX")
 trap 'rm -rf "$B"' EXIT
+
+R=$D/real-pages/100241706
+if [ -d "$R" ]; then
+	echo "== Real pages (issue 22): JPEG pages cut into their boxes, levelled and fitted to 32x32"
+	# A page of 200 boxes: the 67 of page 00004_2, three times over.
+	mkdir -p "$B/page/images"
+	ln -s "$R/images/100241706_00004_2.jpg" "$B/page/images/"
+	{ head -1 "$R/100241706_coordinate.csv"
+	  for i in 1 2 3; do grep ',100241706_00004_2,' "$R/100241706_coordinate.csv"; done | head -200
+	} >"$B/page/page_coordinate.csv"
+	hyperfine -N -w 1 -r 10 \
+	    -n "two pages, 147 boxes (target < 1 s)" "kz-unpack -f 32x32 -o /dev/null $R" \
+	    -n "one page, 200 boxes (target < 0.5 s)" "kz-unpack -f 32x32 -o /dev/null $B/page"
+fi
+if [ -f "$D/kkanji.tar.gz" ] && kz-classify -L 2>/dev/null | grep -q '^kanji'; then
+	echo "== Similar glyphs (issue 19): 10,000 queries against the 113,796 Kanji training images; target <= 10 s"
+	kz-unpack "$D/kkanji.tar.gz" | kz-split -f 0.2 -m 5 -s 0 -o "$B/ktest64.kz" | kz-norm -p keep -r 32x32 >"$B/ktrain.kz"
+	# The first 10,000 test images: a stream cuts at any record.
+	kz-norm -p keep -r 32x32 "$B/ktest64.kz" | head -c $((32 + 10000 * 1036)) >"$B/kq32.kz"
+	s=$(date +%s.%N)
+	kz-similar -m kanji -t 2 -w "$B/kanji.kzg" "$B/ktrain.kz"
+	e=$(date +%s.%N)
+	echo "index of $(kz-info -t "$B/ktrain.kz" | awk -F'\t' '$1 == "records" { print $2 }') images: $(printf %.1f "$(echo "$e - $s" | bc)") s, $(du -m "$B/kanji.kzg" | cut -f1) MB"
+	hyperfine -N -w 1 -r 3 -n "kz-similar -n 8: $(kz-info -t "$B/kq32.kz" | awk -F'\t' '$1 == "records" { print $2 }') queries" \
+	    "kz-similar -m kanji -t 2 -n 8 -i $B/kanji.kzg -o /dev/null $B/kq32.kz"
+fi
 PEER="/usr/bin/python3 $(dirname "$0")/bench_peer.py"
 kz-unpack -o "$B/train.kz" "$D/kmnist-train-imgs.npz" "$D/kmnist-train-labels.npz"
 kz-unpack -o "$B/test.kz" "$D/kmnist-test-imgs.npz" "$D/kmnist-test-labels.npz"
