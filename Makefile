@@ -28,6 +28,13 @@ export KZ_DATA
 ifeq ($(SANITIZE),1)
 O ?= build-san
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else ifeq ($(MPI),1)
+# Data-parallel kz-train under mpirun (Debian's OpenMPI: tools/deps.sh
+# mpi), built apart: the default build needs no MPI.
+O ?= build-mpi
+CC = mpicc
+SAN =
+CPPFLAGS += -DKZ_MPI
 else
 O ?= build
 SAN =

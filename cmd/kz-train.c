@@ -1,5 +1,11 @@
 /*
  * kz-train - train a model (knn, linear, mlp, cnn) on a kz stream.
+ *
+ * Built with MPI (make MPI=1), it trains data-parallel under mpirun:
+ * every rank reads the stream, computes its threads' shards of each
+ * batch, and the trainer sums every shard's gradients in shard order
+ * (kz_dist); rank 0 alone validates and writes the checkpoints and the
+ * model.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -12,6 +18,49 @@
 #include "cmd.h"
 #include "predict.h"
 #include "train.h"
+
+#ifdef KZ_MPI
+#include <mpi.h>
+
+/* kz_dist's exchange, over every rank of the job. */
+static int
+mpi_allgather(void *ctx, const void *mine, void *all, size_t n)
+{
+	(void)ctx;
+	if (n > INT_MAX)
+		return -1;
+	return MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE,
+	    MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
+}
+#endif
+
+/* This process's place among the job's (rank 0 of 1 without MPI). */
+static struct kz_dist dist = { 0, 1, NULL, NULL };
+
+/* Joins the MPI job when built for it; a rank that exits early, with
+ * an error, ends the whole job (mpirun's default), so no rank is left
+ * waiting and no model is written. */
+static void
+join_job(int *argc, char ***argv)
+{
+#ifdef KZ_MPI
+	MPI_Init(argc, argv);
+	MPI_Comm_rank(MPI_COMM_WORLD, &dist.rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &dist.size);
+	dist.allgather = mpi_allgather;
+#else
+	(void)argc;
+	(void)argv;
+#endif
+}
+
+static void
+leave_job(void)
+{
+#ifdef KZ_MPI
+	MPI_Finalize();
+#endif
+}
 
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
@@ -486,11 +535,15 @@ restore(const struct cmdline *cl, const struct kz_model *ck, struct run *r)
 static void
 announce(const struct cmdline *cl, const struct run *r, size_t n)
 {
+	char ranks[32] = "";
+
+	if (dist.size > 1)
+		snprintf(ranks, sizeof(ranks), "%d ranks x ", dist.size);
 	fprintf(stderr, "kz-train: %s, %zu parameters, %.1f MFLOP per image "
-	    "forward; %zu training records%s; %d threads\n", cl->arch,
+	    "forward; %zu training records%s; %s%d threads\n", cl->arch,
 	    r->m->net->nparams, kz_net_flops(r->m->net) * 2 / 1e6, n,
 	    !cl->val ? "" : cl->o.ema > 0 ? ", validation of the weight "
-	    "average" : ", validation on", cl->o.threads);
+	    "average" : ", validation on", ranks, cl->o.threads);
 	if (cl->resume != NULL)
 		fprintf(stderr, "kz-train: resuming %s after epoch %u\n",
 		    cl->resume, kz_trainer_epochs_done(r->t));
@@ -660,7 +713,9 @@ train(const struct cmdline *cl, const struct kz_dataset *data,
 		pr.epoch = (int)kz_trainer_epochs_done(r->t) + 1;
 		pr.last = 0;
 		pr.epoch_val_s = 0;
-		kz_trainer_epoch(r->t, &st, show_progress, &pr);
+		if (kz_trainer_epoch(r->t, &st, show_progress, &pr) != 0)
+			errx(1, "rank %d: exchanging gradients with the other "
+			    "ranks failed", dist.rank);
 		/* The epoch's figures without its validation points. */
 		st.seconds -= pr.epoch_val_s;
 		st.images_per_s = data->n / (st.seconds > 0 ? st.seconds :
@@ -721,7 +776,18 @@ main(int argc, char *argv[])
 	/* Our threads each call BLAS: it must not start its own. */
 	kz_blas_threads(1);
 	version_option(argc, argv);
+	join_job(&argc, &argv);
 	parse_command_line(argc, argv, &cl);
+	if (dist.size > 1) {
+		cl.o.dist = &dist;
+		/* Rank 0 reports, validates and writes; the others train. */
+		if (dist.rank != 0) {
+			cl.quiet = 1;
+			cl.val = NULL;
+			cl.val_every = 0;
+			cl.checkpoint = NULL;
+		}
+	}
 	if (kz_dataset_read(cl.input, &data, &e) != 0)
 		errx(1, "%s", e.msg);
 	m.width = data.width;
@@ -739,7 +805,8 @@ main(int argc, char *argv[])
 			    "%u", cl.classmap, m.classmap.n, data.nclasses);
 	}
 	if (cl.arch != NULL && strcmp(cl.arch, "knn") == 0) {
-		write_knn(&cl, &m, &data);
+		if (dist.rank == 0)
+			write_knn(&cl, &m, &data);
 	} else {
 		if (cl.val != NULL)
 			read_val(cl.val, &data, &val);
@@ -752,7 +819,7 @@ main(int argc, char *argv[])
 			announce(&cl, &r, data.n);
 		train(&cl, &data, &val, &r);
 		finish(&cl, &r);
-		if (kz_model_write(&m, cl.output, &e) != 0)
+		if (dist.rank == 0 && kz_model_write(&m, cl.output, &e) != 0)
 			die_write(&e);
 		kz_trainer_free(r.t);
 	}
@@ -763,5 +830,6 @@ main(int argc, char *argv[])
 	free(r.best_params);
 	free(r.best_state);
 	free(cl.arch_buf);
+	leave_job();
 	return 0;
 }

@@ -249,7 +249,16 @@ struct kz_trainer {
 	double *cdf;			/* KZ_BALANCE_SAMPLE */
 	uint32_t *order;		/* this epoch's sample indices */
 	int batch_n;			/* samples in the current batch */
-	int batch_T;			/* shards of the current batch */
+	int batch_T;			/* shards of the current batch, in all
+					   processes */
+	/* Each shard's results, in shard order over all processes: the
+	 * local shards' own, or what the exchange brought. */
+	float **grad, **stats;
+	double *loss;
+	int64_t *correct;
+	int R, rank;			/* processes (o.dist), and this one */
+	uint8_t *send, *recv;		/* the exchange: T slots, R * T */
+	size_t slot;			/* bytes of a shard's slot */
 	float batch_lr;
 	float *ema_params, *ema_state;	/* o.ema > 0: the moving average */
 	/* evaluation */
@@ -277,6 +286,12 @@ kz_trainer_free(struct kz_trainer *t)
 	free(t->order);
 	free(t->ema_params);
 	free(t->ema_state);
+	free(t->grad);
+	free(t->stats);
+	free(t->loss);
+	free(t->correct);
+	free(t->send);
+	free(t->recv);
 	free(t);
 }
 
@@ -323,10 +338,28 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 		free(t);
 		return NULL;
 	}
-	int per = (o->batch + t->T - 1) / t->T;
+	t->R = o->dist != NULL && o->dist->size > 1 ? o->dist->size : 1;
+	t->rank = t->R > 1 ? o->dist->rank : 0;
+	int G = t->R * t->T, per;
+	if (G > o->batch)
+		G = o->batch;
+	per = (o->batch + G - 1) / G;
 	if ((t->sh = calloc(t->T, sizeof(*t->sh))) == NULL ||
-	    (t->order = malloc(data->n * sizeof(uint32_t))) == NULL)
+	    (t->order = malloc(data->n * sizeof(uint32_t))) == NULL ||
+	    (t->grad = calloc((size_t)t->R * t->T, sizeof(*t->grad))) ==
+	    NULL || (t->stats = calloc((size_t)t->R * t->T,
+	    sizeof(*t->stats))) == NULL || (t->loss = calloc((size_t)t->R *
+	    t->T, sizeof(*t->loss))) == NULL || (t->correct =
+	    calloc((size_t)t->R * t->T, sizeof(*t->correct))) == NULL)
 		goto oom;
+	if (t->R > 1) {
+		/* A slot: gradients, BN batch statistics, loss, correct. */
+		t->slot = (net->nparams + net->nstate) * sizeof(float);
+		t->slot = (t->slot + 7) / 8 * 8 + 16;
+		if ((t->send = calloc(t->T, t->slot)) == NULL ||
+		    (t->recv = calloc((size_t)t->R * t->T, t->slot)) == NULL)
+			goto oom;
+	}
 	for (int s = 0; s < t->T; s++) {
 		struct shard *sh = &t->sh[s];
 
@@ -517,10 +550,10 @@ reduce_update(int s, void *arg)
 	/* Cache-line multiples, so that threads never share a line. */
 	size_t lo = np * s / t->T & ~(size_t)15;
 	size_t hi = s == t->T - 1 ? np : np * (s + 1) / t->T & ~(size_t)15;
-	float *g = kz_work_grad(t->sh[0].work);
+	float *g = t->grad[0];
 
 	for (int k = 1; k < t->batch_T; k++) {
-		const float *gs = kz_work_grad(t->sh[k].work);
+		const float *gs = t->grad[k];
 
 		for (size_t i = lo; i < hi; i++)
 			g[i] += gs[i];
@@ -585,6 +618,54 @@ shard_step(int s, void *arg)
 	kz_net_backward(net, sh->work, b);
 }
 
+/* Points the batch's shard results (t->grad, stats, loss, correct) at
+ * the G shards of all processes: this one's L shards directly, and
+ * with other processes, every process's through an exchange of slots.
+ * -1 when the exchange failed. */
+static int
+gather_shards(struct kz_trainer *t, int G, int L)
+{
+	const struct kz_net *net = t->net;
+	size_t np = net->nparams, ns = net->nstate;
+
+	if (t->R == 1) {
+		for (int s = 0; s < L; s++) {
+			t->grad[s] = kz_work_grad(t->sh[s].work);
+			t->stats[s] = (float *)kz_work_batch_stats(
+			    t->sh[s].work);
+			t->loss[s] = t->sh[s].loss;
+			t->correct[s] = t->sh[s].correct;
+		}
+		return 0;
+	}
+	for (int s = 0; s < L; s++) {
+		uint8_t *p = t->send + s * t->slot;
+		double loss = t->sh[s].loss;
+		int64_t right = t->sh[s].correct;
+
+		memcpy(p, kz_work_grad(t->sh[s].work), np * sizeof(float));
+		memcpy(p + np * sizeof(float),
+		    kz_work_batch_stats(t->sh[s].work), ns * sizeof(float));
+		memcpy(p + t->slot - 16, &loss, 8);
+		memcpy(p + t->slot - 8, &right, 8);
+	}
+	if (t->o.dist->allgather(t->o.dist->ctx, t->send, t->recv,
+	    (size_t)t->T * t->slot) != 0)
+		return -1;
+	/* Global shard g is slot g - rank * T of process rank: the
+	 * shards are dealt to the processes T at a time, so the slots
+	 * arrive in shard order. */
+	for (int g = 0; g < G; g++) {
+		uint8_t *p = t->recv + (size_t)g * t->slot;
+
+		t->grad[g] = (float *)p;
+		t->stats[g] = (float *)(p + np * sizeof(float));
+		memcpy(&t->loss[g], p + t->slot - 16, 8);
+		memcpy(&t->correct[g], p + t->slot - 8, 8);
+	}
+	return 0;
+}
+
 int
 kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
     void (*progress)(void *, double, double, double, double), void *arg)
@@ -622,36 +703,50 @@ kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
 	for (size_t start = 0; start < n; start += t->o.batch) {
 		int B = n - start < (size_t)t->o.batch ? (int)(n - start) :
 		    t->o.batch;
-		int T = t->T < B ? t->T : B;
+		/* G shards in all processes; this one's are first..first +
+		 * L - 1, its threads'. */
+		int G = t->R * t->T < B ? t->R * t->T : B;
+		int first = t->rank * t->T;
+		int L = G - first < t->T ? G - first : t->T;
 
+		if (L < 0)
+			L = 0;
 		t->batch_n = B;
-		for (int s = 0; s < T; s++) {
-			t->sh[s].lo = (int)start + B * s / T;
-			t->sh[s].hi = (int)start + B * (s + 1) / T;
-			t->sh[s].seed = kz_rng_next(&t->rng);
+		for (int g = 0; g < G; g++) {
+			uint64_t seed = kz_rng_next(&t->rng);
+			int s = g - first;
+
+			if (s < 0 || s >= L)
+				continue;
+			t->sh[s].lo = (int)start + B * g / G;
+			t->sh[s].hi = (int)start + B * (g + 1) / G;
+			t->sh[s].seed = seed;
 		}
-		kz_parallel(T, shard_step, t);
+		if (L > 0)
+			kz_parallel(L, shard_step, t);
+		if (gather_shards(t, G, L) != 0)
+			return -1;
 		/* Running BN statistics from the shards' batch statistics. */
 		if (net->nstate > 0) {
 			for (size_t i = 0; i < net->nstate; i++) {
 				double v = 0;
 
-				for (int s = 0; s < T; s++)
-					v += kz_work_batch_stats(t->sh[s].work)[i];
-				v /= T;
+				for (int s = 0; s < G; s++)
+					v += t->stats[s][i];
+				v /= G;
 				net->state[i] = 0.9f * net->state[i] +
 				    0.1f * (float)v;
 			}
 		}
 		double epos = t->epoch + (double)start / n;
 		st->lr = schedule_lr(&t->o, epos);
-		t->batch_T = T;
+		t->batch_T = G;
 		t->batch_lr = (float)st->lr;
 		t->opt.step++;
 		kz_parallel(t->T, reduce_update, t);
-		for (int s = 0; s < T; s++) {
-			loss += t->sh[s].loss;
-			correct += t->sh[s].correct;
+		for (int s = 0; s < G; s++) {
+			loss += t->loss[s];
+			correct += (size_t)t->correct[s];
 		}
 		done += B;
 		if (progress != NULL) {

@@ -45,6 +45,19 @@ void kz_augment_image(const uint8_t *src, int W, int H,
     const struct kz_augment *a, struct kz_rng *r, float mean, float std,
     float *dst);
 
+/* Data-parallel training over processes (kz-train built with MPI):
+ * each batch is cut into size * threads shards, process rank computes
+ * shards rank * threads to rank * threads + threads - 1, and every
+ * process sums all shards' gradients in shard order, so that the model
+ * is the one a single process with size * threads threads trains, to
+ * the byte.  allgather is MPI_Allgather: n bytes from every process
+ * into all (size * n bytes, in rank order); 0, or -1 when it failed. */
+struct kz_dist {
+	int rank, size;
+	int (*allgather)(void *ctx, const void *mine, void *all, size_t n);
+	void *ctx;
+};
+
 enum kz_schedule { KZ_SCHED_CONST, KZ_SCHED_STEP, KZ_SCHED_COSINE };
 enum kz_balance { KZ_BALANCE_NONE, KZ_BALANCE_SAMPLE, KZ_BALANCE_WEIGHT };
 
@@ -62,6 +75,7 @@ struct kz_train_opts {
 	struct kz_augment aug;
 	float ema;			/* decay of the weight average, 0 = off */
 	float smooth;			/* label smoothing, 0 = off */
+	const struct kz_dist *dist;	/* other processes; NULL: none */
 };
 
 struct kz_epoch_stats {
@@ -76,7 +90,8 @@ struct kz_trainer *kz_trainer_new(struct kz_net *net,
     const struct kz_dataset *data, const struct kz_train_opts *o,
     float mean, float std, struct kz_err *e);
 /* Runs one epoch; progress (may be NULL) is called after each batch
- * with the fraction done and the running loss and accuracy. */
+ * with the fraction done and the running loss and accuracy.  -1 when
+ * exchanging with the other processes failed. */
 int kz_trainer_epoch(struct kz_trainer *t, struct kz_epoch_stats *st,
     void (*progress)(void *, double done, double loss, double acc,
     double img_s), void *arg);

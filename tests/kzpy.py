@@ -128,6 +128,17 @@ def main():
         out += b"CRC " + struct.pack("<QI", 4, zlib.crc32(out))
         with open(args[0], "wb") as f:
             f.write(out)
+    elif cmd == "sections-md5":
+        # Of a model file's sections but META (which holds the command
+        # and the date) and the CRC: its numbers.
+        b = open(args[0], "rb").read()
+        m, off = hashlib.md5(), 12
+        while off + 12 <= len(b):
+            tag, n = b[off:off + 4], struct.unpack_from("<Q", b, off + 4)[0]
+            if tag not in (b"META", b"CRC "):
+                m.update(b[off:off + 12 + n])
+            off += 12 + n
+        print(m.hexdigest())
     elif cmd == "tar-check":
         tar, stream, manifest, n = args[0], args[1], args[2], int(args[3])
         with open(manifest, encoding="utf-8") as f:

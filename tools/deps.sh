@@ -2,12 +2,16 @@
 # deps.sh [bench] - installs the Debian packages kz needs that are missing
 # (apt-get, as root or through sudo).  With "bench", also the peers that
 # `make bench` measures against; with "hardening", what `make fuzz` and
-# `make valgrind` need; with "deb", what `make deb` needs.
+# `make valgrind` need; with "deb", what `make deb` needs; with "mpi",
+# OpenMPI for `make MPI=1`.
 set -eu
 PKGS="gcc make pkg-config zlib1g-dev libpng-dev libjpeg62-turbo-dev libnetpbm-dev libopenblas-dev bc
 mandoc python3 gzip tar dataset-fashion-mnist bsdutils parallel"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine"
+fi
+if [ "${1:-}" = mpi ]; then
+	PKGS="$PKGS openmpi-bin libopenmpi-dev"
 fi
 if [ "${1:-}" = deb ]; then
 	PKGS="$PKGS debhelper dpkg-dev fakeroot lintian"
