@@ -137,3 +137,20 @@ pta=$(sed -n 's/^torch test: \([0-9.]*\)%.*/\1/p' "$B/torch-curve")
 echo "kz:    test $kza%, wall $(printf %.1f "$kzw") s (validation included), 95% validation after $(first95 "$B/kz-curve") s of training"
 echo "torch: test $pta%, wall $(printf %.1f "$ptw") s (validation included), 95% validation after $(first95 "$B/torch-curve") s of training"
 echo "time to 95%: kz $(echo "scale=1; $(first95 "$B/torch-curve") / $(first95 "$B/kz-curve")" | bc)x faster"
+
+if [ -x "$(dirname "$0")/../build-mpi/bin/kz-train" ] && command -v mpirun >/dev/null; then
+	echo "== Data-parallel training (issue 20): 1 process x 2 threads vs 2 MPI ranks x 1 thread, ResNet-preact-20, 15,000 images"
+	export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+	MT=$(cd "$(dirname "$0")/../build-mpi/bin" && pwd)/kz-train
+	RES="@$(cd "$(dirname "$0")/../examples/kmnist" && pwd)/res20.arch"
+	one_all= two_all=
+	for i in 1 2 3; do
+		one_all="$one_all $(kz-train -t 2 -a "$RES" -e 1 -b 128 --opt nesterov -o "$B/r1.kzm" "$B/q.0.kz" 2>&1 |
+		    sed -n 's/^epoch.*  \([0-9]*\) img\/s.*/\1/p')"
+		two_all="$two_all $(mpirun --oversubscribe -np 2 "$MT" -t 1 -a "$RES" -e 1 -b 128 --opt nesterov -o "$B/r2.kzm" "$B/q.0.kz" 2>&1 |
+		    sed -n 's/^epoch.*  \([0-9]*\) img\/s.*/\1/p')"
+	done
+	echo "1 process x 2 threads: $(median $one_all) img/s (median of$one_all)"
+	echo "2 ranks x 1 thread:    $(median $two_all) img/s (median of$two_all)"
+	echo "ranks / threads: $(echo "scale=2; $(median $two_all) / $(median $one_all)" | bc) (the same model, number for number)"
+fi
