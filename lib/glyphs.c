@@ -12,9 +12,13 @@
  *   u8[n][w*h]  images
  *   u32         CRC-32 of everything before
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -141,15 +145,58 @@ glyphs_header(const uint8_t *buf, size_t len, const char *path,
 	return 0;
 }
 
+/* Reads the file at path, of at most GLYPHS_MAX_BYTES, in one buffer
+ * of its size: an index is hundreds of megabytes, never gzipped, and
+ * kz_slurp's growing buffer through zlib took seconds. */
+static int
+read_whole(const char *path, uint8_t **bufp, size_t *lenp, struct kz_err *e)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return kz_errf(e, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > GLYPHS_MAX_BYTES) {
+		close(fd);
+		return kz_errf(e, "%s: not a regular file of at most %zu bytes",
+		    path, GLYPHS_MAX_BYTES);
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return kz_errf(e, "%s: out of memory", path);
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			kz_errf(e, "%s: %s", path, r < 0 ? strerror(errno) :
+			    "shorter than its size");
+			free(buf);
+			close(fd);
+			return -1;
+		}
+		len += (size_t)r;
+	}
+	close(fd);
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
 int
 kz_glyphs_read(const char *path, struct kz_glyphs *g, struct kz_err *e)
 {
-	uint8_t *buf;
-	size_t len, npix;
+	uint8_t *buf = NULL;
+	size_t len = 0, npix;
 	const uint8_t *p;
 
 	memset(g, 0, sizeof(*g));
-	if (kz_slurp(path, GLYPHS_MAX_BYTES, &buf, &len, e) != 0)
+	if (read_whole(path, &buf, &len, e) != 0)
 		return -1;
 	if (glyphs_header(buf, len, path, g, e) != 0) {
 		free(buf);
