@@ -149,10 +149,20 @@ keep_records(const struct cmdline *cl, struct kz_reader *r, long cols,
     size_t cell, struct kept *k)
 {
 	const struct kz_header *h = kz_reader_header(r);
-	struct kz_record *rec = kz_record_new(h);
+	struct kz_record *rec;
 	struct kz_err e;
 	int rc = 0;
 
+	/* The stream's header is checked before anything is allocated:
+	 * an exit must leave nothing that a leak checker counts. */
+	if (cl->only_class >= 0 && h->nclasses > 0 &&
+	    cl->only_class >= (long)h->nclasses)
+		errx(1, "%s: -l %s: class %ld, but the stream has %u classes",
+		    kz_reader_name(r), cl->only, cl->only_class, h->nclasses);
+	if (cl->mistakes && h->k == 0)
+		errx(1, "%s: -x needs predictions: pass the stream through "
+		    "kz-classify", kz_reader_name(r));
+	rec = kz_record_new(h);
 	memset(k, 0, sizeof(*k));
 	k->rec = calloc(cl->count, sizeof(*k->rec));
 	k->pix = malloc(cl->count * cell);
@@ -161,13 +171,6 @@ keep_records(const struct cmdline *cl, struct kz_reader *r, long cols,
 	if (rec == NULL || k->rec == NULL || k->pix == NULL ||
 	    (cl->per_class && k->filled == NULL))
 		err(1, NULL);
-	if (cl->only_class >= 0 && h->nclasses > 0 &&
-	    cl->only_class >= (long)h->nclasses)
-		errx(1, "%s: -l %s: class %ld, but the stream has %u classes",
-		    kz_reader_name(r), cl->only, cl->only_class, h->nclasses);
-	if (cl->mistakes && h->k == 0)
-		errx(1, "%s: -x needs predictions: pass the stream through "
-		    "kz-classify", kz_reader_name(r));
 	while (k->n < cl->count && (rc = kz_reader_next(r, rec, &e)) == 1) {
 		/* -x: only records whose best prediction is wrong. */
 		if (cl->mistakes && (rec->label < 0 ||
