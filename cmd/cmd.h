@@ -35,6 +35,29 @@ model_file(const char *name)
 	return s;
 }
 
+/* Opens the stream input for the model at path m: 8-bit images of
+ * its size, or exit 1 saying how to make them so. */
+static inline struct kz_reader *
+open_model_input(const char *input, const struct kz_model *m,
+    const char *path)
+{
+	struct kz_reader *r;
+	const struct kz_header *h;
+	struct kz_err e;
+
+	if ((r = kz_reader_open(input, &e)) == NULL)
+		errx(1, "%s", e.msg);
+	h = kz_reader_header(r);
+	if (h->pixel != KZ_PIXEL_U8)
+		errx(1, "%s: models read 8-bit streams", kz_reader_name(r));
+	if (h->width != m->width || h->height != m->height)
+		errx(1, "%s: %ux%u images do not fit model %s (%ux%u); pass "
+		    "them through kz-norm --fit %ux%u", kz_reader_name(r),
+		    h->width, h->height, path, m->width, m->height, m->width,
+		    m->height);
+	return r;
+}
+
 #define DEFAULT_MODEL "kmnist"
 
 /* The file of the model used without -m: $KZ_MODEL, else

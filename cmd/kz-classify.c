@@ -178,25 +178,12 @@ read_models(const struct cmdline *cl, struct kz_model *m)
 static struct kz_reader *
 open_input(const struct cmdline *cl, const struct kz_model *m)
 {
-	struct kz_reader *r;
-	const struct kz_header *h;
-	const char *name;
-	struct kz_err e;
+	struct kz_reader *r = open_model_input(cl->input, m, cl->paths[0]);
+	const struct kz_header *h = kz_reader_header(r);
 
-	if ((r = kz_reader_open(cl->input, &e)) == NULL)
-		errx(1, "%s", e.msg);
-	h = kz_reader_header(r);
-	name = kz_reader_name(r);
-	if (h->pixel != KZ_PIXEL_U8)
-		errx(1, "%s: models read 8-bit streams", name);
-	if (h->width != m->width || h->height != m->height)
-		errx(1, "%s: %ux%u images do not fit model %s (%ux%u); pass "
-		    "them through kz-norm --fit %ux%u", name, h->width,
-		    h->height, cl->paths[0], m->width, m->height, m->width,
-		    m->height);
 	if (h->nclasses != 0 && h->nclasses != m->nclasses)
-		errx(1, "%s: %u classes, model %s has %u", name, h->nclasses,
-		    cl->paths[0], m->nclasses);
+		errx(1, "%s: %u classes, model %s has %u", kz_reader_name(r),
+		    h->nclasses, cl->paths[0], m->nclasses);
 	return r;
 }
 

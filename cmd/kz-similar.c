@@ -97,27 +97,6 @@ read_model(const struct cmdline *cl, struct kz_model *m)
 		    "a net)", cl->model);
 }
 
-/* Opens the stream, whose images must be 8-bit of the model's size. */
-static struct kz_reader *
-open_input(const struct cmdline *cl, const struct kz_model *m)
-{
-	struct kz_reader *r;
-	const struct kz_header *h;
-	struct kz_err e;
-
-	if ((r = kz_reader_open(cl->input, &e)) == NULL)
-		errx(1, "%s", e.msg);
-	h = kz_reader_header(r);
-	if (h->pixel != KZ_PIXEL_U8)
-		errx(1, "%s: models read 8-bit streams", kz_reader_name(r));
-	if (h->width != m->width || h->height != m->height)
-		errx(1, "%s: %ux%u images do not fit model %s (%ux%u); pass "
-		    "them through kz-norm --fit %ux%u", kz_reader_name(r),
-		    h->width, h->height, cl->model, m->width, m->height,
-		    m->width, m->height);
-	return r;
-}
-
 /* Reads up to BATCH records of r into pix, their labels and indices;
  * the number read.  Exits on a bad stream (after abort, when not
  * NULL). */
@@ -163,7 +142,7 @@ static void
 write_index(const struct cmdline *cl, const struct kz_model *m,
     struct kz_predictor *p)
 {
-	struct kz_reader *r = open_input(cl, m);
+	struct kz_reader *r = open_model_input(cl->input, m, cl->model);
 	const struct kz_header *h = kz_reader_header(r);
 	struct kz_glyphs g = { 0 };
 	struct kz_record *rec = kz_record_new(h);
@@ -266,7 +245,7 @@ static void
 search(const struct cmdline *cl, const struct kz_model *m,
     struct kz_predictor *p, const struct kz_glyphs *g)
 {
-	struct kz_reader *r = open_input(cl, m);
+	struct kz_reader *r = open_model_input(cl->input, m, cl->model);
 	struct kz_header oh = *kz_reader_header(r);
 	size_t npix = (size_t)m->width * m->height, C = m->nclasses, n;
 	uint8_t *pix = malloc(BATCH * npix);

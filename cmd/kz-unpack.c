@@ -8,7 +8,6 @@
  * images.  --fit and --resize give every image one size as it is
  * read, with kz-norm's code.
  */
-#include <dirent.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -154,27 +153,6 @@ add_images(const char *name, struct kz_image *imgs, size_t n)
 	}
 }
 
-/* Whether the folder dir holds a CODH coordinate file. */
-static int
-book_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	const char *suffix = "_coordinate.csv";
-	size_t sl = strlen(suffix);
-	int found = 0;
-
-	if (d == NULL)
-		return 0;
-	while (!found && (de = readdir(d)) != NULL) {
-		size_t n = strlen(de->d_name);
-
-		found = n > sl && strcmp(de->d_name + n - sl, suffix) == 0;
-	}
-	closedir(d);
-	return found;
-}
-
 /* Whether the first line of peek (npeek bytes) is a CODH coordinate
  * file's header: it names the Unicode and Image columns. */
 static int
@@ -210,7 +188,8 @@ read_input(const char *name)
 	size_t npeek, len;
 	uint8_t *buf;
 
-	if (stat(name, &st) == 0 && S_ISDIR(st.st_mode) && book_dir(name)) {
+	if (stat(name, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    kz_book_is_folder(name)) {
 		add_book(name);
 		return;
 	}

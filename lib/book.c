@@ -20,6 +20,7 @@
 #define BOOK_CSV_MAX_BYTES ((size_t)1 << 30)
 #define BOOK_FIELD_MAX 255
 #define BOOK_FIELDS_MAX 32
+#define COORDINATE_SUFFIX "_coordinate.csv"
 
 /* The columns a box needs, by header name. */
 enum { COL_UNICODE, COL_IMAGE, COL_X, COL_Y, COL_W, COL_H, NCOLS };
@@ -209,19 +210,15 @@ parse_coordinates(struct kz_book *b, const char *p, const char *end,
 	int col[NCOLS], n;
 	size_t line = 1, cap = 0;
 
-	if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-		p += 3;
+	kz_csv_skip_bom(&p, end);
 	if ((n = split_line(&p, end, f)) < 0)
 		return kz_errf(e, "%s: line 1: not a CSV header", b->csv);
 	if (find_columns(f, n, col, b->csv, e) != 0)
 		return -1;
 	while (p < end) {
 		line++;
-		if (*p == '\n' || *p == '\r') {	/* blank line */
-			p += (*p == '\r' && p + 1 < end && p[1] == '\n') ?
-			    2 : 1;
+		if (kz_csv_skip_blank(&p, end))
 			continue;
-		}
 		if ((n = split_line(&p, end, f)) < 0)
 			return kz_errf(e, "%s: line %zu: a field is too long "
 			    "or badly quoted", b->csv, line);
@@ -231,6 +228,30 @@ parse_coordinates(struct kz_book *b, const char *p, const char *end,
 	if (b->n == 0)
 		return kz_errf(e, "%s: no boxes", b->csv);
 	return 0;
+}
+
+/* Whether name is a coordinate file's: NAME_coordinate.csv. */
+static int
+coordinate_name(const char *name)
+{
+	size_t n = strlen(name), sl = strlen(COORDINATE_SUFFIX);
+
+	return n > sl && strcmp(name + n - sl, COORDINATE_SUFFIX) == 0;
+}
+
+int
+kz_book_is_folder(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	if (d == NULL)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL)
+		found = coordinate_name(de->d_name);
+	closedir(d);
+	return found;
 }
 
 /* The coordinate file of the book folder dir: DIR/NAME_coordinate.csv
@@ -251,7 +272,7 @@ find_coordinates(const char *dir, struct kz_err *e)
 	base = dir + dl;
 	while (base > dir && base[-1] != '/')
 		base--;
-	if (asprintf(&path, "%.*s/%.*s_coordinate.csv", (int)dl, dir,
+	if (asprintf(&path, "%.*s/%.*s" COORDINATE_SUFFIX, (int)dl, dir,
 	    (int)(dir + dl - base), base) < 0) {
 		kz_errf(e, "%s: out of memory", dir);
 		return NULL;
@@ -264,10 +285,7 @@ find_coordinates(const char *dir, struct kz_err *e)
 		return NULL;
 	}
 	while ((de = readdir(d)) != NULL) {
-		size_t n = strlen(de->d_name), sl = strlen("_coordinate.csv");
-
-		if (n <= sl || strcmp(de->d_name + n - sl,
-		    "_coordinate.csv") != 0)
+		if (!coordinate_name(de->d_name))
 			continue;
 		if (found != NULL) {
 			many = 1;

@@ -102,8 +102,7 @@ skip_header(const char **p, const char *end, const char *name,
 {
 	const char *s = *p, *nl, *hend;
 
-	if (end - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
-		s += 3;
+	kz_csv_skip_bom(&s, end);
 	nl = memchr(s, '\n', (size_t)(end - s));
 	hend = nl ? nl : end;
 	if (hend > s && hend[-1] == '\r')
@@ -197,11 +196,8 @@ read_rows(const char *p, const char *end, const char *name,
 
 	while (p < end) {
 		line++;
-		if (*p == '\n' || *p == '\r') {	/* blank line */
-			p += (*p == '\r' && p + 1 < end && p[1] == '\n') ?
-			    2 : 1;
+		if (kz_csv_skip_blank(&p, end))
 			continue;
-		}
 		if (split_row(&p, end, f, name, line, e) != 0 ||
 		    parse_row(f, name, line, &r, e) != 0)
 			return -1;

@@ -270,6 +270,8 @@ struct kz_book {
  * names; every box must have a size, and every page named must be a
  * file in images/ (its id a plain file name).  -1 naming the line. */
 int kz_book_open(const char *path, struct kz_book *b, struct kz_err *e);
+/* Whether the folder dir holds a file NAME_coordinate.csv: a book. */
+int kz_book_is_folder(const char *dir);
 /* DIR/images/ID.jpg of page (malloc'ed), or NULL when out of memory. */
 char *kz_book_page_path(const struct kz_book *b, size_t page);
 /* Decodes page's image (JPEG, or PNG) to grey. */

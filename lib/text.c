@@ -2,6 +2,7 @@
  * fields of CSV lines. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kz.h"
 #include "util.h"
@@ -64,4 +65,22 @@ kz_csv_field(const char **p, const char *end, char *out, size_t max)
 	out[n] = '\0';
 	*p = s;
 	return (int)n;
+}
+
+void
+kz_csv_skip_bom(const char **p, const char *end)
+{
+	if (end - *p >= 3 && memcmp(*p, "\xEF\xBB\xBF", 3) == 0)
+		*p += 3;
+}
+
+int
+kz_csv_skip_blank(const char **p, const char *end)
+{
+	const char *s = *p;
+
+	if (s >= end || (*s != '\n' && *s != '\r'))
+		return 0;
+	*p = s + ((*s == '\r' && s + 1 < end && s[1] == '\n') ? 2 : 1);
+	return 1;
 }

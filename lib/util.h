@@ -40,6 +40,11 @@
  * field's length, or -1 when it is longer than max or its quotes are
  * not closed. */
 int kz_csv_field(const char **p, const char *end, char *out, size_t max);
+/* Moves *p past a UTF-8 byte order mark, if the text starts with one. */
+void kz_csv_skip_bom(const char **p, const char *end);
+/* Moves *p past the line end at *p and returns 1 when the line there is
+ * blank; 0, *p unmoved, otherwise. */
+int kz_csv_skip_blank(const char **p, const char *end);
 
 static inline uint16_t get_le16(const uint8_t *b)
 { return (uint16_t)(b[0] | b[1] << 8); }

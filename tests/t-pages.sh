@@ -54,7 +54,7 @@ t_eq "book and images in one stream" 4 \
     "$(kz-unpack -r 16x16 "$F/book" "$F/flat.jpg" 2>/dev/null >"$T/bi.kz"; kzpy count "$T/bi.kz")"
 
 # A book's bad input: one line naming the file and the line.
-B=$T/bad; mkdir -p "$B/images"
+B=$T/book-bad; mkdir -p "$B/images"
 cp "$F/book/images/"* "$B/images/"
 hdr="Unicode,Image,X,Y,Block ID,Char ID,Width,Height"
 bad() { printf '%s\n' "$@" >"$B/bad_coordinate.csv"; }
