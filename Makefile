@@ -11,7 +11,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 PKG_CONFIG ?= pkg-config
-PKGS = libpng libjpeg zlib netpbm openblas
+PKGS = libpng libjpeg zlib libdeflate netpbm openblas
 CFLAGS ?= -O2 -g
 # The numeric code is built for this machine's vector units; packagers
 # building for other machines set ARCH_FLAGS= (or e.g. -mavx2).

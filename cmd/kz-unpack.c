@@ -32,6 +32,8 @@ struct input {
 	struct kz_array labels;		/* IN_ARRAY, ndim 0 when absent */
 	const char *labels_name;
 	struct kz_tree tree;		/* IN_TREE */
+	struct kz_file *tar;		/* IN_TREE from a tar: its PNGs may
+					   lie in it, so it stays open */
 	int32_t *tree_label;		/* IN_TREE: class of each entry */
 	struct kz_image *imgs;		/* IN_IMAGES */
 	struct kz_book book;		/* IN_BOOK */
@@ -215,7 +217,7 @@ read_input(const char *name)
 		if (in->tree.n == 0)
 			errx(1, "%s: no U+XXXX/*.png files in this archive",
 			    name);
-		kz_file_close(f);
+		in->tar = f;
 		return;
 	}
 	if (fmt == KZ_FMT_UNKNOWN && book_csv(peek, npeek)) {
@@ -228,22 +230,27 @@ read_input(const char *name)
 		    "PNG, JPEG, PNM or a CODH coordinate file)", name);
 	if (fmt == KZ_FMT_STREAM)
 		errx(1, "%s: already a kz stream", name);
+	struct kz_array a;
+	struct kz_image *imgs;
+	size_t n;
+	if (fmt == KZ_FMT_NPZ) {
+		/* The archive is only read: parsed where it lies. */
+		const uint8_t *zip;
+
+		if (kz_file_view(f, ARRAY_MAX_BYTES, &zip, &len, &e) != 0 ||
+		    kz_npz_parse(zip, len, name, &a, &e) != 0)
+			errx(1, "%s", e.msg);
+		kz_file_close(f);
+		add_array(name, &a);
+		return;
+	}
 	if (kz_file_slurp(f, fmt == KZ_FMT_PNG || fmt == KZ_FMT_PNM ||
 	    fmt == KZ_FMT_JPEG ? IMAGE_MAX_BYTES : ARRAY_MAX_BYTES, &buf,
 	    &len, &e) != 0)
 		errx(1, "%s", e.msg);
 	kz_file_close(f);
 
-	struct kz_array a;
-	struct kz_image *imgs;
-	size_t n;
 	switch (fmt) {
-	case KZ_FMT_NPZ:
-		if (kz_npz_parse(buf, len, name, &a, &e) != 0)
-			errx(1, "%s", e.msg);
-		free(buf);
-		add_array(name, &a);
-		break;
 	case KZ_FMT_NPY:
 	case KZ_FMT_IDX:
 		if ((fmt == KZ_FMT_NPY ? kz_npy_parse : kz_idx_parse)(buf,
@@ -823,6 +830,7 @@ free_inputs(void)
 		kz_array_free(&in->images);
 		kz_array_free(&in->labels);
 		kz_tree_free(&in->tree);
+		kz_file_close(in->tar);
 		free(in->tree_label);
 		kz_book_free(&in->book);
 		free(in->box_label);

@@ -1,6 +1,7 @@
 /* array.c - uint8 arrays from .npy, .npz (zip) and MNIST idx files. */
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "kz.h"
@@ -408,28 +409,36 @@ zip_inflate(const uint8_t *src, const struct zip_member *m, uint8_t *out,
 
 /* Copies or inflates member m, whose data zip_check found at src, into
  * a new buffer *out of m->usize bytes and checks its CRC.  0, or -1
- * with nothing allocated. */
+ * with nothing allocated.  libdeflate inflates the member in one call,
+ * about twice as fast as zlib; zlib, run again only when libdeflate
+ * fails, words the error (the place of the damage, or the size). */
 static int
 zip_extract(const uint8_t *src, const struct zip_member *m,
     const char *name, uint8_t **out, struct kz_err *e)
 {
+	struct libdeflate_decompressor *d;
+	enum libdeflate_result r;
 	uint8_t *b;
-	uLong crc = 0;
 
-	if ((b = malloc(m->usize ? m->usize : 1)) == NULL)
+	if ((b = kz_alloc_big(m->usize)) == NULL)
 		return kz_errf(e, "%s: out of memory", name);
 	if (m->method == 0) {
 		memcpy(b, src, m->usize);
-	} else if (zip_inflate(src, m, b, name, e) != 0) {
-		free(b);
-		return -1;
+	} else {
+		if ((d = libdeflate_alloc_decompressor()) == NULL) {
+			free(b);
+			return kz_errf(e, "%s: out of memory", name);
+		}
+		r = libdeflate_deflate_decompress(d, src, m->csize, b,
+		    m->usize, NULL);
+		libdeflate_free_decompressor(d);
+		if (r != LIBDEFLATE_SUCCESS && zip_inflate(src, m, b, name,
+		    e) != 0) {
+			free(b);
+			return -1;
+		}
 	}
-	for (uint64_t off = 0; off < m->usize; off += 1u << 30) {
-		uint64_t n = m->usize - off;
-		crc = crc32(crc, b + off, n > (1u << 30) ? (1u << 30) :
-		    (unsigned)n);
-	}
-	if (KZ_CHECK_SUMS && crc != m->crc) {
+	if (KZ_CHECK_SUMS && libdeflate_crc32(0, b, m->usize) != m->crc) {
 		free(b);
 		return kz_errf(e, "%s: %s: CRC mismatch (damaged archive)",
 		    name, NPZ_MEMBER);

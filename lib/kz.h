@@ -134,6 +134,7 @@ struct kz_out {
 	char *path;	/* target, NULL for stdout */
 	char *tmp;	/* temporary name, NULL for stdout */
 	int unnamed;	/* fp is an O_TMPFILE file: tmp is not on disk */
+	char *buf;	/* fp's buffer, for a file; freed after fclose */
 	int failed;
 };
 
@@ -169,6 +170,17 @@ int kz_file_read(struct kz_file *f, void *buf, size_t n, size_t *got,
 /* Reads the rest of f into *buf (malloc'ed), refusing more than limit. */
 int kz_file_slurp(struct kz_file *f, size_t limit, uint8_t **buf,
     size_t *len, struct kz_err *e);
+/* Points *buf at the rest of f, consuming it, without a copy where f
+ * is held in memory; valid until kz_file_close.  Refuses more than
+ * limit bytes. */
+int kz_file_view(struct kz_file *f, size_t limit, const uint8_t **buf,
+    size_t *len, struct kz_err *e);
+/* Points *p at the next n bytes of f (fewer only at the end),
+ * consuming them, without a copy: valid until kz_file_close.  1 when
+ * done so; 0, nothing consumed, when f is streamed and must be read
+ * with kz_file_read; -1 on error. */
+int kz_file_borrow(struct kz_file *f, size_t n, const uint8_t **p,
+    size_t *got, struct kz_err *e);
 const char *kz_file_name(const struct kz_file *f);
 void kz_file_close(struct kz_file *f);
 
@@ -345,18 +357,22 @@ void kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx,
 struct kz_tree_entry {
 	uint32_t codepoint;
 	char *path;		/* path inside the tree or archive */
-	uint8_t *png;		/* the file's bytes */
+	const uint8_t *png;	/* the file's bytes: the tree's own, or
+				   in the tar's kz_file (borrowed) */
 	size_t png_len;
 };
 
 struct kz_tree {
 	struct kz_tree_entry *entries;	/* sorted by codepoint, then path */
 	size_t n;
+	int borrowed;	/* the PNGs lie in the tar's kz_file */
 };
 
 /* Collects the PNG files of the tar archive read from f (gunzipped on
  * the fly) whose paths end in U+XXXX/NAME.png.  Nothing is written to
- * disk; entries with absolute paths or ".." components are refused. */
+ * disk; entries with absolute paths or ".." components are refused.
+ * When f is held in memory, the entries point into it: f must stay
+ * open until the tree is freed. */
 int kz_tree_from_tar(struct kz_file *f, struct kz_tree *t, struct kz_err *e);
 /* Same, from a directory on disk holding U+XXXX folders (or a single
  * kkanji2 folder holding them). */

@@ -81,7 +81,7 @@ unsafe_path(const char *p)
  * then still the caller's). */
 static int
 tree_add(struct kz_tree *t, size_t *cap, uint32_t cp, const char *path,
-    uint8_t *png, size_t len)
+    const uint8_t *png, size_t len)
 {
 	if (t->n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 4096;
@@ -118,7 +118,8 @@ kz_tree_free(struct kz_tree *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		free(t->entries[i].path);
-		free(t->entries[i].png);
+		if (!t->borrowed)
+			free((void *)t->entries[i].png);
 	}
 	free(t->entries);
 	memset(t, 0, sizeof(*t));
@@ -349,7 +350,6 @@ tar_entry(struct kz_file *f, char type, uint64_t size, const char *path,
     struct kz_tree *t, size_t *cap, struct kz_err *e)
 {
 	const char *name = kz_file_name(f);
-	uint8_t *png;
 	uint32_t cp;
 
 	if (unsafe_path(path))
@@ -360,10 +360,25 @@ tar_entry(struct kz_file *f, char type, uint64_t size, const char *path,
 	if (size > PNG_MAX_BYTES)
 		return kz_errf(e, "%s: %s: %llu bytes is too large for a "
 		    "character image", name, path, (unsigned long long)size);
-	if (tar_data(f, size, &png, e, path) != 0)
+	/* A tar held in memory lends its PNGs: 140,000 copies of
+	 * Kuzushiji-Kanji's, in fresh memory, cost more than decoding. */
+	const uint8_t *png;
+	uint8_t *copy = NULL;
+	size_t got;
+	int rc = kz_file_borrow(f, tar_padded(size), &png, &got, e);
+
+	if (rc < 0)
 		return -1;
+	if (rc == 1 && got < tar_padded(size))
+		return kz_errf(e, "%s: tar entry %s truncated", name, path);
+	if (rc == 0) {
+		if (tar_data(f, size, &copy, e, path) != 0)
+			return -1;
+		png = copy;
+	}
+	t->borrowed = rc == 1;
 	if (tree_add(t, cap, cp, path, png, size) != 0) {
-		free(png);
+		free(copy);
 		return kz_errf(e, "%s: out of memory", name);
 	}
 	return 0;

@@ -46,6 +46,12 @@ void kz_csv_skip_bom(const char **p, const char *end);
  * blank; 0, *p unmoved, otherwise. */
 int kz_csv_skip_blank(const char **p, const char *end);
 
+/* malloc for buffers of megabytes that are filled at once (inflated
+ * data, whole files): aligned to and advised for huge pages, so that
+ * filling one takes a page fault per 2 MiB, not per 4 KiB.  Freed with
+ * free(); NULL when out of memory. */
+void *kz_alloc_big(size_t n);
+
 static inline uint16_t get_le16(const uint8_t *b)
 { return (uint16_t)(b[0] | b[1] << 8); }
 static inline uint32_t get_le32(const uint8_t *b)

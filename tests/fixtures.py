@@ -44,6 +44,33 @@ def png(w_, h_, pixels, ctype=0):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def paeth(a, b, c):
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    return a if pa <= pb and pa <= pc else b if pb <= pc else c
+
+
+def png_filtered(w_, h_, pixels, filters, extra=b"", split=False):
+    """An 8-bit grey PNG whose row y is written with filter filters[y]
+    (0 none, 1 sub, 2 up, 3 average, 4 Paeth; the PNG specification's
+    definitions); extra chunks go before IDAT; split cuts IDAT in two."""
+    raw = b""
+    for y in range(h_):
+        row = pixels[y * w_:(y + 1) * w_]
+        up = pixels[(y - 1) * w_:y * w_] if y else bytes(w_)
+        f, out = filters[y], []
+        for x in range(w_):
+            a = row[x - 1] if x else 0
+            c = up[x - 1] if x else 0
+            pred = [0, a, up[x], (a + up[x]) // 2, paeth(a, up[x], c)][f] if f < 5 else 0
+            out.append((row[x] - pred) & 255)
+        raw += bytes([f]) + bytes(out)
+    z = zlib.compress(raw)
+    idat = chunk(b"IDAT", z[:len(z) // 2]) + chunk(b"IDAT", z[len(z) // 2:]) if split else chunk(b"IDAT", z)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w_, h_, 8, 0, 0, 0, 0))
+            + extra + idat + chunk(b"IEND", b""))
+
+
 N, H, W = 5, 3, 4
 imgs = bytes((i * 37 + 11) & 255 for i in range(N * H * W))
 labels = bytes([0, 1, 2, 1, 0])
@@ -106,6 +133,23 @@ w("huge.png", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4096
 w("deep.pam", b"P7\nWIDTH 4096\nHEIGHT 1\nDEPTH 60000\nMAXVAL 255\nTUPLTYPE X\nENDHDR\n")
 # A plain PGM cut in its pixels, past what the header check can tell.
 w("cut-plain.pgm", b"P2\n%d %d\n255\n" % (W, H) + b" ".join(b"%d" % v for v in first[:W * H - 1]))
+
+# Every row filter, on pixels with edges and ramps: decoded by kz's own
+# path for the simplest PNGs, and by libpng when a text chunk or a split
+# IDAT sends them there.
+FW, FH = 9, 6
+fpix = bytes((x * 29 + y * 71 + (x * y) % 7 * 40) & 255 for y in range(FH) for x in range(FW))
+ffilters = [4, 1, 2, 3, 4, 0]
+w("filters.raw", fpix)
+w("filters.png", png_filtered(FW, FH, fpix, ffilters))
+w("filters-text.png", png_filtered(FW, FH, fpix, ffilters, extra=chunk(b"tEXt", b"Comment\0kz")))
+w("filters-split.png", png_filtered(FW, FH, fpix, ffilters, split=True))
+w("filter5.png", png_filtered(FW, FH, fpix, [0, 0, 5, 0, 0, 0]))
+badcrc = bytearray(png_filtered(FW, FH, fpix, ffilters))
+badcrc[8 + 8 + 13] ^= 1
+w("badcrc.png", bytes(badcrc))
+# Two gzip members, as `cat a.gz b.gz` makes: one file, read through.
+w("imgs2.idx.gz", gzip.compress(idx_imgs[:20], mtime=0) + gzip.compress(idx_imgs[20:], mtime=0))
 
 # Kanji-like trees as tar archives.
 def tar(entries, gz=False):

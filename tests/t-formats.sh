@@ -65,6 +65,14 @@ t_eq "PNG grey: pixels" "$(head -c 12 "$F/imgs.raw" | md5sum | cut -d' ' -f1)" "
 t_eq "PGM = PNG" "$(md5sum <"$T/p.kz")" "$(kz-unpack "$F/a.pgm" | md5sum)"
 t_eq "plain PGM = PNG" "$(md5sum <"$T/p.kz")" "$(kz-unpack "$F/a-plain.pgm" | md5sum)"
 t_eq "16-bit PGM scaled to 8 bits" "$(md5sum <"$T/p.kz")" "$(kz-unpack "$F/b16.pgm" | md5sum)"
+# The five row filters: kz's own decoder of the simplest PNGs, and
+# libpng for the same pixels with a text chunk or a split IDAT.
+t_eq "PNG row filters (kz's decoder)" "$(md5 "$F/filters.raw")" "$(kz-unpack "$F/filters.png" | pixmd5 /dev/stdin)"
+t_eq "PNG row filters (libpng, text chunk)" "$(md5 "$F/filters.raw")" "$(kz-unpack "$F/filters-text.png" | pixmd5 /dev/stdin)"
+t_eq "PNG row filters (libpng, split IDAT)" "$(md5 "$F/filters.raw")" "$(kz-unpack "$F/filters-split.png" | pixmd5 /dev/stdin)"
+t_fails "PNG with filter type 5" "filter5.png: PNG: .*filter" kz-unpack "$F/filter5.png"
+t_fails "PNG with a bad CRC" "badcrc.png: PNG: .*CRC" kz-unpack "$F/badcrc.png"
+t_eq "two gzip members read through" "$(md5 "$F/imgs.raw")" "$(kz-unpack "$F/imgs2.idx.gz" | pixmd5 /dev/stdin)"
 kz-unpack "$F/two.pgm" "$F/a.png" >"$T/two.kz"
 t_eq "concatenated PGM: 2 images + 1 PNG" 3 "$(kzpy count "$T/two.kz")"
 t_eq "concatenated PGM: pixels in order" \

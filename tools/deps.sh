@@ -5,7 +5,7 @@
 # `make valgrind` need; with "deb", what `make deb` needs; with "mpi",
 # OpenMPI for `make MPI=1`.
 set -eu
-PKGS="gcc make pkg-config zlib1g-dev libpng-dev libjpeg62-turbo-dev libnetpbm-dev libopenblas-dev bc
+PKGS="gcc make pkg-config zlib1g-dev libdeflate-dev libpng-dev libjpeg62-turbo-dev libnetpbm-dev libopenblas-dev bc
 mandoc python3 gzip tar dataset-fashion-mnist bsdutils parallel"
 if [ "${1:-}" = bench ]; then
 	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine"
