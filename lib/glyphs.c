@@ -12,14 +12,11 @@
  *   u8[n][w*h]  images
  *   u32         CRC-32 of everything before
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "model.h"
@@ -49,8 +46,12 @@ kz_glyphs_free(struct kz_glyphs *g)
 {
 	free(g->label);
 	free(g->index);
-	free(g->feat);
-	free(g->pixels);
+	if (g->file == NULL) {
+		free(g->feat);
+		free(g->pixels);
+	}
+	free(g->feat_copy);
+	kz_file_close(g->file);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -139,75 +140,34 @@ glyphs_header(const uint8_t *buf, size_t len, const char *path,
 	if (want != len)
 		return kz_errf(e, "%s: %zu bytes, its header needs %zu "
 		    "(truncated or damaged)", path, len, want);
-	if (KZ_CHECK_SUMS && crc32_z(crc32(0, Z_NULL, 0), buf, len - 4) !=
+	if (KZ_CHECK_SUMS && libdeflate_crc32(0, buf, len - 4) !=
 	    get_le32(buf + len - 4))
 		return kz_errf(e, "%s: CRC mismatch (damaged)", path);
-	return 0;
-}
-
-/* Reads the file at path, of at most GLYPHS_MAX_BYTES, in one buffer
- * of its size: an index is hundreds of megabytes, never gzipped, and
- * kz_slurp's growing buffer through zlib took seconds. */
-static int
-read_whole(const char *path, uint8_t **bufp, size_t *lenp, struct kz_err *e)
-{
-	struct stat st;
-	uint8_t *buf;
-	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return kz_errf(e, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > GLYPHS_MAX_BYTES) {
-		close(fd);
-		return kz_errf(e, "%s: not a regular file of at most %zu bytes",
-		    path, GLYPHS_MAX_BYTES);
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		close(fd);
-		return kz_errf(e, "%s: out of memory", path);
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			kz_errf(e, "%s: %s", path, r < 0 ? strerror(errno) :
-			    "shorter than its size");
-			free(buf);
-			close(fd);
-			return -1;
-		}
-		len += (size_t)r;
-	}
-	close(fd);
-	*bufp = buf;
-	*lenp = len;
 	return 0;
 }
 
 int
 kz_glyphs_read(const char *path, struct kz_glyphs *g, struct kz_err *e)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0, npix;
-	const uint8_t *p;
+	const uint16_t one = 1;
+	const uint8_t *buf, *p;
+	struct kz_file *f;
+	size_t len;
 
 	memset(g, 0, sizeof(*g));
-	if (read_whole(path, &buf, &len, e) != 0)
+	/* The file is mapped, not read (kz_file), and the features and
+	 * images are used where they lie: an index is hundreds of
+	 * megabytes, and copying it into fresh memory took seconds. */
+	if ((f = kz_file_open(path, e)) == NULL)
 		return -1;
-	if (glyphs_header(buf, len, path, g, e) != 0) {
-		free(buf);
+	if (kz_file_view(f, GLYPHS_MAX_BYTES, &buf, &len, e) != 0 ||
+	    glyphs_header(buf, len, path, g, e) != 0) {
+		kz_file_close(f);
 		return -1;
 	}
-	npix = (size_t)g->width * g->height;
+	g->file = f;
 	if ((g->label = malloc(g->n * sizeof(*g->label))) == NULL ||
-	    (g->index = malloc(g->n * sizeof(*g->index))) == NULL ||
-	    (g->feat = malloc(g->n * (size_t)g->F * sizeof(float))) ==
-	    NULL || (g->pixels = malloc(g->n * npix)) == NULL) {
-		free(buf);
+	    (g->index = malloc(g->n * sizeof(*g->index))) == NULL) {
 		kz_glyphs_free(g);
 		return kz_errf(e, "%s: out of memory", path);
 	}
@@ -218,22 +178,31 @@ kz_glyphs_read(const char *path, struct kz_glyphs *g, struct kz_err *e)
 		    (uint32_t)g->label[i] >= g->nclasses)) {
 			kz_errf(e, "%s: image %zu: label %d is not one of its "
 			    "%u classes", path, i, g->label[i], g->nclasses);
-			free(buf);
 			kz_glyphs_free(g);
 			return -1;
 		}
 	}
 	for (size_t i = 0; i < g->n; i++, p += 8)
 		g->index[i] = get_le64(p);
-	for (size_t i = 0; i < g->n * (size_t)g->F; i++, p += 4)
-		if (!isfinite(g->feat[i] = get_lef32(p))) {
+	size_t nfeat = g->n * (size_t)g->F;
+	if (*(const uint8_t *)&one == 1 && (uintptr_t)p % sizeof(float) == 0) {
+		g->feat = (float *)p;
+	} else {
+		if ((g->feat_copy = malloc(nfeat * sizeof(float))) == NULL) {
+			kz_glyphs_free(g);
+			return kz_errf(e, "%s: out of memory", path);
+		}
+		for (size_t i = 0; i < nfeat; i++)
+			g->feat_copy[i] = get_lef32(p + 4 * i);
+		g->feat = g->feat_copy;
+	}
+	for (size_t i = 0; i < nfeat; i++)
+		if (!isfinite(g->feat[i])) {
 			kz_errf(e, "%s: image %zu: feature %zu is not a finite "
 			    "number", path, i / g->F, i % g->F);
-			free(buf);
 			kz_glyphs_free(g);
 			return -1;
 		}
-	memcpy(g->pixels, p, g->n * npix);
-	free(buf);
+	g->pixels = (uint8_t *)p + nfeat * 4;
 	return 0;
 }

@@ -110,6 +110,10 @@ struct kz_glyphs {
 	uint64_t *index;		/* n: the records' index fields */
 	float *feat;			/* [n][F], each of unit length */
 	uint8_t *pixels;		/* [n][width * height] */
+	/* Read from a file: feat and pixels lie in it, read-only (feat in
+	 * feat_copy where the file's floats cannot be used as they are). */
+	struct kz_file *file;
+	float *feat_copy;
 };
 /* A CRC-32 of a net model's parameters and statistics: what ties an
  * index to the model whose features it holds. */
