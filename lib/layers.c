@@ -505,26 +505,27 @@ bn_init(const struct kz_layer *L, float *params, float *state,
 static int
 bn_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
 {
-	(void)train;
-	lb->aux = per_output(L, B, sizeof(float));
+	/* x-hat is kept for the backward pass only. */
+	lb->aux = train ? per_output(L, B, sizeof(float)) : NULL;
 	lb->mean = malloc(L->in.c * sizeof(float));
 	lb->invstd = malloc(L->in.c * sizeof(float));
-	return lb->aux && lb->mean && lb->invstd ? 0 : -1;
+	return (lb->aux || !train) && lb->mean && lb->invstd ? 0 : -1;
 }
 
 /* One channel of m values: xh = (x - mu) * inv, y = gamma * xh + beta,
  * then max(0, y) if relu (a ReLU after the batch norm, done here while
- * the values are in registers). */
-static void
+ * the values are in registers).  xh is stored unless it is NULL (when
+ * classifying: it would only double the memory traffic). */
+static inline void
 bn_apply(const float *restrict x, size_t m, float mu, float inv,
     float gamma, float beta, int relu, float *restrict xh,
     float *restrict y)
 {
 	for (size_t i = 0; i < m; i++) {
-		float v;
+		float h = (x[i] - mu) * inv, v = gamma * h + beta;
 
-		xh[i] = (x[i] - mu) * inv;
-		v = gamma * xh[i] + beta;
+		if (xh != NULL)
+			xh[i] = h;
 		y[i] = !relu || v > 0 ? v : 0;
 	}
 }
@@ -545,7 +546,8 @@ bn_forward(struct kz_pass *p)
 
 	for (int c = 0; c < L->in.c; c++) {
 		const float *xc = p->x + c * m;
-		float *yc = p->y + c * m, *xh = lb->aux + c * m;
+		float *yc = p->y + c * m;
+		float *xh = lb->aux != NULL ? lb->aux + c * m : NULL;
 		double mean, var;
 
 		if (p->train) {
@@ -564,8 +566,12 @@ bn_forward(struct kz_pass *p)
 		float inv = (float)(1.0 / sqrt(var + BN_EPS)), mu = (float)mean;
 		lb->mean[c] = mu;
 		lb->invstd[c] = inv;
-		bn_apply(xc, m, mu, inv, gamma[c], beta[c], p->fuse & FUSE_RELU,
-		    xh, yc);
+		if (xh != NULL)
+			bn_apply(xc, m, mu, inv, gamma[c], beta[c],
+			    p->fuse & FUSE_RELU, xh, yc);
+		else
+			bn_apply(xc, m, mu, inv, gamma[c], beta[c],
+			    p->fuse & FUSE_RELU, NULL, yc);
 	}
 }
 
