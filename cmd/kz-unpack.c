@@ -180,8 +180,112 @@ add_book(const char *name)
 		errx(1, "%s", e.msg);
 }
 
+/* Reads the array of f, a file of format fmt (npz, npy or idx), and
+ * closes f.  0, or -1 with e set. */
+static int
+load_array(struct kz_file *f, enum kz_format fmt, struct kz_array *a,
+    struct kz_err *e)
+{
+	const char *name = kz_file_name(f);
+	const uint8_t *zip;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (fmt == KZ_FMT_NPZ) {
+		/* The archive is only read: parsed where it lies. */
+		rc = kz_file_view(f, ARRAY_MAX_BYTES, &zip, &len, e) != 0 ||
+		    kz_npz_parse(zip, len, name, a, e) != 0 ? -1 : 0;
+	} else if ((rc = kz_file_slurp(f, ARRAY_MAX_BYTES, &buf, &len,
+	    e)) == 0) {
+		if ((fmt == KZ_FMT_NPY ? kz_npy_parse : kz_idx_parse)(buf, len,
+		    name, a, e) != 0) {
+			free(buf);
+			rc = -1;
+		} else {
+			a->base = buf;
+		}
+	}
+	kz_file_close(f);
+	return rc;
+}
+
+/*
+ * Arrays named on the command line are read two at a time before
+ * anything else (a KMNIST set is four npz files, and inflating them is
+ * most of the work), into preloaded[]; read_input then takes each in
+ * its turn, so inputs are added, and errors reported, in command-line
+ * order as before.  A file that is not an array, or cannot be opened,
+ * is left to read_input.
+ */
+struct preload {
+	int state;		/* PRELOAD_NONE, _DONE or _FAILED */
+	struct kz_array a;
+	struct kz_err e;
+};
+enum { PRELOAD_NONE, PRELOAD_DONE, PRELOAD_FAILED };
+static struct preload *preloaded;
+static char **preload_names;
+static int npreload, preload_next;
+static pthread_mutex_t preload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *
+preload_worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct kz_file *f;
+		const uint8_t *peek;
+		size_t npeek;
+		struct kz_err e;
+		int i;
+
+		pthread_mutex_lock(&preload_lock);
+		i = preload_next++;
+		pthread_mutex_unlock(&preload_lock);
+		if (i >= npreload)
+			return NULL;
+		struct preload *p = &preloaded[i];
+		struct stat st;
+
+		if (strcmp(preload_names[i], "-") == 0 ||
+		    stat(preload_names[i], &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (f = kz_file_open(preload_names[i], &e)) == NULL)
+			continue;
+		enum kz_format fmt = kz_file_peek(f, &peek, &npeek, &e) == 0 ?
+		    kz_detect(peek, npeek) : KZ_FMT_UNKNOWN;
+		if (fmt != KZ_FMT_NPZ && fmt != KZ_FMT_NPY &&
+		    fmt != KZ_FMT_IDX) {
+			kz_file_close(f);
+			continue;
+		}
+		p->state = load_array(f, fmt, &p->a, &p->e) == 0 ?
+		    PRELOAD_DONE : PRELOAD_FAILED;
+	}
+}
+
+/* Reads the arrays among the n files on two threads (one if a thread
+ * cannot be had). */
 static void
-read_input(const char *name)
+preload_arrays(char **names, int n)
+{
+	pthread_t tid;
+	int helper;
+
+	if (n < 2)
+		return;
+	if ((preloaded = calloc((size_t)n, sizeof(*preloaded))) == NULL)
+		err(1, NULL);
+	preload_names = names;
+	npreload = n;
+	helper = pthread_create(&tid, NULL, preload_worker, NULL) == 0;
+	preload_worker(NULL);
+	if (helper)
+		pthread_join(tid, NULL);
+}
+
+static void
+read_input(const char *name, int i)
 {
 	struct kz_err e;
 	struct kz_file *f;
@@ -190,6 +294,12 @@ read_input(const char *name)
 	size_t npeek, len;
 	uint8_t *buf;
 
+	if (preloaded != NULL && preloaded[i].state == PRELOAD_FAILED)
+		errx(1, "%s", preloaded[i].e.msg);
+	if (preloaded != NULL && preloaded[i].state == PRELOAD_DONE) {
+		add_array(name, &preloaded[i].a);
+		return;
+	}
 	if (stat(name, &st) == 0 && S_ISDIR(st.st_mode) &&
 	    kz_book_is_folder(name)) {
 		add_book(name);
@@ -233,32 +343,17 @@ read_input(const char *name)
 	struct kz_array a;
 	struct kz_image *imgs;
 	size_t n;
-	if (fmt == KZ_FMT_NPZ) {
-		/* The archive is only read: parsed where it lies. */
-		const uint8_t *zip;
-
-		if (kz_file_view(f, ARRAY_MAX_BYTES, &zip, &len, &e) != 0 ||
-		    kz_npz_parse(zip, len, name, &a, &e) != 0)
+	if (fmt == KZ_FMT_NPZ || fmt == KZ_FMT_NPY || fmt == KZ_FMT_IDX) {
+		if (load_array(f, fmt, &a, &e) != 0)
 			errx(1, "%s", e.msg);
-		kz_file_close(f);
 		add_array(name, &a);
 		return;
 	}
-	if (kz_file_slurp(f, fmt == KZ_FMT_PNG || fmt == KZ_FMT_PNM ||
-	    fmt == KZ_FMT_JPEG ? IMAGE_MAX_BYTES : ARRAY_MAX_BYTES, &buf,
-	    &len, &e) != 0)
+	if (kz_file_slurp(f, IMAGE_MAX_BYTES, &buf, &len, &e) != 0)
 		errx(1, "%s", e.msg);
 	kz_file_close(f);
 
 	switch (fmt) {
-	case KZ_FMT_NPY:
-	case KZ_FMT_IDX:
-		if ((fmt == KZ_FMT_NPY ? kz_npy_parse : kz_idx_parse)(buf,
-		    len, name, &a, &e) != 0)
-			errx(1, "%s", e.msg);
-		a.base = buf;
-		add_array(name, &a);
-		break;
 	case KZ_FMT_PNG:
 	case KZ_FMT_JPEG:
 		if ((imgs = malloc(sizeof(*imgs))) == NULL)
@@ -858,8 +953,10 @@ main(int argc, char *argv[])
 	if (cl.map_path != NULL && kz_classmap_read(cl.map_path, &map,
 	    &e) != 0)
 		errx(1, "%s", e.msg);
+	preload_arrays(cl.files, cl.nfiles);
 	for (int i = 0; i < cl.nfiles; i++)
-		read_input(cl.files[i]);
+		read_input(cl.files[i], i);
+	free(preloaded);
 	assign_classes(&map, cl.map_path != NULL, cl.drop_unknown);
 	stream_header(&map, cl.map_path, &h);
 	if (cl.map_out != NULL) {
