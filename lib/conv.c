@@ -216,9 +216,21 @@ conv_forward(struct kz_pass *p)
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
 	if (wino_ok(L)) {
+		/* FUSE_BN: the batch norm after L (the next layer) from its
+		 * running statistics, as bn_forward does when classifying. */
+		float bn[4 * FUSE_BN_MAX];
+
+		for (int c = 0, OC = L->out.c; (p->fuse & FUSE_BN) && c < OC;
+		    c++) {
+			const struct kz_layer *N = L + 1;
+
+			bn_running(p->n, N, c, &bn[c], &bn[OC + c]);
+			bn[2 * OC + c] = p->n->params[N->w_off + c];
+			bn[3 * OC + c] = p->n->params[N->b_off + c];
+		}
 		wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0, bias,
-		    p->fuse, L->out.c, y, B, p->train ? p->lb->tiles : NULL,
-		    w->col, w->ncol);
+		    p->fuse & FUSE_BN ? bn : NULL, p->fuse, L->out.c, y, B,
+		    p->train ? p->lb->tiles : NULL, w->col, w->ncol);
 		return;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -274,7 +286,7 @@ conv_backward(struct kz_pass *p)
 		    L->out.c, dW, B, lb->tiles, w->col, w->ncol);
 	if (wino_dx)
 		wino_conv(dy, L->out.c, L->out.h, L->out.w, 2 - L->pad, W, 1,
-		    NULL, 0, L->in.c, dx, B, NULL, w->col, w->ncol);
+		    NULL, NULL, 0, L->in.c, dx, B, NULL, w->col, w->ncol);
 	if (dx != NULL && !wino_dx)
 		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
 	/* What is left for the patch products, chunk by chunk. */

@@ -74,6 +74,9 @@ struct kz_work {
 #define FUSE_RELU 1		/* a ReLU on the output (forward); the
 				   output's gradient through it (backward) */
 #define FUSE_POOL 2		/* conv: 2x2 max pooling after the ReLU */
+#define FUSE_BN 4		/* Winograd conv, classifying: the batch
+				   norm that follows, before the ReLU */
+#define FUSE_BN_MAX 1024	/* channels of a conv that FUSE_BN takes */
 
 /* What one layer's forward or backward pass works on. */
 struct kz_pass {
@@ -238,13 +241,19 @@ size_t wino_kept(const struct kz_layer *L, int B);
  * (OH and OW even: y is then [OC][B][OH/2][OW/2]).  g is
  * [OC][C][3][3]; or, if adjoint, [C][OC][3][3] turned round, which
  * makes this the input gradient of the convolution by g (pass its
- * output's gradient as x and P = 2 - pad).  bias may be NULL.  keep,
+ * output's gradient as x and P = 2 - pad).  bias may be NULL.  bn, if
+ * not NULL, is a batch norm applied before the ReLU, [4][OC]: each
+ * channel's mean, 1 / standard deviation, scale and shift.  keep,
  * if not NULL, receives the transformed input for wino_weight_grad
  * (wino_kept floats).  scratch holds nscratch floats, at least
  * wino_scratch's. */
+/* Batch norm L's channel c when classifying: the running mean and
+ * 1 / standard deviation, as bn_forward applies them. */
+void bn_running(const struct kz_net *n, const struct kz_layer *L, int c,
+    float *mu, float *inv);
 void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
-    int adjoint, const float *bias, int fuse, int OC, float *y, int B,
-    float *keep, float *scratch, size_t nscratch);
+    int adjoint, const float *bias, const float *bn, int fuse, int OC,
+    float *y, int B, float *keep, float *scratch, size_t nscratch);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  Scratch as for

@@ -411,7 +411,13 @@ kz_predict_features(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 
 /* ---- nearest features ------------------------------------------------ */
 
-#define NEAR_QUERY 128		/* queries per thread per sgemm */
+/* A thread's dot products are taken NEAR_QUERY queries by NEAR_BLOCK
+ * images at a time: 2 MiB, which stays in cache while its rows go
+ * through the heaps.  One sgemm over all the images (a 58 MB block for
+ * the Kanji index) went to memory and back, and had OpenBLAS clear it
+ * and repack the whole index for every 128 queries. */
+#define NEAR_QUERY 256
+#define NEAR_BLOCK 2048
 
 /* Nearest first; the earlier image first among equals. */
 static int
@@ -430,34 +436,51 @@ struct near_job {
 	int F, count, threads;
 	uint32_t *idx;
 	float *sim;
-	float **gram;		/* per thread, [NEAR_QUERY][n] */
+	float **gram;		/* per thread, [NEAR_QUERY][NEAR_BLOCK] */
+	struct cand **heap;	/* per thread, [NEAR_QUERY][count] */
 };
 
-/* Thread t's queries: blocks of NEAR_QUERY, a Gram sgemm each, then
- * the count largest dot products of each row. */
+/* Thread t's queries: blocks of NEAR_QUERY, each against the images
+ * NEAR_BLOCK at a time (a Gram sgemm), keeping the count largest dot
+ * products of each query.  The images come in their order, as in one
+ * pass over all of them, so ties go the same way. */
 static void
 near_shard(int t, void *arg)
 {
 	struct near_job *j = arg;
 	size_t lo = j->nq * t / j->threads, hi = j->nq * (t + 1) / j->threads;
-	struct cand heap[1024];
+	struct cand *heaps = j->heap[t];
+	int h[NEAR_QUERY];
 
 	for (size_t b = lo; b < hi; b += NEAR_QUERY) {
 		size_t rows = hi - b < NEAR_QUERY ? hi - b : NEAR_QUERY;
 
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-		    (int)rows, (int)j->n, j->F, 1.0f, j->q + b * j->F, j->F,
-		    j->index, j->F, 0.0f, j->gram[t], (int)j->n);
-		for (size_t r = 0; r < rows; r++) {
-			const float *g = j->gram[t] + r * j->n;
-			int h = 0;
+		memset(h, 0, sizeof(h));
+		for (size_t ib = 0; ib < j->n; ib += NEAR_BLOCK) {
+			size_t nb = j->n - ib < NEAR_BLOCK ? j->n - ib :
+			    NEAR_BLOCK;
 
-			/* Largest similarity: smallest negation. */
-			for (uint32_t i = 0; i < j->n; i++)
-				if (h < j->count || -g[i] < heap[0].d)
-					cand_keep(heap, &h, j->count, -g[i], i);
-			qsort(heap, h, sizeof(*heap), cand_cmp);
-			for (int k = 0; k < h; k++) {
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+			    (int)rows, (int)nb, j->F, 1.0f, j->q + b * j->F,
+			    j->F, j->index + ib * j->F, j->F, 0.0f,
+			    j->gram[t], NEAR_BLOCK);
+			for (size_t r = 0; r < rows; r++) {
+				const float *g = j->gram[t] + r * NEAR_BLOCK;
+				struct cand *heap = heaps + r * j->count;
+
+				/* Largest similarity: smallest negation. */
+				for (uint32_t i = 0; i < nb; i++)
+					if (h[r] < j->count ||
+					    -g[i] < heap[0].d)
+						cand_keep(heap, &h[r], j->count,
+						    -g[i], (uint32_t)(ib + i));
+			}
+		}
+		for (size_t r = 0; r < rows; r++) {
+			struct cand *heap = heaps + r * j->count;
+
+			qsort(heap, h[r], sizeof(*heap), cand_cmp);
+			for (int k = 0; k < h[r]; k++) {
 				size_t o = (b + r) * j->count + k;
 
 				j->idx[o] = heap[k].i;
@@ -471,7 +494,8 @@ int
 kz_nearest(const float *index, size_t n, const float *q, size_t nq, int F,
     int count, int threads, uint32_t *idx, float *sim, struct kz_err *e)
 {
-	struct near_job j = { index, q, n, nq, F, count, 0, idx, sim, NULL };
+	struct near_job j = { index, q, n, nq, F, count, 0, idx, sim, NULL,
+	    NULL };
 	int rc = 0;
 
 	if (count < 1 || count > 1024 || (size_t)count > n)
@@ -480,17 +504,24 @@ kz_nearest(const float *index, size_t n, const float *q, size_t nq, int F,
 	j.threads = threads < 1 ? 1 : threads;
 	if ((size_t)j.threads > nq)
 		j.threads = nq ? (int)nq : 1;
-	if ((j.gram = calloc(j.threads, sizeof(*j.gram))) == NULL)
+	if ((j.gram = calloc(j.threads, sizeof(*j.gram))) == NULL ||
+	    (j.heap = calloc(j.threads, sizeof(*j.heap))) == NULL) {
+		free(j.gram);
 		return kz_errf(e, "out of memory");
+	}
 	for (int t = 0; t < j.threads; t++)
-		if ((j.gram[t] = malloc((size_t)NEAR_QUERY * n *
-		    sizeof(float))) == NULL)
-			rc = kz_errf(e, "out of memory for the distances to "
-			    "%zu images", n);
+		if ((j.gram[t] = malloc((size_t)NEAR_QUERY * NEAR_BLOCK *
+		    sizeof(float))) == NULL || (j.heap[t] =
+		    malloc((size_t)NEAR_QUERY * count *
+		    sizeof(struct cand))) == NULL)
+			rc = kz_errf(e, "out of memory");
 	if (rc == 0 && nq > 0)
 		kz_parallel(j.threads, near_shard, &j);
-	for (int t = 0; t < j.threads; t++)
+	for (int t = 0; t < j.threads; t++) {
 		free(j.gram[t]);
+		free(j.heap[t]);
+	}
 	free(j.gram);
+	free(j.heap);
 	return rc;
 }

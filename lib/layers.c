@@ -530,6 +530,17 @@ bn_apply(const float *restrict x, size_t m, float mu, float inv,
 	}
 }
 
+void
+bn_running(const struct kz_net *n, const struct kz_layer *L, int c,
+    float *mu, float *inv)
+{
+	const float *rmean = n->state + L->s_off;
+	double mean = rmean[c], var = rmean[L->in.c + c];
+
+	*mu = (float)mean;
+	*inv = (float)(1.0 / sqrt(var + BN_EPS));
+}
+
 /* Training: the batch's statistics (kept in the work for the running
  * ones); inference: the running ones.  FUSE_RELU: max(0, y). */
 KZ_HOT static void
@@ -538,8 +549,6 @@ bn_forward(struct kz_pass *p)
 	const struct kz_layer *L = p->L;
 	const float *gamma = p->n->params + L->w_off;
 	const float *beta = p->n->params + L->b_off;
-	const float *rmean = p->n->state + L->s_off;
-	const float *rvar = rmean + L->in.c;
 	struct lbuf *lb = p->lb;
 	float *stats = p->w->stats;
 	size_t m = (size_t)p->B * L->in.h * L->in.w;
@@ -548,22 +557,23 @@ bn_forward(struct kz_pass *p)
 		const float *xc = p->x + c * m;
 		float *yc = p->y + c * m;
 		float *xh = lb->aux != NULL ? lb->aux + c * m : NULL;
-		double mean, var;
+		float mu, inv;
 
 		if (p->train) {
 			/* E[x^2] - mean^2 in double over float lanes; the
 			 * inputs here are O(1), so no cancellation to fear. */
-			mean = sum_floats(xc, m) / m;
-			var = dot_floats(xc, xc, m) / m - mean * mean;
+			double mean = sum_floats(xc, m) / m;
+			double var = dot_floats(xc, xc, m) / m - mean * mean;
+
 			if (var < 0)
 				var = 0;
 			stats[L->s_off + c] = (float)mean;
 			stats[L->s_off + L->in.c + c] = (float)var;
+			mu = (float)mean;
+			inv = (float)(1.0 / sqrt(var + BN_EPS));
 		} else {
-			mean = rmean[c];
-			var = rvar[c];
+			bn_running(p->n, L, c, &mu, &inv);
 		}
-		float inv = (float)(1.0 / sqrt(var + BN_EPS)), mu = (float)mean;
 		lb->mean[c] = mu;
 		lb->invstd[c] = inv;
 		if (xh != NULL)

@@ -249,12 +249,14 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 }
 
 /* Y[k][n] = (A' m A)[k] + bv, k < 4, n < N, for the 16 planes of m ms
- * floats apart (one output channel's tiles), then max(0, Y) if relu.
+ * floats apart (one output channel's tiles), then the batch norm of bn
+ * (mean, 1 / standard deviation, scale, shift; the same arithmetic as
+ * bn_forward's) if it is not NULL, then max(0, Y) if relu.
  * A' = [1 1 1 0; 0 1 -1 -1].  Over all the tiles at once, so the loop
  * vectorises. */
 static void
-wino_out(const float *restrict m, size_t ms, size_t N, float bv, int relu,
-    float *restrict Y)
+wino_out(const float *restrict m, size_t ms, size_t N, float bv,
+    const float *bn, int relu, float *restrict Y)
 {
 	for (size_t n = 0; n < N; n++) {
 		float s0[4], s1[4];
@@ -272,6 +274,11 @@ wino_out(const float *restrict m, size_t ms, size_t N, float bv, int relu,
 		Y[N + n] = s0[1] - s0[2] - s0[3] + bv;
 		Y[2 * N + n] = s1[0] + s1[1] + s1[2] + bv;
 		Y[3 * N + n] = s1[1] - s1[2] - s1[3] + bv;
+	}
+	for (size_t n = 0; bn != NULL && n < 4 * N; n++) {
+		float h = (Y[n] - bn[0]) * bn[1];
+
+		Y[n] = bn[2] * h + bn[3];
 	}
 	for (size_t n = 0; relu && n < 4 * N; n++)
 		Y[n] = Y[n] > 0 ? Y[n] : 0;
@@ -309,8 +316,8 @@ wino_interleave(const float *restrict y0, size_t N, int OW,
 /* See engine.h. */
 KZ_HOT void
 wino_conv(const float *x, int C, int H, int W, int P, const float *g,
-    int adjoint, const float *bias, int fuse, int OC, float *y, int B,
-    float *keep, float *scratch, size_t nscratch)
+    int adjoint, const float *bias, const float *bn, int fuse, int OC,
+    float *y, int B, float *keep, float *scratch, size_t nscratch)
 {
 	struct wino_layout l = wino_layout(C, OC, H, W, P, B, scratch,
 	    nscratch);
@@ -334,8 +341,12 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 			    N, C, 1.0f, U + (size_t)e * OC * C, C,
 			    v + e * vs, N, 0.0f, M + e * ms, N);
 		for (int o = 0; o < OC; o++) {
+			float bno[4];
+
+			for (int k = 0; bn != NULL && k < 4; k++)
+				bno[k] = bn[k * OC + o];
 			wino_out(M + (size_t)o * N, ms, N, bias ? bias[o] : 0,
-			    fuse & FUSE_RELU, Y);
+			    bn != NULL ? bno : NULL, fuse & FUSE_RELU, Y);
 			if (fuse & FUSE_POOL) {
 				/* A tile is a pooling block, and the pooled
 				 * chunk is contiguous. */
