@@ -180,36 +180,6 @@ add_book(const char *name)
 		errx(1, "%s", e.msg);
 }
 
-/* Reads the array of f, a file of format fmt (npz, npy or idx), and
- * closes f.  0, or -1 with e set. */
-static int
-load_array(struct kz_file *f, enum kz_format fmt, struct kz_array *a,
-    struct kz_err *e)
-{
-	const char *name = kz_file_name(f);
-	const uint8_t *zip;
-	uint8_t *buf;
-	size_t len;
-	int rc;
-
-	if (fmt == KZ_FMT_NPZ) {
-		/* The archive is only read: parsed where it lies. */
-		rc = kz_file_view(f, ARRAY_MAX_BYTES, &zip, &len, e) != 0 ||
-		    kz_npz_parse(zip, len, name, a, e) != 0 ? -1 : 0;
-	} else if ((rc = kz_file_slurp(f, ARRAY_MAX_BYTES, &buf, &len,
-	    e)) == 0) {
-		if ((fmt == KZ_FMT_NPY ? kz_npy_parse : kz_idx_parse)(buf, len,
-		    name, a, e) != 0) {
-			free(buf);
-			rc = -1;
-		} else {
-			a->base = buf;
-		}
-	}
-	kz_file_close(f);
-	return rc;
-}
-
 /*
  * Arrays named on the command line are read two at a time before
  * anything else (a KMNIST set is four npz files, and inflating them is
@@ -259,7 +229,7 @@ preload_worker(void *arg)
 			kz_file_close(f);
 			continue;
 		}
-		p->state = load_array(f, fmt, &p->a, &p->e) == 0 ?
+		p->state = kz_array_load(f, fmt, ARRAY_MAX_BYTES, &p->a, &p->e) == 0 ?
 		    PRELOAD_DONE : PRELOAD_FAILED;
 	}
 }
@@ -344,7 +314,7 @@ read_input(const char *name, int i)
 	struct kz_image *imgs;
 	size_t n;
 	if (fmt == KZ_FMT_NPZ || fmt == KZ_FMT_NPY || fmt == KZ_FMT_IDX) {
-		if (load_array(f, fmt, &a, &e) != 0)
+		if (kz_array_load(f, fmt, ARRAY_MAX_BYTES, &a, &e) != 0)
 			errx(1, "%s", e.msg);
 		add_array(name, &a);
 		return;

@@ -541,3 +541,31 @@ kz_format_name(enum kz_format f)
 	};
 	return names[f];
 }
+
+int
+kz_array_load(struct kz_file *f, enum kz_format fmt, size_t limit,
+    struct kz_array *a, struct kz_err *e)
+{
+	const char *name = kz_file_name(f);
+	const uint8_t *zip;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	if (fmt == KZ_FMT_NPZ) {
+		/* The archive is only read: parsed where it lies. */
+		rc = kz_file_view(f, limit, &zip, &len, e) != 0 ||
+		    kz_npz_parse(zip, len, name, a, e) != 0 ? -1 : 0;
+	} else if ((rc = kz_file_slurp(f, limit, &buf, &len, e)) == 0) {
+		if ((fmt == KZ_FMT_NPY ? kz_npy_parse : kz_idx_parse)(buf, len,
+		    name, a, e) != 0) {
+			free(buf);
+			rc = -1;
+		} else {
+			a->base = buf;
+		}
+	}
+	kz_file_close(f);
+	return rc;
+}

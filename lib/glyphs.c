@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include <libdeflate.h>
-#include <zlib.h>
 
 #include "model.h"
 #include "net.h"
@@ -32,13 +31,12 @@ uint32_t
 kz_model_params_crc(const struct kz_model *m)
 {
 	const struct kz_net *n = m->net;
-	uLong c = crc32(0, Z_NULL, 0);
+	uint32_t c;
 
 	/* What the features depend on: the parameters and the BN
 	 * statistics (as fp32 in memory, whatever the file stored). */
-	c = crc32_z(c, (const Bytef *)n->params, n->nparams * sizeof(float));
-	c = crc32_z(c, (const Bytef *)n->state, n->nstate * sizeof(float));
-	return (uint32_t)c;
+	c = libdeflate_crc32(0, n->params, n->nparams * sizeof(float));
+	return libdeflate_crc32(c, n->state, n->nstate * sizeof(float));
 }
 
 void
@@ -72,7 +70,7 @@ kz_glyphs_write(const struct kz_glyphs *g, const char *path,
 {
 	struct kz_out o;
 	uint8_t h[GLYPHS_HEADER], b[8];
-	uLong crc = crc32(0, Z_NULL, 0);
+	uint32_t crc = 0;
 	size_t npix = (size_t)g->width * g->height;
 	uint32_t v[6] = { g->model_crc, (uint32_t)g->n, (uint32_t)g->F,
 	    g->width, g->height, g->nclasses };
@@ -85,7 +83,7 @@ kz_glyphs_write(const struct kz_glyphs *g, const char *path,
 		return -1;
 #define PUT(p, len) do { \
 	if (rc == 0) { \
-		crc = crc32_z(crc, (const Bytef *)(p), (len)); \
+		crc = libdeflate_crc32(crc, (p), (len)); \
 		rc = kz_out_write(&o, (p), (len), e); \
 	} \
 } while (0)
@@ -104,7 +102,7 @@ kz_glyphs_write(const struct kz_glyphs *g, const char *path,
 	}
 	PUT(g->pixels, g->n * npix);
 #undef PUT
-	put_le32(b, (uint32_t)crc);
+	put_le32(b, crc);
 	if (rc == 0)
 		rc = kz_out_write(&o, b, 4, e);
 	if (rc != 0) {

@@ -226,6 +226,12 @@ enum kz_format {
 enum kz_format kz_detect(const uint8_t *buf, size_t len);
 const char *kz_format_name(enum kz_format f);
 
+/* Reads the array of f, whose content is of format fmt (KZ_FMT_NPZ,
+ * KZ_FMT_NPY or KZ_FMT_IDX, as kz_detect tells from a peek), at most
+ * limit bytes of it, and closes f.  0, or -1 with e set. */
+int kz_array_load(struct kz_file *f, enum kz_format fmt, size_t limit,
+    struct kz_array *a, struct kz_err *e);
+
 /* ---- images ------------------------------------------------------------- */
 
 /* An 8-bit grey image. */

@@ -576,6 +576,8 @@ bn_forward(struct kz_pass *p)
 		}
 		lb->mean[c] = mu;
 		lb->invstd[c] = inv;
+		/* Two calls, so that each inlined loop is compiled for its
+		 * case (-O2 does not unswitch loops). */
 		if (xh != NULL)
 			bn_apply(xc, m, mu, inv, gamma[c], beta[c],
 			    p->fuse & FUSE_RELU, xh, yc);

@@ -77,44 +77,32 @@ group(const struct kz_net *n, const int *readers, const int *reader, int i,
 		s->fwd = s->bwd = FUSE_RELU;
 		return 2;
 	}
-	if (!train && L->type == KZ_CONV && wino_ok(L) &&
-	    L->out.c <= FUSE_BN_MAX && feeds(n, readers, reader, i, KZ_BN)) {
-		/* When classifying, a Winograd convolution's output
-		 * transform also does the batch norm that follows (from its
-		 * running statistics, in the same arithmetic), and its ReLU
-		 * and pooling as below: one pass over the output, not
-		 * three. */
-		s->out = i + 1;
-		s->fwd = FUSE_BN;
-		if (!feeds(n, readers, reader, i + 1, KZ_RELU))
-			return 2;
-		s->out = i + 2;
-		s->fwd |= FUSE_RELU;
-		const struct kz_layer *P = &n->layers[i + 3];
-		if (L->out.h % 2 == 0 && L->out.w % 2 == 0 &&
-		    feeds(n, readers, reader, i + 2, KZ_MAXPOOL) &&
-		    P->k == 2 && P->stride == 2) {
-			s->out = i + 3;
-			s->fwd |= FUSE_POOL;
-			return 4;
-		}
-		return 3;
-	}
-	if (!train && (L->type == KZ_CONV || L->type == KZ_DENSE) &&
-	    feeds(n, readers, reader, i, KZ_RELU)) {
-		const struct kz_layer *P = &n->layers[i + 2];
+	if (!train && (L->type == KZ_CONV || L->type == KZ_DENSE)) {
+		/* When classifying, a layer also does the ReLU that
+		 * follows; a Winograd convolution's output transform also
+		 * the batch norm before it (from its running statistics, in
+		 * the same arithmetic) and a 2x2 max pooling after it: one
+		 * pass over the output, not several. */
+		int j = i, wino = L->type == KZ_CONV && wino_ok(L);
 
-		s->out = i + 1;
-		s->fwd = FUSE_RELU;
-		if (L->type == KZ_CONV && wino_ok(L) && L->out.h % 2 == 0 &&
-		    L->out.w % 2 == 0 &&
-		    feeds(n, readers, reader, i + 1, KZ_MAXPOOL) &&
-		    P->k == 2 && P->stride == 2) {
-			s->out = i + 2;
-			s->fwd |= FUSE_POOL;
-			return 3;
+		if (wino && L->out.c <= FUSE_BN_MAX &&
+		    feeds(n, readers, reader, j, KZ_BN)) {
+			s->fwd |= FUSE_BN;
+			j++;
 		}
-		return 2;
+		if (feeds(n, readers, reader, j, KZ_RELU)) {
+			s->fwd |= FUSE_RELU;
+			j++;
+			if (wino && L->out.h % 2 == 0 && L->out.w % 2 == 0 &&
+			    feeds(n, readers, reader, j, KZ_MAXPOOL) &&
+			    n->layers[j + 1].k == 2 &&
+			    n->layers[j + 1].stride == 2) {
+				s->fwd |= FUSE_POOL;
+				j++;
+			}
+		}
+		s->out = j;
+		return j - i + 1;
 	}
 	return 1;
 }
