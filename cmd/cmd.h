@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kz.h"
@@ -17,6 +18,22 @@
 #ifndef KZ_SHAREDIR
 #define KZ_SHAREDIR "/usr/local/share/kz"	/* the Makefile defines it */
 #endif
+
+/* The date a model is made, for its META: now, or SOURCE_DATE_EPOCH
+ * as reproducible builds set it, so that a deterministic run writes
+ * the same bytes.  The string is the caller's. */
+static inline char *
+model_date(void)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	time_t t = sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+	char buf[32], *s;
+
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	if ((s = strdup(buf)) == NULL)
+		err(1, NULL);
+	return s;
+}
 
 /* The file of the model that -m names, a path or a name looked up
  * along KZ_MODEL_PATH and the share directories (kz_model_find), or

@@ -1,6 +1,7 @@
 /*
  * kz-model - describe a model file, or write a copy of it with a class
- * map, a test-time setting or a storage precision of its parameters.
+ * map, a test-time setting or a storage precision of its parameters;
+ * given several models, write them as one ensemble.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,15 +20,17 @@ struct cmdline {
 	const char *settings[MAX_SETTINGS];	/* -s: "name=value" */
 	int nsettings;
 	const char *output;		/* -o: the copy written */
-	const char *model;		/* a file or a name */
+	char **models;			/* files or names: one, or with -o
+					   up to KZ_MAX_MEMBERS */
+	int nmodels;
 };
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-model [-c classmap] [-F figures] "
-	    "[-p f32|f16] [-s setting=value]...\n"
-	    "                -o file model\n"
+	    "[-p f32|f16|q8] [-s setting=value]...\n"
+	    "                -o file model...\n"
 	    "       kz-model model\n");
 	version_usage("kz-model");
 	exit(2);
@@ -51,8 +54,11 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 				cl->precision = KZ_F32;
 			else if (strcmp(optarg, "f16") == 0)
 				cl->precision = KZ_F16;
+			else if (strcmp(optarg, "q8") == 0)
+				cl->precision = KZ_Q8;
 			else
-				errx(2, "-p: f32 or f16, not \"%s\"", optarg);
+				errx(2, "-p: f32, f16 or q8, not \"%s\"",
+				    optarg);
 			break;
 		case 's':
 			if (cl->nsettings == MAX_SETTINGS)
@@ -63,30 +69,47 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		default: usage();
 		}
 	}
-	if (argc - optind != 1)
+	cl->models = argv + optind;
+	cl->nmodels = argc - optind;
+	if (cl->nmodels < 1 || (cl->nmodels > 1 && cl->output == NULL))
 		usage();
-	cl->model = argv[optind];
+	if (cl->nmodels > KZ_MAX_MEMBERS)
+		errx(2, "at most %d models in an ensemble", KZ_MAX_MEMBERS);
 	if ((cl->map_path != NULL || cl->figures != NULL ||
-	    cl->precision >= 0 || cl->nsettings > 0) != (cl->output != NULL))
+	    cl->precision >= 0 || cl->nsettings > 0) && cl->output == NULL)
 		usage();
 }
 
-/* The description: one "key<TAB>value" line per field. */
+static const char *const precisions[] = { "f32", "f16", "q8" };
+
+/* The description: one "key<TAB>value" line per field; an ensemble's
+ * members add "member<TAB>N<TAB>arch<TAB>parameters<TAB>precision". */
 static void
 describe(const char *path, const struct kz_model *m)
 {
 	char s[KZ_SETTINGS_TEXT];
 
 	printf("file\t%s\n", path);
-	printf("type\t%s\n", m->type == KZ_MODEL_KNN ? "knn" : "net");
+	printf("type\t%s\n", m->type == KZ_MODEL_KNN ? "knn" :
+	    m->type == KZ_MODEL_NET ? "net" : "ensemble");
 	printf("arch\t%s\n", m->arch);
 	printf("size\t%ux%u\n", m->width, m->height);
 	printf("classes\t%u\n", m->nclasses);
 	if (m->type == KZ_MODEL_KNN)
 		printf("records\t%llu\n", (unsigned long long)m->n);
-	else
+	else if (m->type == KZ_MODEL_NET)
 		printf("parameters\t%zu\nprecision\t%s\n", m->net->nparams,
-		    m->precision == KZ_F16 ? "f16" : "f32");
+		    precisions[m->precision]);
+	for (int i = 0; i < m->nmembers; i++) {
+		const struct kz_model *mm = &m->members[i];
+
+		if (mm->type == KZ_MODEL_NET)
+			printf("member\t%d\t%s\t%zu\t%s\n", i + 1, mm->arch,
+			    mm->net->nparams, precisions[mm->precision]);
+		else
+			printf("member\t%d\tknn\t%llu records\t-\n", i + 1,
+			    (unsigned long long)mm->n);
+	}
 	printf("classmap\t");
 	for (size_t i = 0; i < m->classmap.n && i < 10; i++)
 		printf("%s", m->classmap.utf8[i]);
@@ -100,21 +123,84 @@ describe(const char *path, const struct kz_model *m)
 	printf("command\t%s\n", m->command ? m->command : "");
 }
 
+/* Sets the storage precision of m's parameters (its members' for an
+ * ensemble) to p; exits naming path for a kNN model asked to store
+ * anything but f32. */
+static void
+set_precision(struct kz_model *m, enum kz_precision p, const char *path)
+{
+	if (m->type == KZ_MODEL_ENSEMBLE) {
+		for (int i = 0; i < m->nmembers; i++)
+			set_precision(&m->members[i], p, path);
+		return;
+	}
+	if (m->type != KZ_MODEL_NET && p != KZ_F32)
+		errx(1, "%s: a kNN model stores pixels, not parameters",
+		    path);
+	m->precision = p;
+}
+
+/* The ensemble of the n models read into ms (freed into it): its
+ * class map, settings and figures are the first model's, its command
+ * and date this run's. */
+static void
+make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = KZ_MODEL_ENSEMBLE;
+	m->width = ms[0].width;
+	m->height = ms[0].height;
+	m->nclasses = ms[0].nclasses;
+	m->std = 1;
+	m->classmap = ms[0].classmap;
+	memset(&ms[0].classmap, 0, sizeof(ms[0].classmap));
+	m->settings = ms[0].settings;
+	m->figures = ms[0].figures;
+	ms[0].figures = NULL;
+	for (int i = 0; i < n; i++) {
+		if (ms[i].type == KZ_MODEL_ENSEMBLE)
+			errx(1, "%s: an ensemble cannot join an ensemble",
+			    paths[i]);
+		if (ms[i].width != m->width || ms[i].height != m->height ||
+		    ms[i].nclasses != m->nclasses)
+			errx(1, "%s: a %ux%u model of %u classes cannot join "
+			    "%s, %ux%u of %u", paths[i], ms[i].width,
+			    ms[i].height, ms[i].nclasses, paths[0], m->width,
+			    m->height, m->nclasses);
+	}
+	m->nmembers = n;
+	m->members = ms;
+	if ((m->arch = strdup("ensemble")) == NULL)
+		err(1, NULL);
+	m->date = model_date();
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct cmdline cl;
-	struct kz_model m;
+	struct kz_model m, *ms;
 	struct kz_err e;
-	char *path;
+	char **paths;
 
 	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
-	path = model_file(cl.model);
-	if (kz_model_read(path, &m, &e) != 0)
-		errx(1, "%s", e.msg);
+	if ((paths = calloc(cl.nmodels, sizeof(*paths))) == NULL ||
+	    (ms = calloc(cl.nmodels, sizeof(*ms))) == NULL)
+		err(1, NULL);
+	for (int i = 0; i < cl.nmodels; i++) {
+		paths[i] = model_file(cl.models[i]);
+		if (kz_model_read(paths[i], &ms[i], &e) != 0)
+			errx(1, "%s", e.msg);
+	}
+	if (cl.nmodels > 1) {
+		make_ensemble(ms, cl.nmodels, paths, &m);
+	} else {
+		m = ms[0];
+		free(ms);
+	}
 	if (cl.output == NULL) {
-		describe(path, &m);
+		describe(paths[0], &m);
 		check_stdout(0);
 	} else {
 		for (int i = 0; i < cl.nsettings; i++)
@@ -128,7 +214,7 @@ main(int argc, char *argv[])
 				errx(1, "%s", e.msg);
 			if (m.classmap.n != m.nclasses)
 				errx(1, "%s: %zu classes, but model %s has %u",
-				    cl.map_path, m.classmap.n, path,
+				    cl.map_path, m.classmap.n, paths[0],
 				    m.nclasses);
 		}
 		if (cl.figures != NULL) {
@@ -136,12 +222,9 @@ main(int argc, char *argv[])
 			if ((m.figures = strdup(cl.figures)) == NULL)
 				err(1, NULL);
 		}
-		if (cl.precision >= 0) {
-			if (m.type != KZ_MODEL_NET && cl.precision != KZ_F32)
-				errx(1, "%s: a kNN model stores pixels, not "
-				    "parameters", path);
-			m.precision = cl.precision;
-		}
+		if (cl.precision >= 0)
+			set_precision(&m, (enum kz_precision)cl.precision,
+			    paths[0]);
 		/* The version that wrote the file: this one. */
 		free(m.version);
 		if ((m.version = strdup(KZ_VERSION)) == NULL)
@@ -150,6 +233,8 @@ main(int argc, char *argv[])
 			errx(1, "%s", e.msg);
 	}
 	kz_model_free(&m);
-	free(path);
+	for (int i = 0; i < cl.nmodels; i++)
+		free(paths[i]);
+	free(paths);
 	return 0;
 }

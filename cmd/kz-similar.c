@@ -92,7 +92,7 @@ read_model(const struct cmdline *cl, struct kz_model *m)
 
 	if (kz_model_read(cl->model, m, &e) != 0)
 		errx(1, "%s", e.msg);
-	if (m->type != KZ_MODEL_NET)
+	if (kz_model_features(m) == NULL)
 		errx(1, "%s: a kNN model has no features to compare (train "
 		    "a net)", cl->model);
 }
@@ -151,8 +151,8 @@ write_index(const struct cmdline *cl, const struct kz_model *m,
 
 	if (rec == NULL)
 		err(1, NULL);
-	g.model_crc = kz_model_params_crc(m);
-	g.F = kz_net_nfeatures(m->net);
+	g.model_crc = kz_model_params_crc(kz_model_features(m));
+	g.F = kz_net_nfeatures(kz_model_features(m)->net);
 	g.width = m->width;
 	g.height = m->height;
 	g.nclasses = m->nclasses;
@@ -185,12 +185,13 @@ static void
 read_index(const struct cmdline *cl, const struct kz_model *m,
     struct kz_glyphs *g)
 {
+	const struct kz_model *fm = kz_model_features(m);
 	struct kz_err e;
 
 	if (kz_glyphs_read(cl->index, g, &e) != 0)
 		errx(1, "%s", e.msg);
-	if (g->model_crc != kz_model_params_crc(m) ||
-	    g->F != kz_net_nfeatures(m->net) || g->width != m->width ||
+	if (g->model_crc != kz_model_params_crc(fm) ||
+	    g->F != kz_net_nfeatures(fm->net) || g->width != m->width ||
 	    g->height != m->height || g->nclasses != m->nclasses)
 		errx(1, "%s: made with another model than %s (make it again "
 		    "with kz-similar -w)", cl->index, cl->model);

@@ -379,19 +379,6 @@ command_line(int argc, char *argv[])
 	return s;
 }
 
-static char *
-train_date(void)
-{
-	/* SOURCE_DATE_EPOCH, as reproducible builds do, makes the date
-	 * part of a deterministic run too. */
-	const char *sde = getenv("SOURCE_DATE_EPOCH");
-	time_t t = sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
-	char buf[32];
-
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-	return strdup(buf);
-}
-
 /* A network's training: the model written at the end, its trainer, and
  * for --keep-best the best epoch so far. */
 struct run {
@@ -795,7 +782,7 @@ main(int argc, char *argv[])
 	m.nclasses = data.nclasses;
 	/* argv as getopt_long permuted it, as the command always was. */
 	m.command = command_line(argc, argv);
-	m.date = train_date();
+	m.date = model_date();
 	m.version = strdup(KZ_VERSION);
 	if (cl.classmap != NULL) {
 		if (kz_classmap_read(cl.classmap, &m.classmap, &e) != 0)

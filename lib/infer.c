@@ -85,6 +85,8 @@ struct kz_predictor {
 	float *tnorm;			/* kNN: squared norms */
 	float *gram;			/* kNN: [KNN_QUERY][n] */
 	float *qx;			/* kNN: [KNN_QUERY][d] */
+	struct kz_predictor **member;	/* ensembles: one per member */
+	float *member_probs;		/* ensembles: [maxb][classes] */
 	/* the current batch */
 	const uint8_t *pixels;
 	size_t n;
@@ -107,6 +109,10 @@ kz_predictor_free(struct kz_predictor *p)
 	free(p->tnorm);
 	free(p->gram);
 	free(p->qx);
+	for (int i = 0; p->member != NULL && i < p->m->nmembers; i++)
+		kz_predictor_free(p->member[i]);
+	free(p->member);
+	free(p->member_probs);
 	free(p);
 }
 
@@ -122,6 +128,19 @@ kz_predictor_new(const struct kz_model *m, int threads, int maxb,
 	p->m = m;
 	p->threads = threads < 1 ? 1 : threads;
 	p->maxb = maxb;
+	if (m->type == KZ_MODEL_ENSEMBLE) {
+		if ((p->member = calloc(m->nmembers, sizeof(*p->member))) ==
+		    NULL || (p->member_probs = malloc((size_t)maxb *
+		    m->nclasses * sizeof(float))) == NULL)
+			goto oom;
+		for (int i = 0; i < m->nmembers; i++)
+			if ((p->member[i] = kz_predictor_new(&m->members[i],
+			    threads, maxb, e)) == NULL) {
+				kz_predictor_free(p);
+				return NULL;
+			}
+		return p;
+	}
 	if (m->type == KZ_MODEL_NET) {
 		if ((p->work = calloc(p->threads, sizeof(*p->work))) == NULL ||
 		    (p->x = calloc(p->threads, sizeof(*p->x))) == NULL)
@@ -372,6 +391,29 @@ knn_predict(struct kz_predictor *p)
 	}
 }
 
+/* An ensemble's probabilities, the mean of its members', into p->probs
+ * unless it is NULL; feat, unless NULL, gets the first member's
+ * features, computed in the same pass. */
+static int
+ensemble_predict(struct kz_predictor *p, float *feat, struct kz_err *e)
+{
+	size_t len = p->n * p->m->nclasses;
+	int nm = p->probs != NULL ? p->m->nmembers : 1;
+
+	for (int i = 0; i < nm; i++) {
+		if ((i == 0 && feat != NULL ? kz_predict_features(p->member[0],
+		    p->pixels, p->n, feat, p->probs, e) :
+		    kz_predict(p->member[i], p->pixels, p->n, i ?
+		    p->member_probs : p->probs, e)) != 0)
+			return -1;
+		for (size_t j = 0; i > 0 && j < len; j++)
+			p->probs[j] += p->member_probs[j];
+	}
+	for (size_t j = 0; p->probs != NULL && nm > 1 && j < len; j++)
+		p->probs[j] /= (float)nm;
+	return 0;
+}
+
 int
 kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
     float *probs, struct kz_err *e)
@@ -385,6 +427,8 @@ kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 	p->n = n;
 	p->probs = probs;
 	p->feat = NULL;
+	if (p->m->type == KZ_MODEL_ENSEMBLE)
+		return ensemble_predict(p, NULL, e);
 	if (p->m->type == KZ_MODEL_KNN)
 		knn_predict(p);
 	else
@@ -396,6 +440,18 @@ int
 kz_predict_features(struct kz_predictor *p, const uint8_t *pixels, size_t n,
     float *feat, float *probs, struct kz_err *e)
 {
+	if (p->m->type == KZ_MODEL_ENSEMBLE) {
+		if (kz_model_features(p->m) == NULL)
+			return kz_errf(e, "an ensemble whose first member is "
+			    "a kNN model has no features");
+		if (n > (size_t)p->maxb)
+			return kz_errf(e, "batch of %zu is more than %d", n,
+			    p->maxb);
+		p->pixels = pixels;
+		p->n = n;
+		p->probs = probs;
+		return ensemble_predict(p, feat, e);
+	}
 	if (p->m->type != KZ_MODEL_NET)
 		return kz_errf(e, "a kNN model has no features (it is its "
 		    "images)");

@@ -1,5 +1,6 @@
 /* model.c - model files: tagged sections and a closing CRC-32. */
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +15,11 @@
 
 /* The sections a reader knows, by tag; it skips any other. */
 static const char *const tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
-    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16" };
+    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16", "PQ8 ",
+    "MEMB" };
 enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
-    SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, SEC_CMAP, SEC_PF16, NTAGS };
+    SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, SEC_CMAP, SEC_PF16, SEC_PQ8,
+    SEC_MEMB, NTAGS };
 
 /* The settings a model may carry, by name, and their ranges. */
 static const struct {
@@ -165,21 +168,54 @@ crc_update(uLong crc, const uint8_t *p, size_t len)
 	return crc;
 }
 
-/* Writes a section: tag (4 bytes), len as a u64, then len bytes of
- * data; both go into the running CRC *crc.  0, or -1 when a write
- * fails. */
+/* Where a model file goes: a file being written (o), or memory (buf,
+ * len bytes of cap), for an ensemble's members; crc is the running
+ * CRC-32 of what went in. */
+struct sink {
+	struct kz_out *o;
+	uint8_t *buf;
+	size_t len, cap;
+	uLong crc;
+};
+
+/* Adds n bytes to s and, unless tail, to its CRC.  0, or -1 when a
+ * write fails or memory runs out. */
 static int
-put_section(struct kz_out *o, const char *tag, const void *data, size_t len,
-    uLong *crc, struct kz_err *e)
+sink_put(struct sink *s, const void *p, size_t n, int tail,
+    struct kz_err *e)
+{
+	if (!tail)
+		s->crc = crc_update(s->crc, p, n);
+	if (s->o != NULL)
+		return kz_out_write(s->o, p, n, e);
+	if (n > s->cap - s->len) {
+		size_t cap = s->cap ? s->cap : 1 << 20;
+		uint8_t *b;
+
+		while (n > cap - s->len)
+			cap *= 2;
+		if ((b = realloc(s->buf, cap)) == NULL)
+			return kz_errf(e, "out of memory");
+		s->buf = b;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, p, n);
+	s->len += n;
+	return 0;
+}
+
+/* Writes a section: tag (4 bytes), len as a u64, then len bytes of
+ * data.  0, or -1 when a write fails. */
+static int
+put_section(struct sink *s, const char *tag, const void *data, size_t len,
+    struct kz_err *e)
 {
 	uint8_t hdr[12];
 
 	memcpy(hdr, tag, 4);
 	put_le64(hdr + 4, len);
-	*crc = crc32(*crc, hdr, sizeof(hdr));
-	*crc = crc_update(*crc, data, len);
-	if (kz_out_write(o, hdr, sizeof(hdr), e) != 0 ||
-	    kz_out_write(o, data, len, e) != 0)
+	if (sink_put(s, hdr, sizeof(hdr), 0, e) != 0 ||
+	    sink_put(s, data, len, 0, e) != 0)
 		return -1;
 	return 0;
 }
@@ -190,14 +226,14 @@ _Static_assert(sizeof(float) == 4, "float must be IEEE single");
 
 /* Sections ptag and stag laid out as PARM and STAT, unless p is NULL. */
 static int
-put_net_pair(struct kz_out *o, const char *ptag, const char *stag,
-    const float *p, const float *st, const struct kz_net *net, uLong *crc,
+put_net_pair(struct sink *o, const char *ptag, const char *stag,
+    const float *p, const float *st, const struct kz_net *net,
     struct kz_err *e)
 {
 	if (p == NULL)
 		return 0;
-	if (put_section(o, ptag, p, net->nparams * 4, crc, e) != 0 ||
-	    put_section(o, stag, st, net->nstate * 4, crc, e) != 0)
+	if (put_section(o, ptag, p, net->nparams * 4, e) != 0 ||
+	    put_section(o, stag, st, net->nstate * 4, e) != 0)
 		return -1;
 	return 0;
 }
@@ -213,7 +249,8 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 	n = (size_t)snprintf(meta, size,
 	    "type=%s\narch=%s\nwidth=%u\nheight=%u\nclasses=%u\n"
 	    "mean=%.9g\nstd=%.9g\ncommand=%s\ndate=%s\n",
-	    m->type == KZ_MODEL_KNN ? "knn" : "net", m->arch, m->width,
+	    m->type == KZ_MODEL_KNN ? "knn" : m->type == KZ_MODEL_NET ?
+	    "net" : "ensemble", m->arch, m->width,
 	    m->height, m->nclasses, m->mean, m->std,
 	    m->command ? m->command : "", m->date ? m->date : "");
 	if (n < size && m->version != NULL)
@@ -230,6 +267,9 @@ meta_format(const struct kz_model *m, char *meta, size_t size)
 			n += (size_t)snprintf(meta + n, size - n,
 			    "setting_%s=%d\n", settings[i].name, v);
 	}
+	if (n < size && m->type == KZ_MODEL_ENSEMBLE)
+		n += (size_t)snprintf(meta + n, size - n, "members=%d\n",
+		    m->nmembers);
 	if (n < size && m->type == KZ_MODEL_KNN)
 		n += (size_t)snprintf(meta + n, size - n,
 		    "knn_k=%u\nknn_weights=%s\nrecords=%llu\n", m->knn_k,
@@ -268,22 +308,66 @@ meta_unsafe(const struct kz_model *m)
 	return NULL;
 }
 
+/* Section PQ8: the parameters in blocks of KZ_Q8_BLOCK, each block
+ * scaled by its largest magnitude over 127 and rounded to 8-bit
+ * integers: first every block's scale (f32), then every parameter (i8).
+ * 0, or -1 for a parameter that is not finite or a failed write. */
+static int
+put_q8(struct sink *o, const struct kz_net *net, struct kz_err *e)
+{
+	size_t np = net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	uint8_t *b = malloc(nb * 4 + np + 1);
+	int rc;
+
+	if (b == NULL)
+		return kz_errf(e, "out of memory");
+	for (size_t k = 0; k < nb; k++) {
+		const float *w = net->params + k * KZ_Q8_BLOCK;
+		size_t len = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
+		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
+		float max = 0, scale, inv;
+		uint32_t u;
+
+		for (size_t i = 0; i < len; i++) {
+			if (!isfinite(w[i])) {
+				free(b);
+				return kz_errf(e, "parameter %zu is not "
+				    "finite", k * KZ_Q8_BLOCK + i);
+			}
+			if (fabsf(w[i]) > max)
+				max = fabsf(w[i]);
+		}
+		scale = max / 127;
+		inv = max > 0 ? 127 / max : 0;
+		memcpy(&u, &scale, 4);
+		put_le32(b + 4 * k, u);
+		for (size_t i = 0; i < len; i++) {
+			long q = lrintf(w[i] * inv);
+
+			b[nb * 4 + k * KZ_Q8_BLOCK + i] = (uint8_t)(int8_t)(q >
+			    127 ? 127 : q < -127 ? -127 : q);
+		}
+	}
+	rc = put_section(o, "PQ8 ", b, nb * 4 + np, e);
+	free(b);
+	return rc;
+}
+
 /* Writes the sections that follow META: a kNN model's records, or a
  * net's parameters and statistics and, in a checkpoint, the
  * optimiser's moments and the optional best and average weights.
  * 0, or -1 when a write fails. */
 static int
-put_body(struct kz_out *o, const struct kz_model *m, uLong *crc,
-    struct kz_err *e)
+put_body(struct sink *o, const struct kz_model *m, struct kz_err *e)
 {
 	const struct kz_net *net = m->net;
 	const struct kz_train_state *ts = &m->ts;
 
 	if (m->type == KZ_MODEL_KNN) {
 		if (put_section(o, "KNNX", m->pixels, m->n * m->width *
-		    m->height, crc, e) != 0 ||
+		    m->height, e) != 0 ||
 		    put_section(o, "KNNY", m->labels, m->n * sizeof(int32_t),
-		    crc, e) != 0)
+		    e) != 0)
 			return -1;
 		return 0;
 	}
@@ -295,24 +379,27 @@ put_body(struct kz_out *o, const struct kz_model *m, uLong *crc,
 			return kz_errf(e, "out of memory");
 		for (size_t i = 0; i < net->nparams; i++)
 			put_le16(h + 2 * i, half_from_float(net->params[i]));
-		rc = put_section(o, "PF16", h, net->nparams * 2, crc, e);
+		rc = put_section(o, "PF16", h, net->nparams * 2, e);
 		free(h);
 		if (rc != 0)
 			return -1;
-	} else if (put_section(o, "PARM", net->params, net->nparams * 4, crc,
+	} else if (m->precision == KZ_Q8 && !ts->present) {
+		if (put_q8(o, net, e) != 0)
+			return -1;
+	} else if (put_section(o, "PARM", net->params, net->nparams * 4,
 	    e) != 0) {
 		return -1;
 	}
-	if (put_section(o, "STAT", net->state, net->nstate * 4, crc, e) != 0)
+	if (put_section(o, "STAT", net->state, net->nstate * 4, e) != 0)
 		return -1;
 	if (!ts->present)
 		return 0;
-	if (put_section(o, "OPTM", ts->opt_m, net->nparams * 4, crc, e) != 0 ||
-	    put_section(o, "OPTV", ts->opt_v, net->nparams * 4, crc, e) != 0 ||
+	if (put_section(o, "OPTM", ts->opt_m, net->nparams * 4, e) != 0 ||
+	    put_section(o, "OPTV", ts->opt_v, net->nparams * 4, e) != 0 ||
 	    put_net_pair(o, "BSTP", "BSTS", ts->best_params, ts->best_state,
-	    net, crc, e) != 0 ||
+	    net, e) != 0 ||
 	    put_net_pair(o, "EMAP", "EMAS", ts->ema_params, ts->ema_state,
-	    net, crc, e) != 0)
+	    net, e) != 0)
 		return -1;
 	return 0;
 }
@@ -320,7 +407,7 @@ put_body(struct kz_out *o, const struct kz_model *m, uLong *crc,
 /* Section CMAP: each class's code point, a u32, little-endian; none
  * for an empty map.  0, or -1 when a write fails. */
 static int
-put_classmap(struct kz_out *o, const struct kz_classmap *map, uLong *crc,
+put_classmap(struct sink *o, const struct kz_classmap *map,
     struct kz_err *e)
 {
 	uint8_t *b;
@@ -332,17 +419,58 @@ put_classmap(struct kz_out *o, const struct kz_classmap *map, uLong *crc,
 		return kz_errf(e, "out of memory");
 	for (size_t i = 0; i < map->n; i++)
 		put_le32(b + 4 * i, map->codepoint[i]);
-	rc = put_section(o, "CMAP", b, map->n * 4, crc, e);
+	rc = put_section(o, "CMAP", b, map->n * 4, e);
 	free(b);
 	return rc;
 }
 
-int
-kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
+static int put_model(struct sink *o, const struct kz_model *m,
+    const char *path, int depth, struct kz_err *e);
+
+/* An ensemble's members, each a whole model file in a section MEMB,
+ * without the class map and settings that the ensemble holds once. */
+static int
+put_members(struct sink *o, const struct kz_model *m, const char *path,
+    struct kz_err *e)
 {
-	struct kz_out o;
+	if (m->nmembers < 1 || m->nmembers > KZ_MAX_MEMBERS)
+		return kz_errf(e, "%s: an ensemble of %d models (1 to %d)",
+		    path, m->nmembers, KZ_MAX_MEMBERS);
+	for (int i = 0; i < m->nmembers; i++) {
+		struct kz_model member = m->members[i];
+		struct sink ms = { 0 };
+		int rc;
+
+		if (member.type == KZ_MODEL_ENSEMBLE || member.ts.present)
+			return kz_errf(e, "%s: an ensemble's members are nets "
+			    "or kNN models, not %s", path,
+			    member.ts.present ? "checkpoints" : "ensembles");
+		if (member.width != m->width || member.height != m->height ||
+		    member.nclasses != m->nclasses)
+			return kz_errf(e, "%s: member %d is %ux%u of %u "
+			    "classes, the ensemble %ux%u of %u", path, i + 1,
+			    member.width, member.height, member.nclasses,
+			    m->width, m->height, m->nclasses);
+		member.classmap.n = 0;
+		memset(&member.settings, 0, sizeof(member.settings));
+		ms.crc = crc32(0, NULL, 0);
+		rc = put_model(&ms, &member, path, 1, e);
+		if (rc == 0)
+			rc = put_section(o, "MEMB", ms.buf, ms.len, e);
+		free(ms.buf);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The whole file of m into o: head, META, CMAP, the body or the
+ * members, and the closing CRC.  depth is 1 for an ensemble's member. */
+static int
+put_model(struct sink *o, const struct kz_model *m, const char *path,
+    int depth, struct kz_err *e)
+{
 	char meta[META_MAX];
-	uLong crc = crc32(0, NULL, 0);
 	uint8_t head[12], tail[16];
 	const char *bad;
 	size_t n;
@@ -353,29 +481,40 @@ kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
 	n = meta_format(m, meta, sizeof(meta));
 	if (n >= sizeof(meta))
 		return kz_errf(e, "%s: model description too long", path);
-	memcpy(head, KZM_MAGIC, 8);
-	put_le32(head + 8, KZM_VERSION);
-	crc = crc32(crc, head, sizeof(head));
 	if (m->classmap.n != 0 && m->classmap.n != m->nclasses)
 		return kz_errf(e, "%s: a class map of %zu classes for a model "
 		    "of %u", path, m->classmap.n, m->nclasses);
-	if (kz_out_open(&o, path, e) != 0)
+	if (m->type == KZ_MODEL_ENSEMBLE && depth > 0)
+		return kz_errf(e, "%s: an ensemble cannot hold an ensemble",
+		    path);
+	memcpy(head, KZM_MAGIC, 8);
+	put_le32(head + 8, KZM_VERSION);
+	if (sink_put(o, head, sizeof(head), 0, e) != 0 ||
+	    put_section(o, "META", meta, n, e) != 0 ||
+	    put_classmap(o, &m->classmap, e) != 0 ||
+	    (m->type == KZ_MODEL_ENSEMBLE ? put_members(o, m, path, e) :
+	    put_body(o, m, e)) != 0)
 		return -1;
-	if (kz_out_write(&o, head, sizeof(head), e) != 0 ||
-	    put_section(&o, "META", meta, n, &crc, e) != 0 ||
-	    put_classmap(&o, &m->classmap, &crc, e) != 0 ||
-	    put_body(&o, m, &crc, e) != 0)
-		goto fail;
 	/* The CRC covers every byte before its own section. */
 	memcpy(tail, "CRC ", 4);
 	put_le64(tail + 4, 4);
-	put_le32(tail + 12, (uint32_t)crc);
-	if (kz_out_write(&o, tail, sizeof(tail), e) != 0)
-		goto fail;
+	put_le32(tail + 12, (uint32_t)o->crc);
+	return sink_put(o, tail, sizeof(tail), 1, e);
+}
+
+int
+kz_model_write(const struct kz_model *m, const char *path, struct kz_err *e)
+{
+	struct kz_out o;
+	struct sink s = { &o, NULL, 0, 0, crc32(0, NULL, 0) };
+
+	if (kz_out_open(&o, path, e) != 0)
+		return -1;
+	if (put_model(&s, m, path, 0, e) != 0) {
+		kz_out_abort(&o);
+		return -1;
+	}
 	return kz_out_close(&o, e);
-fail:
-	kz_out_abort(&o);
-	return -1;
 }
 
 void
@@ -396,6 +535,9 @@ kz_model_free(struct kz_model *m)
 	free(m->ts.best_state);
 	free(m->ts.ema_params);
 	free(m->ts.ema_state);
+	for (int i = 0; m->members != NULL && i < m->nmembers; i++)
+		kz_model_free(&m->members[i]);
+	free(m->members);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -742,6 +884,37 @@ read_train_state(const char *meta, size_t ml, const struct section *sec,
 	return 0;
 }
 
+/* The np parameters of a PQ8 section at q (its size checked): each
+ * block's scale times its integers.  NULL naming a scale that is
+ * negative or not finite, or when memory runs out. */
+static float *
+q8_params(const uint8_t *q, size_t np, const char *path, struct kz_err *e)
+{
+	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	float *p = malloc(np * sizeof(float) + 4);
+
+	if (p == NULL) {
+		kz_errf(e, "%s: out of memory", path);
+		return NULL;
+	}
+	for (size_t k = 0; k < nb; k++) {
+		uint32_t u = get_le32(q + 4 * k);
+		float scale;
+
+		memcpy(&scale, &u, 4);
+		if (!isfinite(scale) || scale < 0) {
+			free(p);
+			kz_errf(e, "%s: section PQ8: scale %zu is %g", path, k,
+			    scale);
+			return NULL;
+		}
+		for (size_t i = k * KZ_Q8_BLOCK; i < np &&
+		    i < (k + 1) * KZ_Q8_BLOCK; i++)
+			p[i] = scale * (float)(int8_t)q[nb * 4 + i];
+	}
+	return p;
+}
+
 /* Reads a net model, whose geometry and architecture read_meta has
  * set: builds the net, loads its parameters (PARM) and statistics
  * (STAT), then a checkpoint's training state.  0, or -1 when the
@@ -752,7 +925,7 @@ read_net(const char *meta, size_t ml, const struct section *sec,
     const char *path, struct kz_model *m, struct kz_err *e)
 {
 	struct kz_shape in = { 1, (int)m->height, (int)m->width };
-	size_t np, ns;
+	size_t np, ns, nb;
 	float *p, *s;
 
 	m->type = KZ_MODEL_NET;
@@ -760,6 +933,7 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 	 * before any are allocated. */
 	if (kz_net_size(m->arch, in, (int)m->nclasses, &np, &ns, e) != 0)
 		return kz_err_prefix(e, path);
+	nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
 	if (sec[SEC_PARM].data == NULL && sec[SEC_PF16].data != NULL) {
 		m->precision = KZ_F16;
 		if (sec[SEC_PF16].len != np * 2 || sec[SEC_STAT].len != ns * 4)
@@ -768,6 +942,16 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 			    "and %zu", path,
 			    (unsigned long long)sec[SEC_PF16].len,
 			    (unsigned long long)sec[SEC_STAT].len, np * 2,
+			    ns * 4);
+	} else if (sec[SEC_PARM].data == NULL && sec[SEC_PQ8].data != NULL) {
+		m->precision = KZ_Q8;
+		if (sec[SEC_PQ8].len != nb * 4 + np ||
+		    sec[SEC_STAT].len != ns * 4)
+			return kz_errf(e, "%s: sections PQ8 and STAT hold "
+			    "%llu and %llu bytes, the architecture needs %zu "
+			    "and %zu", path,
+			    (unsigned long long)sec[SEC_PQ8].len,
+			    (unsigned long long)sec[SEC_STAT].len, nb * 4 + np,
 			    ns * 4);
 	} else if (sec[SEC_PARM].len != np * 4 || sec[SEC_STAT].len != ns * 4) {
 		return kz_errf(e, "%s: sections PARM and STAT hold %llu and "
@@ -784,6 +968,9 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 		for (size_t i = 0; i < np; i++)
 			p[i] = float_from_half(get_le16(sec[SEC_PF16].data +
 			    2 * i));
+	} else if (m->precision == KZ_Q8) {
+		if ((p = q8_params(sec[SEC_PQ8].data, np, path, e)) == NULL)
+			return -1;
 	} else if ((p = float_section(&sec[SEC_PARM], m->net->nparams, path,
 	    tags[SEC_PARM], e)) == NULL) {
 		return -1;
@@ -826,47 +1013,117 @@ read_classmap(const struct section *sec, const char *path,
 	return rc;
 }
 
-int
-kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
+static int model_parse(const uint8_t *buf, size_t len, const char *path,
+    int depth, struct kz_model *m, struct kz_err *e);
+
+/* Reads an ensemble's members, whose META is meta: its sections MEMB
+ * in file order (buf, len bytes, its sections already walked), as many
+ * as "members" says, each a net or kNN model of the ensemble's
+ * geometry.  0, or -1 naming the member; m may then hold allocations. */
+static int
+read_members(const char *meta, size_t ml, const uint8_t *buf, size_t len,
+    const char *path, struct kz_model *m, struct kz_err *e)
+{
+	uint32_t n;
+	size_t off;
+	int i = 0;
+
+	m->type = KZ_MODEL_ENSEMBLE;
+	if (meta_u32(meta, ml, "members", KZ_MAX_MEMBERS, &n, path, e) != 0)
+		return -1;
+	if (n == 0)
+		return kz_errf(e, "%s: an ensemble of no models", path);
+	if ((m->members = calloc(n, sizeof(*m->members))) == NULL)
+		return kz_errf(e, "%s: out of memory", path);
+	m->nmembers = (int)n;
+	/* model_sections checked every section's length up to the CRC. */
+	for (off = 12; memcmp(buf + off, "CRC ", 4) != 0;
+	    off += 12 + get_le64(buf + off + 4)) {
+		char name[4200];
+		struct kz_model *mm;
+
+		if (memcmp(buf + off, "MEMB", 4) != 0)
+			continue;
+		if (i == m->nmembers)
+			return kz_errf(e, "%s: more than the %d members it "
+			    "names", path, m->nmembers);
+		mm = &m->members[i++];
+		snprintf(name, sizeof(name), "%s: member %d", path, i);
+		if (model_parse(buf + off + 12, get_le64(buf + off + 4), name,
+		    1, mm, e) != 0)
+			return -1;
+		if (mm->ts.present)
+			return kz_errf(e, "%s is a checkpoint, not a model",
+			    name);
+		if (mm->width != m->width || mm->height != m->height ||
+		    mm->nclasses != m->nclasses)
+			return kz_errf(e, "%s is %ux%u of %u classes, the "
+			    "ensemble %ux%u of %u", name, mm->width,
+			    mm->height, mm->nclasses, m->width, m->height,
+			    m->nclasses);
+	}
+	(void)len;
+	if (i != m->nmembers)
+		return kz_errf(e, "%s: %d members, it names %d", path, i,
+		    m->nmembers);
+	return 0;
+}
+
+/* Parses the model file in buf (len bytes) into m, naming it path in
+ * errors; depth 1 for an ensemble's member, which cannot be one. */
+static int
+model_parse(const uint8_t *buf, size_t len, const char *path, int depth,
+    struct kz_model *m, struct kz_err *e)
 {
 	struct section sec[NTAGS] = { { 0 } };
-	uint8_t *buf;
-	size_t len, ml;
+	size_t ml;
 	const char *meta;
 	char type[META_VALUE_MAX];
 
 	memset(m, 0, sizeof(*m));
-	if (kz_slurp(path, MODEL_MAX_BYTES, &buf, &len, e) != 0)
-		return -1;
 	if (model_sections(buf, len, path, sec, e) != 0)
-		goto fail;
-	if (sec[SEC_META].data == NULL) {
-		kz_errf(e, "%s: no META section", path);
-		goto fail;
-	}
+		return -1;
+	if (sec[SEC_META].data == NULL)
+		return kz_errf(e, "%s: no META section", path);
 	meta = (const char *)sec[SEC_META].data;
 	ml = sec[SEC_META].len;
 	if (read_meta(meta, ml, path, m, e) != 0 ||
 	    read_classmap(&sec[SEC_CMAP], path, m, e) != 0)
-		goto fail;
-	if (meta_get(meta, ml, "type", type, sizeof(type)) != 0) {
-		kz_errf(e, "%s: model lacks its type", path);
-		goto fail;
-	}
-	if (strcmp(type, "knn") == 0) {
-		if (read_knn(meta, ml, sec, path, m, e) != 0)
-			goto fail;
-	} else if (strcmp(type, "net") == 0) {
-		if (read_net(meta, ml, sec, path, m, e) != 0)
-			goto fail;
-	} else {
-		kz_errf(e, "%s: unknown model type \"%s\"", path, type);
-		goto fail;
-	}
+		return -1;
+	if (meta_get(meta, ml, "type", type, sizeof(type)) != 0)
+		return kz_errf(e, "%s: model lacks its type", path);
+	if (strcmp(type, "knn") == 0)
+		return read_knn(meta, ml, sec, path, m, e);
+	if (strcmp(type, "net") == 0)
+		return read_net(meta, ml, sec, path, m, e);
+	if (strcmp(type, "ensemble") == 0 && depth == 0)
+		return read_members(meta, ml, buf, len, path, m, e);
+	if (strcmp(type, "ensemble") == 0)
+		return kz_errf(e, "%s: an ensemble inside an ensemble", path);
+	return kz_errf(e, "%s: unknown model type \"%s\"", path, type);
+}
+
+int
+kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (kz_slurp(path, MODEL_MAX_BYTES, &buf, &len, e) != 0)
+		return -1;
+	rc = model_parse(buf, len, path, 0, m, e);
 	free(buf);
-	return 0;
-fail:
-	free(buf);
-	kz_model_free(m);
-	return -1;
+	if (rc != 0)
+		kz_model_free(m);
+	return rc;
+}
+
+const struct kz_model *
+kz_model_features(const struct kz_model *m)
+{
+	if (m->type == KZ_MODEL_ENSEMBLE)
+		m = &m->members[0];
+	return m->type == KZ_MODEL_NET ? m : NULL;
 }

@@ -10,7 +10,11 @@
 #define KZM_MAGIC "\x8bKZM\r\n\x1a\n"
 #define KZM_VERSION 1
 
-enum kz_model_type { KZ_MODEL_KNN = 1, KZ_MODEL_NET = 2 };
+enum kz_model_type { KZ_MODEL_KNN = 1, KZ_MODEL_NET = 2,
+    KZ_MODEL_ENSEMBLE = 3 };
+
+#define KZ_MAX_MEMBERS 32	/* models in an ensemble, at most */
+#define KZ_Q8_BLOCK 32		/* parameters per scale in PQ8 */
 
 /* What a checkpoint adds to a model: enough to continue training. */
 struct kz_train_state {
@@ -26,9 +30,11 @@ struct kz_train_state {
 	float ema;			/* its decay */
 };
 
-/* How a net's parameters are stored: as floats (PARM), or as IEEE
- * half-precision floats (PF16), converted to float when read. */
-enum kz_precision { KZ_F32, KZ_F16 };
+/* How a net's parameters are stored: as floats (PARM), as IEEE
+ * half-precision floats (PF16), or as 8-bit integers with a float
+ * scale for each block of KZ_Q8_BLOCK (PQ8); converted to float when
+ * read. */
+enum kz_precision { KZ_F32, KZ_F16, KZ_Q8 };
 
 /* What kz-classify does with a model unless told otherwise: META keys
  * "setting_NAME".  0 for each is what kz-classify does without it. */
@@ -68,7 +74,17 @@ struct kz_model {
 	int32_t *labels;		/* kNN: n */
 	struct kz_net *net;		/* net models */
 	struct kz_train_state ts;	/* checkpoints only */
+	/* Ensembles: nets and kNN models of the same geometry and
+	 * classes, whose probabilities are averaged; each stored whole,
+	 * as a model file, in a section MEMB. */
+	int nmembers;
+	struct kz_model *members;
 };
+
+/* The net whose penultimate features stand for m (kz-similar): m
+ * itself for a net, an ensemble's first member when that is a net;
+ * NULL otherwise. */
+const struct kz_model *kz_model_features(const struct kz_model *m);
 
 /* Writes m atomically (temporary file renamed over path); the last
  * section holds a CRC-32 of everything before it. */

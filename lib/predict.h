@@ -33,13 +33,14 @@ struct kz_predictor;
 struct kz_predictor *kz_predictor_new(const struct kz_model *m, int threads,
     int maxb, struct kz_err *e);
 /* Class probabilities ([n][nclasses]) of n <= maxb images of the
- * model's geometry. */
+ * model's geometry; an ensemble's are the mean of its members'. */
 int kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
     float *probs, struct kz_err *e);
 /* The features of n <= maxb images (a net's only): what its output
  * layer reads, each scaled to unit length, into feat ([n][F], F =
  * kz_net_nfeatures); their class probabilities too when probs is not
- * NULL. */
+ * NULL.  An ensemble's features are its first member's
+ * (kz_model_features). */
 int kz_predict_features(struct kz_predictor *p, const uint8_t *pixels,
     size_t n, float *feat, float *probs, struct kz_err *e);
 void kz_predictor_free(struct kz_predictor *p);

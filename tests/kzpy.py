@@ -13,7 +13,8 @@ that tests do not check the C code against itself.
   kzpy.py png-pixels FILE       md5 of the pixels of an 8-bit grey PNG
   kzpy.py kzm OUT META TAG:N...  a model file (man kzm.5) with META's
                                 text (\\n for newlines) and zero-filled
-                                sections, closed by a valid CRC
+                                sections (TAG@FILE: FILE's bytes), closed
+                                by a valid CRC
   kzpy.py tar-check TAR STREAM MANIFEST N
                                 decodes N PNGs spread over the archive and
                                 compares them with the manifest's records
@@ -123,8 +124,13 @@ def main():
         meta = args[1].replace("\\n", "\n").encode()
         out += b"META" + struct.pack("<Q", len(meta)) + meta
         for sec in args[2:]:
-            tag, n = sec.split(":")
-            out += tag.encode() + struct.pack("<Q", int(n)) + bytes(int(n))
+            if "@" in sec:
+                tag, path = sec.split("@", 1)
+                data = open(path, "rb").read()
+            else:
+                tag, n = sec.split(":")
+                data = bytes(int(n))
+            out += tag.encode() + struct.pack("<Q", len(data)) + data
         out += b"CRC " + struct.pack("<QI", 4, zlib.crc32(out))
         with open(args[0], "wb") as f:
             f.write(out)

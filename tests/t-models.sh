@@ -102,6 +102,98 @@ t_fails "a stored setting out of range" "shift99.kzm: setting shift is not a who
 kzpy kzm "$T/pf16.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' PF16:10 STAT:0
 t_fails "a PF16 section of the wrong size" "pf16.kzm: sections PF16 and STAT hold 10 and 0 bytes, the architecture needs 30 and 0" \
     kz-classify -m "$T/pf16.kzm" "$T/m3.kz"
+
+# kz-model -p q8: checked from kzm(5) by Python, not by our reader: each
+# block of 32 has the scale max|w|/127 (as a float), every integer is
+# within 127 and times its scale within half a step of its parameter;
+# -p f32 reads back exactly scale times integer.
+kz-model -p q8 -o "$M/q8.kzm" "$M/three.kzm"
+kz-model -p f32 -o "$T/q8back.kzm" "$M/q8.kzm"
+t_eq "kz-model -p q8: PQ8 is each block of 32 parameters as 8-bit integers and a scale; -p f32 reads back scale x integer" "195 7 ok ok" "$("$PY" - "$M/three.kzm" "$M/q8.kzm" "$T/q8back.kzm" <<'PY'
+import struct, sys
+def sections(path):
+    d = open(path, "rb").read(); off = 12; out = {}
+    while off < len(d):
+        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
+        out[tag] = d[off + 12:off + 12 + n]; off += 12 + n
+    return out
+f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+w = struct.unpack("<%df" % (len(sections(sys.argv[1])[b"PARM"]) // 4), sections(sys.argv[1])[b"PARM"])
+q8 = sections(sys.argv[2])[b"PQ8 "]
+nb = (len(w) + 31) // 32
+scale = struct.unpack_from("<%df" % nb, q8)
+q = struct.unpack_from("<%db" % len(w), q8, 4 * nb)
+ok = len(q8) == 4 * nb + len(w)
+for k in range(nb):
+    blk = w[32 * k:32 * k + 32]
+    ok = ok and scale[k] == f32(max(abs(x) for x in blk) / 127)
+    for i, x in enumerate(blk):
+        v = q[32 * k + i]
+        ok = ok and -127 <= v <= 127 and abs(v * scale[k] - x) <= scale[k] * 0.5001
+back = struct.unpack("<%df" % len(w), sections(sys.argv[3])[b"PARM"])
+same = all(back[i] == f32(scale[i // 32] * q[i]) for i in range(len(w)))
+print(len(w), nb, "ok" if ok else "bad", "ok" if same else "bad")
+PY
+)"
+t_eq "kz-model describes a q8 model" "q8" "$(kz-model "$M/q8.kzm" | awk -F'\t' '$1 == "precision" { print $2 }')"
+kzpy kzm "$T/pq8.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' 'PQ8 :30' STAT:0
+t_fails "a PQ8 section of the wrong size" "pq8.kzm: sections PQ8 and STAT hold 30 and 0 bytes, the architecture needs 19 and 0" \
+    kz-classify -m "$T/pq8.kzm" "$T/m3.kz"
+printf '\377\377\377\377' >"$T/nanscale"
+head -c 15 /dev/zero >>"$T/nanscale"
+kzpy kzm "$T/pq8nan.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ8 @$T/nanscale" STAT:0
+t_fails "a PQ8 scale that is not a number" "pq8nan.kzm: section PQ8: scale 0 is" \
+    kz-classify -m "$T/pq8nan.kzm" "$T/m3.kz"
+
+# Ensembles: several models in one file, their probabilities averaged
+# as kz-classify averages the models -m names.
+kz-model -c "$T/map3.csv" -o "$M/ens.kzm" "$M/three.kzm" "$M/q8.kzm" "$T/plain.kzm"
+t_eq "kz-model: an ensemble classifies as kz-classify -m A -m B -m C" \
+    "$(kz-classify -m "$M/three.kzm" -m "$M/q8.kzm" -m "$T/plain.kzm" -k 3 "$T/m3.kz" | md5sum)" \
+    "$(kz-classify -m "$M/ens.kzm" -k 3 "$T/m3.kz" | md5sum)"
+t_eq "... each member a whole model file in a section MEMB, in order (read from kzm(5) by Python)" "3 PARM PQ8 PARM crc-ok" "$("$PY" - "$M/ens.kzm" <<'PY'
+import struct, sys, zlib
+def walk(d):
+    off, out = 12, []
+    while off < len(d):
+        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
+        out.append((tag, d[off + 12:off + 12 + n], off)); off += 12 + n
+    return out
+d = open(sys.argv[1], "rb").read()
+members = [p for t, p, _ in walk(d) if t == b"MEMB"]
+ok = all(m[:8] == b"\x8bKZM\r\n\x1a\n" and struct.unpack_from("<I", m, len(m) - 4)[0] == zlib.crc32(m[:len(m) - 16]) for m in members)
+kinds = [[t.decode().strip() for t, _, _ in walk(m) if t in (b"PARM", b"PQ8 ")][0] for m in members]
+print(len(members), " ".join(kinds), "crc-ok" if ok else "crc-bad")
+PY
+)"
+t_eq "kz-model describes an ensemble: its members" "ensemble 3 q8" \
+    "$(kz-model "$M/ens.kzm" | awk -F'\t' '$1 == "type" { t = $2 } $1 == "member" { n++; if ($2 == 2) p = $5 } END { print t, n, p }')"
+t_eq "kz-label -m: an ensemble's class map" "$(kz-label -c "$T/map3.csv" "$T/p3.kz" | md5sum)" \
+    "$(kz-label -m "$M/ens.kzm" "$T/p3.kz" | md5sum)"
+kz-model -o "$T/m0.kzm" "$M/three.kzm"
+kz-model -o "$T/m1.kzm" "$M/q8.kzm"
+emeta='type=ensemble\narch=ensemble\nwidth=8\nheight=8\nclasses=3\n'
+kzpy kzm "$T/ens-count.kzm" "${emeta}members=3\n" "MEMB@$T/m0.kzm" "MEMB@$T/m1.kzm"
+t_fails "an ensemble with fewer members than it names" "ens-count.kzm: 2 members, it names 3" \
+    kz-classify -m "$T/ens-count.kzm" "$T/m3.kz"
+kzpy kzm "$T/ens-geom.kzm" 'type=ensemble\narch=ensemble\nwidth=28\nheight=28\nclasses=3\nmembers=1\n' "MEMB@$T/m0.kzm"
+t_fails "an ensemble member of another size" "ens-geom.kzm: member 1 is 8x8 of 3 classes, the ensemble 28x28 of 3" \
+    kz-classify -m "$T/ens-geom.kzm" "$T/m3.kz"
+kzpy kzm "$T/ens-nest.kzm" "${emeta}members=1\n" "MEMB@$M/ens.kzm"
+t_fails "an ensemble inside an ensemble" "ens-nest.kzm: member 1: an ensemble inside an ensemble" \
+    kz-classify -m "$T/ens-nest.kzm" "$T/m3.kz"
+kz-train -q -a linear -e 1 --checkpoint "$T/ck.kzm" -o "$T/ckm.kzm" "$T/m3.kz"
+kzpy kzm "$T/ens-ck.kzm" "${emeta}members=1\n" "MEMB@$T/ck.kzm"
+t_fails "a checkpoint as a member" "ens-ck.kzm: member 1 is a checkpoint, not a model" \
+    kz-classify -m "$T/ens-ck.kzm" "$T/m3.kz"
+head -c 200 "$T/m0.kzm" >"$T/m0cut"
+kzpy kzm "$T/ens-cut.kzm" "${emeta}members=1\n" "MEMB@$T/m0cut"
+t_fails "a member cut short, though the ensemble's CRC holds" "ens-cut.kzm: member 1: truncated" \
+    kz-classify -m "$T/ens-cut.kzm" "$T/m3.kz"
+t_fails "kz-model: models of other sizes cannot form an ensemble" "cannot join" \
+    kz-model -o "$T/mixed.kzm" "$M/three.kzm" kmnist
+t_eq "... and no file" "" "$(ls "$T" | grep '^mixed')"
+
 # Figures: the maker's words on what the model scored, listed by -L.
 kz-model -F "test 33.33%" -o "$M/fig.kzm" "$M/three.kzm"
 t_eq "kz-model -F: the figures, in the description" "test 33.33%" \
