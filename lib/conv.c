@@ -189,8 +189,9 @@ conv_scratch(const struct kz_net *n, int maxb)
 		size_t c = (size_t)L->in.c * L->k * L->k * L->out.h * L->out.w;
 		per = c > per ? c : per;
 		if (wino_ok(L)) {
-			size_t f = wino_scratch(L);
+			size_t f = wino_scratch(L), f4 = wino4_scratch(L);
 
+			f = f4 > f ? f4 : f;
 			wino = f > wino ? f : wino;
 		}
 	}
@@ -228,9 +229,14 @@ conv_forward(struct kz_pass *p)
 			bn[2 * OC + c] = p->n->params[N->w_off + c];
 			bn[3 * OC + c] = p->n->params[N->b_off + c];
 		}
-		wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0, bias,
-		    p->fuse & FUSE_BN ? bn : NULL, p->fuse, L->out.c, y, B,
-		    p->train ? p->lb->tiles : NULL, w->col, w->ncol);
+		if (!p->train)
+			wino4_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W,
+			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
+			    L->out.c, y, B, w->col, w->ncol);
+		else
+			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
+			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
+			    L->out.c, y, B, p->lb->tiles, w->col, w->ncol);
 		return;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {

@@ -254,6 +254,12 @@ void bn_running(const struct kz_net *n, const struct kz_layer *L, int c,
 void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, const float *bn, int fuse, int OC,
     float *y, int B, float *keep, float *scratch, size_t nscratch);
+/* The same convolution by F(4x4, 3x3), classifying only (no adjoint,
+ * nothing kept), and the scratch it needs: at least wino4_scratch. */
+size_t wino4_scratch(const struct kz_layer *L);
+void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
+    const float *bias, const float *bn, int fuse, int OC, float *y, int B,
+    float *scratch, size_t nscratch);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  Scratch as for

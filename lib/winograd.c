@@ -484,3 +484,283 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 		}
 	}
 }
+
+/* ---- F(4x4, 3x3), classifying -------------------------------------------
+ *
+ * When classifying, a 4x4 block of outputs comes from a 6x6 block of
+ * input in 36 multiplications (144 for im2col, 64 for four F(2x2) tiles):
+ * 36 GEMMs of [OC][C] x [C][tiles], on a quarter of the tiles.  Its
+ * transforms have larger coefficients, so it rounds a little worse than
+ * F(2x2, 3x3) (about 1e-6 of the output's size, against 1e-7); training
+ * keeps F(2x2), whose backward passes exist.  The points are 0, +-1,
+ * +-2 and infinity (Lavin and Gray's). */
+
+/* Floats of one image's scratch on the F(4x4) path: tiles V, products
+ * M (36 planes each), and outputs Y (16 planes). */
+static size_t
+wino4_per_image(int C, int OC, int OH, int OW)
+{
+	return (size_t)((OH + 3) / 4) * ((OW + 3) / 4) * (36 * (C + OC) +
+	    16);
+}
+
+/* Floats of wino4_tiles' rows for TH x TW tiles: 6 transforms of each
+ * of 4 TH + 2 padded rows, TW tiles each. */
+static size_t
+wino4_rows_floats(int TH, int TW)
+{
+	return (size_t)6 * (4 * TH + 4) * TW;
+}
+
+static size_t
+wino4_fixed(int C, int OC, int OH, int OW)
+{
+	int TH = (OH + 3) / 4, TW = (OW + 3) / 4;
+
+	return (size_t)36 * OC * C + wino4_rows_floats(TH, TW) +
+	    (size_t)(4 * TW + 2) + 72 * WINO_SKEW;
+}
+
+size_t
+wino4_scratch(const struct kz_layer *L)
+{
+	return wino4_fixed(L->in.c, L->out.c, L->out.h, L->out.w) +
+	    wino4_per_image(L->in.c, L->out.c, L->out.h, L->out.w);
+}
+
+/* U[e][o][c] = (G g G')[e], e < 36, for g [OC][C][3][3];
+ * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
+ * 1/24 -1/12 1/6; 0 0 1]. */
+static void
+wino4_kernels(const float *g, int C, int OC, float *U)
+{
+	static const float G[6][3] = { { 1 / 4.f, 0, 0 },
+	    { -1 / 6.f, -1 / 6.f, -1 / 6.f }, { -1 / 6.f, 1 / 6.f, -1 / 6.f },
+	    { 1 / 24.f, 1 / 12.f, 1 / 6.f }, { 1 / 24.f, -1 / 12.f, 1 / 6.f },
+	    { 0, 0, 1 } };
+	size_t e1 = (size_t)OC * C;
+
+	for (int o = 0; o < OC; o++)
+		for (int c = 0; c < C; c++) {
+			const float *k = g + ((size_t)o * C + c) * 9;
+			float t[6][3];
+
+			for (int i = 0; i < 6; i++)
+				for (int j = 0; j < 3; j++)
+					t[i][j] = G[i][0] * k[j] + G[i][1] *
+					    k[3 + j] + G[i][2] * k[6 + j];
+			for (int i = 0; i < 6; i++)
+				for (int j = 0; j < 6; j++)
+					U[(size_t)(6 * i + j) * e1 +
+					    (size_t)o * C + c] = t[i][0] *
+					    G[j][0] + t[i][1] * G[j][1] +
+					    t[i][2] * G[j][2];
+		}
+}
+
+/* d[j * js + tx] = (l B)[j] for the TW tiles' 6 columns of one padded
+ * input row l, 4 * TW + 2 floats: tile tx has columns 4tx .. 4tx+5.
+ * B' = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+ * 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
+static void
+wino4_cols(const float *restrict l, int TW, float *restrict d, size_t js)
+{
+	for (int tx = 0; tx < TW; tx++) {
+		const float *p = l + 4 * tx;
+
+		d[tx] = 4 * p[0] - 5 * p[2] + p[4];
+		d[js + tx] = -4 * (p[1] + p[2]) + p[3] + p[4];
+		d[2 * js + tx] = 4 * (p[1] - p[2]) - p[3] + p[4];
+		d[3 * js + tx] = 2 * (p[3] - p[1]) - p[2] + p[4];
+		d[4 * js + tx] = 2 * (p[1] - p[3]) - p[2] + p[4];
+		d[5 * js + tx] = 4 * p[1] - 5 * p[3] + p[5];
+	}
+}
+
+/* V[(6i + j) vs + n] = (B' r)[i] for the T tiles n of an image, r their
+ * 6 rows of column j: rows holds, for each j, the padded rows by their
+ * remainder mod 4 (R floats apart), TW floats each, so that tile n's
+ * row k is at (k mod 4) R + (k / 4) TW + n: one loop over every tile. */
+static void
+wino4_rows(const float *restrict rows, size_t R, int TW, size_t T,
+    float *restrict v, size_t vs)
+{
+	for (int j = 0; j < 6; j++) {
+		const float *r0 = rows + 4 * j * R, *r1 = r0 + R, *r2 = r1 + R,
+		    *r3 = r2 + R, *r4 = r0 + TW, *r5 = r1 + TW;
+		float *d = v + j * vs;
+
+		for (size_t n = 0; n < T; n++) {
+			float a = r0[n], b = r1[n], c = r2[n], e = r3[n];
+			float f = r4[n], h = r5[n];
+
+			d[n] = 4 * a - 5 * c + f;
+			d[6 * vs + n] = -4 * (b + c) + e + f;
+			d[12 * vs + n] = 4 * (b - c) - e + f;
+			d[18 * vs + n] = 2 * (e - b) - c + f;
+			d[24 * vs + n] = 2 * (b - e) - c + f;
+			d[30 * vs + n] = 4 * b - 5 * e + h;
+		}
+	}
+}
+
+/* V[e][c][n] = (B' d B)[e] for the 6x6 tiles d (stride 4) of images
+ * b0..b0+nb-1 of x [C][B][H][W] padded by P; n = (b - b0) T + tile. */
+static void
+wino4_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
+    int nb, int TH, int TW, float *rows, float *line, float *V, size_t vs)
+{
+	size_t T = (size_t)TH * TW, R = (size_t)(TH + 1) * TW;
+	size_t N = (size_t)nb * T;
+	int PH = 4 * TH + 2;
+
+	memset(rows, 0, wino4_rows_floats(TH, TW) * sizeof(float));
+	memset(line, 0, (4 * TW + 2) * sizeof(float));
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < nb; b++) {
+			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
+
+			for (int row = P; row < PH && row < H + P; row++) {
+				int iy = row - P;
+
+				for (int ix = 0; ix < W && P + ix < 4 * TW + 2;
+				    ix++)
+					line[P + ix] = src[(size_t)iy * W + ix];
+				wino4_cols(line, TW, rows + (size_t)(row & 3) *
+				    R + (size_t)(row >> 2) * TW, 4 * R);
+			}
+			wino4_rows(rows, R, TW, T, V + (size_t)c * N +
+			    (size_t)b * T, vs);
+		}
+}
+
+/* Y[4i + j][n] = (A' m A)[i][j] + bv, then bn (as wino_out's) and the
+ * ReLU, for the 36 planes of m ms floats apart; A' = [1 1 1 1 1 0;
+ * 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+static void
+wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
+    const float *bn, int relu, float *restrict Y)
+{
+	for (size_t n = 0; n < N; n++) {
+		float s[4][6];
+
+		for (int j = 0; j < 6; j++) {
+			float m0 = m[j * ms + n], m1 = m[(6 + j) * ms + n];
+			float m2 = m[(12 + j) * ms + n], m3 = m[(18 + j) * ms + n];
+			float m4 = m[(24 + j) * ms + n], m5 = m[(30 + j) * ms + n];
+			float p12 = m1 + m2, d12 = m1 - m2;
+			float p34 = m3 + m4, d34 = m3 - m4;
+
+			s[0][j] = m0 + p12 + p34;
+			s[1][j] = d12 + 2 * d34;
+			s[2][j] = p12 + 4 * p34;
+			s[3][j] = d12 + 8 * d34 + m5;
+		}
+		for (int i = 0; i < 4; i++) {
+			float p12 = s[i][1] + s[i][2], d12 = s[i][1] - s[i][2];
+			float p34 = s[i][3] + s[i][4], d34 = s[i][3] - s[i][4];
+
+			Y[(4 * i) * N + n] = s[i][0] + p12 + p34 + bv;
+			Y[(4 * i + 1) * N + n] = d12 + 2 * d34 + bv;
+			Y[(4 * i + 2) * N + n] = p12 + 4 * p34 + bv;
+			Y[(4 * i + 3) * N + n] = d12 + 8 * d34 + s[i][5] + bv;
+		}
+	}
+	for (size_t n = 0; bn != NULL && n < 16 * N; n++) {
+		float h = (Y[n] - bn[0]) * bn[1];
+
+		Y[n] = bn[2] * h + bn[3];
+	}
+	for (size_t n = 0; relu && n < 16 * N; n++)
+		Y[n] = Y[n] > 0 ? Y[n] : 0;
+}
+
+/* See engine.h. */
+KZ_HOT void
+wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
+    const float *bias, const float *bn, int fuse, int OC, float *y, int B,
+    float *scratch, size_t nscratch)
+{
+	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
+	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
+	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
+	int YW = pool ? OW / 2 : OW, S = pool ? 2 : 4;
+	float *U = scratch, *rows = U + (size_t)36 * OC * C;
+	float *line = rows + wino4_rows_floats(TH, TW);
+	float *V = line + (4 * TW + 2);
+	int chunk = wino_chunk(nscratch, (size_t)(V - scratch) + 40 *
+	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
+
+	while (chunk > 1 && (double)OC * C * chunk * T > WINO_SMALL_GEMM)
+		chunk--;
+	wino4_kernels(g, C, OC, U);
+	for (int b0 = 0; b0 < B; b0 += chunk) {
+		int nb = B - b0 < chunk ? B - b0 : chunk;
+		size_t N = (size_t)nb * T;
+		size_t vs = (size_t)C * N + WINO_SKEW, ms = (size_t)OC * N +
+		    WINO_SKEW;
+		float *M = V + 36 * vs, *Y = M + 36 * ms;
+
+		wino4_tiles(x, C, H, W, P, B, b0, nb, TH, TW, rows, line, V,
+		    vs);
+		for (int e = 0; e < 36; e++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
+			    N, C, 1.0f, U + (size_t)e * OC * C, C,
+			    V + e * vs, N, 0.0f, M + e * ms, N);
+		for (int o = 0; o < OC; o++) {
+			float bno[4];
+
+			for (int k = 0; bn != NULL && k < 4; k++)
+				bno[k] = bn[k * OC + o];
+			wino4_out(M + (size_t)o * N, ms, N, bias ? bias[o] : 0,
+			    bn != NULL ? bno : NULL, fuse & FUSE_RELU, Y);
+			if (pool)
+				/* Each tile's four 2x2 blocks, in place: Y's
+				 * first four planes become the pooled ones. */
+				for (int a = 0; a < 2; a++)
+					for (int c2 = 0; c2 < 2; c2++) {
+						const float *q0 = Y + (size_t)(8 *
+						    a + 2 * c2) * N, *q1 = q0 + N;
+						const float *q2 = q0 + 4 * N,
+						    *q3 = q2 + N;
+						float *d = Y + (size_t)(2 * a +
+						    c2) * N;
+
+						for (size_t n = 0; n < N; n++) {
+							float u = q0[n] > q1[n] ?
+							    q0[n] : q1[n];
+							float v = q2[n] > q3[n] ?
+							    q2[n] : q3[n];
+
+							d[n] = u > v ? u : v;
+						}
+					}
+			/* Tile (ty, tx)'s S x S outputs Y[S i + j] go to rows
+			 * S ty + i, columns S tx + j, where the image has
+			 * them. */
+			for (int b = 0; b < nb; b++) {
+				float *img = y + ((size_t)o * B + b0 + b) * YH *
+				    YW;
+				const float *t = Y + (size_t)b * T;
+
+				for (int ty = 0; ty < TH; ty++)
+					for (int i = 0; i < S &&
+					    S * ty + i < YH; i++) {
+						float *d = img + (size_t)(S * ty +
+						    i) * YW;
+
+						for (int j = 0; j < S; j++) {
+							const float *src = t +
+							    (size_t)(S * i + j) *
+							    N + (size_t)ty * TW;
+
+							for (int tx = 0; tx < TW &&
+							    S * tx + j < YW; tx++)
+								d[S * tx + j] =
+								    src[tx];
+						}
+					}
+			}
+		}
+	}
+}

@@ -112,8 +112,43 @@ echo "kz infer: $kzi img/s (median of$kzi_all; 10000 images end to end: model an
 echo "torch infer: $pis img/s (median of$pis_all; 10000 images, batch 1000, 2 threads)"
 echo "inference speed-up: $(echo "scale=2; $kzi / $pis" | bc)x"
 
-echo "== kz-classify memory: flat with stream length (10,000 vs 100,000 records)"
 for i in 1 2 3 4 5 6 7 8 9 10; do cat "$B/test.kz"; done >"$B/test100k.kz"
+
+# ONNX Runtime (issue 21): the strongest CPU inference peer, run through
+# Node with the onnxruntime-node package pinned at 1.16.3 (it carries
+# its own libonnxruntime.so; later versions fetch it at install time).
+# Each kz model is rebuilt in torch from its file and exported to ONNX
+# by bench_peer.py, so both sides run the same network with the same
+# weights: the bench checks that they agree on every prediction.
+ORT=${XDG_CACHE_HOME:-$HOME/.cache}/kz-bench/ort-1.16.3
+[ -d "$ORT/node_modules/onnxruntime-node" ] ||
+    npm install --prefix "$ORT" --no-audit --no-fund --silent onnxruntime-node@1.16.3
+# ort_vs_kz NAME MODEL STREAM10K STREAM100K: kz-classify end to end
+# against ONNX Runtime in-process, medians of three, alternating.
+ort_vs_kz() {
+	$PEER onnx "$2" "$B/$1.onnx"
+	for f in "$3" "$4"; do
+		n=$(kz-info -t "$f" | awk -F'\t' '$1 == "records" { print $2 }')
+		kz_all= ort_all=
+		for i in 1 2 3; do
+			s=$(date +%s.%N)
+			kz-classify -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzp.kz" "$f"
+			e=$(date +%s.%N)
+			kz_all="$kz_all $(echo "$n / ($e - $s)" | bc)"
+			ort_all="$ort_all $(NODE_PATH=$ORT/node_modules node "$(dirname "$0")/bench_ort.js" "$B/$1.onnx" "$f" 2 "$B/ort.cls" |
+			    sed 's/ort infer: \([0-9]*\) img.*/\1/')"
+		done
+		same=$(/usr/bin/python3 "$(dirname "$0")/kzpy.py" top1 "$B/kzp.kz" | paste -d' ' - "$B/ort.cls" | awk '$1 == $2' | wc -l)
+		echo "$1, $n images: kz-classify $(median $kz_all) img/s end to end (median of$kz_all);" \
+		    "ONNX Runtime $(median $ort_all) img/s in-process (median of$ort_all);" \
+		    "kz / ORT $(echo "scale=2; $(median $kz_all) / $(median $ort_all)" | bc)x; top-1 agree on $same of $n"
+	done
+}
+echo "== Inference, kz-classify vs ONNX Runtime 1.16.3 (batch 1000, 2 threads, no test-time shifts); target >= 1.3x"
+ort_vs_kz simple "$B/simple.kzm" "$B/test.kz" "$B/test100k.kz"
+ort_vs_kz resnet20 "$(cd "$(dirname "$0")/../models" && pwd)/kmnist.kzm" "$B/test.kz" "$B/test100k.kz"
+
+echo "== kz-classify memory: flat with stream length (10,000 vs 100,000 records)"
 for f in test test100k; do
 	/usr/bin/time -f "%M" -o "$B/rss" kz-classify -m "$B/simple.kzm" "$B/$f.kz" >/dev/null
 	echo "$f: $(kz-info -t "$B/$f.kz" | awk -F'\t' '$1 == "records" { print $2 }') records, peak RSS $(cat "$B/rss") KiB"

@@ -1,10 +1,12 @@
-// bench_ort.js MODEL.onnx STREAM [THREADS] - ONNX Runtime's inference
+// bench_ort.js MODEL.onnx STREAM [THREADS [CLASSES]] - ONNX Runtime's inference
 // speed, the peer of kz-classify in make bench (issue 21): the images of
 // a kz stream (man kz.5) as floats (pixel / 255), through MODEL in
 // batches of 1000 on THREADS intra-op threads (default 2).  Prints
 // "ort infer: N img/s (R images, batch 1000, T threads)", timing the
 // session runs alone: in-process, after one warm-up batch, with the
-// stream already read and converted (the peer's best case).
+// stream already read and converted (the peer's best case).  With
+// CLASSES, also writes there each image's most probable class, one per
+// line, to check that both sides run the same network.
 "use strict";
 const fs = require("fs");
 const ort = require("onnxruntime-node");
@@ -38,8 +40,20 @@ function readStream(path) {
 	return { x, n: offs.length, w, h };
 }
 
+// Appends to best the most probable class of each row of tensor p.
+function argmax(p, best) {
+	const [n, C] = p.dims;
+	for (let i = 0; i < n; i++) {
+		let b = 0;
+		for (let c = 1; c < C; c++)
+			if (p.data[i * C + c] > p.data[i * C + b])
+				b = c;
+		best.push(b);
+	}
+}
+
 async function main() {
-	const [model, path, threads = "2"] = process.argv.slice(2);
+	const [model, path, threads = "2", classes] = process.argv.slice(2);
 	const s = readStream(path);
 	const sess = await ort.InferenceSession.create(model, {
 		intraOpNumThreads: Number(threads), interOpNumThreads: 1,
@@ -49,11 +63,18 @@ async function main() {
 	const batch = (i) => new ort.Tensor("float32",
 	    s.x.subarray(i * px, Math.min(i + B, s.n) * px),
 	    [Math.min(B, s.n - i), 1, s.h, s.w]);
+	const best = [];
+	let dt = 0;
 	await sess.run({ [input]: batch(0) });
-	const t = process.hrtime.bigint();
-	for (let i = 0; i < s.n; i += B)
-		await sess.run({ [input]: batch(i) });
-	const dt = Number(process.hrtime.bigint() - t) / 1e9;
+	for (let i = 0; i < s.n; i += B) {
+		const t = process.hrtime.bigint();
+		const out = await sess.run({ [input]: batch(i) });
+		dt += Number(process.hrtime.bigint() - t) / 1e9;
+		if (classes)
+			argmax(out[sess.outputNames[0]], best);
+	}
+	if (classes)
+		fs.writeFileSync(classes, best.join("\n") + "\n");
 	console.log(`ort infer: ${Math.round(s.n / dt)} img/s (${s.n} images, ` +
 	    `batch ${B}, ${threads} threads)`);
 }

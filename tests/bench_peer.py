@@ -9,6 +9,12 @@ and python3-torch, on the same files kz reads.
                                        the demo's recipe on kz streams:
                                        accuracy on val every EVERY images
                                        until 95%, then after each epoch
+  bench_peer.py onnx MODEL.kzm OUT.onnx
+                                       a kz network, its weights read from
+                                       the model file (man kzm.5), rebuilt
+                                       in torch and exported to ONNX
+                                       (opset 13, any batch): the peer of
+                                       kz-classify for ONNX Runtime
 """
 import sys, time
 import numpy as np
@@ -153,6 +159,145 @@ def torch_recipe(fit, val, test, every, seed):
     print("torch test: %.2f%%" % (100 * accuracy(xt, yt)))
 
 
+def kzm_read(path):
+    """META as a dict, the parameters (from PARM, PF16 or PQ8) and the
+    statistics of a kz net model file, read from kzm(5)."""
+    import struct
+    d = open(path, "rb").read()
+    assert d[:8] == b"\x8bKZM\r\n\x1a\n", path + ": not a kz model"
+    off, sec = 12, {}
+    while off < len(d):
+        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
+        sec[tag] = d[off + 12:off + 12 + n]
+        off += 12 + n
+    meta = dict(l.split("=", 1) for l in sec[b"META"].decode().splitlines())
+    assert meta["type"] == "net", path + ": a net model, not " + meta["type"]
+    if b"PARM" in sec:
+        p = np.frombuffer(sec[b"PARM"], "<f4")
+    elif b"PF16" in sec:
+        p = np.frombuffer(sec[b"PF16"], "<f2").astype(np.float32)
+    else:
+        q = sec[b"PQ8 "]
+        # len(q) = 4 nb + n with nb = ceil(n / 32)
+        nb = next(b for b in range(len(q) // 33, len(q) // 33 + 2)
+                  if (len(q) - 4 * b + 31) // 32 == b)
+        scale = np.frombuffer(q[:4 * nb], "<f4")
+        ints = np.frombuffer(q[4 * nb:], np.int8).astype(np.float32)
+        p = ints * np.repeat(scale, 32)[:len(ints)]
+    return meta, p, np.frombuffer(sec[b"STAT"], "<f4")
+
+
+def kz_torch(meta, params, state):
+    """The torch module of a kz net: the layers its spec names (conv,
+    bn, relu, maxpool, avgpool, gap, drop, dense and pre-activation
+    residual blocks, as lib/spec.c builds them), each taking its weights
+    in layer order as kz lays them out."""
+    import re
+    import torch
+    import torch.nn as nn
+    arch = meta["arch"]
+    assert arch.startswith("cnn:"), "only cnn: architectures"
+    p, s = [0], [0]
+
+    def take(n, src, at):
+        t = torch.tensor(np.array(src[at[0]:at[0] + n]))
+        at[0] += n
+        return t
+
+    def conv(cin, cout, k, stride, pad):
+        m = nn.Conv2d(cin, cout, k, stride, pad)
+        m.weight.data = take(cout * cin * k * k, params, p).reshape(cout, cin, k, k)
+        m.bias.data = take(cout, params, p)
+        return m
+
+    def bn(c):
+        m = nn.BatchNorm2d(c, eps=1e-5)
+        m.weight.data = take(c, params, p)
+        m.bias.data = take(c, params, p)
+        m.running_mean.data = take(c, state, s)
+        m.running_var.data = take(c, state, s)
+        return m
+
+    class Res(nn.Module):
+        def __init__(self, cin, c, stride):
+            super().__init__()
+            self.bn1, self.c1 = bn(cin), conv(cin, c, 3, stride, 1)
+            self.bn2, self.c2 = bn(c), conv(c, c, 3, 1, 1)
+            self.proj = conv(cin, c, 1, stride, 0) if stride != 1 or cin != c else None
+
+        def forward(self, x):
+            a = torch.relu(self.bn1(x))
+            y = self.c2(torch.relu(self.bn2(self.c1(a))))
+            return y + (self.proj(a) if self.proj is not None else x)
+
+    C, H, W = 1, int(meta["height"]), int(meta["width"])
+    layers = []
+    for tok in arch[4:].split(","):
+        m = re.fullmatch(r"conv(\d+)((?:[ksp]\d+)*)", tok)
+        if m:
+            o = dict(k=3, s=1, p=0)
+            o.update({a: int(b) for a, b in re.findall(r"([ksp])(\d+)", m.group(2))})
+            cout = int(m.group(1))
+            layers.append(conv(C, cout, o["k"], o["s"], o["p"]))
+            C, H, W = cout, (H + 2 * o["p"] - o["k"]) // o["s"] + 1, (W + 2 * o["p"] - o["k"]) // o["s"] + 1
+        elif (m := re.fullmatch(r"res(\d+)(?:s(\d+))?", tok)):
+            c, st = int(m.group(1)), int(m.group(2) or 1)
+            layers.append(Res(C, c, st))
+            C, H, W = c, (H - 1) // st + 1, (W - 1) // st + 1
+        elif tok == "bn":
+            layers.append(bn(C))
+        elif tok == "relu":
+            layers.append(nn.ReLU())
+        elif (m := re.fullmatch(r"(max|avg)pool(\d+)", tok)):
+            k = int(m.group(2))
+            layers.append(nn.MaxPool2d(k) if m.group(1) == "max" else nn.AvgPool2d(k))
+            H, W = (H - k) // k + 1, (W - k) // k + 1
+        elif tok == "gap":
+            layers.append(nn.AdaptiveAvgPool2d(1))
+            H = W = 1
+        elif tok.startswith("drop"):
+            pass
+        elif (m := re.fullmatch(r"dense(\d+)", tok)):
+            if H > 1 or W > 1 or not layers or not isinstance(layers[-1], nn.Flatten):
+                layers.append(nn.Flatten())
+            n = int(m.group(1))
+            lin = nn.Linear(C * H * W, n)
+            lin.weight.data = take(n * C * H * W, params, p).reshape(n, C * H * W)
+            lin.bias.data = take(n, params, p)
+            layers.append(lin)
+            C, H, W = n, 1, 1
+        else:
+            raise SystemExit("bench_peer.py: token %s not exported" % tok)
+    layers.append(nn.Flatten())
+    n = int(meta["classes"])
+    lin = nn.Linear(C * H * W, n)
+    lin.weight.data = take(n * C * H * W, params, p).reshape(n, C * H * W)
+    lin.bias.data = take(n, params, p)
+    layers.append(lin)
+    assert p[0] == len(params) and s[0] == len(state), "parameters left over"
+    mean, std = float(meta.get("mean", 0)), float(meta.get("std", 1))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, x):        # x: pixels / 255
+            return torch.softmax(self.body((x - mean) / std), 1)
+
+    return Net().eval()
+
+
+def onnx_export(model, out):
+    import torch
+    meta, params, state = kzm_read(model)
+    net = kz_torch(meta, params, state)
+    x = torch.zeros(1, 1, int(meta["height"]), int(meta["width"]))
+    with torch.no_grad():
+        torch.onnx.export(net, x, out, opset_version=13, input_names=["x"],
+                          output_names=["p"], dynamic_axes={"x": {0: "n"}, "p": {0: "n"}})
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "knn":
@@ -163,3 +308,5 @@ if __name__ == "__main__":
         torch_infer(sys.argv[2])
     elif cmd == "torch-recipe":
         torch_recipe(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    elif cmd == "onnx":
+        onnx_export(sys.argv[2], sys.argv[3])

@@ -7,6 +7,7 @@ that tests do not check the C code against itself.
   kzpy.py pixels-md5 FILE       md5 of all pixel bytes, in order
   kzpy.py labels-md5 FILE       md5 of the labels as one byte each
   kzpy.py labels FILE           labels, one per line
+  kzpy.py top1 FILE             each record's first prediction, one per line
   kzpy.py npz-md5 FILE          md5 of arr_0.npy's data, read by zipfile
   kzpy.py make OUT W H CLASSES LABEL...   a stream of gradient images
   kzpy.py png-size FILE         width and height from a PNG's IHDR
@@ -25,6 +26,12 @@ MAGIC = b"\x8bKZS\r\n\x1a\n"
 
 
 def records(path):
+    for index, label, _, pixels in records_preds(path):
+        yield index, label, pixels
+
+
+def records_preds(path):
+    """(index, label, [(class, score)...], pixels) of every record."""
     with open(path, "rb") as f:
         data = f.read()
     assert data[:8] == MAGIC, "bad magic"
@@ -41,7 +48,8 @@ def records(path):
         rec = data[off:off + size]
         assert len(rec) == size, "truncated"
         index, label = struct.unpack_from("<Qi", rec, 0)
-        yield index, label, rec[12 + 8 * k:]
+        preds = [struct.unpack_from("<If", rec, 12 + 8 * i) for i in range(k)]
+        yield index, label, preds, rec[12 + 8 * k:]
         off += size
 
 
@@ -104,6 +112,9 @@ def main():
     elif cmd == "labels":
         for _, label, _ in records(args[0]):
             print(label)
+    elif cmd == "top1":
+        for _, _, preds, _ in records_preds(args[0]):
+            print(preds[0][0])
     elif cmd == "make":
         out, w, h, ncls = args[0], int(args[1]), int(args[2]), int(args[3])
         with open(out, "wb") as f:

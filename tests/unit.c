@@ -419,7 +419,8 @@ test_conv_wide(void)
 
 /* Inference does a ReLU, and a 2x2 max pooling after a Winograd
  * convolution, inside the layer before; training does neither.
- * Without dropout or batch norm the two must give the same logits. */
+ * Without dropout or batch norm the two give the same logits but for
+ * rounding: inference takes F(4x4, 3x3), training F(2x2, 3x3). */
 static void
 test_fused_inference(void)
 {
@@ -445,7 +446,7 @@ test_fused_inference(void)
 		worst = d > worst ? d : worst;
 	}
 	printf("# fused inference: worst logit difference %.2e\n", worst);
-	check(worst == 0, "inference with ReLU and max pooling fused equals the layer-by-layer pass");
+	check(worst < 1e-4, "inference with ReLU and max pooling fused (F(4x4)) equals the layer-by-layer pass (F(2x2))");
 	kz_work_free(w);
 	kz_net_free(n);
 }
