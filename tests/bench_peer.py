@@ -9,6 +9,9 @@ and python3-torch, on the same files kz reads.
                                        the demo's recipe on kz streams:
                                        accuracy on val every EVERY images
                                        until 95%, then after each epoch
+  bench_peer.py member MODEL.kzm N OUT.kzm
+                                       an ensemble's member N (from 1), a
+                                       whole model file, copied out
   bench_peer.py onnx MODEL.kzm OUT.onnx
                                        a kz network, its weights read from
                                        the model file (man kzm.5), rebuilt
@@ -159,17 +162,27 @@ def torch_recipe(fit, val, test, every, seed):
     print("torch test: %.2f%%" % (100 * accuracy(xt, yt)))
 
 
+def kzm_sections(d):
+    """(tag, payload) of every section of the model file in d."""
+    import struct
+    assert d[:8] == b"\x8bKZM\r\n\x1a\n", "not a kz model"
+    off, out = 12, []
+    while off < len(d):
+        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
+        out.append((tag, d[off + 12:off + 12 + n]))
+        off += 12 + n
+    return out
+
+
+def member(model, n, out):
+    members = [p for t, p in kzm_sections(open(model, "rb").read()) if t == b"MEMB"]
+    open(out, "wb").write(members[n - 1])
+
+
 def kzm_read(path):
     """META as a dict, the parameters (from PARM, PF16 or PQ8) and the
     statistics of a kz net model file, read from kzm(5)."""
-    import struct
-    d = open(path, "rb").read()
-    assert d[:8] == b"\x8bKZM\r\n\x1a\n", path + ": not a kz model"
-    off, sec = 12, {}
-    while off < len(d):
-        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
-        sec[tag] = d[off + 12:off + 12 + n]
-        off += 12 + n
+    sec = dict(kzm_sections(open(path, "rb").read()))
     meta = dict(l.split("=", 1) for l in sec[b"META"].decode().splitlines())
     assert meta["type"] == "net", path + ": a net model, not " + meta["type"]
     if b"PARM" in sec:
@@ -179,7 +192,7 @@ def kzm_read(path):
     else:
         q = sec[b"PQ8 "]
         # len(q) = 4 nb + n with nb = ceil(n / 32)
-        nb = next(b for b in range(len(q) // 33, len(q) // 33 + 2)
+        nb = next(b for b in range(len(q) // 36 - 1, len(q) // 36 + 3)
                   if (len(q) - 4 * b + 31) // 32 == b)
         scale = np.frombuffer(q[:4 * nb], "<f4")
         ints = np.frombuffer(q[4 * nb:], np.int8).astype(np.float32)
@@ -308,5 +321,7 @@ if __name__ == "__main__":
         torch_infer(sys.argv[2])
     elif cmd == "torch-recipe":
         torch_recipe(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    elif cmd == "member":
+        member(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif cmd == "onnx":
         onnx_export(sys.argv[2], sys.argv[3])

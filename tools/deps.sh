@@ -8,7 +8,11 @@ set -eu
 PKGS="gcc make pkg-config zlib1g-dev libdeflate-dev libpng-dev libjpeg62-turbo-dev libnetpbm-dev libopenblas-dev bc
 mandoc python3 gzip tar dataset-fashion-mnist bsdutils parallel"
 if [ "${1:-}" = bench ]; then
-	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine"
+	# Node.js runs ONNX Runtime, the inference peer (onnxruntime-node
+	# from the npm registry); npm ships inside some nodejs packages
+	# (NodeSource's) and is a package of its own in Debian's.
+	PKGS="$PKGS python3-numpy python3-sklearn python3-torch hyperfine nodejs"
+	command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 fi
 if [ "${1:-}" = mpi ]; then
 	PKGS="$PKGS openmpi-bin libopenmpi-dev"
