@@ -201,6 +201,63 @@ conv_scratch(const struct kz_net *n, int maxb)
 	return wino > ncol ? wino : ncol;
 }
 
+/* Inputs per output up to which a stride-1 convolution is computed
+ * directly, not as a patch product: a first layer's one channel (9
+ * for 3x3) gives sgemm a product of depth 9, too thin to run at speed,
+ * and im2col copies each pixel 9 times to get there. */
+#define DIRECT_MAX 32
+
+/* y [OC][B][OH][OW] = bias + the convolution of x [C][B][H][W] by W
+ * [OC][C][K][K], stride 1, zero padding; max(0, y) if relu.  Image by
+ * image, so that its pixels stay in L1 for every output channel, and
+ * along output rows, which vectorise. */
+KZ_HOT static void
+conv_direct(const struct kz_layer *L, const float *W, const float *bias,
+    const float *x, int B, int relu, float *y)
+{
+	int C = L->in.c, H = L->in.h, IW = L->in.w, K = L->k, P = L->pad;
+	int OH = L->out.h, OW = L->out.w;
+
+	for (int b = 0; b < B; b++)
+		for (int o = 0; o < L->out.c; o++)
+			for (int oy = 0; oy < OH; oy++) {
+				float *restrict d = y + ((size_t)o * B + b) *
+				    OH * OW + (size_t)oy * OW;
+
+				for (int ox = 0; ox < OW; ox++)
+					d[ox] = bias[o];
+				for (int c = 0; c < C; c++)
+					for (int ki = 0; ki < K; ki++) {
+						int iy = oy + ki - P;
+
+						if (iy < 0 || iy >= H)
+							continue;
+						const float *restrict s = x +
+						    ((size_t)c * B + b) * H * IW +
+						    (size_t)iy * IW - P;
+						const float *w = W + ((size_t)(o *
+						    C + c) * K + ki) * K;
+
+						for (int kj = 0; kj < K; kj++) {
+							/* ox + kj - P within
+							 * the row */
+							int lo = P - kj > 0 ? P -
+							    kj : 0;
+							int hi = IW + P - kj < OW ?
+							    IW + P - kj : OW;
+							float wv = w[kj];
+
+							for (int ox = lo; ox < hi;
+							    ox++)
+								d[ox] += wv *
+								    s[ox + kj];
+						}
+					}
+				for (int ox = 0; relu && ox < OW; ox++)
+					d[ox] = d[ox] > 0 ? d[ox] : 0;
+			}
+}
+
 /* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC].
  * fuse: FUSE_RELU, y = max(0, y); FUSE_POOL (Winograd only), 2x2 max
  * pooling after it. */
@@ -237,6 +294,10 @@ conv_forward(struct kz_pass *p)
 			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
 			    L->out.c, y, B, p->lb->tiles, w->col, w->ncol);
+		return;
+	}
+	if (L->stride == 1 && ckk <= DIRECT_MAX) {
+		conv_direct(L, W, bias, x, B, relu, y);
 		return;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
