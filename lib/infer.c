@@ -474,6 +474,8 @@ kz_predict_features(struct kz_predictor *p, const uint8_t *pixels, size_t n,
  * and repack the whole index for every 128 queries. */
 #define NEAR_QUERY 256
 #define NEAR_BLOCK 2048
+#define NEAR_RUN 64		/* products checked at once against a
+				   full heap's least */
 
 /* Nearest first; the earlier image first among equals. */
 static int
@@ -524,12 +526,26 @@ near_shard(int t, void *arg)
 				const float *g = j->gram[t] + r * NEAR_BLOCK;
 				struct cand *heap = heaps + r * j->count;
 
-				/* Largest similarity: smallest negation. */
-				for (uint32_t i = 0; i < nb; i++)
-					if (h[r] < j->count ||
-					    -g[i] < heap[0].d)
-						cand_keep(heap, &h[r], j->count,
-						    -g[i], (uint32_t)(ib + i));
+				/* Largest similarity: smallest negation.  Once
+				 * the heap is full, most runs of NEAR_RUN
+				 * products hold none above its least, which
+				 * one vectorised pass over them tells. */
+				for (uint32_t i = 0; i < nb; i += NEAR_RUN) {
+					uint32_t end = nb - i < NEAR_RUN ? nb :
+					    i + NEAR_RUN;
+					int any = h[r] < j->count;
+					float least = any ? 0 : -heap[0].d;
+
+					for (uint32_t k = i; h[r] == j->count &&
+					    k < end; k++)
+						any |= g[k] > least;
+					for (uint32_t k = i; any && k < end; k++)
+						if (h[r] < j->count ||
+						    -g[k] < heap[0].d)
+							cand_keep(heap, &h[r],
+							    j->count, -g[k],
+							    (uint32_t)(ib + k));
+				}
 			}
 		}
 		for (size_t r = 0; r < rows; r++) {
