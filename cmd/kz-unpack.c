@@ -155,21 +155,6 @@ add_images(const char *name, struct kz_image *imgs, size_t n)
 	}
 }
 
-/* Whether the first line of peek (npeek bytes) is a CODH coordinate
- * file's header: it names the Unicode and Image columns. */
-static int
-book_csv(const uint8_t *peek, size_t npeek)
-{
-	const uint8_t *nl = memchr(peek, '\n', npeek);
-	size_t n = nl ? (size_t)(nl - peek) : npeek;
-	char line[KZ_PEEK_MAX + 1];
-
-	memcpy(line, peek, n);
-	line[n] = '\0';
-	return strstr(line, "Unicode,") != NULL && strstr(line, "Image") !=
-	    NULL;
-}
-
 static void
 add_book(const char *name)
 {
@@ -204,11 +189,7 @@ preload_worker(void *arg)
 {
 	(void)arg;
 	for (;;) {
-		struct kz_file *f;
-		const uint8_t *peek;
-		size_t npeek;
-		struct kz_err e;
-		int i;
+		int i, rc;
 
 		pthread_mutex_lock(&preload_lock);
 		i = preload_next++;
@@ -216,21 +197,11 @@ preload_worker(void *arg)
 		if (i >= npreload)
 			return NULL;
 		struct preload *p = &preloaded[i];
-		struct stat st;
 
-		if (strcmp(preload_names[i], "-") == 0 ||
-		    stat(preload_names[i], &st) != 0 || !S_ISREG(st.st_mode) ||
-		    (f = kz_file_open(preload_names[i], &e)) == NULL)
-			continue;
-		enum kz_format fmt = kz_file_peek(f, &peek, &npeek, &e) == 0 ?
-		    kz_detect(peek, npeek) : KZ_FMT_UNKNOWN;
-		if (fmt != KZ_FMT_NPZ && fmt != KZ_FMT_NPY &&
-		    fmt != KZ_FMT_IDX) {
-			kz_file_close(f);
-			continue;
-		}
-		p->state = kz_array_load(f, fmt, ARRAY_MAX_BYTES, &p->a, &p->e) == 0 ?
-		    PRELOAD_DONE : PRELOAD_FAILED;
+		rc = kz_array_load_path(preload_names[i], ARRAY_MAX_BYTES,
+		    &p->a, &p->e);
+		p->state = rc > 0 ? PRELOAD_DONE : rc < 0 ? PRELOAD_FAILED :
+		    PRELOAD_NONE;
 	}
 }
 
@@ -300,7 +271,7 @@ read_input(const char *name, int i)
 		in->tar = f;
 		return;
 	}
-	if (fmt == KZ_FMT_UNKNOWN && book_csv(peek, npeek)) {
+	if (fmt == KZ_FMT_UNKNOWN && kz_book_is_csv(peek, npeek)) {
 		kz_file_close(f);
 		add_book(name);
 		return;
@@ -466,79 +437,6 @@ assign_classes(struct kz_classmap *map, int have_map, int drop)
 		    drop ? "left out" : "labelled unknown (-1)");
 }
 
-/* Decodes tree PNGs in parallel batches: the slow part of a Kanji run. */
-struct decode_job {
-	struct input *in;
-	size_t from, to;
-	uint8_t *out;		/* (to - from) * width * height */
-	struct kz_err e;
-	int failed;
-};
-
-static void *
-decode_range(void *arg)
-{
-	struct decode_job *job = arg;
-	struct input *in = job->in;
-	size_t npix = (size_t)in->width * in->height;
-	struct kz_image img;
-
-	if (geometry) {
-		uint32_t w, h;
-
-		kz_norm_size(&geom, in->width, in->height, &w, &h);
-		npix = (size_t)w * h;
-	}
-	for (size_t j = job->from; j < job->to; j++) {
-		struct kz_tree_entry *en = &in->tree.entries[j];
-		char where[1024];
-
-		snprintf(where, sizeof(where), "%s: %s", in->name, en->path);
-		if (kz_png_decode(en->png, en->png_len, where, &img,
-		    &job->e) != 0) {
-			job->failed = 1;
-			return NULL;
-		}
-		if (geometry && kz_norm_apply(&geom, &img) != 0) {
-			kz_errf(&job->e, "%s: out of memory", where);
-			free(img.pixels);
-			job->failed = 1;
-			return NULL;
-		}
-		if (!geometry && (img.width != in->width ||
-		    img.height != in->height)) {
-			kz_errf(&job->e, "%s is %ux%u, the tree's first image "
-			    "is %ux%u; give --fit or --resize for one size",
-			    where, img.width, img.height, in->width,
-			    in->height);
-			free(img.pixels);
-			job->failed = 1;
-			return NULL;
-		}
-		memcpy(job->out + (j - job->from) * npix, img.pixels, npix);
-		free(img.pixels);
-	}
-	return NULL;
-}
-
-/* The first image of a tree fixes its geometry. */
-static void
-tree_geometry(struct input *in)
-{
-	struct kz_image img;
-	struct kz_err e;
-	char where[1024];
-
-	snprintf(where, sizeof(where), "%s: %s", in->name,
-	    in->tree.entries[0].path);
-	if (kz_png_decode(in->tree.entries[0].png,
-	    in->tree.entries[0].png_len, where, &img, &e) != 0)
-		errx(1, "%s", e.msg);
-	in->width = img.width;
-	in->height = img.height;
-	free(img.pixels);
-}
-
 /* Fills cl from the command line, or exits 2 with the usage. */
 static void
 parse_command_line(int argc, char *argv[], struct cmdline *cl)
@@ -590,6 +488,7 @@ stream_header(const struct kz_classmap *map, const char *map_path,
 {
 	int have_labels = 0;
 	uint32_t max_label = 0;
+	struct kz_err e;
 
 	memset(h, 0, sizeof(*h));
 	h->pixel = KZ_PIXEL_U8;
@@ -597,7 +496,10 @@ stream_header(const struct kz_classmap *map, const char *map_path,
 		struct input *in = &inputs[i];
 
 		if (in->kind == IN_TREE) {
-			tree_geometry(in);
+			/* The first image of a tree fixes its geometry. */
+			if (kz_tree_size(&in->tree, in->name, &in->width,
+			    &in->height, &e) != 0)
+				errx(1, "%s", e.msg);
 			have_labels = 1;
 		}
 		if (in->kind == IN_BOOK) {
@@ -652,27 +554,14 @@ abandon(struct sink *o, const char *msg)
 static void
 decode_batch(struct input *in, size_t done, size_t n, struct sink *o)
 {
-	struct decode_job job[2];
-	pthread_t tid;
+	struct kz_err e;
 
 	if (o->batch == NULL && (o->batch = malloc(DECODE_BATCH *
 	    o->npix)) == NULL)
 		err(1, NULL);
-	for (int t = 0; t < 2; t++) {
-		memset(&job[t], 0, sizeof(job[t]));
-		job[t].in = in;
-		job[t].from = done + n * t / 2;
-		job[t].to = done + n * (t + 1) / 2;
-		job[t].out = o->batch + n * t / 2 * o->npix;
-	}
-	if (pthread_create(&tid, NULL, decode_range, &job[1]) != 0) {
-		decode_range(&job[1]);
-	} else {
-		decode_range(&job[0]);
-		pthread_join(tid, NULL);
-	}
-	if (job[0].failed || job[1].failed)
-		abandon(o, (job[0].failed ? &job[0] : &job[1])->e.msg);
+	if (kz_tree_decode(&in->tree, in->name, done, done + n, geometry ?
+	    &geom : NULL, in->width, in->height, o->batch, &e) != 0)
+		abandon(o, e.msg);
 }
 
 /* Writes s to the manifest escaped (kz_escape), so that any file name

@@ -1,6 +1,7 @@
 /* array.c - uint8 arrays from .npy, .npz (zip) and MNIST idx files. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <libdeflate.h>
 #include <zlib.h>
 
@@ -568,4 +569,26 @@ kz_array_load(struct kz_file *f, enum kz_format fmt, size_t limit,
 	}
 	kz_file_close(f);
 	return rc;
+}
+
+int
+kz_array_load_path(const char *path, size_t limit, struct kz_array *a,
+    struct kz_err *e)
+{
+	struct kz_file *f;
+	struct stat st;
+	const uint8_t *peek;
+	size_t npeek;
+	struct kz_err skip;	/* what is left for the caller to find */
+
+	if (strcmp(path, "-") == 0 || stat(path, &st) != 0 ||
+	    !S_ISREG(st.st_mode) || (f = kz_file_open(path, &skip)) == NULL)
+		return 0;
+	enum kz_format fmt = kz_file_peek(f, &peek, &npeek, &skip) == 0 ?
+	    kz_detect(peek, npeek) : KZ_FMT_UNKNOWN;
+	if (fmt != KZ_FMT_NPZ && fmt != KZ_FMT_NPY && fmt != KZ_FMT_IDX) {
+		kz_file_close(f);
+		return 0;
+	}
+	return kz_array_load(f, fmt, limit, a, e) == 0 ? 1 : -1;
 }

@@ -240,6 +240,21 @@ coordinate_name(const char *name)
 }
 
 int
+kz_book_is_csv(const uint8_t *peek, size_t npeek)
+{
+	const uint8_t *nl = memchr(peek, '\n', npeek);
+	size_t n = nl ? (size_t)(nl - peek) : npeek;
+	char line[KZ_PEEK_MAX + 1];
+
+	if (n > KZ_PEEK_MAX)
+		n = KZ_PEEK_MAX;
+	memcpy(line, peek, n);
+	line[n] = '\0';
+	return strstr(line, "Unicode,") != NULL && strstr(line, "Image") !=
+	    NULL;
+}
+
+int
 kz_book_is_folder(const char *dir)
 {
 	DIR *d = opendir(dir);

@@ -2,6 +2,8 @@
  * archive or a directory. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -527,5 +529,119 @@ kz_tree_from_dir(const char *dir, struct kz_tree *t, struct kz_err *e)
 	}
 	if (t->n > 0)
 		qsort(t->entries, t->n, sizeof(*t->entries), entry_cmp);
+	return 0;
+}
+
+/* ---- decoding ------------------------------------------------------------- */
+
+int
+kz_tree_size(const struct kz_tree *t, const char *name, uint32_t *w,
+    uint32_t *h, struct kz_err *e)
+{
+	struct kz_image img;
+	char where[1024];
+
+	if (t->n == 0)
+		return kz_errf(e, "%s: no images", name);
+	snprintf(where, sizeof(where), "%s: %s", name, t->entries[0].path);
+	if (kz_png_decode(t->entries[0].png, t->entries[0].png_len, where,
+	    &img, e) != 0)
+		return -1;
+	*w = img.width;
+	*h = img.height;
+	free(img.pixels);
+	return 0;
+}
+
+/* Decodes tree PNGs in parallel batches: a thread's share. */
+struct decode_job {
+	const struct kz_tree *t;
+	const char *name;		/* the tree's file, for messages */
+	const struct kz_norm_opts *o;	/* NULL: every image w x h */
+	uint32_t w, h;
+	size_t from, to;
+	uint8_t *out;		/* (to - from) images of npix */
+	size_t npix;
+	struct kz_err e;
+	int failed;
+};
+
+static void *
+decode_range(void *arg)
+{
+	struct decode_job *job = arg;
+	struct kz_image img;
+
+	for (size_t j = job->from; j < job->to; j++) {
+		const struct kz_tree_entry *en = &job->t->entries[j];
+		char where[1024];
+
+		snprintf(where, sizeof(where), "%s: %s", job->name, en->path);
+		if (kz_png_decode(en->png, en->png_len, where, &img,
+		    &job->e) != 0) {
+			job->failed = 1;
+			return NULL;
+		}
+		if (job->o != NULL && kz_norm_apply(job->o, &img) != 0) {
+			kz_errf(&job->e, "%s: out of memory", where);
+			free(img.pixels);
+			job->failed = 1;
+			return NULL;
+		}
+		if (job->o == NULL && (img.width != job->w ||
+		    img.height != job->h)) {
+			kz_errf(&job->e, "%s is %ux%u, the tree's first image "
+			    "is %ux%u; give --fit or --resize for one size",
+			    where, img.width, img.height, job->w, job->h);
+			free(img.pixels);
+			job->failed = 1;
+			return NULL;
+		}
+		memcpy(job->out + (j - job->from) * job->npix, img.pixels,
+		    job->npix);
+		free(img.pixels);
+	}
+	return NULL;
+}
+
+int
+kz_tree_decode(const struct kz_tree *t, const char *name, size_t from,
+    size_t to, const struct kz_norm_opts *o, uint32_t w, uint32_t h,
+    uint8_t *out, struct kz_err *e)
+{
+	struct decode_job job[2];
+	size_t n = to - from, npix = (size_t)w * h;
+	pthread_t tid;
+
+	if (o != NULL) {
+		uint32_t ow, oh;
+
+		kz_norm_size(o, w, h, &ow, &oh);
+		npix = (size_t)ow * oh;
+	}
+	for (int i = 0; i < 2; i++) {
+		memset(&job[i], 0, sizeof(job[i]));
+		job[i].t = t;
+		job[i].name = name;
+		job[i].o = o;
+		job[i].w = w;
+		job[i].h = h;
+		job[i].from = from + n * i / 2;
+		job[i].to = from + n * (i + 1) / 2;
+		job[i].out = out + n * i / 2 * npix;
+		job[i].npix = npix;
+	}
+	if (pthread_create(&tid, NULL, decode_range, &job[1]) != 0) {
+		decode_range(&job[0]);
+		decode_range(&job[1]);
+	} else {
+		decode_range(&job[0]);
+		pthread_join(tid, NULL);
+	}
+	if (job[0].failed || job[1].failed) {
+		if (e != NULL)
+			*e = (job[0].failed ? &job[0] : &job[1])->e;
+		return -1;
+	}
 	return 0;
 }

@@ -1,0 +1,69 @@
+/*
+ * norm.h - normalisation (kz-norm(1)): making a character image look
+ * like the datasets' images, white ink on black, cropped, deskewed,
+ * fitted and centred, step by step or as kz-norm's steps in one call.
+ */
+#ifndef KZ_NORM_H
+#define KZ_NORM_H
+
+#include <stdint.h>
+
+#include "image.h"
+
+/* ---- normalisation (kz-norm) ------------------------------------------ */
+
+/* 1 when the image is dark ink on a light ground (a light border). */
+int kz_norm_polarity(const struct kz_image *img);
+void kz_norm_invert(struct kz_image *img);
+/* Maps the background (the 90th percentile of the border) and below
+ * to 0, and the lightest pixel to 255. */
+void kz_norm_stretch(struct kz_image *img);
+/* Makes the ink as white as the datasets': the percent-th percentile
+ * of the pixels above threshold (the ink) becomes 255, the others
+ * scale with it, and what is then floor or less becomes 0.  Fitting
+ * uses KZ_LEVEL_PERCENT and KZ_LEVEL_FLOOR, which bring real crops'
+ * ink to the datasets' (kz-norm(1)). */
+#define KZ_LEVEL_PERCENT 30
+#define KZ_LEVEL_FLOOR 80
+void kz_norm_level(struct kz_image *img, uint8_t threshold, int percent,
+    uint8_t floor);
+/* Bounding box {x, y, w, h} of pixels above threshold; -1 if none. */
+int kz_norm_bbox(const struct kz_image *img, uint8_t threshold,
+    uint32_t box[4]);
+int kz_norm_crop(struct kz_image *img, const uint32_t box[4]);
+/* Resizes to w x h: area averaging down, bilinear up, per axis. */
+int kz_norm_resize(struct kz_image *img, uint32_t w, uint32_t h);
+/* Shears the ink upright by its second moments (mu11 / mu02). */
+int kz_norm_deskew(struct kz_image *img);
+/* Scales to fit inside w x h less margin on each side, keeping the
+ * aspect ratio, and centres the result on a black w x h image. */
+int kz_norm_fit(struct kz_image *img, uint32_t w, uint32_t h,
+    uint32_t margin);
+/* Shifts the ink's centre of mass to the image centre. */
+int kz_norm_centre(struct kz_image *img);
+/* The steps of kz-norm(1), in its order: polarity, levelling,
+ * deskewing, cropping to the ink, fitting or resizing, centring. */
+enum kz_polarity { KZ_POL_AUTO, KZ_POL_KEEP, KZ_POL_INVERT };
+struct kz_norm_opts {
+	uint32_t fw, fh;	/* fit into this box; 0: no fitting */
+	uint32_t rw, rh;	/* resize to this; 0: no resizing */
+	uint32_t margin;	/* black pixels around the fitted ink */
+	uint8_t threshold;	/* ink is above it, for cropping */
+	enum kz_polarity pol;
+	int crop, centre, deskew, stretch, level;
+};
+/* kz-norm's defaults: polarity auto, margin 0, threshold 32. */
+void kz_norm_defaults(struct kz_norm_opts *o);
+/* The size o gives an image of w x h. */
+void kz_norm_size(const struct kz_norm_opts *o, uint32_t w, uint32_t h,
+    uint32_t *ow, uint32_t *oh);
+/* Puts img through the steps o asks for; its pixels may be replaced
+ * (and its size changed).  -1 when out of memory. */
+int kz_norm_apply(const struct kz_norm_opts *o, struct kz_image *img);
+/* dst (w x h) = src moved dx columns right and dy rows down; what comes
+ * in from beyond the edge is 0, the background. */
+void kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx,
+    int dy, uint8_t *dst);
+/* The functions returning int give -1 only when out of memory. */
+
+#endif
