@@ -24,6 +24,8 @@ struct cmdline {
 					   -1: the first model's setting */
 	int batch;			/* -b: records classified at once */
 	int threads;			/* -t: threads of each model */
+	int math;			/* -p: enum kz_math; -1 auto */
+	int verbose;			/* -v: say which arithmetic */
 	const char *output;		/* -o: "-" for stdout */
 	const char *input;		/* the stream, "-" for stdin */
 };
@@ -44,9 +46,10 @@ struct batch {
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kz-classify [-m model]... [-k predictions] "
-	    "[-s shift] [-b batch] [-t threads]\n"
-	    "                   [-o file] [file]\n"
+	fprintf(stderr, "usage: kz-classify [-v] [-m model]... [-k predictions] "
+	    "[-s shift] [-b batch]\n"
+	    "                   [-p auto|f32|bf16] [-t threads] [-o file] "
+	    "[file]\n"
 	    "       kz-classify -L\n");
 	version_usage("kz-classify");
 	exit(2);
@@ -118,7 +121,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	cl->batch = 1024;
 	cl->threads = kz_ncpu();
 	cl->output = "-";
-	while ((ch = getopt(argc, argv, "Lm:k:s:b:t:o:")) != -1) {
+	cl->math = KZ_MATH_F32;
+	while ((ch = getopt(argc, argv, "Lm:k:s:b:p:t:o:v")) != -1) {
 		switch (ch) {
 		case 'L':
 			list_models();
@@ -143,7 +147,19 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		case 't':
 			cl->threads = (int)integer(optarg, 1, 64, "-t");
 			break;
+		case 'p':
+			if (strcmp(optarg, "auto") == 0)
+				cl->math = -1;
+			else if (strcmp(optarg, "f32") == 0)
+				cl->math = KZ_MATH_F32;
+			else if (strcmp(optarg, "bf16") == 0)
+				cl->math = KZ_MATH_BF16;
+			else
+				errx(2, "-p: auto, f32 or bf16, not \"%s\"",
+				    optarg);
+			break;
 		case 'o': cl->output = optarg; break;
+		case 'v': cl->verbose = 1; break;
 		default: usage();
 		}
 	}
@@ -318,6 +334,29 @@ classify(const struct cmdline *cl, struct kz_reader *r,
 	}
 }
 
+/* Sets the predictors' arithmetic as -p says: auto takes bfloat16
+ * where the CPU has it; bf16 on a CPU without falls back to single
+ * precision, which -v reports, as it reports the choice. */
+static void
+set_math(const struct cmdline *cl, struct kz_predictor **pred)
+{
+	int math = cl->math < 0 ? (kz_bf16_ok() ? KZ_MATH_BF16 :
+	    KZ_MATH_F32) : cl->math;
+	struct kz_err e;
+
+	for (int i = 0; i < cl->nmodels; i++)
+		if (kz_predictor_math(pred[i], (enum kz_math)math, &e) != 0) {
+			if (cl->verbose)
+				warnx("-p bf16: %s; single precision instead",
+				    e.msg);
+			math = KZ_MATH_F32;
+		}
+	if (cl->verbose)
+		warnx("3x3 convolutions in %s", math == KZ_MATH_BF16 ?
+		    "bfloat16 products, single-precision sums" :
+		    "single precision");
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -344,6 +383,7 @@ main(int argc, char *argv[])
 		if ((pred[i] = kz_predictor_new(&m[i], cl.threads, cl.batch,
 		    &e)) == NULL)
 			errx(1, "%s: %s", cl.paths[i], e.msg);
+	set_math(&cl, pred);
 	new_batch(&cl, kz_reader_header(r), (int)m[0].nclasses, &b, &oh);
 	if ((w = kz_writer_open(cl.output, &oh, &e)) == NULL)
 		errx(1, "%s", e.msg);

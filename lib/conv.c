@@ -289,7 +289,7 @@ conv_forward(struct kz_pass *p)
 		if (!p->train)
 			wino4_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
-			    L->out.c, y, B, w->col, w->ncol);
+			    L->out.c, y, B, w->bf16, w->col, w->ncol);
 		else
 			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,

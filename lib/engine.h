@@ -68,6 +68,8 @@ struct kz_work {
 	float *col;		/* convolution scratch, ncol floats */
 	size_t ncol;
 	float *stats;		/* batch mean and var, laid out as state */
+	int bf16;		/* classifying: Winograd products in
+				   bfloat16 (kz_predictor_math) */
 };
 
 /* What a step also does besides its layer (a fusion). */
@@ -259,7 +261,7 @@ void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 size_t wino4_scratch(const struct kz_layer *L);
 void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    float *scratch, size_t nscratch);
+    int bf16, float *scratch, size_t nscratch);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  Scratch as for
@@ -267,5 +269,19 @@ void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 void wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
     float *scratch, size_t nscratch);
+
+/* ---- bfloat16 products (bf16.c) ------------------------------------------ */
+
+/* A [M][K] floats as [M][(K + 1) / 2] pairs of bfloat16, k even in the
+ * low half, rounded to nearest even; an odd K's last pair is padded
+ * with 0. */
+void bf16_pack_rows(const float *a, int M, int K, uint32_t *out);
+/* B [K][N] floats as [(K + 1) / 2][N] pairs: rows 2k (low) and 2k + 1. */
+void bf16_pack_cols(const float *restrict b, int K, size_t N,
+    uint32_t *restrict out);
+/* C [M][N] (rows ldc apart) = A B from packed pairs, summed in single
+ * precision; only where kz_bf16_ok(). */
+void bf16_gemm(int M, size_t N, int K, const uint32_t *A, const uint32_t *B,
+    float *C, size_t ldc);
 
 #endif

@@ -116,6 +116,21 @@ kz_predictor_free(struct kz_predictor *p)
 	free(p);
 }
 
+int
+kz_predictor_math(struct kz_predictor *p, enum kz_math math,
+    struct kz_err *e)
+{
+	if (math == KZ_MATH_BF16 && !kz_bf16_ok())
+		return kz_errf(e, "this CPU lacks AVX512_BF16 for bfloat16 "
+		    "products");
+	for (int i = 0; p->member != NULL && i < p->m->nmembers; i++)
+		if (kz_predictor_math(p->member[i], math, e) != 0)
+			return -1;
+	for (int t = 0; p->work != NULL && t < p->threads; t++)
+		kz_work_math(p->work[t], math == KZ_MATH_BF16);
+	return 0;
+}
+
 struct kz_predictor *
 kz_predictor_new(const struct kz_model *m, int threads, int maxb,
     struct kz_err *e)

@@ -72,6 +72,10 @@ struct kz_work;
 struct kz_work *kz_work_new(const struct kz_net *n, int maxb, int train,
     struct kz_err *e);
 void kz_work_free(struct kz_work *w);
+/* Whether w's classifying passes take their Winograd products with
+ * bfloat16 operands (bf16 1; the caller has checked kz_bf16_ok) or in
+ * single precision (0, as a new work does). */
+void kz_work_math(struct kz_work *w, int bf16);
 float *kz_work_grad(struct kz_work *w);	/* nparams, zeroed by backward's
 					   caller through kz_work_zero_grad */
 void kz_work_zero_grad(struct kz_work *w, const struct kz_net *n);

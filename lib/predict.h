@@ -45,6 +45,17 @@ int kz_predict_features(struct kz_predictor *p, const uint8_t *pixels,
     size_t n, float *feat, float *probs, struct kz_err *e);
 void kz_predictor_free(struct kz_predictor *p);
 
+/* The arithmetic of a predictor's 3x3 convolutions (their Winograd
+ * products): single precision, the default, or bfloat16 operands with
+ * single-precision sums, twice the products per instruction. */
+enum kz_math { KZ_MATH_F32, KZ_MATH_BF16 };
+/* Whether this CPU has what KZ_MATH_BF16 needs (AVX512_BF16). */
+int kz_bf16_ok(void);
+/* Sets p's arithmetic (an ensemble's members' too): KZ_MATH_BF16 only
+ * where kz_bf16_ok(), else -1, p keeping single precision. */
+int kz_predictor_math(struct kz_predictor *p, enum kz_math math,
+    struct kz_err *e);
+
 /* For each of nq query features q ([nq][F]), the count (1 to 1024)
  * nearest of n index features ([n][F]) by dot product (the cosine, for
  * unit features): idx and sim ([nq][count]) get their positions and

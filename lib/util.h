@@ -19,6 +19,18 @@
 #define KZ_HOT
 #endif
 
+/* Before a loop that writes several planes of one array, at distances
+ * known only at run time, which never overlap: the compiler cannot
+ * prove it, and past a few planes gives up vectorising rather than
+ * check them all at run time. */
+#if defined(__clang__)
+#define KZ_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define KZ_IVDEP _Pragma("GCC ivdep")
+#else
+#define KZ_IVDEP
+#endif
+
 /* Checksums (model CRC, zip member CRC-32, tar header sums, PNG chunk
  * CRCs) are verified, except in the fuzz build: a random mutation
  * almost never keeps one valid, and the fuzzers must get past them to

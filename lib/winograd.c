@@ -501,7 +501,7 @@ static size_t
 wino4_per_image(int C, int OC, int OH, int OW)
 {
 	return (size_t)((OH + 3) / 4) * ((OW + 3) / 4) * (36 * (C + OC) +
-	    16);
+	    16 + (C + 1) / 2);
 }
 
 /* Floats of wino4_tiles' rows for TH x TW tiles: 6 transforms of each
@@ -517,8 +517,8 @@ wino4_fixed(int C, int OC, int OH, int OW)
 {
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4;
 
-	return (size_t)36 * OC * C + wino4_rows_floats(TH, TW) +
-	    (size_t)(4 * TW + 2) + 72 * WINO_SKEW;
+	return (size_t)36 * OC * C + (size_t)18 * OC * (C + 1) +
+	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) + 72 * WINO_SKEW;
 }
 
 size_t
@@ -565,6 +565,7 @@ wino4_kernels(const float *g, int C, int OC, float *U)
 static void
 wino4_cols(const float *restrict l, int TW, float *restrict d, size_t js)
 {
+	KZ_IVDEP
 	for (int tx = 0; tx < TW; tx++) {
 		const float *p = l + 4 * tx;
 
@@ -590,6 +591,7 @@ wino4_rows(const float *restrict rows, size_t R, int TW, size_t T,
 		    *r3 = r2 + R, *r4 = r0 + TW, *r5 = r1 + TW;
 		float *d = v + j * vs;
 
+		KZ_IVDEP
 		for (size_t n = 0; n < T; n++) {
 			float a = r0[n], b = r1[n], c = r2[n], e = r3[n];
 			float f = r4[n], h = r5[n];
@@ -613,6 +615,8 @@ wino4_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 	size_t T = (size_t)TH * TW, R = (size_t)(TH + 1) * TW;
 	size_t N = (size_t)nb * T;
 	int PH = 4 * TH + 2;
+	/* pixels of a row that tiles read */
+	int wn = W < 4 * TW + 2 - P ? W : 4 * TW + 2 - P;
 
 	memset(rows, 0, wino4_rows_floats(TH, TW) * sizeof(float));
 	memset(line, 0, (4 * TW + 2) * sizeof(float));
@@ -623,9 +627,8 @@ wino4_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 			for (int row = P; row < PH && row < H + P; row++) {
 				int iy = row - P;
 
-				for (int ix = 0; ix < W && P + ix < 4 * TW + 2;
-				    ix++)
-					line[P + ix] = src[(size_t)iy * W + ix];
+				memcpy(line + P, src + (size_t)iy * W, (size_t)wn *
+				    sizeof(float));
 				wino4_cols(line, TW, rows + (size_t)(row & 3) *
 				    R + (size_t)(row >> 2) * TW, 4 * R);
 			}
@@ -641,6 +644,7 @@ static void
 wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
     const float *bn, int relu, float *restrict Y)
 {
+	KZ_IVDEP
 	for (size_t n = 0; n < N; n++) {
 		float s[4][6];
 
@@ -675,38 +679,97 @@ wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
 		Y[n] = Y[n] > 0 ? Y[n] : 0;
 }
 
-/* See engine.h. */
+/* One image's outputs img (YH x YW) from its tiles t: tile (ty, tx)'s
+ * S x S outputs, plane S i + j of t (planes N floats apart), go to row
+ * S ty + i, column S tx + j, where the image has them.  A row's whole
+ * tiles interleave S planes, which vectorises; the last, cut by the
+ * edge, goes one by one. */
+static void
+wino4_scatter(const float *t, size_t N, int S, int TH, int TW, int YH,
+    int YW, float *img)
+{
+	int full = YW / S < TW ? YW / S : TW;
+
+	for (int ty = 0; ty < TH; ty++)
+		for (int i = 0; i < S && S * ty + i < YH; i++) {
+			float *restrict d = img + (size_t)(S * ty + i) * YW;
+			const float *p0 = t + (size_t)S * i * N +
+			    (size_t)ty * TW;
+
+			if (S == 4) {
+				const float *restrict a = p0, *restrict b =
+				    a + N, *restrict c = b + N, *restrict e =
+				    c + N;
+
+				for (int tx = 0; tx < full; tx++) {
+					d[4 * tx] = a[tx];
+					d[4 * tx + 1] = b[tx];
+					d[4 * tx + 2] = c[tx];
+					d[4 * tx + 3] = e[tx];
+				}
+			} else {
+				const float *restrict a = p0, *restrict b =
+				    a + N;
+
+				for (int tx = 0; tx < full; tx++) {
+					d[2 * tx] = a[tx];
+					d[2 * tx + 1] = b[tx];
+				}
+			}
+			for (int j = 0; full < TW && j < S &&
+			    S * full + j < YW; j++)
+				d[S * full + j] = p0[(size_t)j * N + full];
+		}
+}
+
+/* See engine.h.  With bf16, the 36 products take bfloat16 operands
+ * (bf16.c): scratch then holds the kernels and one plane of tiles as
+ * pairs of them, Ub and Vb. */
 KZ_HOT void
 wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    float *scratch, size_t nscratch)
+    int bf16, float *scratch, size_t nscratch)
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
 	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
 	int YW = pool ? OW / 2 : OW, S = pool ? 2 : 4;
-	float *U = scratch, *rows = U + (size_t)36 * OC * C;
+	int K2 = (C + 1) / 2;
+	float *U = scratch, *ub = U + (size_t)36 * OC * C;
+	float *rows = ub + (size_t)18 * OC * (C + 1);
 	float *line = rows + wino4_rows_floats(TH, TW);
 	float *V = line + (4 * TW + 2);
+	uint32_t *Ub = (uint32_t *)ub;
 	int chunk = wino_chunk(nscratch, (size_t)(V - scratch) + 40 *
 	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
 
 	while (chunk > 1 && (double)OC * C * chunk * T > WINO_SMALL_GEMM)
 		chunk--;
 	wino4_kernels(g, C, OC, U);
+	for (int e = 0; bf16 && e < 36; e++)
+		bf16_pack_rows(U + (size_t)e * OC * C, OC, C, Ub + (size_t)e *
+		    OC * K2);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
 		size_t vs = (size_t)C * N + WINO_SKEW, ms = (size_t)OC * N +
 		    WINO_SKEW;
 		float *M = V + 36 * vs, *Y = M + 36 * ms;
+		uint32_t *Vb = (uint32_t *)(Y + 16 * N);
 
 		wino4_tiles(x, C, H, W, P, B, b0, nb, TH, TW, rows, line, V,
 		    vs);
-		for (int e = 0; e < 36; e++)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
-			    N, C, 1.0f, U + (size_t)e * OC * C, C,
-			    V + e * vs, N, 0.0f, M + e * ms, N);
+		for (int e = 0; e < 36; e++) {
+			if (!bf16) {
+				cblas_sgemm(CblasRowMajor, CblasNoTrans,
+				    CblasNoTrans, OC, N, C, 1.0f, U + (size_t)e *
+				    OC * C, C, V + e * vs, N, 0.0f, M + e * ms, N);
+				continue;
+			}
+			bf16_pack_cols(V + e * vs, C, N, Vb);
+			bf16_gemm(OC, N, C, Ub + (size_t)e * OC * K2, Vb,
+			    M + e * ms, N);
+		}
 		for (int o = 0; o < OC; o++) {
 			float bno[4];
 
@@ -726,6 +789,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 						float *d = Y + (size_t)(2 * a +
 						    c2) * N;
 
+						KZ_IVDEP
 						for (size_t n = 0; n < N; n++) {
 							float u = q0[n] > q1[n] ?
 							    q0[n] : q1[n];
@@ -735,32 +799,9 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 							d[n] = u > v ? u : v;
 						}
 					}
-			/* Tile (ty, tx)'s S x S outputs Y[S i + j] go to rows
-			 * S ty + i, columns S tx + j, where the image has
-			 * them. */
-			for (int b = 0; b < nb; b++) {
-				float *img = y + ((size_t)o * B + b0 + b) * YH *
-				    YW;
-				const float *t = Y + (size_t)b * T;
-
-				for (int ty = 0; ty < TH; ty++)
-					for (int i = 0; i < S &&
-					    S * ty + i < YH; i++) {
-						float *d = img + (size_t)(S * ty +
-						    i) * YW;
-
-						for (int j = 0; j < S; j++) {
-							const float *src = t +
-							    (size_t)(S * i + j) *
-							    N + (size_t)ty * TW;
-
-							for (int tx = 0; tx < TW &&
-							    S * tx + j < YW; tx++)
-								d[S * tx + j] =
-								    src[tx];
-						}
-					}
-			}
+			for (int b = 0; b < nb; b++)
+				wino4_scatter(Y + (size_t)b * T, N, S, TH, TW, YH,
+				    YW, y + ((size_t)o * B + b0 + b) * YH * YW);
 		}
 	}
 }

@@ -134,3 +134,9 @@ kz_work_output(const struct kz_work *w, int i)
 {
 	return w->lb[i].out;
 }
+
+void
+kz_work_math(struct kz_work *w, int bf16)
+{
+	w->bf16 = bf16;
+}

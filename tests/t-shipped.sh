@@ -27,6 +27,28 @@ PY
 	n=$(count_right "$T/shipped-s1.kz")
 	t_eq "kz-classify with no flags: the shipped model's stored shift=1, 9,900 of 10,000 right on KMNIST test ($n)" yes \
 	    "$([ "${n:-0}" -ge 9897 ] && [ "${n:-0}" -le 9903 ] && echo yes || echo no)"
+	# bfloat16 products: the same predictions but for a few near ties;
+	# single precision is the default and -p f32 forces it.
+	kz-classify -s 0 -k 1 -p f32 "$T/test.kz" >"$T/f32.kz"
+	t_eq "kz-classify -p f32 is the default" "$(md5sum <"$T/shipped.kz")" "$(md5sum <"$T/f32.kz")"
+	kz-classify -s 0 -k 1 -p bf16 -v "$T/test.kz" >"$T/bf16.kz" 2>"$T/bf16.err"
+	"$PY" "$TESTS/kzpy.py" top1 "$T/f32.kz" >"$T/f32.top1"
+	same=$("$PY" "$TESTS/kzpy.py" top1 "$T/bf16.kz" | paste -d' ' - "$T/f32.top1" | awk '$1 == $2' | wc -l)
+	if grep -q 'single precision instead' "$T/bf16.err"; then
+		t_eq "kz-classify -p bf16 on a CPU without AVX512_BF16: single precision, said under -v" "$(md5sum <"$T/f32.kz")" "$(md5sum <"$T/bf16.kz")"
+	else
+		t_eq "kz-classify -p bf16: at least 9,990 of 10,000 top-1 predictions as in single precision ($same)" yes \
+		    "$([ "$same" -ge 9990 ] && echo yes || echo no)"
+		t_eq "... and not the same bytes (the path ran)" different \
+		    "$(cmp -s "$T/f32.kz" "$T/bf16.kz" && echo same || echo different)"
+		n=$(count_right "$T/bf16.kz")
+		t_eq "... within 5 images of single precision's accuracy ($n)" yes \
+		    "$(n0=$(count_right "$T/f32.kz"); [ $((n - n0)) -le 5 ] && [ $((n0 - n)) -le 5 ] && echo yes || echo no)"
+	fi
+	KZ_NO_BF16=1 kz-classify -s 0 -k 1 -p bf16 -v "$T/test.kz" >"$T/nobf16.kz" 2>"$T/nobf16.err"
+	t_eq "-p bf16 where the CPU lacks it (KZ_NO_BF16): single precision's bytes" "$(md5sum <"$T/f32.kz")" "$(md5sum <"$T/nobf16.kz")"
+	t_eq "... said in one line under -v" "1" "$(grep -c 'lacks AVX512_BF16.*single precision instead' "$T/nobf16.err")"
+	t_fails "kz-classify -p: an unknown arithmetic" "-p: auto, f32 or bf16" kz-classify -p f64 "$T/test.kz"
 	t_eq "the shipped model carries the KMNIST class map" "$(kz-label -c "$D/kmnist_classmap.csv" "$T/shipped-s1.kz" | md5sum)" \
 	    "$(kz-label -m kmnist "$T/shipped-s1.kz" | md5sum)"
 	# Ten test characters as photos of paper: dark ink on grey, off
