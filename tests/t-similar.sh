@@ -27,8 +27,8 @@ if have_data kmnist-train-imgs.npz kmnist-train-labels.npz; then
 	t_eq "the query's line is the model's guess" \
 	    "$(kz-classify -m "$M" -k 1 "$S/q.kz" | kz-label -m "$M" | cut -f1,2)" \
 	    "$(awk -F'\t' 'NR % 5 == 1' "$S/out.tsv" | cut -f1,2)"
-	# An ensemble: the first member's features (the same index), the
-	# whole ensemble's guess for the query.
+	# An ensemble: the first member's features (the same index) and
+	# guess for the query.
 	kz-model -p q8 -o "$S/m8.kzm" "$M"
 	kz-model -o "$S/ens.kzm" "$M" "$S/m8.kzm"
 	kz-similar -m "$S/ens.kzm" -w "$S/ens.kzg" "$S/q.kz"
@@ -37,9 +37,8 @@ if have_data kmnist-train-imgs.npz kmnist-train-labels.npz; then
 	kz-similar -m "$S/ens.kzm" -n 4 -i "$S/idx.kzg" "$S/q.kz" | kz-label -m "$M" >"$S/ens.tsv"
 	t_eq "... its neighbours are the first member's" "$(awk -F'\t' 'NR % 5 != 1' "$S/out.tsv" | md5sum)" \
 	    "$(awk -F'\t' 'NR % 5 != 1' "$S/ens.tsv" | md5sum)"
-	t_eq "... and the query's line is the ensemble's guess" \
-	    "$(kz-classify -m "$S/ens.kzm" -k 1 "$S/q.kz" | kz-label -m "$M" | cut -f1,2)" \
-	    "$(awk -F'\t' 'NR % 5 == 1' "$S/ens.tsv" | cut -f1,2)"
+	t_eq "... and so is the query's guess" "$(awk -F'\t' 'NR % 5 == 1' "$S/out.tsv" | md5sum)" \
+	    "$(awk -F'\t' 'NR % 5 == 1' "$S/ens.tsv" | md5sum)"
 	kz-similar -m "$M" -w "$S/small.kzg" "$S/q.kz"
 	t_fails "more neighbours than the index holds" "-n 100: the index .* holds $nq" \
 	    kz-similar -m "$M" -n 100 -i "$S/small.kzg" "$S/q.kz"
