@@ -201,61 +201,64 @@ conv_scratch(const struct kz_net *n, int maxb)
 	return wino > ncol ? wino : ncol;
 }
 
-/* Inputs per output up to which a stride-1 convolution is computed
- * directly, not as a patch product: a first layer's one channel (9
- * for 3x3) gives sgemm a product of depth 9, too thin to run at speed,
- * and im2col copies each pixel 9 times to get there. */
-#define DIRECT_MAX 32
+/* A one-channel stride-1 convolution (a first layer) is computed
+ * directly, not as a patch product: sgemm runs a product of depth 9 at
+ * half speed, and im2col copies each pixel 9 times to get there. */
 
-/* y [OC][B][OH][OW] = bias + the convolution of x [C][B][H][W] by W
- * [OC][C][K][K], stride 1, zero padding; max(0, y) if relu.  Image by
- * image, so that its pixels stay in L1 for every output channel, and
- * along output rows, which vectorise. */
+/* Floats of scratch conv_direct needs: the padded image, and the sums
+ * over its full width. */
+static size_t
+direct_scratch(const struct kz_layer *L)
+{
+	size_t PW = (size_t)L->in.w + 2 * L->pad;
+
+	return ((size_t)L->in.h + 2 * L->pad) * PW + (size_t)L->out.h * PW;
+}
+
+/* y [OC][B][OH][OW] = bias + the convolution of x [1][B][H][W] by W
+ * [OC][1][K][K], stride 1, zero padding; max(0, y) if relu.  Each tap
+ * is one multiply-add over the padded image taken as a single row of
+ * OH * PW sums (the last K - 1 of each line fall beyond the output and
+ * are dropped): one long loop that vectorises, where output rows of 26
+ * would leave a scalar tail each. */
 KZ_HOT static void
 conv_direct(const struct kz_layer *L, const float *W, const float *bias,
-    const float *x, int B, int relu, float *y)
+    const float *x, int B, int relu, float *y, float *scratch)
 {
-	int C = L->in.c, H = L->in.h, IW = L->in.w, K = L->k, P = L->pad;
-	int OH = L->out.h, OW = L->out.w;
+	int H = L->in.h, IW = L->in.w, K = L->k, P = L->pad;
+	int OH = L->out.h, OW = L->out.w, PW = IW + 2 * P;
+	size_t len = (size_t)(OH - 1) * PW + OW;
+	float *pad = scratch, *acc = scratch + (size_t)(H + 2 * P) * PW;
 
-	for (int b = 0; b < B; b++)
-		for (int o = 0; o < L->out.c; o++)
+	memset(pad, 0, (size_t)(H + 2 * P) * PW * sizeof(float));
+	for (int b = 0; b < B; b++) {
+		for (int iy = 0; iy < H; iy++)
+			memcpy(pad + (size_t)(iy + P) * PW + P, x + ((size_t)b *
+			    H + iy) * IW, (size_t)IW * sizeof(float));
+		for (int o = 0; o < L->out.c; o++) {
+			float *restrict a = acc;
+
+			for (size_t i = 0; i < len; i++)
+				a[i] = bias[o];
+			for (int ki = 0; ki < K; ki++)
+				for (int kj = 0; kj < K; kj++) {
+					const float *restrict s = pad +
+					    (size_t)ki * PW + kj;
+					float wv = W[((size_t)o * K + ki) * K + kj];
+
+					for (size_t i = 0; i < len; i++)
+						a[i] += wv * s[i];
+				}
 			for (int oy = 0; oy < OH; oy++) {
-				float *restrict d = y + ((size_t)o * B + b) *
-				    OH * OW + (size_t)oy * OW;
+				float *restrict d = y + ((size_t)o * B + b) * OH *
+				    OW + (size_t)oy * OW;
+				const float *restrict r = acc + (size_t)oy * PW;
 
 				for (int ox = 0; ox < OW; ox++)
-					d[ox] = bias[o];
-				for (int c = 0; c < C; c++)
-					for (int ki = 0; ki < K; ki++) {
-						int iy = oy + ki - P;
-
-						if (iy < 0 || iy >= H)
-							continue;
-						const float *restrict s = x +
-						    ((size_t)c * B + b) * H * IW +
-						    (size_t)iy * IW - P;
-						const float *w = W + ((size_t)(o *
-						    C + c) * K + ki) * K;
-
-						for (int kj = 0; kj < K; kj++) {
-							/* ox + kj - P within
-							 * the row */
-							int lo = P - kj > 0 ? P -
-							    kj : 0;
-							int hi = IW + P - kj < OW ?
-							    IW + P - kj : OW;
-							float wv = w[kj];
-
-							for (int ox = lo; ox < hi;
-							    ox++)
-								d[ox] += wv *
-								    s[ox + kj];
-						}
-					}
-				for (int ox = 0; relu && ox < OW; ox++)
-					d[ox] = d[ox] > 0 ? d[ox] : 0;
+					d[ox] = relu && r[ox] < 0 ? 0 : r[ox];
 			}
+		}
+	}
 }
 
 /* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC].
@@ -296,8 +299,8 @@ conv_forward(struct kz_pass *p)
 			    L->out.c, y, B, p->lb->tiles, w->col, w->ncol);
 		return;
 	}
-	if (L->stride == 1 && ckk <= DIRECT_MAX) {
-		conv_direct(L, W, bias, x, B, relu, y);
+	if (L->stride == 1 && L->in.c == 1 && direct_scratch(L) <= w->ncol) {
+		conv_direct(L, W, bias, x, B, relu, y, w->col);
 		return;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
