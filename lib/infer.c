@@ -406,25 +406,21 @@ knn_predict(struct kz_predictor *p)
 	}
 }
 
-/* An ensemble's probabilities, the mean of its members', into p->probs
- * unless it is NULL; feat, unless NULL, gets the first member's
- * features, computed in the same pass. */
+/* An ensemble's probabilities: the mean of its members'. */
 static int
-ensemble_predict(struct kz_predictor *p, float *feat, struct kz_err *e)
+ensemble_predict(struct kz_predictor *p, struct kz_err *e)
 {
 	size_t len = p->n * p->m->nclasses;
-	int nm = p->probs != NULL ? p->m->nmembers : 1;
+	int nm = p->m->nmembers;
 
 	for (int i = 0; i < nm; i++) {
-		if ((i == 0 && feat != NULL ? kz_predict_features(p->member[0],
-		    p->pixels, p->n, feat, p->probs, e) :
-		    kz_predict(p->member[i], p->pixels, p->n, i ?
-		    p->member_probs : p->probs, e)) != 0)
+		if (kz_predict(p->member[i], p->pixels, p->n, i ?
+		    p->member_probs : p->probs, e) != 0)
 			return -1;
 		for (size_t j = 0; i > 0 && j < len; j++)
 			p->probs[j] += p->member_probs[j];
 	}
-	for (size_t j = 0; p->probs != NULL && nm > 1 && j < len; j++)
+	for (size_t j = 0; nm > 1 && j < len; j++)
 		p->probs[j] /= (float)nm;
 	return 0;
 }
@@ -443,7 +439,7 @@ kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 	p->probs = probs;
 	p->feat = NULL;
 	if (p->m->type == KZ_MODEL_ENSEMBLE)
-		return ensemble_predict(p, NULL, e);
+		return ensemble_predict(p, e);
 	if (p->m->type == KZ_MODEL_KNN)
 		knn_predict(p);
 	else
@@ -456,16 +452,15 @@ kz_predict_features(struct kz_predictor *p, const uint8_t *pixels, size_t n,
     float *feat, float *probs, struct kz_err *e)
 {
 	if (p->m->type == KZ_MODEL_ENSEMBLE) {
+		/* The first member's features; the ensemble's
+		 * probabilities. */
 		if (kz_model_features(p->m) == NULL)
 			return kz_errf(e, "an ensemble whose first member is "
 			    "a kNN model has no features");
-		if (n > (size_t)p->maxb)
-			return kz_errf(e, "batch of %zu is more than %d", n,
-			    p->maxb);
-		p->pixels = pixels;
-		p->n = n;
-		p->probs = probs;
-		return ensemble_predict(p, feat, e);
+		if (probs != NULL && kz_predict(p, pixels, n, probs, e) != 0)
+			return -1;
+		return kz_predict_features(p->member[0], pixels, n, feat,
+		    NULL, e);
 	}
 	if (p->m->type != KZ_MODEL_NET)
 		return kz_errf(e, "a kNN model has no features (it is its "

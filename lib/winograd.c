@@ -248,6 +248,35 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 	return l;
 }
 
+/* The n outputs Y of one channel through the batch norm of bn (mean,
+ * 1 / standard deviation, scale, shift; the same arithmetic as
+ * bn_forward's) if it is not NULL, then max(0, Y) if relu. */
+static void
+wino_finish(float *restrict Y, size_t n, const float *bn, int relu)
+{
+	for (size_t i = 0; bn != NULL && i < n; i++) {
+		float h = (Y[i] - bn[0]) * bn[1];
+
+		Y[i] = bn[2] * h + bn[3];
+	}
+	for (size_t i = 0; relu && i < n; i++)
+		Y[i] = Y[i] > 0 ? Y[i] : 0;
+}
+
+/* d[n] = the largest of a[n], b[n], c[n] and e[n], n < N; d may be a. */
+static void
+wino_max4(const float *a, const float *b, const float *c, const float *e,
+    size_t N, float *d)
+{
+	KZ_IVDEP
+	for (size_t n = 0; n < N; n++) {
+		float u = a[n] > b[n] ? a[n] : b[n];
+		float v = c[n] > e[n] ? c[n] : e[n];
+
+		d[n] = u > v ? u : v;
+	}
+}
+
 /* Y[k][n] = (A' m A)[k] + bv, k < 4, n < N, for the 16 planes of m ms
  * floats apart (one output channel's tiles), then the batch norm of bn
  * (mean, 1 / standard deviation, scale, shift; the same arithmetic as
@@ -275,26 +304,7 @@ wino_out(const float *restrict m, size_t ms, size_t N, float bv,
 		Y[2 * N + n] = s1[0] + s1[1] + s1[2] + bv;
 		Y[3 * N + n] = s1[1] - s1[2] - s1[3] + bv;
 	}
-	for (size_t n = 0; bn != NULL && n < 4 * N; n++) {
-		float h = (Y[n] - bn[0]) * bn[1];
-
-		Y[n] = bn[2] * h + bn[3];
-	}
-	for (size_t n = 0; relu && n < 4 * N; n++)
-		Y[n] = Y[n] > 0 ? Y[n] : 0;
-}
-
-/* d[n] = the maximum of tile n's four outputs Y[k][n], n < N. */
-static void
-wino_pool(const float *restrict Y, size_t N, float *restrict d)
-{
-	for (size_t n = 0; n < N; n++) {
-		float a = Y[n] > Y[N + n] ? Y[n] : Y[N + n];
-		float c = Y[2 * N + n] > Y[3 * N + n] ? Y[2 * N + n] :
-		    Y[3 * N + n];
-
-		d[n] = a > c ? a : c;
-	}
+	wino_finish(Y, 4 * N, bn, relu);
 }
 
 /* One output row d of OW floats from its tiles' left outputs y0 and
@@ -350,7 +360,8 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 			if (fuse & FUSE_POOL) {
 				/* A tile is a pooling block, and the pooled
 				 * chunk is contiguous. */
-				wino_pool(Y, N, y + ((size_t)o * B + b0) * T);
+				wino_max4(Y, Y + N, Y + 2 * N, Y + 3 * N, N,
+				    y + ((size_t)o * B + b0) * T);
 				continue;
 			}
 			for (int b = 0; b < nb; b++)
@@ -670,13 +681,7 @@ wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
 			Y[(4 * i + 3) * N + n] = d12 + 8 * d34 + s[i][5] + bv;
 		}
 	}
-	for (size_t n = 0; bn != NULL && n < 16 * N; n++) {
-		float h = (Y[n] - bn[0]) * bn[1];
-
-		Y[n] = bn[2] * h + bn[3];
-	}
-	for (size_t n = 0; relu && n < 16 * N; n++)
-		Y[n] = Y[n] > 0 ? Y[n] : 0;
+	wino_finish(Y, 16 * N, bn, relu);
 }
 
 /* One image's outputs img (YH x YW) from its tiles t: tile (ty, tx)'s
@@ -782,22 +787,12 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 				 * first four planes become the pooled ones. */
 				for (int a = 0; a < 2; a++)
 					for (int c2 = 0; c2 < 2; c2++) {
-						const float *q0 = Y + (size_t)(8 *
-						    a + 2 * c2) * N, *q1 = q0 + N;
-						const float *q2 = q0 + 4 * N,
-						    *q3 = q2 + N;
-						float *d = Y + (size_t)(2 * a +
-						    c2) * N;
+						const float *q = Y + (size_t)(8 *
+						    a + 2 * c2) * N;
 
-						KZ_IVDEP
-						for (size_t n = 0; n < N; n++) {
-							float u = q0[n] > q1[n] ?
-							    q0[n] : q1[n];
-							float v = q2[n] > q3[n] ?
-							    q2[n] : q3[n];
-
-							d[n] = u > v ? u : v;
-						}
+						wino_max4(q, q + N, q + 4 * N,
+						    q + 5 * N, N, Y + (size_t)(2 *
+						    a + c2) * N);
 					}
 			for (int b = 0; b < nb; b++)
 				wino4_scatter(Y + (size_t)b * T, N, S, TH, TW, YH,
