@@ -146,6 +146,20 @@ set_precision(struct kz_model *m, enum kz_precision p, const char *path)
 static void
 make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 {
+	/* Checked before anything moves out of ms, so that an error
+	 * leaves every member whole (and freed by exit). */
+	for (int i = 0; i < n; i++) {
+		if (ms[i].type == KZ_MODEL_ENSEMBLE)
+			errx(1, "%s: an ensemble cannot join an ensemble",
+			    paths[i]);
+		if (ms[i].width != ms[0].width ||
+		    ms[i].height != ms[0].height ||
+		    ms[i].nclasses != ms[0].nclasses)
+			errx(1, "%s: a %ux%u model of %u classes cannot join "
+			    "%s, %ux%u of %u", paths[i], ms[i].width,
+			    ms[i].height, ms[i].nclasses, paths[0],
+			    ms[0].width, ms[0].height, ms[0].nclasses);
+	}
 	memset(m, 0, sizeof(*m));
 	m->type = KZ_MODEL_ENSEMBLE;
 	m->width = ms[0].width;
@@ -157,17 +171,6 @@ make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 	m->settings = ms[0].settings;
 	m->figures = ms[0].figures;
 	ms[0].figures = NULL;
-	for (int i = 0; i < n; i++) {
-		if (ms[i].type == KZ_MODEL_ENSEMBLE)
-			errx(1, "%s: an ensemble cannot join an ensemble",
-			    paths[i]);
-		if (ms[i].width != m->width || ms[i].height != m->height ||
-		    ms[i].nclasses != m->nclasses)
-			errx(1, "%s: a %ux%u model of %u classes cannot join "
-			    "%s, %ux%u of %u", paths[i], ms[i].width,
-			    ms[i].height, ms[i].nclasses, paths[0], m->width,
-			    m->height, m->nclasses);
-	}
 	m->nmembers = n;
 	m->members = ms;
 	if ((m->arch = strdup("ensemble")) == NULL)
