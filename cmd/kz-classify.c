@@ -354,7 +354,8 @@ set_math(const struct cmdline *cl, struct kz_predictor **pred)
 	if (cl->verbose)
 		warnx("3x3 convolutions in %s", math == KZ_MATH_BF16 ?
 		    "bfloat16 products, single-precision sums" :
-		    "single precision");
+		    kz_avx512_ok() ? "single precision, kz's AVX-512 products" :
+		    "single precision, OpenBLAS's products");
 }
 
 int

@@ -189,7 +189,7 @@ conv_scratch(const struct kz_net *n, int maxb)
 		size_t c = (size_t)L->in.c * L->k * L->k * L->out.h * L->out.w;
 		per = c > per ? c : per;
 		if (wino_ok(L)) {
-			size_t f = wino_scratch(L), f4 = wino4_scratch(L);
+			size_t f = wino_scratch(L), f4 = wino4_scratch(L, maxb);
 
 			f = f4 > f ? f4 : f;
 			wino = f > wino ? f : wino;
@@ -215,18 +215,24 @@ direct_scratch(const struct kz_layer *L)
 	return ((size_t)L->in.h + 2 * L->pad) * PW + (size_t)L->out.h * PW;
 }
 
-/* y [OC][B][OH][OW] = bias + the convolution of x [1][B][H][W] by W
- * [OC][1][K][K], stride 1, zero padding; max(0, y) if relu.  Each tap
+/* y [OC][B][YH][YW] = bias + the convolution of x [1][B][H][W] by W
+ * [OC][1][K][K], stride 1, zero padding; then the batch norm of bn if
+ * not NULL, max(0, y) if fuse has FUSE_RELU, and the maximum of each
+ * 2x2 block if it has FUSE_POOL (YH = OH / 2, YW = OW / 2; else OH,
+ * OW).  Each tap
  * is one multiply-add over the padded image taken as a single row of
  * OH * PW sums (the last K - 1 of each line fall beyond the output and
  * are dropped): one long loop that vectorises, where output rows of 26
  * would leave a scalar tail each. */
 KZ_HOT static void
 conv_direct(const struct kz_layer *L, const float *W, const float *bias,
-    const float *x, int B, int relu, float *y, float *scratch)
+    const float *bn, int fuse, const float *x, int B, float *y,
+    float *scratch)
 {
 	int H = L->in.h, IW = L->in.w, K = L->k, P = L->pad;
-	int OH = L->out.h, OW = L->out.w, PW = IW + 2 * P;
+	int OH = L->out.h, OW = L->out.w, PW = IW + 2 * P, OC = L->out.c;
+	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
+	int YW = pool ? OW / 2 : OW;
 	size_t len = (size_t)(OH - 1) * PW + OW;
 	float *pad = scratch, *acc = scratch + (size_t)(H + 2 * P) * PW;
 
@@ -249,21 +255,48 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 					for (size_t i = 0; i < len; i++)
 						a[i] += wv * s[i];
 				}
-			for (int oy = 0; oy < OH; oy++) {
-				float *restrict d = y + ((size_t)o * B + b) * OH *
-				    OW + (size_t)oy * OW;
-				const float *restrict r = acc + (size_t)oy * PW;
+			if (bn != NULL) {
+				float bno[4] = { bn[o], bn[OC + o],
+				    bn[2 * OC + o], bn[3 * OC + o] };
 
-				for (int ox = 0; ox < OW; ox++)
-					d[ox] = relu && r[ox] < 0 ? 0 : r[ox];
+				wino_finish(acc, len, bno, fuse & FUSE_RELU);
+			} else {
+				wino_finish(acc, len, NULL, fuse & FUSE_RELU);
+			}
+			for (int oy = 0; oy < YH; oy++) {
+				float *restrict d = y + ((size_t)o * B + b) * YH *
+				    YW + (size_t)oy * YW;
+				const float *restrict r = acc + (size_t)oy *
+				    (pool ? 2 : 1) * PW, *restrict r2 = r + PW;
+
+				for (int ox = 0; !pool && ox < OW; ox++)
+					d[ox] = r[ox];
+				for (int ox = 0; pool && ox < YW; ox++) {
+					float u = r[2 * ox] > r[2 * ox + 1] ?
+					    r[2 * ox] : r[2 * ox + 1];
+					float v = r2[2 * ox] > r2[2 * ox + 1] ?
+					    r2[2 * ox] : r2[2 * ox + 1];
+
+					d[ox] = u > v ? u : v;
+				}
 			}
 		}
 	}
 }
 
+int
+conv_direct_ok(const struct kz_layer *L)
+{
+	/* Within the scratch of one image's patches, which every work
+	 * has (conv_scratch). */
+	return L->type == KZ_CONV && L->stride == 1 && L->in.c == 1 &&
+	    direct_scratch(L) <= (size_t)L->k * L->k * L->out.h * L->out.w;
+}
+
 /* x [C][B][H*W] -> y [OC][B][OH*OW]; W [OC][C*K*K], bias [OC].
- * fuse: FUSE_RELU, y = max(0, y); FUSE_POOL (Winograd only), 2x2 max
- * pooling after it. */
+ * fuse: FUSE_RELU, y = max(0, y); FUSE_BN and FUSE_POOL (Winograd and
+ * direct only), the batch norm before the ReLU and a 2x2 max pooling
+ * after it. */
 void
 conv_forward(struct kz_pass *p)
 {
@@ -276,31 +309,31 @@ conv_forward(struct kz_pass *p)
 	int relu = p->fuse & FUSE_RELU;
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
+	/* FUSE_BN: the batch norm after L (the next layer) from its
+	 * running statistics, as bn_forward does when classifying. */
+	float bn[4 * FUSE_BN_MAX];
+
+	for (int c = 0, OC = L->out.c; (p->fuse & FUSE_BN) && c < OC; c++) {
+		const struct kz_layer *N = L + 1;
+
+		bn_running(p->n, N, c, &bn[c], &bn[OC + c]);
+		bn[2 * OC + c] = p->n->params[N->w_off + c];
+		bn[3 * OC + c] = p->n->params[N->b_off + c];
+	}
 	if (wino_ok(L)) {
-		/* FUSE_BN: the batch norm after L (the next layer) from its
-		 * running statistics, as bn_forward does when classifying. */
-		float bn[4 * FUSE_BN_MAX];
-
-		for (int c = 0, OC = L->out.c; (p->fuse & FUSE_BN) && c < OC;
-		    c++) {
-			const struct kz_layer *N = L + 1;
-
-			bn_running(p->n, N, c, &bn[c], &bn[OC + c]);
-			bn[2 * OC + c] = p->n->params[N->w_off + c];
-			bn[3 * OC + c] = p->n->params[N->b_off + c];
-		}
 		if (!p->train)
 			wino4_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
-			    L->out.c, y, B, w->bf16, w->col, w->ncol);
+			    L->out.c, y, B, w->math, w->col, w->ncol);
 		else
 			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
 			    L->out.c, y, B, p->lb->tiles, w->col, w->ncol);
 		return;
 	}
-	if (L->stride == 1 && L->in.c == 1 && direct_scratch(L) <= w->ncol) {
-		conv_direct(L, W, bias, x, B, relu, y, w->col);
+	if (conv_direct_ok(L)) {
+		conv_direct(L, W, bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
+		    x, B, y, w->col);
 		return;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {

@@ -68,16 +68,22 @@ struct kz_work {
 	float *col;		/* convolution scratch, ncol floats */
 	size_t ncol;
 	float *stats;		/* batch mean and var, laid out as state */
-	int bf16;		/* classifying: Winograd products in
-				   bfloat16 (kz_predictor_math) */
+	int math;		/* classifying: how Winograd products are
+				   taken, a WINO_ value */
 };
+
+/* The F(4x4) Winograd products when classifying: by OpenBLAS, by
+ * gemm_packed (where kz_avx512_ok: a new work's choice), or with
+ * bfloat16 operands (kz_predictor_math). */
+enum { WINO_BLAS, WINO_AVX512, WINO_BF16 };
 
 /* What a step also does besides its layer (a fusion). */
 #define FUSE_RELU 1		/* a ReLU on the output (forward); the
 				   output's gradient through it (backward) */
 #define FUSE_POOL 2		/* conv: 2x2 max pooling after the ReLU */
-#define FUSE_BN 4		/* Winograd conv, classifying: the batch
-				   norm that follows, before the ReLU */
+#define FUSE_BN 4		/* Winograd or direct conv, classifying:
+				   the batch norm that follows, before
+				   the ReLU */
 #define FUSE_BN_MAX 1024	/* channels of a conv that FUSE_BN takes */
 
 /* What one layer's forward or backward pass works on. */
@@ -257,11 +263,21 @@ void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, const float *bn, int fuse, int OC,
     float *y, int B, float *keep, float *scratch, size_t nscratch);
 /* The same convolution by F(4x4, 3x3), classifying only (no adjoint,
- * nothing kept), and the scratch it needs: at least wino4_scratch. */
-size_t wino4_scratch(const struct kz_layer *L);
+ * nothing kept), and the scratch it needs for batches of up to maxb
+ * images: at least wino4_scratch. */
+size_t wino4_scratch(const struct kz_layer *L, int maxb);
+/* The n outputs Y of one channel through the batch norm of bn (mean,
+ * 1 / standard deviation, scale, shift; the same arithmetic as
+ * bn_forward's) if it is not NULL, then max(0, Y) if relu: the
+ * epilogue of the convolutions that fuse them. */
+void wino_finish(float *restrict Y, size_t n, const float *bn, int relu);
+/* Whether conv_forward computes L directly (one input channel, stride
+ * 1), when it can fuse a batch norm and a 2x2 max pooling as the
+ * Winograd convolutions do. */
+int conv_direct_ok(const struct kz_layer *L);
 void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    int bf16, float *scratch, size_t nscratch);
+    int math, float *scratch, size_t nscratch);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  Scratch as for
@@ -283,5 +299,18 @@ void bf16_pack_cols(const float *restrict b, int K, size_t N,
  * precision; only where kz_bf16_ok(). */
 void bf16_gemm(int M, size_t N, int K, const uint32_t *A, const uint32_t *B,
     float *C, size_t ldc);
+
+/* ---- single-precision products on AVX-512 (gemm.c) ------------------------ */
+
+/* The rows R of the register tile for products of N columns: 8 or 12. */
+int gemm_rows(size_t N);
+/* Floats of A [M][K] packed for tiles of R rows: M rounded up to R. */
+size_t gemm_packed_floats(int M, int K, int R);
+/* out = A [M][K] as [M / R][K][R], the rows past M zero. */
+void gemm_pack(const float *a, int M, int K, int R, float *out);
+/* C [M][N] (rows ldc apart) = A B, A packed by gemm_pack for R, B
+ * [K][N]; only where kz_avx512_ok(). */
+void gemm_packed(int M, size_t N, int K, int R, const float *A,
+    const float *B, float *C, size_t ldc);
 
 #endif

@@ -79,11 +79,12 @@ group(const struct kz_net *n, const int *readers, const int *reader, int i,
 	}
 	if (!train && (L->type == KZ_CONV || L->type == KZ_DENSE)) {
 		/* When classifying, a layer also does the ReLU that
-		 * follows; a Winograd convolution's output transform also
-		 * the batch norm before it (from its running statistics, in
-		 * the same arithmetic) and a 2x2 max pooling after it: one
-		 * pass over the output, not several. */
-		int j = i, wino = L->type == KZ_CONV && wino_ok(L);
+		 * follows; a Winograd or direct convolution's last pass
+		 * also the batch norm before it (from its running
+		 * statistics, in the same arithmetic) and a 2x2 max pooling
+		 * after it: one pass over the output, not several. */
+		int j = i, wino = L->type == KZ_CONV && (wino_ok(L) ||
+		    conv_direct_ok(L));
 
 		if (wino && L->out.c <= FUSE_BN_MAX &&
 		    feeds(n, readers, reader, j, KZ_BN)) {

@@ -248,10 +248,8 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 	return l;
 }
 
-/* The n outputs Y of one channel through the batch norm of bn (mean,
- * 1 / standard deviation, scale, shift; the same arithmetic as
- * bn_forward's) if it is not NULL, then max(0, Y) if relu. */
-static void
+/* See engine.h. */
+void
 wino_finish(float *restrict Y, size_t n, const float *bn, int relu)
 {
 	for (size_t i = 0; bn != NULL && i < n; i++) {
@@ -523,20 +521,39 @@ wino4_rows_floats(int TH, int TW)
 	return (size_t)6 * (4 * TH + 4) * TW;
 }
 
+/* Floats of the packed kernels: as bfloat16 pairs or for gemm_packed's
+ * tiles, whichever is larger. */
+static size_t
+wino4_packed_floats(int C, int OC)
+{
+	size_t pairs = (size_t)18 * OC * (C + 1);
+	size_t f32 = 36 * gemm_packed_floats(OC, C, 12);
+
+	if (gemm_packed_floats(OC, C, 8) > gemm_packed_floats(OC, C, 12))
+		f32 = 36 * gemm_packed_floats(OC, C, 8);
+	return pairs > f32 ? pairs : f32;
+}
+
 static size_t
 wino4_fixed(int C, int OC, int OH, int OW)
 {
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4;
 
-	return (size_t)36 * OC * C + (size_t)18 * OC * (C + 1) +
+	return (size_t)36 * OC * C + wino4_packed_floats(C, OC) +
 	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) + 72 * WINO_SKEW;
 }
 
 size_t
-wino4_scratch(const struct kz_layer *L)
+wino4_scratch(const struct kz_layer *L, int maxb)
 {
+	size_t per = wino4_per_image(L->in.c, L->out.c, L->out.h, L->out.w);
+	size_t c = WINO_FLOATS / per;
+
+	/* Room for a chunk as large as WINO_FLOATS allows: with one
+	 * image, a small layer's products had a column or two. */
+	c = c < 1 ? 1 : c > (size_t)maxb ? (size_t)maxb : c;
 	return wino4_fixed(L->in.c, L->out.c, L->out.h, L->out.w) +
-	    wino4_per_image(L->in.c, L->out.c, L->out.h, L->out.w);
+	    c * per;
 }
 
 /* U[e][o][c] = (G g G')[e], e < 36, for g [OC][C][3][3];
@@ -549,23 +566,42 @@ wino4_kernels(const float *g, int C, int OC, float *U)
 	    { -1 / 6.f, -1 / 6.f, -1 / 6.f }, { -1 / 6.f, 1 / 6.f, -1 / 6.f },
 	    { 1 / 24.f, 1 / 12.f, 1 / 6.f }, { 1 / 24.f, -1 / 12.f, 1 / 6.f },
 	    { 0, 0, 1 } };
+	enum { CB = 64 };
 	size_t e1 = (size_t)OC * C;
 
+	/* Runs of CB input channels at a time, their taps first turned
+	 * into rows, so that every step is a loop over channels that
+	 * vectorises and U's 36 planes are written in runs: one kernel at
+	 * a time, with stores 36 planes apart, took a tenth of the
+	 * Kanji CNN's time when classifying. */
 	for (int o = 0; o < OC; o++)
-		for (int c = 0; c < C; c++) {
-			const float *k = g + ((size_t)o * C + c) * 9;
-			float t[6][3];
+		for (int c0 = 0; c0 < C; c0 += CB) {
+			int nc = C - c0 < CB ? C - c0 : CB;
+			const float *k = g + ((size_t)o * C + c0) * 9;
+			float kt[9][CB], t[6][3][CB];
 
+			for (int c = 0; c < nc; c++)
+				for (int r = 0; r < 9; r++)
+					kt[r][c] = k[(size_t)c * 9 + r];
 			for (int i = 0; i < 6; i++)
 				for (int j = 0; j < 3; j++)
-					t[i][j] = G[i][0] * k[j] + G[i][1] *
-					    k[3 + j] + G[i][2] * k[6 + j];
+					KZ_IVDEP
+					for (int c = 0; c < nc; c++)
+						t[i][j][c] = G[i][0] *
+						    kt[j][c] + G[i][1] *
+						    kt[3 + j][c] + G[i][2] *
+						    kt[6 + j][c];
 			for (int i = 0; i < 6; i++)
-				for (int j = 0; j < 6; j++)
-					U[(size_t)(6 * i + j) * e1 +
-					    (size_t)o * C + c] = t[i][0] *
-					    G[j][0] + t[i][1] * G[j][1] +
-					    t[i][2] * G[j][2];
+				for (int j = 0; j < 6; j++) {
+					float *u = U + (size_t)(6 * i + j) *
+					    e1 + (size_t)o * C + c0;
+
+					KZ_IVDEP
+					for (int c = 0; c < nc; c++)
+						u[c] = t[i][0][c] * G[j][0] +
+						    t[i][1][c] * G[j][1] +
+						    t[i][2][c] * G[j][2];
+				}
 		}
 }
 
@@ -727,33 +763,60 @@ wino4_scatter(const float *t, size_t N, int S, int TH, int TW, int YH,
 		}
 }
 
-/* See engine.h.  With bf16, the 36 products take bfloat16 operands
- * (bf16.c): scratch then holds the kernels and one plane of tiles as
- * pairs of them, Ub and Vb. */
+/* Images per chunk on gemm_packed's path: at most chunk, and where
+ * one as large as half of it does, a multiple of 96 / T or else of
+ * 32 / T, so that the products' columns fill its register tiles. */
+static int
+wino4_chunk_tiles(int chunk, int T)
+{
+	for (int m = 96; m >= 32; m -= 64)
+		for (int c = chunk; c > 0 && 2 * c >= chunk; c--)
+			if ((size_t)c * T % m == 0)
+				return c;
+	return chunk;
+}
+
+/* See engine.h.  The 36 products go to OpenBLAS (WINO_BLAS), to
+ * gemm_packed with the kernels packed once (WINO_AVX512), or take
+ * bfloat16 operands (WINO_BF16, bf16.c): scratch then holds the kernels
+ * and one plane of tiles as pairs of them, Ub and Vb. */
 KZ_HOT void
 wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    int bf16, float *scratch, size_t nscratch)
+    int math, float *scratch, size_t nscratch)
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
 	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
 	int YW = pool ? OW / 2 : OW, S = pool ? 2 : 4;
-	int K2 = (C + 1) / 2;
+	int K2 = (C + 1) / 2, R = 0;
 	float *U = scratch, *ub = U + (size_t)36 * OC * C;
-	float *rows = ub + (size_t)18 * OC * (C + 1);
+	float *rows = ub + wino4_packed_floats(C, OC);
 	float *line = rows + wino4_rows_floats(TH, TW);
 	float *V = line + (4 * TW + 2);
 	uint32_t *Ub = (uint32_t *)ub;
+	size_t up = 0;
 	int chunk = wino_chunk(nscratch, (size_t)(V - scratch) + 40 *
 	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
 
-	while (chunk > 1 && (double)OC * C * chunk * T > WINO_SMALL_GEMM)
-		chunk--;
+	if (math == WINO_AVX512) {
+		chunk = wino4_chunk_tiles(chunk, T);
+		R = gemm_rows((size_t)chunk * T);
+		up = gemm_packed_floats(OC, C, R);
+	} else {
+		/* OpenBLAS skips packing below WINO_SMALL_GEMM. */
+		while (chunk > 1 && (double)OC * C * chunk * T >
+		    WINO_SMALL_GEMM)
+			chunk--;
+	}
 	wino4_kernels(g, C, OC, U);
-	for (int e = 0; bf16 && e < 36; e++)
-		bf16_pack_rows(U + (size_t)e * OC * C, OC, C, Ub + (size_t)e *
-		    OC * K2);
+	for (int e = 0; e < 36 && math != WINO_BLAS; e++)
+		if (math == WINO_BF16)
+			bf16_pack_rows(U + (size_t)e * OC * C, OC, C, Ub +
+			    (size_t)e * OC * K2);
+		else
+			gemm_pack(U + (size_t)e * OC * C, OC, C, R, ub +
+			    (size_t)e * up);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
@@ -765,15 +828,18 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		wino4_tiles(x, C, H, W, P, B, b0, nb, TH, TW, rows, line, V,
 		    vs);
 		for (int e = 0; e < 36; e++) {
-			if (!bf16) {
+			if (math == WINO_BLAS) {
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
 				    CblasNoTrans, OC, N, C, 1.0f, U + (size_t)e *
 				    OC * C, C, V + e * vs, N, 0.0f, M + e * ms, N);
-				continue;
+			} else if (math == WINO_AVX512) {
+				gemm_packed(OC, N, C, R, ub + (size_t)e * up,
+				    V + e * vs, M + e * ms, N);
+			} else {
+				bf16_pack_cols(V + e * vs, C, N, Vb);
+				bf16_gemm(OC, N, C, Ub + (size_t)e * OC * K2,
+				    Vb, M + e * ms, N);
 			}
-			bf16_pack_cols(V + e * vs, C, N, Vb);
-			bf16_gemm(OC, N, C, Ub + (size_t)e * OC * K2, Vb,
-			    M + e * ms, N);
 		}
 		for (int o = 0; o < OC; o++) {
 			float bno[4];

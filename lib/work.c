@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "predict.h"
 
 /* Floats of the largest activation of one sample, input included. */
 static size_t
@@ -63,6 +64,7 @@ kz_work_new(const struct kz_net *n, int maxb, int train, struct kz_err *e)
 		goto fail;
 	w->net = n;
 	w->maxb = maxb;
+	kz_work_math(w, 0);
 	w->ncol = conv_scratch(n, maxb);
 	w->ng = n->plan[1]->nslots;
 	if ((w->lb = calloc(n->nlayers, sizeof(*w->lb))) == NULL ||
@@ -138,5 +140,5 @@ kz_work_output(const struct kz_work *w, int i)
 void
 kz_work_math(struct kz_work *w, int bf16)
 {
-	w->bf16 = bf16;
+	w->math = bf16 ? WINO_BF16 : kz_avx512_ok() ? WINO_AVX512 : WINO_BLAS;
 }

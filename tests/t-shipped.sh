@@ -49,6 +49,23 @@ PY
 	t_eq "-p bf16 where the CPU lacks it (KZ_NO_BF16): single precision's bytes" "$(md5sum <"$T/f32.kz")" "$(md5sum <"$T/nobf16.kz")"
 	t_eq "... said in one line under -v" "1" "$(grep -c 'lacks AVX512_BF16.*single precision instead' "$T/nobf16.err")"
 	t_fails "kz-classify -p: an unknown arithmetic" "-p: auto, f32 or bf16" kz-classify -p f64 "$T/test.kz"
+	# Single precision by kz's AVX-512 products or by OpenBLAS's: the
+	# same sums in another order.  Both stated predictions must agree
+	# but for near ties, and the scores to a few units in the last place.
+	KZ_NO_AVX512=1 kz-classify -s 0 -k 1 -v "$T/test.kz" >"$T/blas.kz" 2>"$T/blas.err"
+	t_eq "KZ_NO_AVX512: OpenBLAS's products, said under -v" 1 "$(grep -c "single precision, OpenBLAS's products" "$T/blas.err")"
+	"$PY" - "$T/f32.kz" "$T/blas.kz" <<'PY' >"$T/paths.txt"
+import sys
+sys.path.insert(0, __import__("os").environ["TESTS"])
+import kzpy
+a = list(kzpy.records_preds(sys.argv[1])); b = list(kzpy.records_preds(sys.argv[2]))
+same = sum(x[2][0][0] == y[2][0][0] for x, y in zip(a, b))
+worst = max(abs(x[2][0][1] - y[2][0][1]) for x, y in zip(a, b) if x[2][0][0] == y[2][0][0])
+print(len(a) == len(b) == 10000 and same >= 9995, worst < 1e-4)
+PY
+	t_eq "single precision, either products: 9,995 or more of 10,000 top-1 predictions alike, scores within 1e-4" "True True" "$(cat "$T/paths.txt")"
+	kz-classify -s 0 -k 1 -t 1 -b 300 "$T/test.kz" >"$T/f32-t1.kz"
+	t_eq "... and each the same bytes with one thread and batches of 300" "$(md5sum <"$T/f32.kz")" "$(md5sum <"$T/f32-t1.kz")"
 	t_eq "the shipped model carries the KMNIST class map" "$(kz-label -c "$D/kmnist_classmap.csv" "$T/shipped-s1.kz" | md5sum)" \
 	    "$(kz-label -m kmnist "$T/shipped-s1.kz" | md5sum)"
 	# Ten test characters as photos of paper: dark ink on grey, off
