@@ -304,13 +304,14 @@ void bf16_gemm(int M, size_t N, int K, const uint32_t *A, const uint32_t *B,
 
 /* The rows R of the register tile for products of N columns: 8 or 12. */
 int gemm_rows(size_t N);
-/* Floats of A [M][K] packed for tiles of R rows: M rounded up to R. */
-size_t gemm_packed_floats(int M, int K, int R);
+/* Floats of A [M][K] packed for tiles of either size: M rounded up to
+ * 8 or to 12, whichever is larger, by K. */
+size_t gemm_packed_floats(int M, int K);
 /* out = A [M][K] as [M / R][K][R], the rows past M zero. */
 void gemm_pack(const float *a, int M, int K, int R, float *out);
 /* C [M][N] (rows ldc apart) = A B, A packed by gemm_pack for R, B
- * [K][N]; only where kz_avx512_ok(). */
+ * [K][N] (rows ldb apart); only where kz_avx512_ok(). */
 void gemm_packed(int M, size_t N, int K, int R, const float *A,
-    const float *B, float *C, size_t ldc);
+    const float *B, size_t ldb, float *C, size_t ldc);
 
 #endif

@@ -18,6 +18,9 @@
 #include "engine.h"
 #include "predict.h"
 
+/* Rows of B a pass takes: 256 by 48 columns is 48 KiB. */
+#define GEMM_DEPTH 256
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define GEMM_BUILT 1
@@ -52,9 +55,11 @@ gemm_rows(size_t N)
 }
 
 size_t
-gemm_packed_floats(int M, int K, int R)
+gemm_packed_floats(int M, int K)
 {
-	return (size_t)(M + R - 1) / R * R * K;
+	size_t m8 = (size_t)(M + 7) / 8 * 8, m12 = (size_t)(M + 11) / 12 * 12;
+
+	return (m8 > m12 ? m8 : m12) * K;
 }
 
 void
@@ -72,12 +77,13 @@ gemm_pack(const float *a, int M, int K, int R, float *out)
 
 #if GEMM_BUILT
 /* C[R][nn] (rows ldc apart, mr <= R of them written, nn <= 16 V
- * columns) = A[K][R] (packed) B[K][N]: R x V accumulators; the masks
- * cut the columns past nn.  Full tiles take unmasked loads. */
+ * columns) = A[K][R] (packed) B[K][nn] (rows N apart), plus C's own
+ * values if add: R x V accumulators; the masks cut the columns past
+ * nn.  Full tiles take unmasked loads. */
 #define GEMM_TILE(NAME, R, V)						\
 GEMM_TARGET static void							\
 NAME(int K, const float *restrict A, const float *restrict B, size_t N,	\
-    int nn, float *restrict C, size_t ldc, int mr)			\
+    int nn, float *restrict C, size_t ldc, int mr, int add)		\
 {									\
 	__mmask16 mk[V];						\
 	__m512 c[R][V];							\
@@ -90,7 +96,10 @@ NAME(int K, const float *restrict A, const float *restrict B, size_t N,	\
 	}								\
 	for (int i = 0; i < R; i++)					\
 		for (int j = 0; j < V; j++)				\
-			c[i][j] = _mm512_setzero_ps();			\
+			c[i][j] = add && i < mr ?			\
+			    _mm512_maskz_loadu_ps(mk[j], C +		\
+			    (size_t)i * ldc + 16 * j) :			\
+			    _mm512_setzero_ps();			\
 	if (nn == 16 * V) {						\
 		for (int k = 0; k < K; k++) {				\
 			const float *b = B + (size_t)k * N, *a = A +	\
@@ -136,25 +145,32 @@ GEMM_TILE(gemm_tile8x3, 8, 3)
 
 GEMM_TARGET void
 gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
-    float *C, size_t ldc)
+    size_t ldb, float *C, size_t ldc)
 {
 	int W = R == 8 ? 48 : 32;
 
-	/* A panel of W columns of B (K rows by W floats) stays in L1
-	 * while every row block of A goes by. */
-	for (size_t n0 = 0; n0 < N; n0 += W) {
-		int nn = N - n0 < (size_t)W ? (int)(N - n0) : W;
+	/* A panel of GEMM_DEPTH rows by W columns of B stays in L1 while
+	 * every row block of A goes by; a deeper product (a dense layer's)
+	 * adds its next GEMM_DEPTH rows' products to C. */
+	for (int k0 = 0; k0 < K; k0 += GEMM_DEPTH) {
+		int kk = K - k0 < GEMM_DEPTH ? K - k0 : GEMM_DEPTH;
 
-		for (int m = 0; m < M; m += R) {
-			const float *a = A + (size_t)m * K;
-			float *c = C + (size_t)m * ldc + n0;
+		for (size_t n0 = 0; n0 < N; n0 += W) {
+			int nn = N - n0 < (size_t)W ? (int)(N - n0) : W;
+			const float *b = B + (size_t)k0 * ldb + n0;
 
-			if (R == 8)
-				gemm_tile8x3(K, a, B + n0, N, nn, c, ldc,
-				    M - m);
-			else
-				gemm_tile12x2(K, a, B + n0, N, nn, c, ldc,
-				    M - m);
+			for (int m = 0; m < M; m += R) {
+				const float *a = A + (size_t)m * K +
+				    (size_t)k0 * R;
+				float *c = C + (size_t)m * ldc + n0;
+
+				if (R == 8)
+					gemm_tile8x3(kk, a, b, ldb, nn, c, ldc,
+					    M - m, k0 > 0);
+				else
+					gemm_tile12x2(kk, a, b, ldb, nn, c,
+					    ldc, M - m, k0 > 0);
+			}
 		}
 	}
 }
@@ -162,9 +178,9 @@ gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
 /* Never called: kz_avx512_ok() is 0 where this is built. */
 void
 gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
-    float *C, size_t ldc)
+    size_t ldb, float *C, size_t ldc)
 {
-	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)C;
-	(void)ldc;
+	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)ldb;
+	(void)C, (void)ldc;
 }
 #endif

@@ -82,8 +82,17 @@ dense_forward(struct kz_pass *p)
 	int F = (int)shape_size(L->in), N = L->out.c, B = p->B;
 	int relu = p->fuse & FUSE_RELU;
 
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, B, F, 1.0f,
-	    W, F, p->x, B, 0.0f, y, B);
+	if (!p->train && p->w->math == WINO_AVX512) {
+		/* As the Winograd products: the weights packed (per batch,
+		 * a pass over them against B columns of products each). */
+		int R = gemm_rows((size_t)B);
+
+		gemm_pack(W, N, F, R, p->w->col);
+		gemm_packed(N, B, F, R, p->w->col, p->x, B, y, B);
+	} else {
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, B,
+		    F, 1.0f, W, F, p->x, B, 0.0f, y, B);
+	}
 	for (int i = 0; i < N; i++)
 		for (int b = 0; b < B; b++) {
 			float v = y[(size_t)i * B + b] + bias[i];

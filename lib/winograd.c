@@ -527,10 +527,8 @@ static size_t
 wino4_packed_floats(int C, int OC)
 {
 	size_t pairs = (size_t)18 * OC * (C + 1);
-	size_t f32 = 36 * gemm_packed_floats(OC, C, 12);
+	size_t f32 = 36 * gemm_packed_floats(OC, C);
 
-	if (gemm_packed_floats(OC, C, 8) > gemm_packed_floats(OC, C, 12))
-		f32 = 36 * gemm_packed_floats(OC, C, 8);
 	return pairs > f32 ? pairs : f32;
 }
 
@@ -664,6 +662,7 @@ wino4_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 	int PH = 4 * TH + 2;
 	/* pixels of a row that tiles read */
 	int wn = W < 4 * TW + 2 - P ? W : 4 * TW + 2 - P;
+	int direct = P == 0 && W >= 4 * TW + 2;
 
 	memset(rows, 0, wino4_rows_floats(TH, TW) * sizeof(float));
 	memset(line, 0, (4 * TW + 2) * sizeof(float));
@@ -672,11 +671,19 @@ wino4_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
 
 			for (int row = P; row < PH && row < H + P; row++) {
-				int iy = row - P;
+				const float *l = src + (size_t)(row - P) * W;
 
-				memcpy(line + P, src + (size_t)iy * W, (size_t)wn *
-				    sizeof(float));
-				wino4_cols(line, TW, rows + (size_t)(row & 3) *
+				/* A row the tiles read whole is read where
+				 * it lies; else copied, padded, by a loop:
+				 * memcpy's call cost more than rows of 30
+				 * floats. */
+				if (!direct) {
+					KZ_IVDEP
+					for (int i = 0; i < wn; i++)
+						line[P + i] = l[i];
+					l = line;
+				}
+				wino4_cols(l, TW, rows + (size_t)(row & 3) *
 				    R + (size_t)(row >> 2) * TW, 4 * R);
 			}
 			wino4_rows(rows, R, TW, T, V + (size_t)c * N +
@@ -802,7 +809,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 	if (math == WINO_AVX512) {
 		chunk = wino4_chunk_tiles(chunk, T);
 		R = gemm_rows((size_t)chunk * T);
-		up = gemm_packed_floats(OC, C, R);
+		up = gemm_packed_floats(OC, C);
 	} else {
 		/* OpenBLAS skips packing below WINO_SMALL_GEMM. */
 		while (chunk > 1 && (double)OC * C * chunk * T >
@@ -834,7 +841,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 				    OC * C, C, V + e * vs, N, 0.0f, M + e * ms, N);
 			} else if (math == WINO_AVX512) {
 				gemm_packed(OC, N, C, R, ub + (size_t)e * up,
-				    V + e * vs, M + e * ms, N);
+				    V + e * vs, N, M + e * ms, N);
 			} else {
 				bf16_pack_cols(V + e * vs, C, N, Vb);
 				bf16_gemm(OC, N, C, Ub + (size_t)e * OC * K2,

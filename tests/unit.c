@@ -575,7 +575,7 @@ static void
 test_gemm(void)
 {
 	static const int shapes[][3] = { { 13, 70, 5 }, { 24, 96, 33 },
-	    { 1, 1, 1 }, { 25, 144, 64 }, { 12, 32, 7 } };
+	    { 1, 1, 1 }, { 25, 144, 64 }, { 12, 32, 7 }, { 10, 50, 700 } };
 	struct kz_rng r;
 	int bad = 0, packed = 1;
 
@@ -592,7 +592,7 @@ test_gemm(void)
 			b[i] = (float)kz_rng_normal(&r);
 		for (int R = 8; R <= 12; R += 4) {
 			float *ap = malloc(sizeof(float) *
-			    gemm_packed_floats(M, K, R));
+			    gemm_packed_floats(M, K));
 
 			gemm_pack(a, M, K, R, ap);
 			/* Row m of A is column m % R of block m / R. */
@@ -606,16 +606,24 @@ test_gemm(void)
 				 * row stay as they were. */
 				for (int i = 0; i < M * (N + 3); i++)
 					c[i] = 7;
-				gemm_packed(M, N, K, R, ap, b, c, N + 3);
+				gemm_packed(M, N, K, R, ap, b, N, c, N + 3);
 				for (int m = 0; m < M; m++) {
 					for (int n = 0; n < N; n++) {
-						double d = 0;
+						double d = 0, mag = 0;
 
-						for (int k = 0; k < K; k++)
-							d += (double)a[m * K +
-							    k] * b[k * N + n];
+						/* Rounding grows with the
+						 * terms' sizes, not the sum's:
+						 * a missed block of terms is
+						 * thousands of times more. */
+						for (int k = 0; k < K; k++) {
+							double t = (double)a[m *
+							    K + k] * b[k * N + n];
+
+							d += t;
+							mag += fabs(t);
+						}
 						bad += fabs(c[m * (N + 3) + n] -
-						    d) > 1e-5 * (1 + fabs(d));
+						    d) > 1e-6 * (1 + mag);
 					}
 					for (int n = N; n < N + 3; n++)
 						bad += c[m * (N + 3) + n] != 7;
