@@ -195,6 +195,11 @@ conv_scratch(const struct kz_net *n, int maxb)
 			continue;
 		size_t c = (size_t)L->in.c * L->k * L->k * L->out.h * L->out.w;
 		per = c > per ? c : per;
+		/* conv_forward's packed weights and one image's patches. */
+		size_t g = gemm_packed_floats(L->out.c, L->in.c * L->k *
+		    L->k) + c;
+
+		wino = g > wino ? g : wino;
 		if (wino_ok(L)) {
 			size_t f = wino_scratch(L), f4 = wino4_scratch(L, maxb);
 
@@ -348,7 +353,9 @@ conv_forward(struct kz_pass *p)
 		if (!p->train)
 			wino4_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
-			    L->out.c, y, B, w->math, w->col, w->ncol);
+			    L->out.c, y, B, w->math, w->packed == NULL ? NULL :
+			    w->packed + 2 * (L - p->n->layers), w->col,
+			    w->ncol);
 		else
 			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
@@ -359,6 +366,20 @@ conv_forward(struct kz_pass *p)
 		conv_direct(L, W, bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
 		    x, B, y, w->col);
 		return;
+	}
+	/* Classifying on AVX-512: the weights packed once at the start of
+	 * the scratch, for gemm_packed; the patches after them. */
+	int R = 0;
+	float *col = w->col;
+
+	if (!p->train && w->math == WINO_AVX512) {
+		size_t up = gemm_packed_floats(L->out.c, ckk);
+		size_t per = (size_t)ckk * ohw, c = (w->ncol - up) / per;
+
+		chunk = c < 1 ? 1 : c > (size_t)B ? B : (int)c;
+		R = gemm_rows((size_t)chunk * ohw);
+		gemm_pack(W, L->out.c, ckk, R, w->col);
+		col += up;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
@@ -373,10 +394,14 @@ conv_forward(struct kz_pass *p)
 			for (size_t i = 0; i < cols; i++)
 				row[i] = bv;
 		}
-		im2col(L, x, B, b0, nb, w->col);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-		    L->out.c, cols, ckk, 1.0f, W, ckk, w->col, cols,
-		    1.0f, y + b0 * ohw, B * ohw);
+		im2col(L, x, B, b0, nb, col);
+		if (R != 0)
+			gemm_packed(L->out.c, cols, ckk, R, w->col, col, cols,
+			    y + b0 * ohw, B * ohw, 1);
+		else
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+			    L->out.c, cols, ckk, 1.0f, W, ckk, col, cols,
+			    1.0f, y + b0 * ohw, B * ohw);
 		for (int oc = 0; relu && oc < L->out.c; oc++) {
 			float *row = y + ((size_t)oc * B + b0) * ohw;
 

@@ -70,6 +70,12 @@ struct kz_work {
 	float *stats;		/* batch mean and var, laid out as state */
 	int math;		/* classifying: how Winograd products are
 				   taken, a WINO_ value */
+	/* A work made for classifying only (kz_work_new's train 0), whose
+	 * net's parameters stay as they are: per layer, its F(4x4)
+	 * kernels packed for gemm_packed's tiles of 8 and of 12 rows, made
+	 * on first use; NULL in a training work, whose validation passes
+	 * see the parameters change. */
+	float **packed;		/* [nlayers][2] */
 };
 
 /* The F(4x4) Winograd products when classifying: by OpenBLAS, by
@@ -264,7 +270,8 @@ void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     float *y, int B, float *keep, float *scratch, size_t nscratch);
 /* The same convolution by F(4x4, 3x3), classifying only (no adjoint,
  * nothing kept), and the scratch it needs for batches of up to maxb
- * images: at least wino4_scratch. */
+ * images: at least wino4_scratch.  packed, if not NULL, is the layer's
+ * two slots of kz_work's packed (kept there, on WINO_AVX512). */
 size_t wino4_scratch(const struct kz_layer *L, int maxb);
 /* The n outputs Y of one channel through the batch norm of bn (mean,
  * 1 / standard deviation, scale, shift; the same arithmetic as
@@ -277,7 +284,7 @@ void wino_finish(float *restrict Y, size_t n, const float *bn, int relu);
 int conv_direct_ok(const struct kz_layer *L);
 void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    int math, float *scratch, size_t nscratch);
+    int math, float **packed, float *scratch, size_t nscratch);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  Scratch as for
@@ -309,9 +316,10 @@ int gemm_rows(size_t N);
 size_t gemm_packed_floats(int M, int K);
 /* out = A [M][K] as [M / R][K][R], the rows past M zero. */
 void gemm_pack(const float *a, int M, int K, int R, float *out);
-/* C [M][N] (rows ldc apart) = A B, A packed by gemm_pack for R, B
- * [K][N] (rows ldb apart); only where kz_avx512_ok(). */
+/* C [M][N] (rows ldc apart) = A B, plus C if add; A packed by
+ * gemm_pack for R, B [K][N] (rows ldb apart); only where
+ * kz_avx512_ok(). */
 void gemm_packed(int M, size_t N, int K, int R, const float *A,
-    const float *B, size_t ldb, float *C, size_t ldc);
+    const float *B, size_t ldb, float *C, size_t ldc, int add);
 
 #endif

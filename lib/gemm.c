@@ -145,7 +145,7 @@ GEMM_TILE(gemm_tile8x3, 8, 3)
 
 GEMM_TARGET void
 gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
-    size_t ldb, float *C, size_t ldc)
+    size_t ldb, float *C, size_t ldc, int add)
 {
 	int W = R == 8 ? 48 : 32;
 
@@ -166,10 +166,10 @@ gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
 
 				if (R == 8)
 					gemm_tile8x3(kk, a, b, ldb, nn, c, ldc,
-					    M - m, k0 > 0);
+					    M - m, add || k0 > 0);
 				else
 					gemm_tile12x2(kk, a, b, ldb, nn, c,
-					    ldc, M - m, k0 > 0);
+					    ldc, M - m, add || k0 > 0);
 			}
 		}
 	}
@@ -178,9 +178,9 @@ gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
 /* Never called: kz_avx512_ok() is 0 where this is built. */
 void
 gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
-    size_t ldb, float *C, size_t ldc)
+    size_t ldb, float *C, size_t ldc, int add)
 {
 	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)ldb;
-	(void)C, (void)ldc;
+	(void)C, (void)ldc, (void)add;
 }
 #endif

@@ -88,7 +88,7 @@ dense_forward(struct kz_pass *p)
 		int R = gemm_rows((size_t)B);
 
 		gemm_pack(W, N, F, R, p->w->col);
-		gemm_packed(N, B, F, R, p->w->col, p->x, B, y, B);
+		gemm_packed(N, B, F, R, p->w->col, p->x, B, y, B, 0);
 	} else {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, B,
 		    F, 1.0f, W, F, p->x, B, 0.0f, y, B);

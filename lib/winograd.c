@@ -11,6 +11,7 @@
  * speed.  The input gradient is the same convolution with the kernels
  * turned round; the weight gradient is F(3x3, 2x2), its transpose.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -510,7 +511,7 @@ static size_t
 wino4_per_image(int C, int OC, int OH, int OW)
 {
 	return (size_t)((OH + 3) / 4) * ((OW + 3) / 4) * (36 * (C + OC) +
-	    16 + (C + 1) / 2);
+	    32 + (C + 1) / 2);
 }
 
 /* Floats of wino4_tiles' rows for TH x TW tiles: 6 transforms of each
@@ -727,46 +728,58 @@ wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
 	wino_finish(Y, 16 * N, bn, relu);
 }
 
-/* One image's outputs img (YH x YW) from its tiles t: tile (ty, tx)'s
- * S x S outputs, plane S i + j of t (planes N floats apart), go to row
- * S ty + i, column S tx + j, where the image has them.  A row's whole
- * tiles interleave S planes, which vectorises; the last, cut by the
- * edge, goes one by one. */
+/* Z[i][S n + j] = t[S i + j][n] (planes N floats apart), i, j < S,
+ * n < N: the outputs of each tile row in image order, every tile at
+ * once, which vectorises where one tile row (7 tiles of 28 x 28) did
+ * not. */
 static void
-wino4_scatter(const float *t, size_t N, int S, int TH, int TW, int YH,
+wino4_interleave(const float *restrict t, size_t N, int S,
+    float *restrict Z)
+{
+	for (int i = 0; i < S; i++) {
+		const float *restrict a = t + (size_t)S * i * N;
+		float *restrict z = Z + (size_t)S * i * N;
+
+		if (S == 4) {
+			const float *restrict b = a + N, *restrict c = b + N,
+			    *restrict e = c + N;
+
+			KZ_IVDEP
+			for (size_t n = 0; n < N; n++) {
+				z[4 * n] = a[n];
+				z[4 * n + 1] = b[n];
+				z[4 * n + 2] = c[n];
+				z[4 * n + 3] = e[n];
+			}
+		} else {
+			const float *restrict b = a + N;
+
+			KZ_IVDEP
+			for (size_t n = 0; n < N; n++) {
+				z[2 * n] = a[n];
+				z[2 * n + 1] = b[n];
+			}
+		}
+	}
+}
+
+/* One image's outputs img (YH x YW) from its interleaved tiles z
+ * (wino4_interleave's, from the image's first tile; rows S N floats
+ * apart): tile row ty's row i is S TW floats in image order, of which
+ * the image has the first YW. */
+static void
+wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
     int YW, float *img)
 {
-	int full = YW / S < TW ? YW / S : TW;
-
 	for (int ty = 0; ty < TH; ty++)
 		for (int i = 0; i < S && S * ty + i < YH; i++) {
 			float *restrict d = img + (size_t)(S * ty + i) * YW;
-			const float *p0 = t + (size_t)S * i * N +
-			    (size_t)ty * TW;
+			const float *restrict r = z + (size_t)S * i * N +
+			    (size_t)S * ty * TW;
 
-			if (S == 4) {
-				const float *restrict a = p0, *restrict b =
-				    a + N, *restrict c = b + N, *restrict e =
-				    c + N;
-
-				for (int tx = 0; tx < full; tx++) {
-					d[4 * tx] = a[tx];
-					d[4 * tx + 1] = b[tx];
-					d[4 * tx + 2] = c[tx];
-					d[4 * tx + 3] = e[tx];
-				}
-			} else {
-				const float *restrict a = p0, *restrict b =
-				    a + N;
-
-				for (int tx = 0; tx < full; tx++) {
-					d[2 * tx] = a[tx];
-					d[2 * tx + 1] = b[tx];
-				}
-			}
-			for (int j = 0; full < TW && j < S &&
-			    S * full + j < YW; j++)
-				d[S * full + j] = p0[(size_t)j * N + full];
+			KZ_IVDEP
+			for (int x = 0; x < YW; x++)
+				d[x] = r[x];
 		}
 }
 
@@ -790,7 +803,7 @@ wino4_chunk_tiles(int chunk, int T)
 KZ_HOT void
 wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    int math, float *scratch, size_t nscratch)
+    int math, float **packed, float *scratch, size_t nscratch)
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
@@ -816,21 +829,30 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		    WINO_SMALL_GEMM)
 			chunk--;
 	}
-	wino4_kernels(g, C, OC, U);
-	for (int e = 0; e < 36 && math != WINO_BLAS; e++)
-		if (math == WINO_BF16)
-			bf16_pack_rows(U + (size_t)e * OC * C, OC, C, Ub +
-			    (size_t)e * OC * K2);
-		else
-			gemm_pack(U + (size_t)e * OC * C, OC, C, R, ub +
-			    (size_t)e * up);
+	if (math == WINO_AVX512 && packed != NULL && packed[R == 12] != NULL) {
+		ub = packed[R == 12];
+	} else {
+		wino4_kernels(g, C, OC, U);
+		for (int e = 0; e < 36 && math != WINO_BLAS; e++)
+			if (math == WINO_BF16)
+				bf16_pack_rows(U + (size_t)e * OC * C, OC, C,
+				    Ub + (size_t)e * OC * K2);
+			else
+				gemm_pack(U + (size_t)e * OC * C, OC, C, R,
+				    ub + (size_t)e * up);
+		/* Kept for the next batches: out of memory, made again. */
+		if (math == WINO_AVX512 && packed != NULL &&
+		    (packed[R == 12] = malloc(36 * up * sizeof(float))) !=
+		    NULL)
+			memcpy(packed[R == 12], ub, 36 * up * sizeof(float));
+	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
 		size_t vs = (size_t)C * N + WINO_SKEW, ms = (size_t)OC * N +
 		    WINO_SKEW;
-		float *M = V + 36 * vs, *Y = M + 36 * ms;
-		uint32_t *Vb = (uint32_t *)(Y + 16 * N);
+		float *M = V + 36 * vs, *Y = M + 36 * ms, *Z = Y + 16 * N;
+		uint32_t *Vb = (uint32_t *)(Z + 16 * N);
 
 		wino4_tiles(x, C, H, W, P, B, b0, nb, TH, TW, rows, line, V,
 		    vs);
@@ -841,7 +863,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 				    OC * C, C, V + e * vs, N, 0.0f, M + e * ms, N);
 			} else if (math == WINO_AVX512) {
 				gemm_packed(OC, N, C, R, ub + (size_t)e * up,
-				    V + e * vs, N, M + e * ms, N);
+				    V + e * vs, N, M + e * ms, N, 0);
 			} else {
 				bf16_pack_cols(V + e * vs, C, N, Vb);
 				bf16_gemm(OC, N, C, Ub + (size_t)e * OC * K2,
@@ -867,9 +889,11 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 						    q + 5 * N, N, Y + (size_t)(2 *
 						    a + c2) * N);
 					}
+			wino4_interleave(Y, N, S, Z);
 			for (int b = 0; b < nb; b++)
-				wino4_scatter(Y + (size_t)b * T, N, S, TH, TW, YH,
-				    YW, y + ((size_t)o * B + b0 + b) * YH * YW);
+				wino4_scatter(Z + (size_t)S * b * T, N, S, TH,
+				    TW, YH, YW, y + ((size_t)o * B + b0 + b) *
+				    YH * YW);
 		}
 	}
 }

@@ -73,7 +73,9 @@ kz_work_new(const struct kz_net *n, int maxb, int train, struct kz_err *e)
 	    alloc_steps(n, n->plan[1], w, train, done) != 0 ||
 	    (w->grad = calloc(n->nparams + 1, sizeof(float))) == NULL ||
 	    (w->col = malloc((w->ncol + 1) * sizeof(float))) == NULL ||
-	    (w->stats = calloc(n->nstate + 1, sizeof(float))) == NULL)
+	    (w->stats = calloc(n->nstate + 1, sizeof(float))) == NULL ||
+	    (!train && (w->packed = calloc(2 * (size_t)n->nlayers,
+	    sizeof(*w->packed))) == NULL))
 		goto fail;
 	for (int i = 0; i < w->ng; i++)
 		if ((w->g[i] = malloc(m * sizeof(float))) == NULL)
@@ -105,6 +107,9 @@ kz_work_free(struct kz_work *w)
 	}
 	for (int i = 0; w->g != NULL && i < w->ng; i++)
 		free(w->g[i]);
+	for (int i = 0; w->packed != NULL && i < 2 * w->net->nlayers; i++)
+		free(w->packed[i]);
+	free(w->packed);
 	free(w->lb);
 	free(w->g);
 	free(w->grad);
