@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "util.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -26,10 +27,7 @@
 int
 kz_bf16_ok(void)
 {
-	const char *off = getenv("KZ_NO_BF16");
-
-	/* KZ_NO_BF16 set: as on a CPU without, to test the fallback. */
-	if (off != NULL && *off != '\0')
+	if (kz_env_set("KZ_NO_BF16"))
 		return 0;
 #if BF16_BUILT
 	return __builtin_cpu_supports("avx512bf16") &&

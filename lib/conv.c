@@ -12,12 +12,14 @@
 #include "util.h"
 #include "engine.h"
 
-/* Samples per im2col chunk for layer L. */
+/* Samples per im2col chunk for layer L, taken floats of the scratch
+ * being in other use. */
 static int
-conv_chunk(const struct kz_layer *L, const struct kz_work *w, int B)
+conv_chunk(const struct kz_layer *L, const struct kz_work *w, int B,
+    size_t taken)
 {
 	size_t per = (size_t)L->in.c * L->k * L->k * L->out.h * L->out.w;
-	size_t c = w->ncol / per;
+	size_t c = (w->ncol - taken) / per;
 
 	if (c < 1)
 		c = 1;
@@ -259,6 +261,8 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 		for (int o = 0; o < L->out.c; o++) {
 			float *restrict a = acc;
 
+			float bno[4];
+
 			if (K == 3) {
 				/* The nine taps in one pass: a third of the
 				 * loads and stores of nine. */
@@ -272,26 +276,24 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 					    w9[3] * s1[i] + w9[4] * s1[i + 1] +
 					    w9[5] * s1[i + 2] + w9[6] * s2[i] +
 					    w9[7] * s2[i + 1] + w9[8] * s2[i + 2];
-			}
-			for (size_t i = 0; K != 3 && i < len; i++)
-				a[i] = bias[o];
-			for (int ki = 0; K != 3 && ki < K; ki++)
-				for (int kj = 0; kj < K; kj++) {
-					const float *restrict s = img +
-					    (size_t)ki * PW + kj;
-					float wv = W[((size_t)o * K + ki) * K + kj];
-
-					for (size_t i = 0; i < len; i++)
-						a[i] += wv * s[i];
-				}
-			if (bn != NULL) {
-				float bno[4] = { bn[o], bn[OC + o],
-				    bn[2 * OC + o], bn[3 * OC + o] };
-
-				wino_finish(acc, len, bno, fuse & FUSE_RELU);
 			} else {
-				wino_finish(acc, len, NULL, fuse & FUSE_RELU);
+				for (size_t i = 0; i < len; i++)
+					a[i] = bias[o];
+				for (int ki = 0; ki < K; ki++)
+					for (int kj = 0; kj < K; kj++) {
+						const float *restrict s = img +
+						    (size_t)ki * PW + kj;
+						float wv = W[((size_t)o * K +
+						    ki) * K + kj];
+
+						for (size_t i = 0; i < len; i++)
+							a[i] += wv * s[i];
+					}
 			}
+			for (int k = 0; bn != NULL && k < 4; k++)
+				bno[k] = bn[k * OC + o];
+			wino_finish(acc, len, bn != NULL ? bno : NULL,
+			    fuse & FUSE_RELU);
 			for (int oy = 0; oy < YH; oy++) {
 				float *restrict d = y + ((size_t)o * B + b) * YH *
 				    YW + (size_t)oy * YW;
@@ -334,7 +336,7 @@ conv_forward(struct kz_pass *p)
 	const float *W = p->n->params + L->w_off;
 	const float *bias = p->n->params + L->b_off, *x = p->x;
 	float *y = p->y;
-	int B = p->B, ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
+	int B = p->B, ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B, 0);
 	int relu = p->fuse & FUSE_RELU;
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
@@ -353,9 +355,8 @@ conv_forward(struct kz_pass *p)
 		if (!p->train)
 			wino4_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
-			    L->out.c, y, B, w->math, w->packed == NULL ? NULL :
-			    w->packed + 2 * (L - p->n->layers), w->col,
-			    w->ncol);
+			    L->out.c, y, B, w->math, work_slots(w, (int)(L -
+			    p->n->layers)), w->col, w->ncol);
 		else
 			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
@@ -367,18 +368,20 @@ conv_forward(struct kz_pass *p)
 		    x, B, y, w->col);
 		return;
 	}
-	/* Classifying on AVX-512: the weights packed once at the start of
-	 * the scratch, for gemm_packed; the patches after them. */
+	/* Classifying on AVX-512: the weights packed for gemm_packed (at
+	 * the start of the scratch unless the work keeps them), the
+	 * patches after them. */
 	int R = 0;
 	float *col = w->col;
+	const float *Wp = NULL;
 
 	if (!p->train && w->math == WINO_AVX512) {
 		size_t up = gemm_packed_floats(L->out.c, ckk);
-		size_t per = (size_t)ckk * ohw, c = (w->ncol - up) / per;
 
-		chunk = c < 1 ? 1 : c > (size_t)B ? B : (int)c;
+		chunk = conv_chunk(L, w, B, up);
 		R = gemm_rows((size_t)chunk * ohw);
-		gemm_pack(W, L->out.c, ckk, R, w->col);
+		Wp = work_packed(w, (int)(L - p->n->layers), W, L->out.c, ckk,
+		    R, w->col);
 		col += up;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -396,7 +399,7 @@ conv_forward(struct kz_pass *p)
 		}
 		im2col(L, x, B, b0, nb, col);
 		if (R != 0)
-			gemm_packed(L->out.c, cols, ckk, R, w->col, col, cols,
+			gemm_packed(L->out.c, cols, ckk, R, Wp, col, cols,
 			    y + b0 * ohw, B * ohw, 1);
 		else
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
@@ -420,7 +423,7 @@ conv_backward(struct kz_pass *p)
 	struct kz_work *w = p->w;
 	const float *W = p->n->params + L->w_off, *x = p->x, *dy = p->dy;
 	float *dW = w->grad + L->w_off, *db = w->grad + L->b_off, *dx = p->dx;
-	int B = p->B, ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B);
+	int B = p->B, ckk = L->in.c * L->k * L->k, chunk = conv_chunk(L, w, B, 0);
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
 	/* 3x3 stride-1 kernels take the Winograd path for the weight

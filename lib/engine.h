@@ -71,12 +71,21 @@ struct kz_work {
 	int math;		/* classifying: how Winograd products are
 				   taken, a WINO_ value */
 	/* A work made for classifying only (kz_work_new's train 0), whose
-	 * net's parameters stay as they are: per layer, its F(4x4)
-	 * kernels packed for gemm_packed's tiles of 8 and of 12 rows, made
-	 * on first use; NULL in a training work, whose validation passes
-	 * see the parameters change. */
+	 * net's parameters stay as they are: per layer, its weights (a
+	 * Winograd layer's F(4x4) kernels) packed for gemm_packed's tiles
+	 * of 8 and of 12 rows, made on first use; NULL in a training work,
+	 * whose validation passes see the parameters change. */
 	float **packed;		/* [nlayers][2] */
 };
+
+/* Layer's two slots of w->packed (tiles of 8 rows, of 12), or NULL in
+ * a work that keeps none. */
+float **work_slots(struct kz_work *w, int layer);
+/* Layer's weights W [M][K] packed for gemm_packed's tiles of R rows:
+ * kept in the work after the first call where it keeps them, else
+ * packed into scratch (gemm_packed_floats(M, K) floats). */
+const float *work_packed(struct kz_work *w, int layer, const float *W,
+    int M, int K, int R, float *scratch);
 
 /* The F(4x4) Winograd products when classifying: by OpenBLAS, by
  * gemm_packed (where kz_avx512_ok: a new work's choice), or with

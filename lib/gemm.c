@@ -12,10 +12,9 @@
  * block in a single pass over C.  Functions built for AVX-512 run only
  * where kz_avx512_ok() says the CPU has it.
  */
-#include <stdlib.h>
-#include <string.h>
 
 #include "engine.h"
+#include "util.h"
 #include "predict.h"
 
 /* Rows of B a pass takes: 256 by 48 columns is 48 KiB. */
@@ -32,10 +31,7 @@
 int
 kz_avx512_ok(void)
 {
-	const char *off = getenv("KZ_NO_AVX512");
-
-	/* KZ_NO_AVX512 set: as on a CPU without, to test the fallback. */
-	if (off != NULL && *off != '\0')
+	if (kz_env_set("KZ_NO_AVX512"))
 		return 0;
 #if GEMM_BUILT
 	return __builtin_cpu_supports("avx512f");
@@ -79,7 +75,8 @@ gemm_pack(const float *a, int M, int K, int R, float *out)
 /* C[R][nn] (rows ldc apart, mr <= R of them written, nn <= 16 V
  * columns) = A[K][R] (packed) B[K][nn] (rows N apart), plus C's own
  * values if add: R x V accumulators; the masks cut the columns past
- * nn.  Full tiles take unmasked loads. */
+ * nn (a full tile's masks are all ones, and a masked load costs what
+ * an unmasked one does). */
 #define GEMM_TILE(NAME, R, V)						\
 GEMM_TARGET static void							\
 NAME(int K, const float *restrict A, const float *restrict B, size_t N,	\
@@ -100,38 +97,18 @@ NAME(int K, const float *restrict A, const float *restrict B, size_t N,	\
 			    _mm512_maskz_loadu_ps(mk[j], C +		\
 			    (size_t)i * ldc + 16 * j) :			\
 			    _mm512_setzero_ps();			\
-	if (nn == 16 * V) {						\
-		for (int k = 0; k < K; k++) {				\
-			const float *b = B + (size_t)k * N, *a = A +	\
-			    (size_t)k * R;				\
-			__m512 bv[V];					\
+	for (int k = 0; k < K; k++) {					\
+		const float *b = B + (size_t)k * N, *a = A + (size_t)k * R; \
+		__m512 bv[V];						\
+									\
+		for (int j = 0; j < V; j++)				\
+			bv[j] = _mm512_maskz_loadu_ps(mk[j], b + 16 * j); \
+		for (int i = 0; i < R; i++) {				\
+			__m512 av = _mm512_set1_ps(a[i]);		\
 									\
 			for (int j = 0; j < V; j++)			\
-				bv[j] = _mm512_loadu_ps(b + 16 * j);	\
-			for (int i = 0; i < R; i++) {			\
-				__m512 av = _mm512_set1_ps(a[i]);	\
-									\
-				for (int j = 0; j < V; j++)		\
-					c[i][j] = _mm512_fmadd_ps(av,	\
-					    bv[j], c[i][j]);		\
-			}						\
-		}							\
-	} else {							\
-		for (int k = 0; k < K; k++) {				\
-			const float *b = B + (size_t)k * N, *a = A +	\
-			    (size_t)k * R;				\
-			__m512 bv[V];					\
-									\
-			for (int j = 0; j < V; j++)			\
-				bv[j] = _mm512_maskz_loadu_ps(mk[j], b +	\
-				    16 * j);				\
-			for (int i = 0; i < R; i++) {			\
-				__m512 av = _mm512_set1_ps(a[i]);	\
-									\
-				for (int j = 0; j < V; j++)		\
-					c[i][j] = _mm512_fmadd_ps(av,	\
-					    bv[j], c[i][j]);		\
-			}						\
+				c[i][j] = _mm512_fmadd_ps(av, bv[j],	\
+				    c[i][j]);				\
 		}							\
 	}								\
 	for (int i = 0; i < R && i < mr; i++)				\

@@ -291,6 +291,14 @@ struct kz_file {
 	uint64_t offset;	/* FILE_STREAM: bytes consumed so far */
 };
 
+int
+kz_env_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0';
+}
+
 void *
 kz_alloc_big(size_t n)
 {

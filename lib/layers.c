@@ -83,12 +83,11 @@ dense_forward(struct kz_pass *p)
 	int relu = p->fuse & FUSE_RELU;
 
 	if (!p->train && p->w->math == WINO_AVX512) {
-		/* As the Winograd products: the weights packed (per batch,
-		 * a pass over them against B columns of products each). */
+		/* As the Winograd products, from packed weights. */
 		int R = gemm_rows((size_t)B);
 
-		gemm_pack(W, N, F, R, p->w->col);
-		gemm_packed(N, B, F, R, p->w->col, p->x, B, y, B, 0);
+		gemm_packed(N, B, F, R, work_packed(p->w, (int)(L -
+		    p->n->layers), W, N, F, R, p->w->col), p->x, B, y, B, 0);
 	} else {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, B,
 		    F, 1.0f, W, F, p->x, B, 0.0f, y, B);

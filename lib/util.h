@@ -64,6 +64,10 @@ int kz_csv_skip_blank(const char **p, const char *end);
  * free(); NULL when out of memory. */
 void *kz_alloc_big(size_t n);
 
+/* Whether the environment variable name is set and not empty: how the
+ * KZ_NO_ variables turn a CPU feature off, to test the fallback. */
+int kz_env_set(const char *name);
+
 static inline uint16_t get_le16(const uint8_t *b)
 { return (uint16_t)(b[0] | b[1] << 8); }
 static inline uint32_t get_le32(const uint8_t *b)

@@ -568,11 +568,9 @@ wino4_kernels(const float *g, int C, int OC, float *U)
 	enum { CB = 64 };
 	size_t e1 = (size_t)OC * C;
 
-	/* Runs of CB input channels at a time, their taps first turned
-	 * into rows, so that every step is a loop over channels that
-	 * vectorises and U's 36 planes are written in runs: one kernel at
-	 * a time, with stores 36 planes apart, took a tenth of the
-	 * Kanji CNN's time when classifying. */
+	/* CB channels at a time, taps turned into rows: every loop runs
+	 * over channels and vectorises (one kernel at a time, stores 36
+	 * planes apart, took a tenth of the Kanji CNN's time). */
 	for (int o = 0; o < OC; o++)
 		for (int c0 = 0; c0 < C; c0 += CB) {
 			int nc = C - c0 < CB ? C - c0 : CB;
@@ -729,9 +727,8 @@ wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
 }
 
 /* Z[i][S n + j] = t[S i + j][n] (planes N floats apart), i, j < S,
- * n < N: the outputs of each tile row in image order, every tile at
- * once, which vectorises where one tile row (7 tiles of 28 x 28) did
- * not. */
+ * n < N: every tile's rows in image order at once, which vectorises
+ * where one tile row (7 tiles of 28 x 28) did not. */
 static void
 wino4_interleave(const float *restrict t, size_t N, int S,
     float *restrict Z)
@@ -829,9 +826,17 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		    WINO_SMALL_GEMM)
 			chunk--;
 	}
-	if (math == WINO_AVX512 && packed != NULL && packed[R == 12] != NULL) {
-		ub = packed[R == 12];
+	float **kept = math == WINO_AVX512 && packed != NULL ?
+	    &packed[R == 12] : NULL;
+
+	if (kept != NULL && *kept != NULL) {
+		ub = *kept;
 	} else {
+		/* Packed where they are kept for the next batches; out of
+		 * memory, into scratch, and made again next time. */
+		if (kept != NULL && (*kept = malloc(36 * up *
+		    sizeof(float))) != NULL)
+			ub = *kept;
 		wino4_kernels(g, C, OC, U);
 		for (int e = 0; e < 36 && math != WINO_BLAS; e++)
 			if (math == WINO_BF16)
@@ -840,11 +845,6 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 			else
 				gemm_pack(U + (size_t)e * OC * C, OC, C, R,
 				    ub + (size_t)e * up);
-		/* Kept for the next batches: out of memory, made again. */
-		if (math == WINO_AVX512 && packed != NULL &&
-		    (packed[R == 12] = malloc(36 * up * sizeof(float))) !=
-		    NULL)
-			memcpy(packed[R == 12], ub, 36 * up * sizeof(float));
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;

@@ -142,6 +142,28 @@ kz_work_output(const struct kz_work *w, int i)
 	return w->lb[i].out;
 }
 
+float **
+work_slots(struct kz_work *w, int layer)
+{
+	return w->packed == NULL ? NULL : w->packed + 2 * (size_t)layer;
+}
+
+const float *
+work_packed(struct kz_work *w, int layer, const float *W, int M, int K,
+    int R, float *scratch)
+{
+	float **slots = work_slots(w, layer), *p = scratch;
+
+	if (slots != NULL && slots[R == 12] != NULL)
+		return slots[R == 12];
+	/* Out of memory, they are packed into scratch again next time. */
+	if (slots != NULL && (slots[R == 12] = malloc(gemm_packed_floats(M,
+	    K) * sizeof(float))) != NULL)
+		p = slots[R == 12];
+	gemm_pack(W, M, K, R, p);
+	return p;
+}
+
 void
 kz_work_math(struct kz_work *w, int bf16)
 {
