@@ -258,6 +258,29 @@ int wino_ok(const struct kz_layer *L);
  * keeps for B images. */
 size_t wino_scratch(const struct kz_layer *L);
 size_t wino_kept(const struct kz_layer *L, int B);
+/* Batch norm L's channel c when classifying: the running mean and
+ * 1 / standard deviation, as bn_forward applies them. */
+void bn_running(const struct kz_net *n, const struct kz_layer *L, int c,
+    float *mu, float *inv);
+
+/* What winograd.c (F(2x2)) and wino4.c (F(4x4)) share.  A chunk's
+ * planes sit WINO_SKEW floats apart beyond their size (planes a
+ * multiple of 4 KiB apart would share L1 sets, and the transforms touch
+ * all at once); its tiles, products and outputs take at most
+ * WINO_FLOATS floats (2 MiB: near L2 size ran fastest here); OpenBLAS's
+ * sgemm skips packing below WINO_SMALL_GEMM multiply-adds (its
+ * sgemm_small_kernel_permit for this machine's kernels). */
+#define WINO_SKEW 16
+#define WINO_FLOATS (1u << 19)
+#define WINO_SMALL_GEMM 1e6
+/* Images per chunk for scratch of nscratch floats of which fixed are
+ * taken, per floats an image: as many as fit, up to B and within
+ * WINO_FLOATS. */
+int wino_chunk(size_t nscratch, size_t fixed, size_t per, int B);
+/* d[n] = the largest of a[n], b[n], c[n] and e[n], n < N; d may be a. */
+void wino_max4(const float *a, const float *b, const float *c,
+    const float *e, size_t N, float *d);
+
 /* y [OC][B][OH][OW] = conv(x [C][B][H][W], g) + bias, zero padding P,
  * OH = H + 2P - 2, OW = W + 2P - 2; then max(0, y) if fuse has
  * FUSE_RELU, and the maximum of each 2x2 block if it has FUSE_POOL
@@ -270,10 +293,6 @@ size_t wino_kept(const struct kz_layer *L, int B);
  * if not NULL, receives the transformed input for wino_weight_grad
  * (wino_kept floats).  scratch holds nscratch floats, at least
  * wino_scratch's. */
-/* Batch norm L's channel c when classifying: the running mean and
- * 1 / standard deviation, as bn_forward applies them. */
-void bn_running(const struct kz_net *n, const struct kz_layer *L, int c,
-    float *mu, float *inv);
 void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, const float *bn, int fuse, int OC,
     float *y, int B, float *keep, float *scratch, size_t nscratch);

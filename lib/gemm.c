@@ -1,6 +1,9 @@
 /*
  * gemm.c - single-precision matrix products for the Winograd
- * convolutions when classifying, on CPUs with AVX-512.
+ * convolutions, on CPUs with AVX-512: every product when classifying,
+ * and in training the forward and input-gradient ones (the weight
+ * gradients, whose operands both run along the tiles, stay with
+ * OpenBLAS).
  *
  * Each of a layer's 36 products is [OC][C] weights by [C][N] tiles,
  * with N a few dozen to a few hundred: OpenBLAS packs both operands

@@ -18,17 +18,7 @@
 
 #include "util.h"
 #include "engine.h"
-
-/* The 16 planes of V and M sit this many floats apart beyond their
- * size: planes a multiple of 4 KiB apart would share the same L1 sets,
- * and the transforms read or write all 16 at once. */
-#define WINO_SKEW 16
-/* A chunk's transformed tiles (V, M, Y) in at most this many floats,
- * 2 MiB: near L2 size ran fastest here. */
-#define WINO_FLOATS (1u << 19)
-/* The size of product below which OpenBLAS's sgemm skips packing (its
- * sgemm_small_kernel_permit for this machine's kernels). */
-#define WINO_SMALL_GEMM 1e6
+#include "predict.h"
 
 int
 wino_ok(const struct kz_layer *L)
@@ -63,15 +53,15 @@ wino_cols_floats(int TH, int TW)
 	return (size_t)8 * (TH + 1) * TW;
 }
 
-/* Floats of scratch besides the images': the kernels U, cols, a
- * padded input row and the skew. */
+/* Floats of scratch besides the images': the kernels U, U packed for
+ * gemm_packed, cols, a padded input row and the skew. */
 static size_t
 wino_fixed(int C, int OC, int OH, int OW)
 {
 	int TH = (OH + 1) / 2, TW = (OW + 1) / 2;
 
-	return (size_t)16 * OC * C + wino_cols_floats(TH, TW) +
-	    (size_t)(2 * TW + 2) + 32 * WINO_SKEW;
+	return (size_t)16 * OC * C + 16 * gemm_packed_floats(OC, C) +
+	    wino_cols_floats(TH, TW) + (size_t)(2 * TW + 2) + 32 * WINO_SKEW;
 }
 
 /* Scratch for one image forward, and one image of the input gradient
@@ -201,10 +191,8 @@ wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 		}
 }
 
-/* Images per chunk for scratch of nscratch floats of which fixed are
- * taken, per floats an image: as many as fit, up to B and within
- * WINO_FLOATS. */
-static int
+/* See engine.h. */
+int
 wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
 {
 	size_t room = nscratch - fixed - 32 * WINO_SKEW, c = room / per;
@@ -220,7 +208,7 @@ wino_chunk(size_t nscratch, size_t fixed, size_t per, int B)
  * that the tiles the one keeps are chunked as the other reads them. */
 struct wino_layout {
 	int OH, OW, TH, TW, T, chunk;
-	float *cols, *line, *V;
+	float *packed, *cols, *line, *V;
 };
 
 static struct wino_layout
@@ -236,7 +224,8 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 	l.TW = (l.OW + 1) / 2;
 	l.T = l.TH * l.TW;
 	WP = 2 * l.TW + 2;
-	l.cols = scratch + (size_t)16 * OC * C;
+	l.packed = scratch + (size_t)16 * OC * C;
+	l.cols = l.packed + 16 * gemm_packed_floats(OC, C);
 	l.line = l.cols + wino_cols_floats(l.TH, l.TW);
 	l.V = l.line + (size_t)WP;
 	l.chunk = wino_chunk(nscratch, l.V - scratch,
@@ -262,8 +251,8 @@ wino_finish(float *restrict Y, size_t n, const float *bn, int relu)
 		Y[i] = Y[i] > 0 ? Y[i] : 0;
 }
 
-/* d[n] = the largest of a[n], b[n], c[n] and e[n], n < N; d may be a. */
-static void
+/* See engine.h. */
+void
 wino_max4(const float *a, const float *b, const float *c, const float *e,
     size_t N, float *d)
 {
@@ -334,7 +323,13 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	int chunk = l.chunk;
 	float *U = scratch, *cols = l.cols, *line = l.line, *V = l.V;
 
+	/* kz's tiles take the products from kernels packed once a call. */
+	int R = kz_avx512_ok() ? gemm_rows((size_t)chunk * T) : 0;
+	size_t up = gemm_packed_floats(OC, C);
+
 	wino_kernels(g, adjoint, C, OC, U);
+	for (int e = 0; R != 0 && e < 16; e++)
+		gemm_pack(U + (size_t)e * OC * C, OC, C, R, l.packed + e * up);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
@@ -346,9 +341,14 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 
 		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, v, vs);
 		for (int e = 0; e < 16; e++)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC,
-			    N, C, 1.0f, U + (size_t)e * OC * C, C,
-			    v + e * vs, N, 0.0f, M + e * ms, N);
+			if (R != 0)
+				gemm_packed(OC, N, C, R, l.packed + e * up,
+				    v + e * vs, N, M + e * ms, N, 0);
+			else
+				cblas_sgemm(CblasRowMajor, CblasNoTrans,
+				    CblasNoTrans, OC, N, C, 1.0f, U +
+				    (size_t)e * OC * C, C, v + e * vs, N,
+				    0.0f, M + e * ms, N);
 		for (int o = 0; o < OC; o++) {
 			float bno[4];
 
@@ -491,409 +491,6 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 			w[0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
 			w[1] += 0.5f * (t[i][1] - t[i][2]);
 			w[2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
-		}
-	}
-}
-
-/* ---- F(4x4, 3x3), classifying -------------------------------------------
- *
- * When classifying, a 4x4 block of outputs comes from a 6x6 block of
- * input in 36 multiplications (144 for im2col, 64 for four F(2x2) tiles):
- * 36 GEMMs of [OC][C] x [C][tiles], on a quarter of the tiles.  Its
- * transforms have larger coefficients, so it rounds a little worse than
- * F(2x2, 3x3) (about 1e-6 of the output's size, against 1e-7); training
- * keeps F(2x2), whose backward passes exist.  The points are 0, +-1,
- * +-2 and infinity (Lavin and Gray's). */
-
-/* Floats of one image's scratch on the F(4x4) path: tiles V, products
- * M (36 planes each), and outputs Y (16 planes). */
-static size_t
-wino4_per_image(int C, int OC, int OH, int OW)
-{
-	return (size_t)((OH + 3) / 4) * ((OW + 3) / 4) * (36 * (C + OC) +
-	    32 + (C + 1) / 2);
-}
-
-/* Floats of wino4_tiles' rows for TH x TW tiles: 6 transforms of each
- * of 4 TH + 2 padded rows, TW tiles each. */
-static size_t
-wino4_rows_floats(int TH, int TW)
-{
-	return (size_t)6 * (4 * TH + 4) * TW;
-}
-
-/* Floats of the packed kernels: as bfloat16 pairs or for gemm_packed's
- * tiles, whichever is larger. */
-static size_t
-wino4_packed_floats(int C, int OC)
-{
-	size_t pairs = (size_t)18 * OC * (C + 1);
-	size_t f32 = 36 * gemm_packed_floats(OC, C);
-
-	return pairs > f32 ? pairs : f32;
-}
-
-static size_t
-wino4_fixed(int C, int OC, int OH, int OW)
-{
-	int TH = (OH + 3) / 4, TW = (OW + 3) / 4;
-
-	return (size_t)36 * OC * C + wino4_packed_floats(C, OC) +
-	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) + 72 * WINO_SKEW;
-}
-
-size_t
-wino4_scratch(const struct kz_layer *L, int maxb)
-{
-	size_t per = wino4_per_image(L->in.c, L->out.c, L->out.h, L->out.w);
-	size_t c = WINO_FLOATS / per;
-
-	/* Room for a chunk as large as WINO_FLOATS allows: with one
-	 * image, a small layer's products had a column or two. */
-	c = c < 1 ? 1 : c > (size_t)maxb ? (size_t)maxb : c;
-	return wino4_fixed(L->in.c, L->out.c, L->out.h, L->out.w) +
-	    c * per;
-}
-
-/* U[e][o][c] = (G g G')[e], e < 36, for g [OC][C][3][3];
- * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
- * 1/24 -1/12 1/6; 0 0 1]. */
-static void
-wino4_kernels(const float *g, int C, int OC, float *U)
-{
-	static const float G[6][3] = { { 1 / 4.f, 0, 0 },
-	    { -1 / 6.f, -1 / 6.f, -1 / 6.f }, { -1 / 6.f, 1 / 6.f, -1 / 6.f },
-	    { 1 / 24.f, 1 / 12.f, 1 / 6.f }, { 1 / 24.f, -1 / 12.f, 1 / 6.f },
-	    { 0, 0, 1 } };
-	enum { CB = 64 };
-	size_t e1 = (size_t)OC * C;
-
-	/* CB channels at a time, taps turned into rows: every loop runs
-	 * over channels and vectorises (one kernel at a time, stores 36
-	 * planes apart, took a tenth of the Kanji CNN's time). */
-	for (int o = 0; o < OC; o++)
-		for (int c0 = 0; c0 < C; c0 += CB) {
-			int nc = C - c0 < CB ? C - c0 : CB;
-			const float *k = g + ((size_t)o * C + c0) * 9;
-			float kt[9][CB], t[6][3][CB];
-
-			for (int c = 0; c < nc; c++)
-				for (int r = 0; r < 9; r++)
-					kt[r][c] = k[(size_t)c * 9 + r];
-			for (int i = 0; i < 6; i++)
-				for (int j = 0; j < 3; j++)
-					KZ_IVDEP
-					for (int c = 0; c < nc; c++)
-						t[i][j][c] = G[i][0] *
-						    kt[j][c] + G[i][1] *
-						    kt[3 + j][c] + G[i][2] *
-						    kt[6 + j][c];
-			for (int i = 0; i < 6; i++)
-				for (int j = 0; j < 6; j++) {
-					float *u = U + (size_t)(6 * i + j) *
-					    e1 + (size_t)o * C + c0;
-
-					KZ_IVDEP
-					for (int c = 0; c < nc; c++)
-						u[c] = t[i][0][c] * G[j][0] +
-						    t[i][1][c] * G[j][1] +
-						    t[i][2][c] * G[j][2];
-				}
-		}
-}
-
-/* d[j * js + tx] = (l B)[j] for the TW tiles' 6 columns of one padded
- * input row l, 4 * TW + 2 floats: tile tx has columns 4tx .. 4tx+5.
- * B' = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
- * 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
-static void
-wino4_cols(const float *restrict l, int TW, float *restrict d, size_t js)
-{
-	KZ_IVDEP
-	for (int tx = 0; tx < TW; tx++) {
-		const float *p = l + 4 * tx;
-
-		d[tx] = 4 * p[0] - 5 * p[2] + p[4];
-		d[js + tx] = -4 * (p[1] + p[2]) + p[3] + p[4];
-		d[2 * js + tx] = 4 * (p[1] - p[2]) - p[3] + p[4];
-		d[3 * js + tx] = 2 * (p[3] - p[1]) - p[2] + p[4];
-		d[4 * js + tx] = 2 * (p[1] - p[3]) - p[2] + p[4];
-		d[5 * js + tx] = 4 * p[1] - 5 * p[3] + p[5];
-	}
-}
-
-/* V[(6i + j) vs + n] = (B' r)[i] for the T tiles n of an image, r their
- * 6 rows of column j: rows holds, for each j, the padded rows by their
- * remainder mod 4 (R floats apart), TW floats each, so that tile n's
- * row k is at (k mod 4) R + (k / 4) TW + n: one loop over every tile. */
-static void
-wino4_rows(const float *restrict rows, size_t R, int TW, size_t T,
-    float *restrict v, size_t vs)
-{
-	for (int j = 0; j < 6; j++) {
-		const float *r0 = rows + 4 * j * R, *r1 = r0 + R, *r2 = r1 + R,
-		    *r3 = r2 + R, *r4 = r0 + TW, *r5 = r1 + TW;
-		float *d = v + j * vs;
-
-		KZ_IVDEP
-		for (size_t n = 0; n < T; n++) {
-			float a = r0[n], b = r1[n], c = r2[n], e = r3[n];
-			float f = r4[n], h = r5[n];
-
-			d[n] = 4 * a - 5 * c + f;
-			d[6 * vs + n] = -4 * (b + c) + e + f;
-			d[12 * vs + n] = 4 * (b - c) - e + f;
-			d[18 * vs + n] = 2 * (e - b) - c + f;
-			d[24 * vs + n] = 2 * (b - e) - c + f;
-			d[30 * vs + n] = 4 * b - 5 * e + h;
-		}
-	}
-}
-
-/* V[e][c][n] = (B' d B)[e] for the 6x6 tiles d (stride 4) of images
- * b0..b0+nb-1 of x [C][B][H][W] padded by P; n = (b - b0) T + tile. */
-static void
-wino4_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
-    int nb, int TH, int TW, float *rows, float *line, float *V, size_t vs)
-{
-	size_t T = (size_t)TH * TW, R = (size_t)(TH + 1) * TW;
-	size_t N = (size_t)nb * T;
-	int PH = 4 * TH + 2;
-	/* pixels of a row that tiles read */
-	int wn = W < 4 * TW + 2 - P ? W : 4 * TW + 2 - P;
-	int direct = P == 0 && W >= 4 * TW + 2;
-
-	memset(rows, 0, wino4_rows_floats(TH, TW) * sizeof(float));
-	memset(line, 0, (4 * TW + 2) * sizeof(float));
-	for (int c = 0; c < C; c++)
-		for (int b = 0; b < nb; b++) {
-			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
-
-			for (int row = P; row < PH && row < H + P; row++) {
-				const float *l = src + (size_t)(row - P) * W;
-
-				/* A row the tiles read whole is read where
-				 * it lies; else copied, padded, by a loop:
-				 * memcpy's call cost more than rows of 30
-				 * floats. */
-				if (!direct) {
-					KZ_IVDEP
-					for (int i = 0; i < wn; i++)
-						line[P + i] = l[i];
-					l = line;
-				}
-				wino4_cols(l, TW, rows + (size_t)(row & 3) *
-				    R + (size_t)(row >> 2) * TW, 4 * R);
-			}
-			wino4_rows(rows, R, TW, T, V + (size_t)c * N +
-			    (size_t)b * T, vs);
-		}
-}
-
-/* Y[4i + j][n] = (A' m A)[i][j] + bv, then bn (as wino_out's) and the
- * ReLU, for the 36 planes of m ms floats apart; A' = [1 1 1 1 1 0;
- * 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
-static void
-wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
-    const float *bn, int relu, float *restrict Y)
-{
-	KZ_IVDEP
-	for (size_t n = 0; n < N; n++) {
-		float s[4][6];
-
-		for (int j = 0; j < 6; j++) {
-			float m0 = m[j * ms + n], m1 = m[(6 + j) * ms + n];
-			float m2 = m[(12 + j) * ms + n], m3 = m[(18 + j) * ms + n];
-			float m4 = m[(24 + j) * ms + n], m5 = m[(30 + j) * ms + n];
-			float p12 = m1 + m2, d12 = m1 - m2;
-			float p34 = m3 + m4, d34 = m3 - m4;
-
-			s[0][j] = m0 + p12 + p34;
-			s[1][j] = d12 + 2 * d34;
-			s[2][j] = p12 + 4 * p34;
-			s[3][j] = d12 + 8 * d34 + m5;
-		}
-		for (int i = 0; i < 4; i++) {
-			float p12 = s[i][1] + s[i][2], d12 = s[i][1] - s[i][2];
-			float p34 = s[i][3] + s[i][4], d34 = s[i][3] - s[i][4];
-
-			Y[(4 * i) * N + n] = s[i][0] + p12 + p34 + bv;
-			Y[(4 * i + 1) * N + n] = d12 + 2 * d34 + bv;
-			Y[(4 * i + 2) * N + n] = p12 + 4 * p34 + bv;
-			Y[(4 * i + 3) * N + n] = d12 + 8 * d34 + s[i][5] + bv;
-		}
-	}
-	wino_finish(Y, 16 * N, bn, relu);
-}
-
-/* Z[i][S n + j] = t[S i + j][n] (planes N floats apart), i, j < S,
- * n < N: every tile's rows in image order at once, which vectorises
- * where one tile row (7 tiles of 28 x 28) did not. */
-static void
-wino4_interleave(const float *restrict t, size_t N, int S,
-    float *restrict Z)
-{
-	for (int i = 0; i < S; i++) {
-		const float *restrict a = t + (size_t)S * i * N;
-		float *restrict z = Z + (size_t)S * i * N;
-
-		if (S == 4) {
-			const float *restrict b = a + N, *restrict c = b + N,
-			    *restrict e = c + N;
-
-			KZ_IVDEP
-			for (size_t n = 0; n < N; n++) {
-				z[4 * n] = a[n];
-				z[4 * n + 1] = b[n];
-				z[4 * n + 2] = c[n];
-				z[4 * n + 3] = e[n];
-			}
-		} else {
-			const float *restrict b = a + N;
-
-			KZ_IVDEP
-			for (size_t n = 0; n < N; n++) {
-				z[2 * n] = a[n];
-				z[2 * n + 1] = b[n];
-			}
-		}
-	}
-}
-
-/* One image's outputs img (YH x YW) from its interleaved tiles z
- * (wino4_interleave's, from the image's first tile; rows S N floats
- * apart): tile row ty's row i is S TW floats in image order, of which
- * the image has the first YW. */
-static void
-wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
-    int YW, float *img)
-{
-	for (int ty = 0; ty < TH; ty++)
-		for (int i = 0; i < S && S * ty + i < YH; i++) {
-			float *restrict d = img + (size_t)(S * ty + i) * YW;
-			const float *restrict r = z + (size_t)S * i * N +
-			    (size_t)S * ty * TW;
-
-			KZ_IVDEP
-			for (int x = 0; x < YW; x++)
-				d[x] = r[x];
-		}
-}
-
-/* Images per chunk on gemm_packed's path: at most chunk, and where
- * one as large as half of it does, a multiple of 96 / T or else of
- * 32 / T, so that the products' columns fill its register tiles. */
-static int
-wino4_chunk_tiles(int chunk, int T)
-{
-	for (int m = 96; m >= 32; m -= 64)
-		for (int c = chunk; c > 0 && 2 * c >= chunk; c--)
-			if ((size_t)c * T % m == 0)
-				return c;
-	return chunk;
-}
-
-/* See engine.h.  The 36 products go to OpenBLAS (WINO_BLAS), to
- * gemm_packed with the kernels packed once (WINO_AVX512), or take
- * bfloat16 operands (WINO_BF16, bf16.c): scratch then holds the kernels
- * and one plane of tiles as pairs of them, Ub and Vb. */
-KZ_HOT void
-wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
-    const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    int math, float **packed, float *scratch, size_t nscratch)
-{
-	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
-	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
-	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
-	int YW = pool ? OW / 2 : OW, S = pool ? 2 : 4;
-	int K2 = (C + 1) / 2, R = 0;
-	float *U = scratch, *ub = U + (size_t)36 * OC * C;
-	float *rows = ub + wino4_packed_floats(C, OC);
-	float *line = rows + wino4_rows_floats(TH, TW);
-	float *V = line + (4 * TW + 2);
-	uint32_t *Ub = (uint32_t *)ub;
-	size_t up = 0;
-	int chunk = wino_chunk(nscratch, (size_t)(V - scratch) + 40 *
-	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
-
-	if (math == WINO_AVX512) {
-		chunk = wino4_chunk_tiles(chunk, T);
-		R = gemm_rows((size_t)chunk * T);
-		up = gemm_packed_floats(OC, C);
-	} else {
-		/* OpenBLAS skips packing below WINO_SMALL_GEMM. */
-		while (chunk > 1 && (double)OC * C * chunk * T >
-		    WINO_SMALL_GEMM)
-			chunk--;
-	}
-	float **kept = math == WINO_AVX512 && packed != NULL ?
-	    &packed[R == 12] : NULL;
-
-	if (kept != NULL && *kept != NULL) {
-		ub = *kept;
-	} else {
-		/* Packed where they are kept for the next batches; out of
-		 * memory, into scratch, and made again next time. */
-		if (kept != NULL && (*kept = malloc(36 * up *
-		    sizeof(float))) != NULL)
-			ub = *kept;
-		wino4_kernels(g, C, OC, U);
-		for (int e = 0; e < 36 && math != WINO_BLAS; e++)
-			if (math == WINO_BF16)
-				bf16_pack_rows(U + (size_t)e * OC * C, OC, C,
-				    Ub + (size_t)e * OC * K2);
-			else
-				gemm_pack(U + (size_t)e * OC * C, OC, C, R,
-				    ub + (size_t)e * up);
-	}
-	for (int b0 = 0; b0 < B; b0 += chunk) {
-		int nb = B - b0 < chunk ? B - b0 : chunk;
-		size_t N = (size_t)nb * T;
-		size_t vs = (size_t)C * N + WINO_SKEW, ms = (size_t)OC * N +
-		    WINO_SKEW;
-		float *M = V + 36 * vs, *Y = M + 36 * ms, *Z = Y + 16 * N;
-		uint32_t *Vb = (uint32_t *)(Z + 16 * N);
-
-		wino4_tiles(x, C, H, W, P, B, b0, nb, TH, TW, rows, line, V,
-		    vs);
-		for (int e = 0; e < 36; e++) {
-			if (math == WINO_BLAS) {
-				cblas_sgemm(CblasRowMajor, CblasNoTrans,
-				    CblasNoTrans, OC, N, C, 1.0f, U + (size_t)e *
-				    OC * C, C, V + e * vs, N, 0.0f, M + e * ms, N);
-			} else if (math == WINO_AVX512) {
-				gemm_packed(OC, N, C, R, ub + (size_t)e * up,
-				    V + e * vs, N, M + e * ms, N, 0);
-			} else {
-				bf16_pack_cols(V + e * vs, C, N, Vb);
-				bf16_gemm(OC, N, C, Ub + (size_t)e * OC * K2,
-				    Vb, M + e * ms, N);
-			}
-		}
-		for (int o = 0; o < OC; o++) {
-			float bno[4];
-
-			for (int k = 0; bn != NULL && k < 4; k++)
-				bno[k] = bn[k * OC + o];
-			wino4_out(M + (size_t)o * N, ms, N, bias ? bias[o] : 0,
-			    bn != NULL ? bno : NULL, fuse & FUSE_RELU, Y);
-			if (pool)
-				/* Each tile's four 2x2 blocks, in place: Y's
-				 * first four planes become the pooled ones. */
-				for (int a = 0; a < 2; a++)
-					for (int c2 = 0; c2 < 2; c2++) {
-						const float *q = Y + (size_t)(8 *
-						    a + 2 * c2) * N;
-
-						wino_max4(q, q + N, q + 4 * N,
-						    q + 5 * N, N, Y + (size_t)(2 *
-						    a + c2) * N);
-					}
-			wino4_interleave(Y, N, S, Z);
-			for (int b = 0; b < nb; b++)
-				wino4_scatter(Z + (size_t)S * b * T, N, S, TH,
-				    TW, YH, YW, y + ((size_t)o * B + b0 + b) *
-				    YH * YW);
 		}
 	}
 }
