@@ -306,6 +306,9 @@ size_t wino4_scratch(const struct kz_layer *L, int maxb);
  * bn_forward's) if it is not NULL, then max(0, Y) if relu: the
  * epilogue of the convolutions that fuse them. */
 void wino_finish(float *restrict Y, size_t n, const float *bn, int relu);
+/* Channel o's mean, 1 / standard deviation, scale and shift from bn
+ * [4][OC] into bno, which it returns; NULL if bn is. */
+const float *wino_bn(const float *bn, int OC, int o, float bno[4]);
 /* Whether conv_forward computes L directly (one input channel, stride
  * 1), when it can fuse a batch norm and a 2x2 max pooling as the
  * Winograd convolutions do. */

@@ -388,10 +388,8 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		for (int o = 0; o < OC; o++) {
 			float bno[4];
 
-			for (int k = 0; bn != NULL && k < 4; k++)
-				bno[k] = bn[k * OC + o];
 			wino4_out(M + (size_t)o * N, ms, N, bias ? bias[o] : 0,
-			    bn != NULL ? bno : NULL, fuse & FUSE_RELU, Y);
+			    wino_bn(bn, OC, o, bno), fuse & FUSE_RELU, Y);
 			if (pool)
 				/* Each tile's four 2x2 blocks, in place: Y's
 				 * first four planes become the pooled ones. */

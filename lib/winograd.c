@@ -239,6 +239,15 @@ wino_layout(int C, int OC, int H, int W, int P, int B, float *scratch,
 }
 
 /* See engine.h. */
+const float *
+wino_bn(const float *bn, int OC, int o, float bno[4])
+{
+	for (int k = 0; bn != NULL && k < 4; k++)
+		bno[k] = bn[k * OC + o];
+	return bn != NULL ? bno : NULL;
+}
+
+/* See engine.h. */
 void
 wino_finish(float *restrict Y, size_t n, const float *bn, int relu)
 {
@@ -352,10 +361,8 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		for (int o = 0; o < OC; o++) {
 			float bno[4];
 
-			for (int k = 0; bn != NULL && k < 4; k++)
-				bno[k] = bn[k * OC + o];
 			wino_out(M + (size_t)o * N, ms, N, bias ? bias[o] : 0,
-			    bn != NULL ? bno : NULL, fuse & FUSE_RELU, Y);
+			    wino_bn(bn, OC, o, bno), fuse & FUSE_RELU, Y);
 			if (fuse & FUSE_POOL) {
 				/* A tile is a pooling block, and the pooled
 				 * chunk is contiguous. */
