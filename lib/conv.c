@@ -260,7 +260,6 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 			    H + iy) * IW, (size_t)IW * sizeof(float));
 		for (int o = 0; o < L->out.c; o++) {
 			float *restrict a = acc;
-
 			float bno[4];
 
 			if (K == 3) {
@@ -290,9 +289,7 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 							a[i] += wv * s[i];
 					}
 			}
-			for (int k = 0; bn != NULL && k < 4; k++)
-				bno[k] = bn[k * OC + o];
-			wino_finish(acc, len, bn != NULL ? bno : NULL,
+			wino_finish(acc, len, wino_bn(bn, OC, o, bno),
 			    fuse & FUSE_RELU);
 			for (int oy = 0; oy < YH; oy++) {
 				float *restrict d = y + ((size_t)o * B + b) * YH *
@@ -360,7 +357,8 @@ conv_forward(struct kz_pass *p)
 		else
 			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
-			    L->out.c, y, B, p->lb->tiles, w->col, w->ncol);
+			    L->out.c, y, B, p->lb->tiles, w->math, w->col,
+			    w->ncol);
 		return;
 	}
 	if (conv_direct_ok(L)) {
@@ -441,7 +439,8 @@ conv_backward(struct kz_pass *p)
 		    L->out.c, dW, B, lb->tiles, w->col, w->ncol);
 	if (wino_dx)
 		wino_conv(dy, L->out.c, L->out.h, L->out.w, 2 - L->pad, W, 1,
-		    NULL, NULL, 0, L->in.c, dx, B, NULL, w->col, w->ncol);
+		    NULL, NULL, 0, L->in.c, dx, B, NULL, w->math, w->col,
+		    w->ncol);
 	if (dx != NULL && !wino_dx)
 		memset(dx, 0, shape_size(L->in) * B * sizeof(float));
 	/* What is left for the patch products, chunk by chunk. */

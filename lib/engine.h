@@ -68,8 +68,9 @@ struct kz_work {
 	float *col;		/* convolution scratch, ncol floats */
 	size_t ncol;
 	float *stats;		/* batch mean and var, laid out as state */
-	int math;		/* classifying: how Winograd products are
-				   taken, a WINO_ value */
+	int math;		/* how Winograd products are taken, a
+				   WINO_ value (WINO_BF16 classifying
+				   only) */
 	/* A work made for classifying only (kz_work_new's train 0), whose
 	 * net's parameters stay as they are: per layer, its weights (a
 	 * Winograd layer's F(4x4) kernels) packed for gemm_packed's tiles
@@ -291,11 +292,13 @@ void wino_max4(const float *a, const float *b, const float *c,
  * not NULL, is a batch norm applied before the ReLU, [4][OC]: each
  * channel's mean, 1 / standard deviation, scale and shift.  keep,
  * if not NULL, receives the transformed input for wino_weight_grad
- * (wino_kept floats).  scratch holds nscratch floats, at least
- * wino_scratch's. */
+ * (wino_kept floats).  math: the products by gemm_packed if
+ * WINO_AVX512, else by OpenBLAS.  scratch holds nscratch floats, at
+ * least wino_scratch's. */
 void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, const float *bn, int fuse, int OC,
-    float *y, int B, float *keep, float *scratch, size_t nscratch);
+    float *y, int B, float *keep, int math, float *scratch,
+    size_t nscratch);
 /* The same convolution by F(4x4, 3x3), classifying only (no adjoint,
  * nothing kept), and the scratch it needs for batches of up to maxb
  * images: at least wino4_scratch.  packed, if not NULL, is the layer's

@@ -75,7 +75,8 @@ void kz_work_free(struct kz_work *w);
 /* Whether w's classifying passes take their Winograd products with
  * bfloat16 operands (bf16 1; the caller has checked kz_bf16_ok) or in
  * single precision (0, as a new work does: by kz's own AVX-512 kernels
- * where kz_avx512_ok, else by OpenBLAS). */
+ * where kz_avx512_ok, else by OpenBLAS; training passes, whose
+ * products are never bfloat16, likewise). */
 void kz_work_math(struct kz_work *w, int bf16);
 float *kz_work_grad(struct kz_work *w);	/* nparams, zeroed by backward's
 					   caller through kz_work_zero_grad */

@@ -18,7 +18,6 @@
 
 #include "util.h"
 #include "engine.h"
-#include "predict.h"
 
 int
 wino_ok(const struct kz_layer *L)
@@ -324,7 +323,8 @@ wino_interleave(const float *restrict y0, size_t N, int OW,
 KZ_HOT void
 wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, const float *bn, int fuse, int OC,
-    float *y, int B, float *keep, float *scratch, size_t nscratch)
+    float *y, int B, float *keep, int math, float *scratch,
+    size_t nscratch)
 {
 	struct wino_layout l = wino_layout(C, OC, H, W, P, B, scratch,
 	    nscratch);
@@ -333,7 +333,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	float *U = scratch, *cols = l.cols, *line = l.line, *V = l.V;
 
 	/* kz's tiles take the products from kernels packed once a call. */
-	int R = kz_avx512_ok() ? gemm_rows((size_t)chunk * T) : 0;
+	int R = math == WINO_AVX512 ? gemm_rows((size_t)chunk * T) : 0;
 	size_t up = gemm_packed_floats(OC, C);
 
 	wino_kernels(g, adjoint, C, OC, U);
