@@ -41,6 +41,8 @@ struct batch {
 	struct kz_record **out;		/* the records written */
 	uint8_t *pix, *moved;		/* images, and a view of them */
 	float *probs, *sum;		/* batch x C: one model's; the sum */
+	uint32_t *fold;			/* C: where each class's score
+					   goes (KZ_FLAG_MODERN), or NULL */
 };
 
 static void
@@ -203,12 +205,50 @@ open_input(const struct cmdline *cl, const struct kz_model *m)
 	return r;
 }
 
-/* Sets up b for batches of the stream of header h, with k predictions
- * of C classes (k of -1: the default); oh is the output's header. */
+/* When the stream's labels write old character forms as modern ones
+ * (KZ_FLAG_MODERN), each old form's score goes to its modern form's
+ * class, so that the answers write them as the labels do: b->fold,
+ * from the model's class map, which must be there to know the forms.
+ * Fewer classes remain to choose the k from. */
 static void
-new_batch(const struct cmdline *cl, const struct kz_header *h, int C,
-    struct batch *b, struct kz_header *oh)
+fold_forms(const struct cmdline *cl, const struct kz_model *m,
+    struct batch *b)
 {
+	size_t folded;
+
+	if ((b->h->flags & KZ_FLAG_MODERN) == 0)
+		return;
+	if (m->classmap.n != (size_t)b->C) {
+		if (cl->verbose)
+			fprintf(stderr, "kz-classify: %s has no class map: "
+			    "old character forms are not read as modern ones\n",
+			    cl->paths[0]);
+		return;
+	}
+	if ((b->fold = malloc(b->C * sizeof(uint32_t))) == NULL)
+		err(1, NULL);
+	folded = kz_classmap_fold(&m->classmap, b->fold);
+	if (cl->verbose)
+		fprintf(stderr, "kz-classify: the labels write modern forms: "
+		    "%zu old form%s read as %s modern form%s\n", folded,
+		    folded == 1 ? "" : "s", folded == 1 ? "its" : "their",
+		    folded == 1 ? "" : "s");
+	if (folded == 0) {
+		free(b->fold);
+		b->fold = NULL;
+	} else if (b->k > b->C - (int)folded) {
+		b->k = b->C - (int)folded;
+	}
+}
+
+/* Sets up b for batches of the stream of header h, with k predictions
+ * of model m's classes (k of -1: the default); oh is the output's
+ * header. */
+static void
+new_batch(const struct cmdline *cl, const struct kz_header *h,
+    const struct kz_model *m, struct batch *b, struct kz_header *oh)
+{
+	int C = (int)m->nclasses;
 	size_t n = (size_t)cl->batch;
 	int shift = cl->shift;
 	/* The views averaged: the image, and with -s, the image moved by
@@ -221,6 +261,7 @@ new_batch(const struct cmdline *cl, const struct kz_header *h, int C,
 	b->npix = (size_t)h->width * h->height;
 	b->C = C;
 	b->k = cl->k < 0 ? (C < 5 ? C : 5) : cl->k > C ? C : cl->k;
+	fold_forms(cl, m, b);
 	b->nviews = shift > 0 ? 5 : 1;
 	memcpy(b->views, views, sizeof(views));
 	*oh = *h;
@@ -278,15 +319,20 @@ predict(const struct cmdline *cl, struct kz_predictor **pred,
 static void
 best_k(struct batch *b, int j, int nsum)
 {
-	const float *p = b->sum + (size_t)j * b->C;
+	float *p = b->sum + (size_t)j * b->C;
 	struct kz_record *out = b->out[j];
 
+	if (b->fold != NULL)
+		for (int c = 0; c < b->C; c++)
+			if (b->fold[c] != (uint32_t)c)
+				p[b->fold[c]] += p[c];
 	/* The k best by selection: k is small. */
 	for (int q = 0; q < b->k; q++) {
 		int best = -1;
 
 		for (int c = 0; c < b->C; c++) {
-			int taken = 0;
+			int taken = b->fold != NULL &&
+			    b->fold[c] != (uint32_t)c;
 
 			for (int t = 0; t < q && !taken; t++)
 				taken = (int)out->pred[t].cls == c;
@@ -385,7 +431,7 @@ main(int argc, char *argv[])
 		    &e)) == NULL)
 			errx(1, "%s: %s", cl.paths[i], e.msg);
 	set_math(&cl, pred);
-	new_batch(&cl, kz_reader_header(r), (int)m[0].nclasses, &b, &oh);
+	new_batch(&cl, kz_reader_header(r), &m[0], &b, &oh);
 	if ((w = kz_writer_open(cl.output, &oh, &e)) == NULL)
 		errx(1, "%s", e.msg);
 	classify(&cl, r, pred, &b, w);
@@ -403,6 +449,7 @@ main(int argc, char *argv[])
 	free(b.moved);
 	free(b.probs);
 	free(b.sum);
+	free(b.fold);
 	kz_reader_close(r);
 	for (int i = 0; i < cl.nmodels; i++)
 		free(cl.paths[i]);

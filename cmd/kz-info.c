@@ -171,11 +171,13 @@ print_summary(const struct cmdline *cl, struct kz_reader *r,
 		printf("version\t%d\nwidth\t%u\nheight\t%u\npixel\t%s\nk\t%u\n"
 		    "classes\t%u\nrecord_size\t%zu\nrecords\t%llu\n"
 		    "unknown\t%llu\nmin\t%g\nmax\t%g\nmean\t%.4f\n"
-		    "stddev\t%.4f\nnonzero\t%.6f\n", KZ_STREAM_VERSION, h->width,
-		    h->height, pixname, h->k, h->nclasses, kz_record_size(h),
-		    n, (unsigned long long)t->unknown, st->min, st->max,
+		    "stddev\t%.4f\nnonzero\t%.6f\nforms\t%s\n",
+		    KZ_STREAM_VERSION, h->width, h->height, pixname, h->k,
+		    h->nclasses, kz_record_size(h), n,
+		    (unsigned long long)t->unknown, st->min, st->max,
 		    st->mean, st->sd, st->npixels > 0 ? st->nonzero /
-		    st->npixels : 0.0);
+		    st->npixels : 0.0, h->flags & KZ_FLAG_MODERN ? "modern" :
+		    "keep");
 		return;
 	}
 	printf("stream     %s (version %d)\n", kz_reader_name(r), KZ_STREAM_VERSION);
@@ -185,6 +187,8 @@ print_summary(const struct cmdline *cl, struct kz_reader *r,
 	printf("records    %llu", n);
 	if (t->unknown)
 		printf(" (%llu unlabelled)", (unsigned long long)t->unknown);
+	if (h->flags & KZ_FLAG_MODERN)
+		printf(", labels in modern forms");
 	printf("\npixels     min %g, max %g, mean %.4f, sd %.4f, "
 	    "non-zero %.2f%%\n", st->min, st->max, st->mean, st->sd,
 	    st->npixels > 0 ? 100.0 * st->nonzero / st->npixels : 0.0);

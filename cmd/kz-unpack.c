@@ -48,6 +48,9 @@ static size_t ninputs;
 static struct kz_norm_opts geom;
 static int geometry;
 
+/* -F: how the labels write old character forms (氣 or 気). */
+enum forms { FORMS_AUTO, FORMS_KEEP, FORMS_MODERN };
+
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
 	const char *map_path;	/* -c: the class map of the labels */
@@ -55,6 +58,7 @@ struct cmdline {
 	const char *manifest;	/* -M: where each record came from */
 	const char *output;	/* -o: the stream, "-" for stdout */
 	int drop_unknown;	/* -u: leave out boxes the class map lacks */
+	int forms;		/* -F: enum forms */
 	char **files;		/* the inputs, in order */
 	int nfiles;		/* at least one */
 };
@@ -74,8 +78,9 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-unpack [-u] [-c classmap] [-C classmap-out] "
-	    "[-f WxH | -r WxH]\n"
-	    "                 [-M manifest] [-o file] file ...\n");
+	    "[-F keep|modern]\n"
+	    "                 [-f WxH | -r WxH] [-M manifest] [-o file] "
+	    "file ...\n");
 	version_usage("kz-unpack");
 	exit(2);
 }
@@ -379,6 +384,31 @@ classes_from_codepoints(struct kz_classmap *map)
 	*map = found;
 }
 
+/* Whether the labels write old character forms as their modern forms
+ * (the stream's KZ_FLAG_MODERN): as -F says; without it, when every
+ * input is a CODH book and no box is an old form of kz_variants: a
+ * transcription that never writes 氣 writes it 気, as book 100241706's
+ * does. */
+static int
+modern_labels(int forms)
+{
+	if (forms != FORMS_AUTO)
+		return forms == FORMS_MODERN;
+	for (size_t i = 0; i < ninputs; i++) {
+		const struct input *in = &inputs[i];
+
+		if (in->kind != IN_BOOK)
+			return 0;
+		for (size_t j = 0; j < in->book.n; j++) {
+			uint32_t cp = in->book.box[j].codepoint;
+
+			if (kz_modern_form(cp) != cp)
+				return 0;
+		}
+	}
+	return ninputs > 0;
+}
+
 /* Gives every tree entry and book box its class: through the class
  * map when given, else the rank of its code point among all of them.
  * A tree's code point must be in the map; a book's box whose code
@@ -449,6 +479,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "fit", required_argument, NULL, 'f' },
 		{ "resize", required_argument, NULL, 'r' },
 		{ "drop-unknown", no_argument, NULL, 'u' },
+		{ "forms", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
@@ -456,7 +487,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	memset(cl, 0, sizeof(*cl));
 	cl->output = "-";
 	kz_norm_defaults(&geom);
-	while ((ch = getopt_long(argc, argv, "c:C:M:o:f:r:u", longopts,
+	while ((ch = getopt_long(argc, argv, "c:C:F:M:o:f:r:u", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c': cl->map_path = optarg; break;
@@ -466,6 +497,14 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		case 'f': size_arg("-f", optarg, &geom.fw, &geom.fh); break;
 		case 'r': size_arg("-r", optarg, &geom.rw, &geom.rh); break;
 		case 'u': cl->drop_unknown = 1; break;
+		case 'F':
+			if (strcmp(optarg, "keep") == 0)
+				cl->forms = FORMS_KEEP;
+			else if (strcmp(optarg, "modern") == 0)
+				cl->forms = FORMS_MODERN;
+			else
+				errx(2, "-F %s: want keep or modern", optarg);
+			break;
 		default: usage();
 		}
 	}
@@ -804,6 +843,7 @@ main(int argc, char *argv[])
 	struct kz_classmap map = { 0 };
 	struct kz_header h;
 	struct kz_err e;
+	int modern;
 
 	kz_pnm_init(argv[0]);
 	kz_ignore_sigpipe();
@@ -816,8 +856,11 @@ main(int argc, char *argv[])
 	for (int i = 0; i < cl.nfiles; i++)
 		read_input(cl.files[i], i);
 	free(preloaded);
+	modern = modern_labels(cl.forms);
 	assign_classes(&map, cl.map_path != NULL, cl.drop_unknown);
 	stream_header(&map, cl.map_path, &h);
+	if (modern)
+		h.flags |= KZ_FLAG_MODERN;
 	if (cl.map_out != NULL) {
 		if (map.n == 0)
 			errx(1, "-C needs a Kanji tree or -c classmap to take "

@@ -379,3 +379,37 @@ kz_classmap_lookup(const struct kz_classmap *m, const char *s)
 			return (long)i;
 	return -1;
 }
+
+static int
+compare_variant(const void *key, const void *elem)
+{
+	uint32_t cp = *(const uint32_t *)key;
+	const struct kz_variant *v = elem;
+
+	return cp < v->old ? -1 : cp > v->old;
+}
+
+uint32_t
+kz_modern_form(uint32_t cp)
+{
+	const struct kz_variant *v = bsearch(&cp, kz_variants, kz_nvariants,
+	    sizeof(*kz_variants), compare_variant);
+
+	return v != NULL ? v->modern : cp;
+}
+
+size_t
+kz_classmap_fold(const struct kz_classmap *m, uint32_t *fold)
+{
+	size_t folded = 0;
+
+	for (size_t c = 0; c < m->n; c++) {
+		uint32_t modern = kz_modern_form(m->codepoint[c]);
+		long to = modern != m->codepoint[c] ?
+		    kz_classmap_find(m, modern) : -1;
+
+		fold[c] = to >= 0 ? (uint32_t)to : (uint32_t)c;
+		folded += to >= 0;
+	}
+	return folded;
+}

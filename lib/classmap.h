@@ -38,6 +38,24 @@ long kz_classmap_find(const struct kz_classmap *m, uint32_t cp);
  * -1. */
 long kz_classmap_lookup(const struct kz_classmap *m, const char *s);
 void kz_classmap_free(struct kz_classmap *m);
+/* ---- old and modern character forms ------------------------------------ */
+
+/* An old or variant kanji form and its modern form: 氣 and 気. */
+struct kz_variant {
+	uint32_t old, modern;
+};
+/* The old and variant forms that Japan's Jinmeiyo list gives beside a
+ * Joyo or Jinmeiyo kanji, sorted by old (lib/variants.c, made by
+ * tools/variants.sh from Unihan's kJinmeiyoKanji). */
+extern const struct kz_variant kz_variants[];
+extern const size_t kz_nvariants;
+/* The modern form of cp, or cp when the table has none. */
+uint32_t kz_modern_form(uint32_t cp);
+/* Fills fold (m->n entries): for each class, the class of its modern
+ * form when m has that class, else the class itself.  Returns how many
+ * classes fold onto another. */
+size_t kz_classmap_fold(const struct kz_classmap *m, uint32_t *fold);
+
 /* Encodes cp as UTF-8 into out (>= 5 bytes, NUL-terminated); returns
  * its length, 0 for an invalid code point. */
 int kz_utf8_encode(uint32_t cp, char *out);

@@ -41,6 +41,9 @@ kz_header_check(const struct kz_header *h, struct kz_err *e)
 	if (h->nclasses > KZ_MAX_CLASSES)
 		return kz_errf(e, "header: %u classes is more than %d",
 		    h->nclasses, KZ_MAX_CLASSES);
+	if ((h->flags & ~KZ_FLAGS_KNOWN) != 0)
+		return kz_errf(e, "header: unknown flags 0x%x",
+		    h->flags & ~KZ_FLAGS_KNOWN);
 	return 0;
 }
 
@@ -56,7 +59,7 @@ kz_header_encode(const struct kz_header *h, uint8_t *b)
 	put_le32(b + 16, h->width);
 	put_le32(b + 20, h->height);
 	put_le32(b + 24, h->nclasses);
-	put_le32(b + 28, 0);
+	put_le32(b + 28, h->flags);
 }
 
 int
@@ -77,9 +80,7 @@ kz_header_decode(const uint8_t *b, struct kz_header *h, struct kz_err *e)
 	h->width = get_le32(b + 16);
 	h->height = get_le32(b + 20);
 	h->nclasses = get_le32(b + 24);
-	if (get_le32(b + 28) != 0)
-		return kz_errf(e, "header: unknown flags 0x%x",
-		    get_le32(b + 28));
+	h->flags = get_le32(b + 28);
 	return kz_header_check(h, e);
 }
 

@@ -39,7 +39,14 @@ struct kz_header {
 	uint16_t pixel;		/* enum kz_pixel */
 	uint16_t k;		/* (class, score) pairs per record */
 	uint32_t nclasses;	/* 0 when unknown */
+	uint32_t flags;		/* KZ_FLAG_* */
 };
+
+/* The labels write old character forms as their modern forms (氣 as
+ * 気), as the transcription of a book may: kz-classify then gives a
+ * class's score to the class of its modern form (kz_classmap_fold). */
+#define KZ_FLAG_MODERN 1u
+#define KZ_FLAGS_KNOWN KZ_FLAG_MODERN
 
 struct kz_pred {
 	uint32_t cls;

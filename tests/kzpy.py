@@ -8,6 +8,9 @@ that tests do not check the C code against itself.
   kzpy.py labels-md5 FILE       md5 of the labels as one byte each
   kzpy.py labels FILE           labels, one per line
   kzpy.py top1 FILE             each record's first prediction, one per line
+  kzpy.py preds FILE            each record's predictions, "class:score" with
+                                the score to 4 decimals, one record a line
+  kzpy.py flags FILE            the header's flags, in decimal
   kzpy.py npz-md5 FILE          md5 of arr_0.npy's data, read by zipfile
   kzpy.py make OUT W H CLASSES LABEL...   a stream of gradient images
   kzpy.py png-size FILE         width and height from a PNG's IHDR
@@ -36,7 +39,7 @@ def records_preds(path):
         data = f.read()
     assert data[:8] == MAGIC, "bad magic"
     ver, hsize, pix, k, w, h, ncls, flags = struct.unpack_from("<HHHHIIII", data, 8)
-    assert ver == 1 and hsize == 32 and flags == 0
+    assert ver == 1 and hsize == 32 and flags & ~1 == 0
     bpp = 4 if pix == 2 else 1
     size = 12 + 8 * k + w * h * bpp
     off = 32
@@ -112,6 +115,14 @@ def main():
     elif cmd == "labels":
         for _, label, _ in records(args[0]):
             print(label)
+    elif cmd == "preds":
+        for _, _, preds, _ in records_preds(args[0]):
+            print(" ".join("%d:%.4f" % p for p in preds))
+    elif cmd == "flags":
+        with open(args[0], "rb") as f:
+            hdr = f.read(32)
+        assert hdr[:8] == MAGIC, "bad magic"
+        print(struct.unpack_from("<I", hdr, 28)[0])
     elif cmd == "top1":
         for _, _, preds, _ in records_preds(args[0]):
             print(preds[0][0])

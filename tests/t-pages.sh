@@ -53,6 +53,34 @@ t_eq "book without -c: -C writes them" "U+3042 U+4E00 U+5B57" "$(tail -n +2 "$T/
 t_eq "book and images in one stream" 4 \
     "$(kz-unpack -r 16x16 "$F/book" "$F/flat.jpg" 2>/dev/null >"$T/bi.kz"; kzpy count "$T/bi.kz")"
 
+# Old character forms (kz.5's flag 1): a book that writes none of them
+# writes modern forms; -F says so outright; images and arrays keep.
+t_eq "book without old forms: the header says modern forms (flag 1)" 1 "$(kzpy flags "$T/b.kz")"
+t_eq "book -F keep: flag 0" 0 "$(kz-unpack -F keep -c "$F/map3.csv" -r 16x16 "$F/book" 2>/dev/null >"$T/bk.kz"; kzpy flags "$T/bk.kz")"
+t_eq "book and an image: flag 0" 0 "$(kzpy flags "$T/bi.kz")"
+t_eq "kz-info -t names the forms" "modern keep" "$(info forms "$T/b.kz") $(info forms "$T/bk.kz")"
+O=$T/book-old; mkdir -p "$O/images"; cp "$F/book/images/"* "$O/images/"
+sed 's/^U+5B57/U+6C23/' "$F/book/book_coordinate.csv" >"$O/old_coordinate.csv"
+t_eq "book that writes an old form (U+6C23): flag 0" 0 "$(kz-unpack -r 16x16 "$O" 2>/dev/null >"$T/bo.kz"; kzpy flags "$T/bo.kz")"
+t_eq "array -F modern: flag 1, kept by kz-norm" 1 \
+    "$(kz-unpack -F modern "$F/imgs.npz" "$F/labels.npz" | kz-norm -r 8x8 >"$T/am.kz"; kzpy flags "$T/am.kz")"
+t_fails "-F of an unknown word" "-F old: want keep or modern" kz-unpack -F old "$F/a.png"
+# kz-classify folds: a 1-nearest-neighbour model of 3 classes, 気 (0),
+# its old form 氣 (1) and 一 (2), reading its own training images.
+printf 'index,codepoint,char\n0,U+6C17,\346\260\227\n1,U+6C23,\346\260\243\n2,U+4E00,\344\270\200\n' >"$T/fold.csv"
+kz-unpack "$F/imgs.npz" "$F/labels.npz" | kz-train -q -a knn -k 1 -c "$T/fold.csv" -o "$T/fold.kzm"
+kz-unpack -F keep "$F/imgs.npz" "$F/labels.npz" | kz-classify -m "$T/fold.kzm" -k 3 >"$T/fk.kz"
+t_eq "old forms kept: each image its own class (labels 0 1 2 1 0)" \
+    "0:1.0000 1:0.0000 2:0.0000|1:1.0000 0:0.0000 2:0.0000|2:1.0000 0:0.0000 1:0.0000|1:1.0000 0:0.0000 2:0.0000|0:1.0000 1:0.0000 2:0.0000" \
+    "$(kzpy preds "$T/fk.kz" | tr '\n' '|' | sed 's/|$//')"
+kz-unpack -F modern "$F/imgs.npz" "$F/labels.npz" | kz-classify -v -m "$T/fold.kzm" -k 3 >"$T/fm.kz" 2>"$T/fm.err"
+t_eq "modern forms: 氣's score goes to 気, 氣 never named, k 3 -> 2" \
+    "0:1.0000 2:0.0000|0:1.0000 2:0.0000|2:1.0000 0:0.0000|0:1.0000 2:0.0000|0:1.0000 2:0.0000" \
+    "$(kzpy preds "$T/fm.kz" | tr '\n' '|' | sed 's/|$//')"
+t_eq "modern forms: -v says how many classes fold" \
+    "kz-classify: the labels write modern forms: 1 old form read as its modern form" "$(grep forms "$T/fm.err")"
+t_eq "modern forms: the flag passes to the predictions" 1 "$(kzpy flags "$T/fm.kz")"
+
 # A book's bad input: one line naming the file and the line.
 B=$T/book-bad; mkdir -p "$B/images"
 cp "$F/book/images/"* "$B/images/"
@@ -88,6 +116,22 @@ if [ -d "$R" ]; then
 	t_eq "real pages: the manifest's last box is the CSV's last line" \
 	    "$(tail -1 "$R/100241706_coordinate.csv" | awk -F, '{ print $2, $3, $4, $7, $8 }')" \
 	    "$(tail -1 "$T/real.tsv" | cut -f3-7 | tr '\t' ' ')"
+	# The reader's path with the shipped model: the issue's target on
+	# the 52 kanji, and the old forms the pages show (氣, 疊, 樂) read
+	# as the modern forms their transcription writes.
+	if [ -f "$TESTS/../models/kanji.kzm" ]; then
+		kz-classify -m "$TESTS/../models/kanji.kzm" -k 5 "$T/real.kz" >"$T/real-o.kz"
+		t_eq "real pages: the transcription writes modern forms (flag 1)" 1 "$(kzpy flags "$T/real.kz")"
+		top1=$(kz-eval -t "$T/real-o.kz" | awk -F'\t' '$1 == "top1" { printf "%d", $2 * 52 + 0.5 }')
+		t_eq "real pages: the shipped Kanji model reads 48 or more of the 52 kanji (92%)" yes \
+		    "$([ "$top1" -ge 48 ] && echo yes || echo "no, $top1")"
+		old=$(kz-label -m "$TESTS/../models/kanji.kzm" "$T/real-o.kz" | cut -f3 | grep -cxF -e 氣 -e 疊 -e 樂)
+		t_eq "real pages: no old form in the answers" 0 "$old"
+		kz-unpack -F keep -c "$TESTS/../models/kanji_classmap.csv" --fit 32x32 "$R" 2>/dev/null |
+		    kz-classify -m "$TESTS/../models/kanji.kzm" -k 5 >"$T/real-k.kz"
+		t_eq "real pages -F keep: the old forms the pages show" 3 \
+		    "$(kz-label -m "$TESTS/../models/kanji.kzm" "$T/real-k.kz" | cut -f3 | grep -cxF -e 氣 -e 疊 -e 樂)"
+	fi
 else
 	skip "real pages" "no $R"
 fi

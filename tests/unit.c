@@ -70,7 +70,7 @@ test_codepoint(void)
 static void
 test_header(void)
 {
-	struct kz_header h = { 28, 28, KZ_PIXEL_U8, 3, 10 }, d;
+	struct kz_header h = { 28, 28, KZ_PIXEL_U8, 3, 10, 0 }, d;
 	struct kz_err e;
 	uint8_t b[KZ_HEADER_SIZE];
 
@@ -85,6 +85,15 @@ test_header(void)
 	    d.height == 28 && d.k == 3 && d.nclasses == 10 &&
 	    d.pixel == KZ_PIXEL_U8, "header: round trip");
 	check(kz_record_size(&h) == 12 + 3 * 8 + 784, "header: record size");
+	h.flags = KZ_FLAG_MODERN;
+	kz_header_encode(&h, b);
+	check(b[28] == 1 && kz_header_decode(b, &d, &e) == 0 &&
+	    d.flags == KZ_FLAG_MODERN, "header: the modern-forms flag, bit 0 "
+	    "of byte 28, round trip");
+	b[28] = 3;
+	check(kz_header_decode(b, &d, &e) != 0 && strstr(e.msg,
+	    "unknown flags 0x2"), "header: an unknown flag named");
+	h.flags = 0;
 	h.pixel = KZ_PIXEL_F32;
 	check(kz_record_size(&h) == 12 + 3 * 8 + 4 * 784,
 	    "header: f32 record size");
