@@ -1,7 +1,8 @@
 /*
  * kz-model - describe a model file, or write a copy of it with a class
  * map, a test-time setting or a storage precision of its parameters;
- * given several models, write them as one ensemble.
+ * given several models, write them as one ensemble; keep some members
+ * of an ensemble.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@ struct cmdline {
 	const char *settings[MAX_SETTINGS];	/* -s: "name=value" */
 	int nsettings;
 	const char *output;		/* -o: the copy written */
+	int keep[KZ_MAX_MEMBERS];	/* -x: members kept, from 0 */
+	int nkeep;			/* 0: no -x */
 	char **models;			/* files or names: one, or with -o
 					   up to KZ_MAX_MEMBERS */
 	int nmodels;
@@ -30,10 +33,35 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-model [-c classmap] [-F figures] "
 	    "[-p f32|f16|q8] [-s setting=value]...\n"
-	    "                -o file model...\n"
+	    "                [-x member[,member]...] -o file model...\n"
 	    "       kz-model model\n");
 	version_usage("kz-model");
 	exit(2);
+}
+
+/* Fills keep with the 1-based member numbers of list ("1,3"), as
+ * indices from 0; returns how many, or exits 2 naming the word. */
+static int
+parse_members(const char *list, int keep[KZ_MAX_MEMBERS])
+{
+	const char *p = list;
+	int n = 0;
+
+	for (;;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+
+		if (end == p || v < 1 || v > KZ_MAX_MEMBERS ||
+		    (*end != ',' && *end != '\0'))
+			errx(2, "-x: member numbers from 1 to %d, separated "
+			    "by commas, not \"%s\"", KZ_MAX_MEMBERS, list);
+		if (n == KZ_MAX_MEMBERS)
+			errx(2, "-x: at most %d members", KZ_MAX_MEMBERS);
+		keep[n++] = (int)v - 1;
+		if (*end == '\0')
+			return n;
+		p = end + 1;
+	}
 }
 
 /* Fills cl from the command line, or exits 2 with the usage or a
@@ -45,7 +73,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 
 	memset(cl, 0, sizeof(*cl));
 	cl->precision = -1;
-	while ((ch = getopt(argc, argv, "c:F:p:s:o:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:F:p:s:x:o:")) != -1) {
 		switch (ch) {
 		case 'c': cl->map_path = optarg; break;
 		case 'F': cl->figures = optarg; break;
@@ -65,6 +93,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 				errx(2, "at most %d settings", MAX_SETTINGS);
 			cl->settings[cl->nsettings++] = optarg;
 			break;
+		case 'x': cl->nkeep = parse_members(optarg, cl->keep); break;
 		case 'o': cl->output = optarg; break;
 		default: usage();
 		}
@@ -76,8 +105,11 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	if (cl->nmodels > KZ_MAX_MEMBERS)
 		errx(2, "at most %d models in an ensemble", KZ_MAX_MEMBERS);
 	if ((cl->map_path != NULL || cl->figures != NULL ||
-	    cl->precision >= 0 || cl->nsettings > 0) && cl->output == NULL)
+	    cl->precision >= 0 || cl->nsettings > 0 || cl->nkeep > 0) &&
+	    cl->output == NULL)
 		usage();
+	if (cl->nkeep > 0 && cl->nmodels > 1)
+		errx(2, "-x: one ensemble, not %d models", cl->nmodels);
 }
 
 static const char *const precisions[] = { "f32", "f16", "q8" };
@@ -140,18 +172,68 @@ set_precision(struct kz_model *m, enum kz_precision p, const char *path)
 	m->precision = p;
 }
 
-/* The ensemble of the n models read into ms (freed into it): its
- * class map, settings and figures are the first model's, its command
- * and date this run's. */
+/* Keeps the members of ensemble m (read from path) that keep lists, in
+ * its order; one left is written as a model of its own, with m's class
+ * map and settings but not its figures, which were the ensemble's. */
+static void
+keep_members(struct kz_model *m, const int *keep, int nkeep,
+    const char *path)
+{
+	struct kz_model *kept;
+	unsigned char used[KZ_MAX_MEMBERS] = { 0 };
+
+	if (m->type != KZ_MODEL_ENSEMBLE)
+		errx(1, "%s: -x: not an ensemble", path);
+	for (int i = 0; i < nkeep; i++) {
+		if (keep[i] >= m->nmembers)
+			errx(1, "%s: -x: no member %d (it has %d)", path,
+			    keep[i] + 1, m->nmembers);
+		if (used[keep[i]]++)
+			errx(2, "-x: member %d twice", keep[i] + 1);
+	}
+	if ((kept = calloc(nkeep, sizeof(*kept))) == NULL)
+		err(1, NULL);
+	for (int i = 0; i < nkeep; i++) {
+		kept[i] = m->members[keep[i]];
+		memset(&m->members[keep[i]], 0, sizeof(m->members[0]));
+	}
+	for (int i = 0; i < m->nmembers; i++)
+		kz_model_free(&m->members[i]);
+	free(m->members);
+	m->members = kept;
+	m->nmembers = nkeep;
+	if (nkeep > 1)
+		return;
+	kz_classmap_free(&kept[0].classmap);
+	kept[0].classmap = m->classmap;
+	memset(&m->classmap, 0, sizeof(m->classmap));
+	kept[0].settings = m->settings;
+	m->nmembers = 0;
+	m->members = NULL;
+	kz_model_free(m);
+	*m = kept[0];
+	free(kept);
+	free(m->figures);
+	m->figures = NULL;
+}
+
+/* The ensemble of the n models read into ms (freed into it), an
+ * ensemble among them joining as its members: its class map, settings
+ * and figures are the first model's, its command and date this
+ * run's. */
 static void
 make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 {
+	struct kz_model *flat;
+	int nflat = 0;
+
 	/* Checked before anything moves out of ms, so that an error
 	 * leaves every member whole (and freed by exit). */
 	for (int i = 0; i < n; i++) {
-		if (ms[i].type == KZ_MODEL_ENSEMBLE)
-			errx(1, "%s: an ensemble cannot join an ensemble",
-			    paths[i]);
+		nflat += ms[i].type == KZ_MODEL_ENSEMBLE ? ms[i].nmembers : 1;
+		if (nflat > KZ_MAX_MEMBERS)
+			errx(1, "%s: more than %d members in all", paths[i],
+			    KZ_MAX_MEMBERS);
 		if (ms[i].width != ms[0].width ||
 		    ms[i].height != ms[0].height ||
 		    ms[i].nclasses != ms[0].nclasses)
@@ -171,8 +253,24 @@ make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 	m->settings = ms[0].settings;
 	m->figures = ms[0].figures;
 	ms[0].figures = NULL;
-	m->nmembers = n;
-	m->members = ms;
+	if ((flat = calloc(nflat, sizeof(*flat))) == NULL)
+		err(1, NULL);
+	nflat = 0;
+	for (int i = 0; i < n; i++) {
+		if (ms[i].type != KZ_MODEL_ENSEMBLE) {
+			flat[nflat++] = ms[i];
+			continue;
+		}
+		for (int j = 0; j < ms[i].nmembers; j++)
+			flat[nflat++] = ms[i].members[j];
+		free(ms[i].members);
+		ms[i].members = NULL;
+		ms[i].nmembers = 0;
+		kz_model_free(&ms[i]);
+	}
+	m->nmembers = nflat;
+	m->members = flat;
+	free(ms);
 	if ((m->arch = strdup("ensemble")) == NULL)
 		err(1, NULL);
 	m->date = model_date();
@@ -201,6 +299,8 @@ main(int argc, char *argv[])
 	} else {
 		m = ms[0];
 		free(ms);
+		if (cl.nkeep > 0)
+			keep_members(&m, cl.keep, cl.nkeep, paths[0]);
 	}
 	if (cl.output == NULL) {
 		describe(paths[0], &m);
