@@ -33,7 +33,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-model [-c classmap] [-F figures] "
 	    "[-p f32|f16|q8] [-s setting=value]...\n"
-	    "                [-x member[,member]...] -o file model...\n"
+	    "                [-x member[,member ...]] -o file model...\n"
 	    "       kz-model model\n");
 	version_usage("kz-model");
 	exit(2);
@@ -57,6 +57,9 @@ parse_members(const char *list, int keep[KZ_MAX_MEMBERS])
 			    "by commas, not \"%s\"", KZ_MAX_MEMBERS, list);
 		if (n == KZ_MAX_MEMBERS)
 			errx(2, "-x: at most %d members", KZ_MAX_MEMBERS);
+		for (int i = 0; i < n; i++)
+			if (keep[i] == (int)v - 1)
+				errx(2, "-x: member %ld twice", v);
 		keep[n++] = (int)v - 1;
 		if (*end == '\0')
 			return n;
@@ -173,24 +176,23 @@ set_precision(struct kz_model *m, enum kz_precision p, const char *path)
 }
 
 /* Keeps the members of ensemble m (read from path) that keep lists, in
- * its order; one left is written as a model of its own, with m's class
- * map and settings but not its figures, which were the ensemble's. */
+ * the order given; one left is written as a model of its own, with m's
+ * class map and settings.  The figures were the whole ensemble's, so
+ * they go, and the date is this run's. */
 static void
 keep_members(struct kz_model *m, const int *keep, int nkeep,
     const char *path)
 {
 	struct kz_model *kept;
-	unsigned char used[KZ_MAX_MEMBERS] = { 0 };
 
 	if (m->type != KZ_MODEL_ENSEMBLE)
 		errx(1, "%s: -x: not an ensemble", path);
-	for (int i = 0; i < nkeep; i++) {
+	for (int i = 0; i < nkeep; i++)
 		if (keep[i] >= m->nmembers)
 			errx(1, "%s: -x: no member %d (it has %d)", path,
 			    keep[i] + 1, m->nmembers);
-		if (used[keep[i]]++)
-			errx(2, "-x: member %d twice", keep[i] + 1);
-	}
+	free(m->figures);
+	m->figures = NULL;
 	if ((kept = calloc(nkeep, sizeof(*kept))) == NULL)
 		err(1, NULL);
 	for (int i = 0; i < nkeep; i++) {
@@ -202,8 +204,11 @@ keep_members(struct kz_model *m, const int *keep, int nkeep,
 	free(m->members);
 	m->members = kept;
 	m->nmembers = nkeep;
-	if (nkeep > 1)
+	if (nkeep > 1) {
+		free(m->date);
+		m->date = model_date();
 		return;
+	}
 	kz_classmap_free(&kept[0].classmap);
 	kept[0].classmap = m->classmap;
 	memset(&m->classmap, 0, sizeof(m->classmap));
@@ -213,14 +218,13 @@ keep_members(struct kz_model *m, const int *keep, int nkeep,
 	kz_model_free(m);
 	*m = kept[0];
 	free(kept);
-	free(m->figures);
-	m->figures = NULL;
 }
 
 /* The ensemble of the n models read into ms (freed into it), an
- * ensemble among them joining as its members: its class map, settings
- * and figures are the first model's, its command and date this
- * run's. */
+ * ensemble among them joining as its members: its class map and
+ * settings are the first model's, and so are its figures unless that
+ * was an ensemble (whose figures were for other members); its date is
+ * this run's. */
 static void
 make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 {
@@ -251,8 +255,10 @@ make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 	m->classmap = ms[0].classmap;
 	memset(&ms[0].classmap, 0, sizeof(ms[0].classmap));
 	m->settings = ms[0].settings;
-	m->figures = ms[0].figures;
-	ms[0].figures = NULL;
+	if (ms[0].type != KZ_MODEL_ENSEMBLE) {
+		m->figures = ms[0].figures;
+		ms[0].figures = NULL;
+	}
 	if ((flat = calloc(nflat, sizeof(*flat))) == NULL)
 		err(1, NULL);
 	nflat = 0;

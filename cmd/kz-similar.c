@@ -262,6 +262,11 @@ search(const struct cmdline *cl, const struct kz_model *m,
 
 	oh.k = 1;
 	oh.nclasses = m->nclasses;
+	/* The neighbours' labels are the index's, in the forms its
+	 * images show (氣 stays 氣), so the output cannot say that its
+	 * labels write old forms as modern ones, whatever the input
+	 * says. */
+	oh.flags = 0;
 	if (pix == NULL || label == NULL || index == NULL || feat == NULL ||
 	    probs == NULL || near == NULL || sim == NULL || in == NULL ||
 	    (out = kz_record_new(&oh)) == NULL)

@@ -409,6 +409,43 @@ modern_labels(int forms)
 	return ninputs > 0;
 }
 
+/* With -F modern, warns once when labels of trees or books are old
+ * forms all the same: kz-classify would never answer them, so each
+ * such record is a certain miss. */
+static void
+warn_old_forms(void)
+{
+	size_t n = 0;
+	uint32_t first = 0;
+	const char *where = NULL;
+	char u[8];
+
+	for (size_t i = 0; i < ninputs; i++) {
+		const struct input *in = &inputs[i];
+		size_t count = in->kind == IN_TREE ? in->tree.n :
+		    in->kind == IN_BOOK ? in->book.n : 0;
+
+		for (size_t j = 0; j < count; j++) {
+			uint32_t cp = in->kind == IN_TREE ?
+			    in->tree.entries[j].codepoint :
+			    in->book.box[j].codepoint;
+
+			if (kz_modern_form(cp) == cp)
+				continue;
+			if (n++ == 0) {
+				first = cp;
+				where = in->name;
+			}
+		}
+	}
+	if (n > 0) {
+		kz_utf8_encode(first, u);
+		warnx("-F modern, but %zu labels are old forms, which "
+		    "kz-classify will not answer (the first: %s U+%04X in %s)",
+		    n, u, (unsigned)first, where);
+	}
+}
+
 /* Gives every tree entry and book box its class: through the class
  * map when given, else the rank of its code point among all of them.
  * A tree's code point must be in the map; a book's box whose code
@@ -857,6 +894,8 @@ main(int argc, char *argv[])
 		read_input(cl.files[i], i);
 	free(preloaded);
 	modern = modern_labels(cl.forms);
+	if (cl.forms == FORMS_MODERN)
+		warn_old_forms();
 	assign_classes(&map, cl.map_path != NULL, cl.drop_unknown);
 	stream_header(&map, cl.map_path, &h);
 	if (modern)

@@ -389,25 +389,44 @@ compare_variant(const void *key, const void *elem)
 	return cp < v->old ? -1 : cp > v->old;
 }
 
-uint32_t
-kz_modern_form(uint32_t cp)
+/* The index in kz_variants of the pair whose old form is cp, or -1. */
+static long
+variant_index(uint32_t cp)
 {
 	const struct kz_variant *v = bsearch(&cp, kz_variants, kz_nvariants,
 	    sizeof(*kz_variants), compare_variant);
 
-	return v != NULL ? v->modern : cp;
+	return v != NULL ? (long)(v - kz_variants) : -1;
+}
+
+uint32_t
+kz_modern_form(uint32_t cp)
+{
+	long i = variant_index(cp);
+
+	return i >= 0 ? kz_variants[i].modern : cp;
 }
 
 size_t
 kz_classmap_fold(const struct kz_classmap *m, uint32_t *fold)
 {
+	/* Each pair's modern class is looked for once: a map that
+	 * repeats an old form a million times must not cost a million
+	 * searches of the map. */
+	long modern_class[KZ_VARIANTS_MAX];
 	size_t folded = 0;
 
+	for (size_t i = 0; i < kz_nvariants; i++)
+		modern_class[i] = -2;		/* not looked for yet */
 	for (size_t c = 0; c < m->n; c++) {
-		uint32_t modern = kz_modern_form(m->codepoint[c]);
-		long to = modern != m->codepoint[c] ?
-		    kz_classmap_find(m, modern) : -1;
+		long i = variant_index(m->codepoint[c]), to = -1;
 
+		if (i >= 0) {
+			if (modern_class[i] == -2)
+				modern_class[i] = kz_classmap_find(m,
+				    kz_variants[i].modern);
+			to = modern_class[i];
+		}
 		fold[c] = to >= 0 ? (uint32_t)to : (uint32_t)c;
 		folded += to >= 0;
 	}

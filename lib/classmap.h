@@ -45,15 +45,18 @@ struct kz_variant {
 	uint32_t old, modern;
 };
 /* The old and variant forms that Japan's Jinmeiyo list gives beside a
- * Joyo or Jinmeiyo kanji, sorted by old (lib/variants.c, made by
- * tools/variants.sh from Unihan's kJinmeiyoKanji). */
+ * Joyo or Jinmeiyo kanji, sorted by old, no modern form itself an old
+ * one (lib/variants.c, made by tools/variants.sh from Unihan's
+ * kJinmeiyoKanji; tests/unit.c holds it to both). */
+#define KZ_VARIANTS_MAX 512	/* pairs, at most (a static assertion) */
 extern const struct kz_variant kz_variants[];
 extern const size_t kz_nvariants;
 /* The modern form of cp, or cp when the table has none. */
 uint32_t kz_modern_form(uint32_t cp);
 /* Fills fold (m->n entries): for each class, the class of its modern
- * form when m has that class, else the class itself.  Returns how many
- * classes fold onto another. */
+ * form when m has that class (its first, if the map repeats it), else
+ * the class itself.  Returns how many classes fold onto another.  Time
+ * linear in m->n, whatever the map holds. */
 size_t kz_classmap_fold(const struct kz_classmap *m, uint32_t *fold);
 
 /* Encodes cp as UTF-8 into out (>= 5 bytes, NUL-terminated); returns

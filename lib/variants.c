@@ -271,3 +271,5 @@ const struct kz_variant kz_variants[] = {
 	{ 0xFA69, 0x97FF },
 };
 const size_t kz_nvariants = 230;
+_Static_assert(sizeof(kz_variants) / sizeof(kz_variants[0]) <=
+    KZ_VARIANTS_MAX, "KZ_VARIANTS_MAX (classmap.h) too small");

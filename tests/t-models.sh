@@ -195,23 +195,31 @@ t_fails "kz-model: models of other sizes cannot form an ensemble" "cannot join" 
 t_eq "... and no file" "" "$(ls "$T" | grep '^mixed')"
 
 # Members out of an ensemble (-x), and an ensemble joining as its members.
-kz-model -x 2 -o "$T/x2.kzm" "$M/ens.kzm"
+kz-model -s shift=1 -o "$T/ens-s1.kzm" "$M/ens.kzm"
+kz-model -x 2 -o "$T/x2.kzm" "$T/ens-s1.kzm"
 t_eq "kz-model -x 2: member 2 alone classifies as the model it was made from" \
-    "$(kz-classify -m "$M/q8.kzm" -k 3 "$T/m3.kz" | md5sum)" \
-    "$(kz-classify -m "$T/x2.kzm" -k 3 "$T/m3.kz" | md5sum)"
-t_eq "... a net, with the ensemble's class map" "net $(kz-label -c "$T/map3.csv" "$T/p3.kz" | md5sum)" \
-    "$(kz-model "$T/x2.kzm" | awk -F'\t' '$1 == "type" { print $2 }') $(kz-label -m "$T/x2.kzm" "$T/p3.kz" | md5sum)"
-kz-model -x 3,1 -o "$T/x31.kzm" "$M/ens.kzm"
-kz-model -o "$T/join.kzm" "$T/x31.kzm" "$T/x2.kzm"
-t_eq "kz-model -x 3,1, then joined with member 2: an ensemble of three, in that order" \
-    "$(kz-classify -m "$T/plain.kzm" -m "$M/three.kzm" -m "$M/q8.kzm" -k 3 "$T/m3.kz" | md5sum) 3" \
-    "$(kz-classify -m "$T/join.kzm" -k 3 "$T/m3.kz" | md5sum) $(kz-model "$T/join.kzm" | grep -c '^member')"
+    "$(kz-classify -s 0 -m "$M/q8.kzm" -k 3 "$T/m3.kz" | md5sum)" \
+    "$(kz-classify -s 0 -m "$T/x2.kzm" -k 3 "$T/m3.kz" | md5sum)"
+t_eq "... a q8 net, with the ensemble's class map and setting, no figures" \
+    "net q8 shift=1 . $(kz-label -c "$T/map3.csv" "$T/p3.kz" | md5sum)" \
+    "$(kz-model "$T/x2.kzm" | awk -F'\t' '$1 == "type" || $1 == "precision" || $1 == "settings" { printf "%s ", $2 } $1 == "figures" { printf "%s.", $2 }') $(kz-label -m "$T/x2.kzm" "$T/p3.kz" | md5sum)"
+kz-model -x 2,1 -o "$T/x21.kzm" "$M/ens.kzm"
+kz-model -o "$T/join.kzm" "$T/x21.kzm" "$T/plain.kzm"
+t_eq "kz-model -x 2,1, then joined with a third: three members, in that order" \
+    "$(kz-classify -m "$M/q8.kzm" -m "$M/three.kzm" -m "$T/plain.kzm" -k 3 "$T/m3.kz" | md5sum) q8 f32 f32" \
+    "$(kz-classify -m "$T/join.kzm" -k 3 "$T/m3.kz" | md5sum) $(kz-model "$T/join.kzm" | awk -F'\t' '$1 == "member" { printf "%s%s", sep, $5; sep = " " }')"
+kz-model -F "test 50%" -o "$T/ens-f.kzm" "$M/ens.kzm"
+kz-model -o "$T/join-f.kzm" "$T/ens-f.kzm" "$T/plain.kzm"
+t_eq "... an ensemble's figures are not carried to a new ensemble" "" \
+    "$(kz-model "$T/join-f.kzm" | awk -F'\t' '$1 == "figures" { print $2 }')"
 t_fails "kz-model -x: a member the ensemble lacks" "ens.kzm: -x: no member 4 .it has 3." \
     kz-model -x 4 -o "$T/x4.kzm" "$M/ens.kzm"
 t_fails "kz-model -x: a model that is not an ensemble" "three.kzm: -x: not an ensemble" \
     kz-model -x 1 -o "$T/x4.kzm" "$M/three.kzm"
 t_fails "kz-model -x: not a number" "-x: member numbers from 1 to 32" \
     kz-model -x 1,a -o "$T/x4.kzm" "$M/ens.kzm"
+t_fails "kz-model -x: a member twice" "-x: member 1 twice" \
+    kz-model -x 1,2,1 -o "$T/x4.kzm" "$M/ens.kzm"
 t_eq "... and no file" "" "$(ls "$T" | grep '^x4')"
 
 # Figures: the maker's words on what the model scored, listed by -L.

@@ -13,6 +13,11 @@ if have_data kmnist-train-imgs.npz kmnist-train-labels.npz; then
 	kz-similar -m "$M" -n 4 -i "$S/idx.kzg" "$S/q.kz" >"$S/out.kz"
 	nq=$(info records "$S/q.kz")
 	t_eq "a query and its 4 neighbours each" "$((nq * 5))" "$(info records "$S/out.kz")"
+	# Labels written in modern forms (header flag 1): the neighbours'
+	# are not, so the output's flags are 0.
+	"$PY" -c 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[28] = 1; open(sys.argv[2], "wb").write(d)' "$S/q.kz" "$S/qm.kz"
+	t_eq "a query stream in modern forms (flag 1) gives an output with flags 0" "1 0" \
+	    "$(kzpy flags "$S/qm.kz") $(kz-similar -m "$M" -n 4 -i "$S/idx.kzg" -o "$S/qm-out.kz" "$S/qm.kz" && kzpy flags "$S/qm-out.kz")"
 	# Queries taken from the index find themselves first, at cosine 1.
 	kz-label -m "$M" "$S/out.kz" >"$S/out.tsv"
 	t_eq "a query from the index is its own nearest, cosine 1" "$nq" \

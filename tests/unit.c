@@ -125,6 +125,38 @@ test_classmap(void)
 }
 
 static void
+test_variants(void)
+{
+	struct kz_classmap m;
+	struct kz_err e;
+	int sorted = 1, chained = 0;
+	uint32_t fold[5];
+
+	for (size_t i = 0; i < kz_nvariants; i++) {
+		if (i > 0 && kz_variants[i].old <= kz_variants[i - 1].old)
+			sorted = 0;
+		if (kz_modern_form(kz_variants[i].modern) !=
+		    kz_variants[i].modern)
+			chained = 1;
+	}
+	check(kz_nvariants >= 200 && sorted,
+	    "variants: the table is sorted by old form, no form twice");
+	check(!chained, "variants: no modern form is an old form itself");
+	check(kz_modern_form(0x6C23) == 0x6C17 &&
+	    kz_modern_form(0x570B) == 0x56FD && kz_modern_form(0x6C17) ==
+	    0x6C17 && kz_modern_form(0x4E00) == 0x4E00,
+	    "variants: 氣 -> 気, 國 -> 国; 気 and 一 stay");
+	/* 氣 twice (a map may repeat), 國 without 国 in the map. */
+	const char *map = "index,codepoint,char\n0,U+6C23,氣\n1,U+4E00,一\n"
+	    "2,U+6C17,気\n3,U+6C23,氣\n4,U+570B,國\n";
+	check(kz_classmap_parse(map, strlen(map), "m", &m, &e) == 0 &&
+	    kz_classmap_fold(&m, fold) == 2 && fold[0] == 2 && fold[1] == 1 &&
+	    fold[2] == 2 && fold[3] == 2 && fold[4] == 4,
+	    "variants: fold sends both 氣 to 気 and keeps 國 without 国");
+	kz_classmap_free(&m);
+}
+
+static void
 test_detect(void)
 {
 	uint8_t tar[512] = { 0 };
@@ -862,6 +894,7 @@ main(void)
 	test_codepoint();
 	test_header();
 	test_classmap();
+	test_variants();
 	test_detect();
 	return failed;
 }

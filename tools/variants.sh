@@ -63,4 +63,6 @@ END {
 	for (i = 1; i <= n; i++) { split(pair[i], b, " "); sub(/^0+/, "", b[1]); printf "\t{ 0x%s, 0x%s },\n", b[1], b[2] }
 	print "};"
 	printf "const size_t kz_nvariants = %d;\n", n
+	print "_Static_assert(sizeof(kz_variants) / sizeof(kz_variants[0]) <="
+	print "    KZ_VARIANTS_MAX, \"KZ_VARIANTS_MAX (classmap.h) too small\");"
 }'
