@@ -286,9 +286,12 @@ int
 main(int argc, char *argv[])
 {
 	struct cmdline cl;
-	struct kz_model m, *ms;
+	struct kz_model m;
+	/* Static, so that what they hold stays reachable when an error
+	 * exits from deep inside (LeakSanitizer looks from here). */
+	static struct kz_model *ms;
+	static char **paths;
 	struct kz_err e;
-	char **paths;
 
 	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
