@@ -43,8 +43,7 @@ struct input {
 static struct input *inputs;
 static size_t ninputs;
 
-/* --fit or --resize: the steps every image goes through as it is read
- * (kz_norm_apply), when geometry is set. */
+/* --fit or --resize: each image's steps as it is read (kz_norm_apply). */
 static struct kz_norm_opts geom;
 static int geometry;
 
@@ -384,66 +383,54 @@ classes_from_codepoints(struct kz_classmap *map)
 	*map = found;
 }
 
-/* Whether the labels write old character forms as their modern forms
- * (the stream's KZ_FLAG_MODERN): as -F says; without it, when every
- * input is a CODH book and no box is an old form of kz_variants: a
- * transcription that never writes 氣 writes it 気, as book 100241706's
- * does. */
-static int
-modern_labels(int forms)
-{
-	if (forms != FORMS_AUTO)
-		return forms == FORMS_MODERN;
-	for (size_t i = 0; i < ninputs; i++) {
-		const struct input *in = &inputs[i];
-
-		if (in->kind != IN_BOOK)
-			return 0;
-		for (size_t j = 0; j < in->book.n; j++) {
-			uint32_t cp = in->book.box[j].codepoint;
-
-			if (kz_modern_form(cp) != cp)
-				return 0;
-		}
-	}
-	return ninputs > 0;
-}
-
-/* With -F modern, warns once when labels of trees or books are old
- * forms all the same: kz-classify would never answer them, so each
- * such record is a certain miss. */
-static void
-warn_old_forms(void)
+/* Counts the labels of trees and books that are old forms, keeping the
+ * first and its input; *books: every input is a book. */
+static size_t
+old_forms(uint32_t *first, const char **where, int *books)
 {
 	size_t n = 0;
-	uint32_t first = 0;
-	const char *where = NULL;
-	char u[8];
 
+	*books = ninputs > 0;
 	for (size_t i = 0; i < ninputs; i++) {
 		const struct input *in = &inputs[i];
 		size_t count = in->kind == IN_TREE ? in->tree.n :
 		    in->kind == IN_BOOK ? in->book.n : 0;
 
+		*books &= in->kind == IN_BOOK;
 		for (size_t j = 0; j < count; j++) {
 			uint32_t cp = in->kind == IN_TREE ?
 			    in->tree.entries[j].codepoint :
 			    in->book.box[j].codepoint;
 
-			if (kz_modern_form(cp) == cp)
-				continue;
-			if (n++ == 0) {
-				first = cp;
-				where = in->name;
+			if (kz_modern_form(cp) != cp && n++ == 0) {
+				*first = cp;
+				*where = in->name;
 			}
 		}
 	}
-	if (n > 0) {
+	return n;
+}
+
+/* Whether the labels write old forms as modern ones (KZ_FLAG_MODERN):
+ * as -F says; without it, when every input is a CODH book and no box
+ * is an old form (a transcription that never writes 氣 writes 気, as
+ * book 100241706's does).  -F modern over old-form labels warns: each
+ * is a certain miss, as kz-classify will not answer it. */
+static int
+modern_labels(int forms)
+{
+	uint32_t first = 0;
+	const char *where = NULL;
+	char u[8];
+	int books;
+	size_t n = old_forms(&first, &where, &books);
+
+	if (forms == FORMS_MODERN && n > 0) {
 		kz_utf8_encode(first, u);
-		warnx("-F modern, but %zu labels are old forms, which "
-		    "kz-classify will not answer (the first: %s U+%04X in %s)",
-		    n, u, (unsigned)first, where);
+		warnx("-F modern, but %zu labels are old forms (the first: "
+		    "%s U+%04X in %s)", n, u, (unsigned)first, where);
 	}
+	return forms != FORMS_AUTO ? forms == FORMS_MODERN : books && n == 0;
 }
 
 /* Gives every tree entry and book box its class: through the class
@@ -894,8 +881,6 @@ main(int argc, char *argv[])
 		read_input(cl.files[i], i);
 	free(preloaded);
 	modern = modern_labels(cl.forms);
-	if (cl.forms == FORMS_MODERN)
-		warn_old_forms();
 	assign_classes(&map, cl.map_path != NULL, cl.drop_unknown);
 	stream_header(&map, cl.map_path, &h);
 	if (modern)
