@@ -338,22 +338,22 @@ conv_forward(struct kz_pass *p)
 	size_t ohw = (size_t)L->out.h * L->out.w;
 
 	/* FUSE_BN: the batch norm after L (the next layer) from its
-	 * running statistics, as bn_forward does when classifying. */
-	float bn[4 * FUSE_BN_MAX];
+	 * running statistics, as bn_forward does when classifying;
+	 * FUSE_PRE: the one two layers before (a ReLU between). */
+	float bn[4 * FUSE_BN_MAX], pre[4 * FUSE_BN_MAX];
 
-	for (int c = 0, OC = L->out.c; (p->fuse & FUSE_BN) && c < OC; c++) {
-		const struct kz_layer *N = L + 1;
-
-		bn_running(p->n, N, c, &bn[c], &bn[OC + c]);
-		bn[2 * OC + c] = p->n->params[N->w_off + c];
-		bn[3 * OC + c] = p->n->params[N->b_off + c];
-	}
+	if (p->fuse & FUSE_BN)
+		bn_gather(p->n, L + 1, bn);
+	if (p->fuse & FUSE_PRE)
+		bn_gather(p->n, L - 2, pre);
 	if (wino_ok(L)) {
 		if (!p->train)
 			wino4_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W,
-			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
-			    L->out.c, y, B, w->math, work_slots(w, (int)(L -
-			    p->n->layers)), w->col, w->ncol);
+			    bias, p->fuse & FUSE_PRE ? pre : NULL,
+			    p->fuse & FUSE_BN ? bn : NULL, p->fuse, L->out.c,
+			    p->fuse & FUSE_ADD ? p->x2 : NULL, y, B, w->math,
+			    work_slots(w, (int)(L - p->n->layers)), w->col,
+			    w->ncol);
 		else
 			wino_conv(x, L->in.c, L->in.h, L->in.w, L->pad, W, 0,
 			    bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,

@@ -100,7 +100,14 @@ enum { WINO_BLAS, WINO_AVX512, WINO_BF16 };
 #define FUSE_BN 4		/* Winograd or direct conv, classifying:
 				   the batch norm that follows, before
 				   the ReLU */
-#define FUSE_BN_MAX 1024	/* channels of a conv that FUSE_BN takes */
+#define FUSE_PRE 8		/* F(4x4) conv, classifying: the batch norm
+				   and ReLU of the two layers before, on
+				   its input as it is read */
+#define FUSE_ADD 16		/* F(4x4) conv, classifying: the add that
+				   follows, its other input (x2, computed
+				   before) added to the output */
+#define FUSE_BN_MAX 1024	/* channels of a conv that FUSE_BN or
+				   FUSE_PRE takes */
 
 /* What one layer's forward or backward pass works on. */
 struct kz_pass {
@@ -302,13 +309,21 @@ void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 /* The same convolution by F(4x4, 3x3), classifying only (no adjoint,
  * nothing kept), and the scratch it needs for batches of up to maxb
  * images: at least wino4_scratch.  packed, if not NULL, is the layer's
- * two slots of kz_work's packed (kept there, on WINO_AVX512). */
+ * two slots of kz_work's packed (kept there, on WINO_AVX512).  pre, if
+ * not NULL, is a batch norm [4][C] (as bn) and a ReLU applied to x as
+ * it is read, the padding staying zero; res, if not NULL, [OC][B][YH]
+ * [YW] as y, is added to y last.  Both give the bytes of the layers
+ * one by one. */
 size_t wino4_scratch(const struct kz_layer *L, int maxb);
 /* The n outputs Y of one channel through the batch norm of bn (mean,
  * 1 / standard deviation, scale, shift; the same arithmetic as
  * bn_forward's) if it is not NULL, then max(0, Y) if relu: the
  * epilogue of the convolutions that fuse them. */
 void wino_finish(float *restrict Y, size_t n, const float *bn, int relu);
+/* bn [4][C] (C = L's channels, at most FUSE_BN_MAX) for batch norm L
+ * when classifying: each channel's running mean, 1 / standard
+ * deviation, scale and shift. */
+void bn_gather(const struct kz_net *n, const struct kz_layer *L, float *bn);
 /* Channel o's mean, 1 / standard deviation, scale and shift from bn
  * [4][OC] into bno, which it returns; NULL if bn is. */
 const float *wino_bn(const float *bn, int OC, int o, float bno[4]);
@@ -317,8 +332,9 @@ const float *wino_bn(const float *bn, int OC, int o, float bno[4]);
  * Winograd convolutions do. */
 int conv_direct_ok(const struct kz_layer *L);
 void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
-    const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    int math, float **packed, float *scratch, size_t nscratch);
+    const float *bias, const float *pre, const float *bn, int fuse, int OC,
+    const float *res, float *y, int B, int math, float **packed,
+    float *scratch, size_t nscratch);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  Scratch as for

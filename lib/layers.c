@@ -549,6 +549,19 @@ bn_running(const struct kz_net *n, const struct kz_layer *L, int c,
 	*inv = (float)(1.0 / sqrt(var + BN_EPS));
 }
 
+/* See engine.h. */
+void
+bn_gather(const struct kz_net *n, const struct kz_layer *L, float *bn)
+{
+	int C = L->in.c;
+
+	for (int c = 0; c < C; c++) {
+		bn_running(n, L, c, &bn[c], &bn[C + c]);
+		bn[2 * C + c] = n->params[L->w_off + c];
+		bn[3 * C + c] = n->params[L->b_off + c];
+	}
+}
+
 /* Training: the batch's statistics (kept in the work for the running
  * ones); inference: the running ones.  FUSE_RELU: max(0, y). */
 KZ_HOT static void

@@ -9,8 +9,11 @@
  * quarter of the values.  Inference also does a ReLU after a
  * convolution or dense layer inside it, and a 2x2 max pooling after a
  * Winograd convolution and its ReLU (each tile is a pooling block), and
- * leaves dropout out.  Every fusion gives the result of the layers one
- * by one, bit for bit.
+ * leaves dropout out.  In a pre-activation residual block, an F(4x4)
+ * convolution also takes the batch norm and ReLU before it, as it reads
+ * its input, and the sum after it, as it writes its output: neither the
+ * normalised input nor the sum's addend goes to memory.  Every
+ * fusion gives the result of the layers one by one, bit for bit.
  *
  * The backward pass needs a gradient buffer per value still waiting for
  * its producer's backward.  They are assigned here by walking the steps
@@ -67,6 +70,19 @@ group(const struct kz_net *n, const int *readers, const int *reader, int i,
 	*s = (struct kz_step){ .layer = i, .in = { L->src, -1 }, .out = i };
 	if (L->type == KZ_ADD)
 		s->in[1] = L->src2;
+	if (!train && L->type == KZ_BN && L->in.c <= FUSE_BN_MAX &&
+	    feeds(n, readers, reader, i, KZ_RELU) &&
+	    feeds(n, readers, reader, i + 1, KZ_CONV) &&
+	    wino_ok(&n->layers[i + 2])) {
+		/* A pre-activation block's batch norm and ReLU, done by
+		 * the F(4x4) convolution as it reads its input: the
+		 * normalised values never go to memory. */
+		int k = group(n, readers, reader, i + 2, train, s);
+
+		s->in[0] = L->src;
+		s->fwd |= FUSE_PRE;
+		return k + 2;
+	}
 	if (L->type == KZ_BN && feeds(n, readers, reader, i, KZ_RELU)) {
 		s->out = i + 1;
 		s->fwd = s->bwd = FUSE_RELU;
@@ -99,6 +115,20 @@ group(const struct kz_net *n, const int *readers, const int *reader, int i,
 			    n->layers[j + 1].k == 2 &&
 			    n->layers[j + 1].stride == 2) {
 				s->fwd |= FUSE_POOL;
+				j++;
+			}
+		}
+		/* A residual block's sum, in the same pass, when the
+		 * other addend is ready (a projection shortcut comes after
+		 * the body). */
+		if (L->type == KZ_CONV && wino_ok(L) && !(s->fwd & FUSE_POOL) &&
+		    feeds(n, readers, reader, j, KZ_ADD)) {
+			const struct kz_layer *A = &n->layers[j + 1];
+			int other = A->src == j ? A->src2 : A->src;
+
+			if (other < i) {
+				s->in[1] = other;
+				s->fwd |= FUSE_ADD;
 				j++;
 			}
 		}

@@ -165,40 +165,154 @@ wino4_rows(const float *restrict rows, size_t R, int TW, size_t T,
 	}
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define WINO4_AVX512 1
+
+/* max(0, bn applied to v) as bn_apply computes it, in the lanes of m;
+ * 0 in the others (the padding stays zero, as the layers one by one
+ * have it).  bn: mean, 1 / standard deviation, scale, shift. */
+__attribute__((target("avx512f"))) static inline __m512
+wino4_bn_relu(__m512 v, __mmask16 m, const float *bn)
+{
+	__m512 h = _mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(bn[0])),
+	    _mm512_set1_ps(bn[1]));
+
+	return _mm512_maskz_max_ps(m, _mm512_add_ps(_mm512_mul_ps(
+	    _mm512_set1_ps(bn[2]), h), _mm512_set1_ps(bn[3])),
+	    _mm512_setzero_ps());
+}
+
+/* 2 (a - b) - c + e, in that order: rows 3 and 4 of B'. */
+__attribute__((target("avx512f"))) static inline __m512
+wino4_twice(__m512 a, __m512 b, __m512 c, __m512 e)
+{
+	return _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(2),
+	    _mm512_sub_ps(a, b)), c), e);
+}
+
+/* wino4_cols for a row of the padded image whose pixels lo .. hi - 1
+ * are l[lo] .. l[hi - 1] and the rest zero (l itself may lie before
+ * the row: masked loads do not touch what they leave out), through
+ * the batch norm bn (mean, 1 / standard deviation, scale, shift) and a
+ * ReLU first if bn is not NULL, as bn_apply does them.  Seven
+ * tiles at a time: their 30 columns in two registers, each of the six
+ * columns of a tile gathered by one permutation. */
+__attribute__((target("avx512f"))) static void
+wino4_cols_avx512(const float *l, int lo, int hi, int TW,
+    const float *bn, float *restrict d, size_t js)
+{
+	const __m512i step = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    24, 20, 16, 12, 8, 4, 0);
+	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+
+	for (int t0 = 0; t0 < TW; t0 += 7) {
+		int base = 4 * t0, nt = TW - t0 < 7 ? TW - t0 : 7;
+		/* pixels base .. base + 31 that the row has */
+		int a = lo - base > 0 ? lo - base : 0;
+		int z = hi - base < 32 ? hi - base : 32;
+		uint32_t m = z <= a ? 0 : (uint32_t)((((uint64_t)1 << z) - 1) &
+		    ~(((uint64_t)1 << a) - 1));
+		__m512 r0 = _mm512_maskz_loadu_ps((__mmask16)m, l + base);
+		__m512 r1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16),
+		    l + base + 16);
+
+		if (bn != NULL) {
+			r0 = wino4_bn_relu(r0, (__mmask16)m, bn);
+			r1 = wino4_bn_relu(r1, (__mmask16)(m >> 16), bn);
+		}
+		__m512 p[6];
+		__mmask16 st = (__mmask16)((1u << nt) - 1);
+
+		for (int k = 0; k < 6; k++)
+			p[k] = _mm512_permutex2var_ps(r0, _mm512_add_epi32(step,
+			    _mm512_set1_epi32(k)), r1);
+		/* wino4_cols' arithmetic in its order, without fused
+		 * multiply-adds (C11 does not contract them): the same
+		 * bytes either way. */
+		__m512 m4 = _mm512_set1_ps(-4);
+
+		_mm512_mask_storeu_ps(d + t0, st, _mm512_add_ps(_mm512_sub_ps(
+		    _mm512_mul_ps(four, p[0]), _mm512_mul_ps(five, p[2])),
+		    p[4]));
+		_mm512_mask_storeu_ps(d + js + t0, st, _mm512_add_ps(
+		    _mm512_add_ps(_mm512_mul_ps(m4, _mm512_add_ps(p[1], p[2])),
+		    p[3]), p[4]));
+		_mm512_mask_storeu_ps(d + 2 * js + t0, st, _mm512_add_ps(
+		    _mm512_sub_ps(_mm512_mul_ps(four, _mm512_sub_ps(p[1], p[2])),
+		    p[3]), p[4]));
+		_mm512_mask_storeu_ps(d + 3 * js + t0, st,
+		    wino4_twice(p[3], p[1], p[2], p[4]));
+		_mm512_mask_storeu_ps(d + 4 * js + t0, st,
+		    wino4_twice(p[1], p[3], p[2], p[4]));
+		_mm512_mask_storeu_ps(d + 5 * js + t0, st, _mm512_add_ps(
+		    _mm512_sub_ps(_mm512_mul_ps(four, p[1]), _mm512_mul_ps(five,
+		    p[3])), p[5]));
+	}
+}
+#else
+#define WINO4_AVX512 0
+#endif
+
 /* V[e][c][n] = (B' d B)[e] for the 6x6 tiles d (stride 4) of images
- * b0..b0+nb-1 of x [C][B][H][W] padded by P; n = (b - b0) T + tile. */
+ * b0..b0+nb-1 of x [C][B][H][W] padded by P, through the batch norm
+ * pre [4][C] and a ReLU if pre is not NULL; n = (b - b0) T + tile.
+ * avx: the rows by wino4_cols_avx512 (the CPU has AVX-512). */
 static void
-wino4_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
-    int nb, int TH, int TW, float *rows, float *line, float *V, size_t vs)
+wino4_tiles(const float *x, int C, int H, int W, int P, const float *pre,
+    int B, int b0, int nb, int TH, int TW, float *rows, float *line,
+    float *V, size_t vs, int avx)
 {
 	size_t T = (size_t)TH * TW, R = (size_t)(TH + 1) * TW;
 	size_t N = (size_t)nb * T;
 	int PH = 4 * TH + 2;
 	/* pixels of a row that tiles read */
 	int wn = W < 4 * TW + 2 - P ? W : 4 * TW + 2 - P;
-	int direct = P == 0 && W >= 4 * TW + 2;
+	int direct = pre == NULL && P == 0 && W >= 4 * TW + 2;
 
 	memset(rows, 0, wino4_rows_floats(TH, TW) * sizeof(float));
 	memset(line, 0, (4 * TW + 2) * sizeof(float));
 	for (int c = 0; c < C; c++)
 		for (int b = 0; b < nb; b++) {
 			const float *src = x + ((size_t)c * B + b0 + b) * H * W;
+			float bn[4];
+
+			if (pre != NULL)
+				for (int k = 0; k < 4; k++)
+					bn[k] = pre[(size_t)k * C + c];
 
 			for (int row = P; row < PH && row < H + P; row++) {
 				const float *l = src + (size_t)(row - P) * W;
+				float *d = rows + (size_t)(row & 3) * R +
+				    (size_t)(row >> 2) * TW;
 
+#if WINO4_AVX512
+				if (avx) {
+					wino4_cols_avx512(l - P, P, P + wn, TW,
+					    pre != NULL ? bn : NULL, d, 4 * R);
+					continue;
+				}
+#endif
 				/* A row the tiles read whole is read where
 				 * it lies; else copied, padded, by a loop:
 				 * memcpy's call cost more than rows of 30
 				 * floats. */
-				if (!direct) {
+				if (pre != NULL) {
+					KZ_IVDEP
+					for (int i = 0; i < wn; i++) {
+						float v = bn[2] * ((l[i] -
+						    bn[0]) * bn[1]) + bn[3];
+
+						line[P + i] = v > 0 ? v : 0;
+					}
+					l = line;
+				} else if (!direct) {
 					KZ_IVDEP
 					for (int i = 0; i < wn; i++)
 						line[P + i] = l[i];
 					l = line;
 				}
-				wino4_cols(l, TW, rows + (size_t)(row & 3) *
-				    R + (size_t)(row >> 2) * TW, 4 * R);
+				wino4_cols(l, TW, d, 4 * R);
 			}
 			wino4_rows(rows, R, TW, T, V + (size_t)c * N +
 			    (size_t)b * T, vs);
@@ -277,11 +391,12 @@ wino4_interleave(const float *restrict t, size_t N, int S,
 
 /* One image's outputs img (YH x YW) from its interleaved tiles z
  * (wino4_interleave's, from the image's first tile; rows S N floats
- * apart): tile row ty's row i is S TW floats in image order, of which
- * the image has the first YW. */
+ * apart), plus res (the same image of a residual block's other
+ * addend) if it is not NULL: tile row ty's row i is S TW floats in
+ * image order, of which the image has the first YW. */
 static void
 wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
-    int YW, float *img)
+    int YW, const float *res, float *img)
 {
 	for (int ty = 0; ty < TH; ty++)
 		for (int i = 0; i < S && S * ty + i < YH; i++) {
@@ -289,9 +404,18 @@ wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
 			const float *restrict r = z + (size_t)S * i * N +
 			    (size_t)S * ty * TW;
 
-			KZ_IVDEP
-			for (int x = 0; x < YW; x++)
-				d[x] = r[x];
+			if (res != NULL) {
+				const float *restrict a = res + (size_t)(S *
+				    ty + i) * YW;
+
+				KZ_IVDEP
+				for (int x = 0; x < YW; x++)
+					d[x] = r[x] + a[x];
+			} else {
+				KZ_IVDEP
+				for (int x = 0; x < YW; x++)
+					d[x] = r[x];
+			}
 		}
 }
 
@@ -314,8 +438,9 @@ wino4_chunk_tiles(int chunk, int T)
  * and one plane of tiles as pairs of them, Ub and Vb. */
 KZ_HOT void
 wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
-    const float *bias, const float *bn, int fuse, int OC, float *y, int B,
-    int math, float **packed, float *scratch, size_t nscratch)
+    const float *bias, const float *pre, const float *bn, int fuse, int OC,
+    const float *res, float *y, int B, int math, float **packed,
+    float *scratch, size_t nscratch)
 {
 	int OH = H + 2 * P - 2, OW = W + 2 * P - 2;
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
@@ -369,8 +494,8 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		float *M = V + 36 * vs, *Y = M + 36 * ms, *Z = Y + 16 * N;
 		uint32_t *Vb = (uint32_t *)(Z + 16 * N);
 
-		wino4_tiles(x, C, H, W, P, B, b0, nb, TH, TW, rows, line, V,
-		    vs);
+		wino4_tiles(x, C, H, W, P, pre, B, b0, nb, TH, TW, rows, line,
+		    V, vs, math != WINO_BLAS);
 		for (int e = 0; e < 36; e++) {
 			if (math == WINO_BLAS) {
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
@@ -403,10 +528,14 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 						    a + c2) * N);
 					}
 			wino4_interleave(Y, N, S, Z);
-			for (int b = 0; b < nb; b++)
+			for (int b = 0; b < nb; b++) {
+				size_t img = ((size_t)o * B + b0 + b) * YH *
+				    YW;
+
 				wino4_scatter(Z + (size_t)S * b * T, N, S, TH,
-				    TW, YH, YW, y + ((size_t)o * B + b0 + b) *
-				    YH * YW);
+				    TW, YH, YW, res != NULL ? res + img : NULL,
+				    y + img);
+			}
 		}
 	}
 }

@@ -492,6 +492,96 @@ test_fused_inference(void)
 	kz_net_free(n);
 }
 
+/* Pre-activation residual blocks when classifying, where the F(4x4)
+ * convolutions take the batch norm and ReLU before them and the sum
+ * after them into their own passes, against the layers by the formula
+ * in double.  Rows of 33 take the AVX-512 row transform's seven tiles
+ * twice and a remainder. */
+static void
+test_res_inference(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 9, 33 };
+	int B = 3, HW = 9 * 33;
+	struct kz_net *n = kz_net_new("cnn:conv16k3p1,res16,res16,bn,relu,gap",
+	    in, 4, 7, &e);
+	struct kz_work *w = kz_work_new(n, B, 0, &e);
+	struct kz_rng r;
+	float x[3 * 9 * 33];
+	int last = -1;
+
+	kz_rng_seed(&r, 11);
+	for (int i = 0; i < B * HW; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (size_t i = 0; i < n->nparams; i++)
+		n->params[i] += 0.1f * (float)kz_rng_normal(&r);
+	for (int l = 0; l < n->nlayers; l++) {
+		const struct kz_layer *L = &n->layers[l];
+
+		if (L->type == KZ_ADD)
+			last = l;
+		for (int c = 0; L->type == KZ_BN && c < L->in.c; c++) {
+			n->state[L->s_off + c] = 0.3f * (float)kz_rng_normal(&r);
+			n->state[L->s_off + L->in.c + c] = 0.5f +
+			    (float)kz_rng_uniform(&r);
+		}
+	}
+	kz_net_forward(n, w, x, B, 0, &r);
+	const float *z = kz_work_output(w, last);
+	double worst = 0;
+
+	for (int b = 0; b < B; b++) {
+		double *v[64] = { 0 };
+
+		for (int l = 0; l <= last; l++) {
+			const struct kz_layer *L = &n->layers[l];
+			size_t sz = (size_t)L->out.c * L->out.h * L->out.w;
+			size_t hw = (size_t)L->out.h * L->out.w;
+			double *in0, *o = v[l] = calloc(sz, sizeof(double));
+
+			if (L->src < 0) {
+				in0 = calloc(HW, sizeof(double));
+				for (int i = 0; i < HW; i++)
+					in0[i] = x[b * HW + i];
+			} else
+				in0 = v[L->src];
+			if (L->type == KZ_CONV)
+				direct_conv(n, L, in0, o);
+			for (size_t i = 0; i < sz && L->type != KZ_CONV; i++) {
+				size_t c = i / hw;
+
+				if (L->type == KZ_RELU)
+					o[i] = in0[i] > 0 ? in0[i] : 0;
+				else if (L->type == KZ_ADD)
+					o[i] = in0[i] + v[L->src2][i];
+				else if (L->type == KZ_BN)
+					o[i] = n->params[L->w_off + c] * (in0[i] -
+					    n->state[L->s_off + c]) / sqrt(
+					    n->state[L->s_off + L->in.c + c] +
+					    BN_EPS) + n->params[L->b_off + c];
+			}
+			if (L->src < 0)
+				free(in0);
+		}
+		const struct kz_layer *L = &n->layers[last];
+		size_t sz = (size_t)L->out.c * L->out.h * L->out.w;
+		size_t hw = (size_t)L->out.h * L->out.w;
+
+		for (size_t i = 0; i < sz; i++) {
+			double d = fabs(v[last][i] - z[(i / hw * B + b) * hw +
+			    i % hw]) / (1 + fabs(v[last][i]));
+
+			worst = d > worst ? d : worst;
+		}
+		for (int l = 0; l <= last; l++)
+			free(v[l]);
+	}
+	printf("# residual inference: worst relative difference %.2e\n", worst);
+	check(last > 0 && worst < 1e-4, "residual blocks classifying (batch norm, ReLU and sum inside F(4x4)) equal the formula");
+	kz_work_free(w);
+	kz_net_free(n);
+}
+
 /* The weight gradient from the Winograd tiles the forward pass kept
  * (a training work) equals the one that transforms the input again (an
  * inference work), over a batch of several chunks. */
@@ -876,6 +966,7 @@ main(void)
 	test_conv_direct();
 	test_conv_wide();
 	test_fused_inference();
+	test_res_inference();
 	test_kept_tiles();
 	gradcheck("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3);
 	gradcheck_work("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3, 0);
