@@ -21,6 +21,33 @@
 #include "net.h"
 
 #define BN_EPS 1e-5f
+
+/* kz's AVX-512 code (gemm.c, wino4.c): built where the compiler can
+ * target it, run where kz_avx512_ok(). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define KZ_AVX512_BUILT 1
+#define KZ_AVX512_TARGET __attribute__((target("avx512f")))
+#else
+#define KZ_AVX512_BUILT 0
+#endif
+
+/* One channel of m values: xh = (x - mu) * inv (stored unless NULL),
+ * y = gamma * xh + beta, then max(0, y) if relu: every batch norm, in
+ * this order, so that fusions keep the bytes. */
+static inline void
+bn_apply(const float *restrict x, size_t m, float mu, float inv,
+    float gamma, float beta, int relu, float *restrict xh,
+    float *restrict y)
+{
+	for (size_t i = 0; i < m; i++) {
+		float h = (x[i] - mu) * inv, v = gamma * h + beta;
+
+		if (xh != NULL)
+			xh[i] = h;
+		y[i] = !relu || v > 0 ? v : 0;
+	}
+}
 #define MAX_LAYERS 256
 /* Bounds that keep a spec from asking for absurd memory: floats of one
  * sample's activation in any layer, and parameters in all. */
@@ -101,11 +128,9 @@ enum { WINO_BLAS, WINO_AVX512, WINO_BF16 };
 				   the batch norm that follows, before
 				   the ReLU */
 #define FUSE_PRE 8		/* F(4x4) conv, classifying: the batch norm
-				   and ReLU of the two layers before, on
-				   its input as it is read */
-#define FUSE_ADD 16		/* F(4x4) conv, classifying: the add that
-				   follows, its other input (x2, computed
-				   before) added to the output */
+				   and ReLU before it, as it reads */
+#define FUSE_ADD 16		/* F(4x4) conv, classifying: the add after
+				   it (x2, the other addend), as it writes */
 #define FUSE_BN_MAX 1024	/* channels of a conv that FUSE_BN or
 				   FUSE_PRE takes */
 

@@ -23,20 +23,12 @@
 /* Rows of B a pass takes: 256 by 48 columns is 48 KiB. */
 #define GEMM_DEPTH 256
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define GEMM_BUILT 1
-#define GEMM_TARGET __attribute__((target("avx512f")))
-#else
-#define GEMM_BUILT 0
-#endif
-
 int
 kz_avx512_ok(void)
 {
 	if (kz_env_set("KZ_NO_AVX512"))
 		return 0;
-#if GEMM_BUILT
+#if KZ_AVX512_BUILT
 	return __builtin_cpu_supports("avx512f");
 #else
 	return 0;
@@ -74,14 +66,14 @@ gemm_pack(const float *a, int M, int K, int R, float *out)
 	}
 }
 
-#if GEMM_BUILT
+#if KZ_AVX512_BUILT
 /* C[R][nn] (rows ldc apart, mr <= R of them written, nn <= 16 V
  * columns) = A[K][R] (packed) B[K][nn] (rows N apart), plus C's own
  * values if add: R x V accumulators; the masks cut the columns past
  * nn (a full tile's masks are all ones, and a masked load costs what
  * an unmasked one does). */
 #define GEMM_TILE(NAME, R, V)						\
-GEMM_TARGET static void							\
+KZ_AVX512_TARGET static void							\
 NAME(int K, const float *restrict A, const float *restrict B, size_t N,	\
     int nn, float *restrict C, size_t ldc, int mr, int add)		\
 {									\
@@ -123,7 +115,7 @@ NAME(int K, const float *restrict A, const float *restrict B, size_t N,	\
 GEMM_TILE(gemm_tile12x2, 12, 2)
 GEMM_TILE(gemm_tile8x3, 8, 3)
 
-GEMM_TARGET void
+KZ_AVX512_TARGET void
 gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
     size_t ldb, float *C, size_t ldc, int add)
 {

@@ -520,24 +520,6 @@ bn_alloc(const struct kz_layer *L, struct lbuf *lb, int B, int train)
 	return (lb->aux || !train) && lb->mean && lb->invstd ? 0 : -1;
 }
 
-/* One channel of m values: xh = (x - mu) * inv, y = gamma * xh + beta,
- * then max(0, y) if relu (a ReLU after the batch norm, done here while
- * the values are in registers).  xh is stored unless it is NULL (when
- * classifying: it would only double the memory traffic). */
-static inline void
-bn_apply(const float *restrict x, size_t m, float mu, float inv,
-    float gamma, float beta, int relu, float *restrict xh,
-    float *restrict y)
-{
-	for (size_t i = 0; i < m; i++) {
-		float h = (x[i] - mu) * inv, v = gamma * h + beta;
-
-		if (xh != NULL)
-			xh[i] = h;
-		y[i] = !relu || v > 0 ? v : 0;
-	}
-}
-
 void
 bn_running(const struct kz_net *n, const struct kz_layer *L, int c,
     float *mu, float *inv)

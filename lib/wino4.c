@@ -165,14 +165,11 @@ wino4_rows(const float *restrict rows, size_t R, int TW, size_t T,
 	}
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define WINO4_AVX512 1
-
+#if KZ_AVX512_BUILT
 /* max(0, bn applied to v) as bn_apply computes it, in the lanes of m;
  * 0 in the others (the padding stays zero, as the layers one by one
  * have it).  bn: mean, 1 / standard deviation, scale, shift. */
-__attribute__((target("avx512f"))) static inline __m512
+KZ_AVX512_TARGET static inline __m512
 wino4_bn_relu(__m512 v, __mmask16 m, const float *bn)
 {
 	__m512 h = _mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(bn[0])),
@@ -184,7 +181,7 @@ wino4_bn_relu(__m512 v, __mmask16 m, const float *bn)
 }
 
 /* 2 (a - b) - c + e, in that order: rows 3 and 4 of B'. */
-__attribute__((target("avx512f"))) static inline __m512
+KZ_AVX512_TARGET static inline __m512
 wino4_twice(__m512 a, __m512 b, __m512 c, __m512 e)
 {
 	return _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(2),
@@ -198,13 +195,14 @@ wino4_twice(__m512 a, __m512 b, __m512 c, __m512 e)
  * ReLU first if bn is not NULL, as bn_apply does them.  Seven
  * tiles at a time: their 30 columns in two registers, each of the six
  * columns of a tile gathered by one permutation. */
-__attribute__((target("avx512f"))) static void
+KZ_AVX512_TARGET static void
 wino4_cols_avx512(const float *l, int lo, int hi, int TW,
     const float *bn, float *restrict d, size_t js)
 {
 	const __m512i step = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0,
 	    24, 20, 16, 12, 8, 4, 0);
-	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5),
+	    m4 = _mm512_set1_ps(-4);
 
 	for (int t0 = 0; t0 < TW; t0 += 7) {
 		int base = 4 * t0, nt = TW - t0 < 7 ? TW - t0 : 7;
@@ -230,8 +228,6 @@ wino4_cols_avx512(const float *l, int lo, int hi, int TW,
 		/* wino4_cols' arithmetic in its order, without fused
 		 * multiply-adds (C11 does not contract them): the same
 		 * bytes either way. */
-		__m512 m4 = _mm512_set1_ps(-4);
-
 		_mm512_mask_storeu_ps(d + t0, st, _mm512_add_ps(_mm512_sub_ps(
 		    _mm512_mul_ps(four, p[0]), _mm512_mul_ps(five, p[2])),
 		    p[4]));
@@ -250,8 +246,6 @@ wino4_cols_avx512(const float *l, int lo, int hi, int TW,
 		    p[3])), p[5]));
 	}
 }
-#else
-#define WINO4_AVX512 0
 #endif
 
 /* V[e][c][n] = (B' d B)[e] for the 6x6 tiles d (stride 4) of images
@@ -286,7 +280,7 @@ wino4_tiles(const float *x, int C, int H, int W, int P, const float *pre,
 				float *d = rows + (size_t)(row & 3) * R +
 				    (size_t)(row >> 2) * TW;
 
-#if WINO4_AVX512
+#if KZ_AVX512_BUILT
 				if (avx) {
 					wino4_cols_avx512(l - P, P, P + wn, TW,
 					    pre != NULL ? bn : NULL, d, 4 * R);
@@ -298,13 +292,8 @@ wino4_tiles(const float *x, int C, int H, int W, int P, const float *pre,
 				 * memcpy's call cost more than rows of 30
 				 * floats. */
 				if (pre != NULL) {
-					KZ_IVDEP
-					for (int i = 0; i < wn; i++) {
-						float v = bn[2] * ((l[i] -
-						    bn[0]) * bn[1]) + bn[3];
-
-						line[P + i] = v > 0 ? v : 0;
-					}
+					bn_apply(l, wn, bn[0], bn[1], bn[2],
+					    bn[3], 1, NULL, line + P);
 					l = line;
 				} else if (!direct) {
 					KZ_IVDEP

@@ -531,7 +531,7 @@ test_res_inference(void)
 	double worst = 0;
 
 	for (int b = 0; b < B; b++) {
-		double *v[64] = { 0 };
+		double **v = calloc(n->nlayers, sizeof(*v));
 
 		for (int l = 0; l <= last; l++) {
 			const struct kz_layer *L = &n->layers[l];
@@ -575,6 +575,7 @@ test_res_inference(void)
 		}
 		for (int l = 0; l <= last; l++)
 			free(v[l]);
+		free(v);
 	}
 	printf("# residual inference: worst relative difference %.2e\n", worst);
 	check(last > 0 && worst < 1e-4, "residual blocks classifying (batch norm, ReLU and sum inside F(4x4)) equal the formula");
