@@ -231,25 +231,34 @@ make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 	struct kz_model *flat;
 	int nflat = 0;
 
-	/* Checked before anything moves out of ms, so that an error
-	 * leaves every member whole (and freed by exit). */
+	uint32_t w = 0, h = 0;
+	int big = 0;
+
+	/* The ensemble takes the largest size, which the others must
+	 * divide.  Checked before anything moves out of ms, so that an
+	 * error leaves every member whole (and freed by exit). */
+	for (int i = 0; i < n; i++)
+		if (ms[i].width > w || ms[i].height > h) {
+			w = ms[i].width > w ? ms[i].width : w;
+			h = ms[i].height > h ? ms[i].height : h;
+			big = i;
+		}
 	for (int i = 0; i < n; i++) {
 		nflat += ms[i].type == KZ_MODEL_ENSEMBLE ? ms[i].nmembers : 1;
 		if (nflat > KZ_MAX_MEMBERS)
 			errx(1, "%s: more than %d members in all", paths[i],
 			    KZ_MAX_MEMBERS);
-		if (ms[i].width != ms[0].width ||
-		    ms[i].height != ms[0].height ||
-		    ms[i].nclasses != ms[0].nclasses)
+		if (!kz_model_member_fits(&ms[i], w, h, ms[0].nclasses))
 			errx(1, "%s: a %ux%u model of %u classes cannot join "
-			    "%s, %ux%u of %u", paths[i], ms[i].width,
-			    ms[i].height, ms[i].nclasses, paths[0],
-			    ms[0].width, ms[0].height, ms[0].nclasses);
+			    "%s, %ux%u of %u (a member's size divides the "
+			    "largest's)", paths[i], ms[i].width, ms[i].height,
+			    ms[i].nclasses, paths[big], ms[big].width,
+			    ms[big].height, ms[0].nclasses);
 	}
 	memset(m, 0, sizeof(*m));
 	m->type = KZ_MODEL_ENSEMBLE;
-	m->width = ms[0].width;
-	m->height = ms[0].height;
+	m->width = w;
+	m->height = h;
 	m->nclasses = ms[0].nclasses;
 	m->std = 1;
 	m->classmap = ms[0].classmap;

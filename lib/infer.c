@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 
+#include "norm.h"
 #include "util.h"
 #include "predict.h"
 
@@ -87,6 +88,9 @@ struct kz_predictor {
 	float *qx;			/* kNN: [KNN_QUERY][d] */
 	struct kz_predictor **member;	/* ensembles: one per member */
 	float *member_probs;		/* ensembles: [maxb][classes] */
+	uint8_t **member_pixels;	/* ensembles: a smaller member's
+					   images, [maxb][its size]; NULL
+					   for members of the ensemble's */
 	/* the current batch */
 	const uint8_t *pixels;
 	size_t n;
@@ -111,8 +115,11 @@ kz_predictor_free(struct kz_predictor *p)
 	free(p->qx);
 	for (int i = 0; p->member != NULL && i < p->m->nmembers; i++)
 		kz_predictor_free(p->member[i]);
+	for (int i = 0; p->member_pixels != NULL && i < p->m->nmembers; i++)
+		free(p->member_pixels[i]);
 	free(p->member);
 	free(p->member_probs);
+	free(p->member_pixels);
 	free(p);
 }
 
@@ -145,15 +152,25 @@ kz_predictor_new(const struct kz_model *m, int threads, int maxb,
 	p->maxb = maxb;
 	if (m->type == KZ_MODEL_ENSEMBLE) {
 		if ((p->member = calloc(m->nmembers, sizeof(*p->member))) ==
-		    NULL || (p->member_probs = malloc((size_t)maxb *
-		    m->nclasses * sizeof(float))) == NULL)
+		    NULL || (p->member_pixels = calloc(m->nmembers,
+		    sizeof(*p->member_pixels))) == NULL ||
+		    (p->member_probs = malloc((size_t)maxb * m->nclasses *
+		    sizeof(float))) == NULL)
 			goto oom;
-		for (int i = 0; i < m->nmembers; i++)
-			if ((p->member[i] = kz_predictor_new(&m->members[i],
-			    threads, maxb, e)) == NULL) {
+		for (int i = 0; i < m->nmembers; i++) {
+			const struct kz_model *mm = &m->members[i];
+
+			if ((p->member[i] = kz_predictor_new(mm, threads,
+			    maxb, e)) == NULL) {
 				kz_predictor_free(p);
 				return NULL;
 			}
+			if ((mm->width != m->width || mm->height !=
+			    m->height) && (p->member_pixels[i] =
+			    malloc((size_t)maxb * mm->width * mm->height)) ==
+			    NULL)
+				goto oom;
+		}
 		return p;
 	}
 	if (m->type == KZ_MODEL_NET) {
@@ -406,6 +423,28 @@ knn_predict(struct kz_predictor *p)
 	}
 }
 
+/* The n images of the batch pixels as member i of ensemble p reads
+ * them: the batch itself, or each image averaged down to the member's
+ * size (kz_model_member_fits); NULL when out of memory. */
+static const uint8_t *
+member_input(struct kz_predictor *p, int i, const uint8_t *pixels, size_t n,
+    struct kz_err *e)
+{
+	const struct kz_model *m = p->m, *mm = &m->members[i];
+	size_t d = (size_t)m->width * m->height;
+	size_t md = (size_t)mm->width * mm->height;
+
+	if (p->member_pixels[i] == NULL)
+		return pixels;
+	for (size_t j = 0; j < n; j++)
+		if (kz_norm_resize_pixels(pixels + j * d, m->width, m->height,
+		    p->member_pixels[i] + j * md, mm->width, mm->height) != 0) {
+			kz_errf(e, "out of memory");
+			return NULL;
+		}
+	return p->member_pixels[i];
+}
+
 /* An ensemble's probabilities: the mean of its members'. */
 static int
 ensemble_predict(struct kz_predictor *p, struct kz_err *e)
@@ -414,7 +453,9 @@ ensemble_predict(struct kz_predictor *p, struct kz_err *e)
 	int nm = p->m->nmembers;
 
 	for (int i = 0; i < nm; i++) {
-		if (kz_predict(p->member[i], p->pixels, p->n, i ?
+		const uint8_t *in = member_input(p, i, p->pixels, p->n, e);
+
+		if (in == NULL || kz_predict(p->member[i], in, p->n, i ?
 		    p->member_probs : p->probs, e) != 0)
 			return -1;
 		for (size_t j = 0; i > 0 && j < len; j++)
@@ -457,10 +498,17 @@ kz_predict_features(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 		if (kz_model_features(p->m) == NULL)
 			return kz_errf(e, "an ensemble whose first member is "
 			    "a kNN model has no features");
+		const uint8_t *in;
+
 		if (probs != NULL && kz_predict(p, pixels, n, probs, e) != 0)
 			return -1;
-		return kz_predict_features(p->member[0], pixels, n, feat,
-		    NULL, e);
+		if (n > (size_t)p->maxb)
+			return kz_errf(e, "batch of %zu is more than %d", n,
+			    p->maxb);
+		if ((in = member_input(p, 0, pixels, n, e)) == NULL)
+			return -1;
+		return kz_predict_features(p->member[0], in, n, feat, NULL,
+		    e);
 	}
 	if (p->m->type != KZ_MODEL_NET)
 		return kz_errf(e, "a kNN model has no features (it is its "

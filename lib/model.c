@@ -619,8 +619,8 @@ static int model_parse(const uint8_t *buf, size_t len, const char *path,
 
 /* Reads an ensemble's members, whose META is meta: its sections MEMB
  * in file order (buf, len bytes, its sections already walked), as many
- * as "members" says, each a net or kNN model of the ensemble's
- * geometry.  0, or -1 naming the member; m may then hold allocations. */
+ * as "members" says, each a net or kNN model that fits the ensemble
+ * (kz_model_member_fits).  0, or -1 naming the member; m may then hold allocations. */
 static int
 read_members(const char *meta, size_t ml, const uint8_t *buf, size_t len,
     const char *path, struct kz_model *m, struct kz_err *e)
@@ -656,10 +656,11 @@ read_members(const char *meta, size_t ml, const uint8_t *buf, size_t len,
 		if (mm->ts.present)
 			return kz_errf(e, "%s is a checkpoint, not a model",
 			    name);
-		if (mm->width != m->width || mm->height != m->height ||
-		    mm->nclasses != m->nclasses)
+		if (!kz_model_member_fits(mm, m->width, m->height,
+		    m->nclasses))
 			return kz_errf(e, "%s is %ux%u of %u classes, the "
-			    "ensemble %ux%u of %u", name, mm->width,
+			    "ensemble %ux%u of %u (a member's size divides "
+			    "the ensemble's)", name, mm->width,
 			    mm->height, mm->nclasses, m->width, m->height,
 			    m->nclasses);
 	}
@@ -719,6 +720,15 @@ kz_model_read(const char *path, struct kz_model *m, struct kz_err *e)
 	if (rc != 0)
 		kz_model_free(m);
 	return rc;
+}
+
+int
+kz_model_member_fits(const struct kz_model *member, uint32_t w, uint32_t h,
+    uint32_t nclasses)
+{
+	return member->nclasses == nclasses && member->width > 0 &&
+	    member->height > 0 && w % member->width == 0 &&
+	    h % member->height == 0;
 }
 
 const struct kz_model *

@@ -74,12 +74,21 @@ struct kz_model {
 	int32_t *labels;		/* kNN: n */
 	struct kz_net *net;		/* net models */
 	struct kz_train_state ts;	/* checkpoints only */
-	/* Ensembles: nets and kNN models of the same geometry and
-	 * classes, whose probabilities are averaged; each stored whole,
-	 * as a model file, in a section MEMB. */
+	/* Ensembles: nets and kNN models of the same classes, whose
+	 * probabilities are averaged; each stored whole, as a model file,
+	 * in a section MEMB.  A member's size is the ensemble's or divides
+	 * it (kz_model_member_fits). */
 	int nmembers;
 	struct kz_model *members;
 };
+
+/* Whether member can join an ensemble of w x h images and nclasses:
+ * the same classes, and a width and height that divide w and h.  A
+ * smaller member reads each image averaged over blocks down to its
+ * size, as kz_norm_resize gives it (a 32x32 net in a 64x64 ensemble
+ * sees what kz-norm -r 32x32 makes of the image). */
+int kz_model_member_fits(const struct kz_model *member, uint32_t w,
+    uint32_t h, uint32_t nclasses);
 
 /* The net whose penultimate features stand for m (kz-similar): m
  * itself for a net, an ensemble's first member when that is a net;

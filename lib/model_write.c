@@ -325,10 +325,11 @@ put_members(struct sink *o, const struct kz_model *m, const char *path,
 			return kz_errf(e, "%s: an ensemble's members are nets "
 			    "or kNN models, not %s", path,
 			    member.ts.present ? "checkpoints" : "ensembles");
-		if (member.width != m->width || member.height != m->height ||
-		    member.nclasses != m->nclasses)
+		if (!kz_model_member_fits(&member, m->width, m->height,
+		    m->nclasses))
 			return kz_errf(e, "%s: member %d is %ux%u of %u "
-			    "classes, the ensemble %ux%u of %u", path, i + 1,
+			    "classes, the ensemble %ux%u of %u (a member's "
+			    "size divides the ensemble's)", path, i + 1,
 			    member.width, member.height, member.nclasses,
 			    m->width, m->height, m->nclasses);
 		member.classmap.n = 0;

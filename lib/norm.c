@@ -174,31 +174,43 @@ resample_line(const float *s, size_t n, size_t ss, float *d, size_t m,
 }
 
 int
-kz_norm_resize(struct kz_image *img, uint32_t w, uint32_t h)
+kz_norm_resize_pixels(const uint8_t *src, uint32_t sw, uint32_t sh,
+    uint8_t *dst, uint32_t w, uint32_t h)
 {
-	size_t sw = img->width, sh = img->height;
-	float *a = malloc(sw * sh * sizeof(float));
+	float *a = malloc((size_t)sw * sh * sizeof(float));
 	float *b = malloc((size_t)w * sh * sizeof(float));
 	float *c = malloc((size_t)w * h * sizeof(float));
-	uint8_t *p = malloc((size_t)w * h);
 
-	if (a == NULL || b == NULL || c == NULL || p == NULL) {
-		free(a); free(b); free(c); free(p);
+	if (a == NULL || b == NULL || c == NULL) {
+		free(a); free(b); free(c);
 		return -1;
 	}
-	for (size_t i = 0; i < sw * sh; i++)
-		a[i] = img->pixels[i];
+	for (size_t i = 0; i < (size_t)sw * sh; i++)
+		a[i] = src[i];
 	for (size_t y = 0; y < sh; y++)
 		resample_line(a + y * sw, sw, 1, b + y * w, w, 1);
 	for (size_t x = 0; x < w; x++)
 		resample_line(b + x, sh, w, c + x, h, w);
 	for (size_t i = 0; i < (size_t)w * h; i++) {
 		float v = c[i] + 0.5f;
-		p[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+		dst[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 	}
 	free(a);
 	free(b);
 	free(c);
+	return 0;
+}
+
+int
+kz_norm_resize(struct kz_image *img, uint32_t w, uint32_t h)
+{
+	uint8_t *p = malloc((size_t)w * h);
+
+	if (p == NULL || kz_norm_resize_pixels(img->pixels, img->width,
+	    img->height, p, w, h) != 0) {
+		free(p);
+		return -1;
+	}
 	free(img->pixels);
 	img->pixels = p;
 	img->width = w;

@@ -194,6 +194,30 @@ t_fails "kz-model: models of other sizes cannot form an ensemble" "cannot join" 
     kz-model -o "$T/mixed.kzm" "$M/three.kzm" kmnist
 t_eq "... and no file" "" "$(ls "$T" | grep '^mixed')"
 
+# A smaller member reads the ensemble's images averaged down to its
+# size, as kz-norm -r gives them: the ensemble's scores are the mean of
+# the 8x8 model's on the stream and the 4x4 model's on kz-norm's.
+kz-norm -p keep -r 4x4 "$T/m3.kz" >"$T/m3-4.kz"
+kz-train -q -a linear -e 2 --seed 3 -o "$T/four.kzm" "$T/m3-4.kz"
+kz-model -o "$T/mix.kzm" "$T/four.kzm" "$M/three.kzm"
+t_eq "kz-model: a 4x4 and an 8x8 model make an 8x8 ensemble" "8x8" \
+    "$(kz-model "$T/mix.kzm" | awk -F'\t' '$1 == "size" { print $2 }')"
+kz-classify -m "$T/mix.kzm" -k 3 "$T/m3.kz" >"$T/pmix.kz"
+kz-classify -m "$T/four.kzm" -k 3 "$T/m3-4.kz" >"$T/pfour.kz"
+t_eq "... its scores: the mean of the 8x8 model's and the 4x4 model's on kz-norm -r 4x4" "9 records agree" \
+    "$("$PY" - "$TESTS" "$T/pmix.kz" "$T/pfour.kz" "$T/p3.kz" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from kzpy import records_preds
+mix, four, eight = ([dict(p) for _, _, p, _ in records_preds(f)] for f in sys.argv[2:])
+ok = sum(all(abs(m[c] - (a[c] + b[c]) / 2) < 1e-6 for c in range(3))
+         for m, a, b in zip(mix, four, eight))
+print(ok, "records agree")
+PY
+)"
+t_eq "... unlike the 4x4 model alone" "1" \
+    "$(cmp -s "$T/pmix.kz" "$T/pfour.kz"; echo $?)"
+
 # Members out of an ensemble (-x), and an ensemble joining as its members.
 kz-model -s shift=1 -o "$T/ens-s1.kzm" "$M/ens.kzm"
 kz-model -x 2 -o "$T/x2.kzm" "$T/ens-s1.kzm"
