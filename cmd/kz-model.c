@@ -118,7 +118,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 static const char *const precisions[] = { "f32", "f16", "q8" };
 
 /* The description: one "key<TAB>value" line per field; an ensemble's
- * members add "member<TAB>N<TAB>arch<TAB>parameters<TAB>precision". */
+ * members add "member<TAB>N<TAB>arch<TAB>parameters<TAB>precision<TAB>
+ * size". */
 static void
 describe(const char *path, const struct kz_model *m)
 {
@@ -139,11 +140,13 @@ describe(const char *path, const struct kz_model *m)
 		const struct kz_model *mm = &m->members[i];
 
 		if (mm->type == KZ_MODEL_NET)
-			printf("member\t%d\t%s\t%zu\t%s\n", i + 1, mm->arch,
-			    mm->net->nparams, precisions[mm->precision]);
+			printf("member\t%d\t%s\t%zu\t%s\t%ux%u\n", i + 1,
+			    mm->arch, mm->net->nparams,
+			    precisions[mm->precision], mm->width, mm->height);
 		else
-			printf("member\t%d\tknn\t%llu records\t-\n", i + 1,
-			    (unsigned long long)mm->n);
+			printf("member\t%d\tknn\t%llu records\t-\t%ux%u\n",
+			    i + 1, (unsigned long long)mm->n, mm->width,
+			    mm->height);
 	}
 	printf("classmap\t");
 	for (size_t i = 0; i < m->classmap.n && i < 10; i++)

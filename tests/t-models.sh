@@ -200,8 +200,8 @@ t_eq "... and no file" "" "$(ls "$T" | grep '^mixed')"
 kz-norm -p keep -r 4x4 "$T/m3.kz" >"$T/m3-4.kz"
 kz-train -q -a linear -e 2 --seed 3 -o "$T/four.kzm" "$T/m3-4.kz"
 kz-model -o "$T/mix.kzm" "$T/four.kzm" "$M/three.kzm"
-t_eq "kz-model: a 4x4 and an 8x8 model make an 8x8 ensemble" "8x8" \
-    "$(kz-model "$T/mix.kzm" | awk -F'\t' '$1 == "size" { print $2 }')"
+t_eq "kz-model: a 4x4 and an 8x8 model make an 8x8 ensemble, each member its size" "8x8 4x4 8x8" \
+    "$(kz-model "$T/mix.kzm" | awk -F'\t' '$1 == "size" { s = $2 } $1 == "member" { s = s " " $6 } END { print s }')"
 kz-classify -m "$T/mix.kzm" -k 3 "$T/m3.kz" >"$T/pmix.kz"
 kz-classify -m "$T/four.kzm" -k 3 "$T/m3-4.kz" >"$T/pfour.kz"
 t_eq "... its scores: the mean of the 8x8 model's and the 4x4 model's on kz-norm -r 4x4" "9 records agree" \
