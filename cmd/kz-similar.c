@@ -317,11 +317,11 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	read_model(&cl, &m);
-	/* The network whose features are compared: an ensemble's first
+	/* The network whose features are compared is an ensemble's first
 	 * member, whose guess the query's line shows too (the other
-	 * members' would double the time for a line of the sheet). */
-	if ((p = kz_predictor_new(kz_model_features(&m), cl.threads, BATCH,
-	    &e)) == NULL)
+	 * members' would double the time for a line of the sheet); the
+	 * ensemble's predictor gives it the images at its size. */
+	if ((p = kz_predictor_new(&m, cl.threads, BATCH, &e)) == NULL)
 		errx(1, "%s: %s", cl.model, e.msg);
 	if (cl.write != NULL) {
 		write_index(&cl, &m, p);

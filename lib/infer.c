@@ -493,21 +493,19 @@ kz_predict_features(struct kz_predictor *p, const uint8_t *pixels, size_t n,
     float *feat, float *probs, struct kz_err *e)
 {
 	if (p->m->type == KZ_MODEL_ENSEMBLE) {
-		/* The first member's features; the ensemble's
-		 * probabilities. */
+		/* The first member's features and probabilities, from
+		 * the images as it reads them. */
+		const uint8_t *in;
+
 		if (kz_model_features(p->m) == NULL)
 			return kz_errf(e, "an ensemble whose first member is "
 			    "a kNN model has no features");
-		const uint8_t *in;
-
-		if (probs != NULL && kz_predict(p, pixels, n, probs, e) != 0)
-			return -1;
 		if (n > (size_t)p->maxb)
 			return kz_errf(e, "batch of %zu is more than %d", n,
 			    p->maxb);
 		if ((in = member_input(p, 0, pixels, n, e)) == NULL)
 			return -1;
-		return kz_predict_features(p->member[0], in, n, feat, NULL,
+		return kz_predict_features(p->member[0], in, n, feat, probs,
 		    e);
 	}
 	if (p->m->type != KZ_MODEL_NET)

@@ -39,8 +39,9 @@ int kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 /* The features of n <= maxb images (a net's only): what its output
  * layer reads, each scaled to unit length, into feat ([n][F], F =
  * kz_net_nfeatures); their class probabilities too when probs is not
- * NULL.  An ensemble's features are its first member's
- * (kz_model_features). */
+ * NULL.  An ensemble's features and probabilities here are its first
+ * member's (kz_model_features), from the images as that member reads
+ * them: one network's work, not every member's. */
 int kz_predict_features(struct kz_predictor *p, const uint8_t *pixels,
     size_t n, float *feat, float *probs, struct kz_err *e);
 void kz_predictor_free(struct kz_predictor *p);

@@ -44,6 +44,17 @@ if have_data kmnist-train-imgs.npz kmnist-train-labels.npz; then
 	    "$(awk -F'\t' 'NR % 5 != 1' "$S/ens.tsv" | md5sum)"
 	t_eq "... and so is the query's guess" "$(awk -F'\t' 'NR % 5 == 1' "$S/out.tsv" | md5sum)" \
 	    "$(awk -F'\t' 'NR % 5 == 1' "$S/ens.tsv" | md5sum)"
+	# An ensemble whose first member is smaller than it: the member's
+	# features of each image averaged down, as kz-norm -r makes it.
+	kz-norm -p keep -r 56x56 "$S/q.kz" >"$S/q56.kz"
+	kz-norm -p keep -r 28x28 "$S/q56.kz" >"$S/q28.kz"
+	kz-train -q -a linear -e 1 -o "$S/big.kzm" "$S/q56.kz"
+	kz-model -o "$S/mixed.kzm" "$M" "$S/big.kzm"
+	kz-similar -m "$S/mixed.kzm" -w "$S/mixed.kzg" "$S/q56.kz"
+	kz-similar -m "$M" -w "$S/q28.kzg" "$S/q28.kz"
+	t_eq "a 56x56 ensemble of the 28x28 model: its neighbours are the model's on the images kz-norm averages down" \
+	    "$(kz-similar -m "$M" -n 3 -i "$S/q28.kzg" "$S/q28.kz" | kz-label -m "$M" | awk 'NR % 4 != 1' | md5sum)" \
+	    "$(kz-similar -m "$S/mixed.kzm" -n 3 -i "$S/mixed.kzg" "$S/q56.kz" | kz-label -m "$M" | awk 'NR % 4 != 1' | md5sum)"
 	kz-similar -m "$M" -w "$S/small.kzg" "$S/q.kz"
 	t_fails "more neighbours than the index holds" "-n 100: the index .* holds $nq" \
 	    kz-similar -m "$M" -n 100 -i "$S/small.kzg" "$S/q.kz"
