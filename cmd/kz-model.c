@@ -208,6 +208,16 @@ keep_members(struct kz_model *m, const int *keep, int nkeep,
 	m->members = kept;
 	m->nmembers = nkeep;
 	if (nkeep > 1) {
+		/* The largest size of those kept, as a new ensemble of
+		 * them would take: each divides the old, so each divides
+		 * this. */
+		m->width = m->height = 0;
+		for (int i = 0; i < nkeep; i++) {
+			m->width = kept[i].width > m->width ? kept[i].width :
+			    m->width;
+			m->height = kept[i].height > m->height ?
+			    kept[i].height : m->height;
+		}
 		free(m->date);
 		m->date = model_date();
 		return;
@@ -235,17 +245,14 @@ make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 	int nflat = 0;
 
 	uint32_t w = 0, h = 0;
-	int big = 0;
 
 	/* The ensemble takes the largest size, which the others must
 	 * divide.  Checked before anything moves out of ms, so that an
 	 * error leaves every member whole (and freed by exit). */
-	for (int i = 0; i < n; i++)
-		if (ms[i].width > w || ms[i].height > h) {
-			w = ms[i].width > w ? ms[i].width : w;
-			h = ms[i].height > h ? ms[i].height : h;
-			big = i;
-		}
+	for (int i = 0; i < n; i++) {
+		w = ms[i].width > w ? ms[i].width : w;
+		h = ms[i].height > h ? ms[i].height : h;
+	}
 	for (int i = 0; i < n; i++) {
 		nflat += ms[i].type == KZ_MODEL_ENSEMBLE ? ms[i].nmembers : 1;
 		if (nflat > KZ_MAX_MEMBERS)
@@ -253,10 +260,10 @@ make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 			    KZ_MAX_MEMBERS);
 		if (!kz_model_member_fits(&ms[i], w, h, ms[0].nclasses))
 			errx(1, "%s: a %ux%u model of %u classes cannot join "
-			    "%s, %ux%u of %u (a member's size divides the "
-			    "largest's)", paths[i], ms[i].width, ms[i].height,
-			    ms[i].nclasses, paths[big], ms[big].width,
-			    ms[big].height, ms[0].nclasses);
+			    "an ensemble of %u classes (%s's) and size %ux%u "
+			    "(a member's size divides the ensemble's)",
+			    paths[i], ms[i].width, ms[i].height,
+			    ms[i].nclasses, ms[0].nclasses, paths[0], w, h);
 	}
 	memset(m, 0, sizeof(*m));
 	m->type = KZ_MODEL_ENSEMBLE;

@@ -215,8 +215,15 @@ ok = sum(all(abs(m[c] - (a[c] + b[c]) / 2) < 1e-6 for c in range(3))
 print(ok, "records agree")
 PY
 )"
-t_eq "... unlike the 4x4 model alone" "1" \
-    "$(cmp -s "$T/pmix.kz" "$T/pfour.kz"; echo $?)"
+t_eq "... unlike the 4x4 model's alone" "different" \
+    "$([ "$(kzpy preds "$T/pmix.kz")" = "$(kzpy preds "$T/pfour.kz")" ] && echo same || echo different)"
+kz-train -q -a linear -e 2 --seed 4 -o "$T/four4.kzm" "$T/m3-4.kz"
+kz-model -o "$T/mix3.kzm" "$T/mix.kzm" "$T/four4.kzm"
+kz-model -x 1,3 -o "$T/mix-x.kzm" "$T/mix3.kzm"
+t_eq "kz-model -x: the members kept make an ensemble of the largest size among them" "8x8 4x4" \
+    "$(kz-model "$T/mix3.kzm" | awk -F'\t' '$1 == "size" { print $2 }') $(kz-model "$T/mix-x.kzm" | awk -F'\t' '$1 == "size" { print $2 }')"
+t_eq "... and classify as the two 4x4 models together" "$(kz-classify -m "$T/four.kzm" -m "$T/four4.kzm" -k 3 "$T/m3-4.kz" | kzpy preds /dev/stdin)" \
+    "$(kz-classify -m "$T/mix-x.kzm" -k 3 "$T/m3-4.kz" | kzpy preds /dev/stdin)"
 
 # Members out of an ensemble (-x), and an ensemble joining as its members.
 kz-model -s shift=1 -o "$T/ens-s1.kzm" "$M/ens.kzm"
