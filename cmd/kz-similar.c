@@ -321,7 +321,8 @@ main(int argc, char *argv[])
 	 * member, whose guess the query's line shows too (the other
 	 * members' would double the time for a line of the sheet); the
 	 * ensemble's predictor gives it the images at its size. */
-	if ((p = kz_predictor_new(&m, cl.threads, BATCH, &e)) == NULL)
+	if ((p = kz_predictor_features_new(&m, cl.threads, BATCH, &e)) ==
+	    NULL)
 		errx(1, "%s: %s", cl.model, e.msg);
 	if (cl.write != NULL) {
 		write_index(&cl, &m, p);

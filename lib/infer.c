@@ -131,16 +131,19 @@ kz_predictor_math(struct kz_predictor *p, enum kz_math math,
 		return kz_errf(e, "this CPU lacks AVX512_BF16 for bfloat16 "
 		    "products");
 	for (int i = 0; p->member != NULL && i < p->m->nmembers; i++)
-		if (kz_predictor_math(p->member[i], math, e) != 0)
+		if (p->member[i] != NULL &&
+		    kz_predictor_math(p->member[i], math, e) != 0)
 			return -1;
 	for (int t = 0; p->work != NULL && t < p->threads; t++)
 		kz_work_math(p->work[t], math == KZ_MATH_BF16);
 	return 0;
 }
 
-struct kz_predictor *
-kz_predictor_new(const struct kz_model *m, int threads, int maxb,
-    struct kz_err *e)
+/* kz_predictor_new, or with features_only the predictor that
+ * kz_predictor_features_new describes. */
+static struct kz_predictor *
+predictor_new(const struct kz_model *m, int threads, int maxb,
+    int features_only, struct kz_err *e)
 {
 	struct kz_predictor *p = calloc(1, sizeof(*p));
 	size_t d = (size_t)m->width * m->height;
@@ -157,7 +160,7 @@ kz_predictor_new(const struct kz_model *m, int threads, int maxb,
 		    (p->member_probs = malloc((size_t)maxb * m->nclasses *
 		    sizeof(float))) == NULL)
 			goto oom;
-		for (int i = 0; i < m->nmembers; i++) {
+		for (int i = 0; i < (features_only ? 1 : m->nmembers); i++) {
 			const struct kz_model *mm = &m->members[i];
 
 			if ((p->member[i] = kz_predictor_new(mm, threads,
@@ -210,6 +213,20 @@ oom:
 	kz_predictor_free(p);
 	kz_errf(e, "out of memory");
 	return NULL;
+}
+
+struct kz_predictor *
+kz_predictor_new(const struct kz_model *m, int threads, int maxb,
+    struct kz_err *e)
+{
+	return predictor_new(m, threads, maxb, 0, e);
+}
+
+struct kz_predictor *
+kz_predictor_features_new(const struct kz_model *m, int threads, int maxb,
+    struct kz_err *e)
+{
+	return predictor_new(m, threads, maxb, 1, e);
 }
 
 /* ---- nets ----------------------------------------------------------- */
@@ -452,6 +469,8 @@ ensemble_predict(struct kz_predictor *p, struct kz_err *e)
 	size_t len = p->n * p->m->nclasses;
 	int nm = p->m->nmembers;
 
+	if (p->member[nm - 1] == NULL)
+		return kz_errf(e, "a predictor made for features only");
 	for (int i = 0; i < nm; i++) {
 		const uint8_t *in = member_input(p, i, p->pixels, p->n, e);
 

@@ -45,6 +45,11 @@ int kz_predict(struct kz_predictor *p, const uint8_t *pixels, size_t n,
 int kz_predict_features(struct kz_predictor *p, const uint8_t *pixels,
     size_t n, float *feat, float *probs, struct kz_err *e);
 void kz_predictor_free(struct kz_predictor *p);
+/* A predictor for kz_predict_features alone: for an ensemble, only its
+ * first member is made ready (the others' memory is not taken), and
+ * kz_predict fails. */
+struct kz_predictor *kz_predictor_features_new(const struct kz_model *m,
+    int threads, int maxb, struct kz_err *e);
 
 /* The arithmetic of a predictor's 3x3 convolutions (their Winograd
  * products): single precision, the default, or bfloat16 operands with
