@@ -178,6 +178,17 @@ set_precision(struct kz_model *m, enum kz_precision p, const char *path)
 	m->precision = p;
 }
 
+/* The largest width and height among n models: an ensemble's size. */
+static void
+largest_size(const struct kz_model *ms, int n, uint32_t *w, uint32_t *h)
+{
+	*w = *h = 0;
+	for (int i = 0; i < n; i++) {
+		*w = ms[i].width > *w ? ms[i].width : *w;
+		*h = ms[i].height > *h ? ms[i].height : *h;
+	}
+}
+
 /* Keeps the members of ensemble m (read from path) that keep lists, in
  * the order given; one left is written as a model of its own, with m's
  * class map and settings.  The figures were the whole ensemble's, so
@@ -211,13 +222,7 @@ keep_members(struct kz_model *m, const int *keep, int nkeep,
 		/* The largest size of those kept, as a new ensemble of
 		 * them would take: each divides the old, so each divides
 		 * this. */
-		m->width = m->height = 0;
-		for (int i = 0; i < nkeep; i++) {
-			m->width = kept[i].width > m->width ? kept[i].width :
-			    m->width;
-			m->height = kept[i].height > m->height ?
-			    kept[i].height : m->height;
-		}
+		largest_size(kept, nkeep, &m->width, &m->height);
 		free(m->date);
 		m->date = model_date();
 		return;
@@ -244,15 +249,12 @@ make_ensemble(struct kz_model *ms, int n, char **paths, struct kz_model *m)
 	struct kz_model *flat;
 	int nflat = 0;
 
-	uint32_t w = 0, h = 0;
+	uint32_t w, h;
 
 	/* The ensemble takes the largest size, which the others must
 	 * divide.  Checked before anything moves out of ms, so that an
 	 * error leaves every member whole (and freed by exit). */
-	for (int i = 0; i < n; i++) {
-		w = ms[i].width > w ? ms[i].width : w;
-		h = ms[i].height > h ? ms[i].height : h;
-	}
+	largest_size(ms, n, &w, &h);
 	for (int i = 0; i < n; i++) {
 		nflat += ms[i].type == KZ_MODEL_ENSEMBLE ? ms[i].nmembers : 1;
 		if (nflat > KZ_MAX_MEMBERS)

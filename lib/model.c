@@ -620,7 +620,8 @@ static int model_parse(const uint8_t *buf, size_t len, const char *path,
 /* Reads an ensemble's members, whose META is meta: its sections MEMB
  * in file order (buf, len bytes, its sections already walked), as many
  * as "members" says, each a net or kNN model that fits the ensemble
- * (kz_model_member_fits).  0, or -1 naming the member; m may then hold allocations. */
+ * (kz_model_member_fits).  0, or -1 naming the member; m may then hold
+ * allocations. */
 static int
 read_members(const char *meta, size_t ml, const uint8_t *buf, size_t len,
     const char *path, struct kz_model *m, struct kz_err *e)
