@@ -448,17 +448,14 @@ member_input(struct kz_predictor *p, int i, const uint8_t *pixels, size_t n,
     struct kz_err *e)
 {
 	const struct kz_model *m = p->m, *mm = &m->members[i];
-	size_t d = (size_t)m->width * m->height;
-	size_t md = (size_t)mm->width * mm->height;
 
 	if (p->member_pixels[i] == NULL)
 		return pixels;
-	for (size_t j = 0; j < n; j++)
-		if (kz_norm_resize_pixels(pixels + j * d, m->width, m->height,
-		    p->member_pixels[i] + j * md, mm->width, mm->height) != 0) {
-			kz_errf(e, "out of memory");
-			return NULL;
-		}
+	if (kz_norm_resize_pixels(pixels, n, m->width, m->height,
+	    p->member_pixels[i], mm->width, mm->height) != 0) {
+		kz_errf(e, "out of memory");
+		return NULL;
+	}
 	return p->member_pixels[i];
 }
 

@@ -174,26 +174,29 @@ resample_line(const float *s, size_t n, size_t ss, float *d, size_t m,
 }
 
 int
-kz_norm_resize_pixels(const uint8_t *src, uint32_t sw, uint32_t sh,
-    uint8_t *dst, uint32_t w, uint32_t h)
+kz_norm_resize_pixels(const uint8_t *src, size_t n, uint32_t sw,
+    uint32_t sh, uint8_t *dst, uint32_t w, uint32_t h)
 {
-	float *a = malloc((size_t)sw * sh * sizeof(float));
+	size_t sd = (size_t)sw * sh, d = (size_t)w * h;
+	float *a = malloc(sd * sizeof(float));
 	float *b = malloc((size_t)w * sh * sizeof(float));
-	float *c = malloc((size_t)w * h * sizeof(float));
+	float *c = malloc(d * sizeof(float));
 
 	if (a == NULL || b == NULL || c == NULL) {
 		free(a); free(b); free(c);
 		return -1;
 	}
-	for (size_t i = 0; i < (size_t)sw * sh; i++)
-		a[i] = src[i];
-	for (size_t y = 0; y < sh; y++)
-		resample_line(a + y * sw, sw, 1, b + y * w, w, 1);
-	for (size_t x = 0; x < w; x++)
-		resample_line(b + x, sh, w, c + x, h, w);
-	for (size_t i = 0; i < (size_t)w * h; i++) {
-		float v = c[i] + 0.5f;
-		dst[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+	for (size_t k = 0; k < n; k++, src += sd, dst += d) {
+		for (size_t i = 0; i < sd; i++)
+			a[i] = src[i];
+		for (size_t y = 0; y < sh; y++)
+			resample_line(a + y * sw, sw, 1, b + y * w, w, 1);
+		for (size_t x = 0; x < w; x++)
+			resample_line(b + x, sh, w, c + x, h, w);
+		for (size_t i = 0; i < d; i++) {
+			float v = c[i] + 0.5f;
+			dst[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+		}
 	}
 	free(a);
 	free(b);
@@ -206,7 +209,7 @@ kz_norm_resize(struct kz_image *img, uint32_t w, uint32_t h)
 {
 	uint8_t *p = malloc((size_t)w * h);
 
-	if (p == NULL || kz_norm_resize_pixels(img->pixels, img->width,
+	if (p == NULL || kz_norm_resize_pixels(img->pixels, 1, img->width,
 	    img->height, p, w, h) != 0) {
 		free(p);
 		return -1;

@@ -33,9 +33,10 @@ int kz_norm_bbox(const struct kz_image *img, uint8_t threshold,
 int kz_norm_crop(struct kz_image *img, const uint32_t box[4]);
 /* Resizes to w x h: area averaging down, bilinear up, per axis. */
 int kz_norm_resize(struct kz_image *img, uint32_t w, uint32_t h);
-/* The same from the sw x sh pixels src into the w x h pixels dst. */
-int kz_norm_resize_pixels(const uint8_t *src, uint32_t sw, uint32_t sh,
-    uint8_t *dst, uint32_t w, uint32_t h);
+/* The same for n images of sw x sh pixels, one after another in src,
+ * into n of w x h in dst. */
+int kz_norm_resize_pixels(const uint8_t *src, size_t n, uint32_t sw,
+    uint32_t sh, uint8_t *dst, uint32_t w, uint32_t h);
 /* Shears the ink upright by its second moments (mu11 / mu02). */
 int kz_norm_deskew(struct kz_image *img);
 /* Scales to fit inside w x h less margin on each side, keeping the
