@@ -38,33 +38,46 @@ kz_bf16_ok(void)
 #endif
 }
 
+size_t
+bf16_packed_pairs(int M, int K)
+{
+	size_t m8 = (size_t)(M + 7) / 8 * 8, m12 = (size_t)(M + 11) / 12 * 12;
+
+	return (m8 > m12 ? m8 : m12) * (size_t)((K + 1) / 2);
+}
+
+size_t
+bf16_padded_cols(size_t N)
+{
+	return (N + 95) / 96 * 96;
+}
+
 #if BF16_BUILT
 BF16_TARGET void
-bf16_pack_rows(const float *a, int M, int K, uint32_t *out)
+bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out)
 {
-	int K2 = (K + 1) / 2;
+	int K2 = (K + 1) / 2, Mp = (M + R - 1) / R * R;
 
-	/* Pair k of a row is its floats 2k and 2k + 1: the row's
-	 * bfloat16s in order, a zero after an odd K. */
-	for (int m = 0; m < M; m++) {
-		const float *r = a + (size_t)m * K;
-		uint16_t *o = (uint16_t *)(out + (size_t)m * K2);
+	/* Pair k of row m holds its floats 2k (low half) and 2k + 1, at
+	 * out[(m / R) R K2 + k R + m % R]: the R pairs a step of the
+	 * tile broadcasts lie together, as gemm_pack lays out floats. */
+	for (int m = 0; m < Mp; m++) {
+		uint32_t *o = out + (size_t)(m / R) * R * K2 + m % R;
 
-		for (int k = 0; k < K; k += 16) {
-			__mmask16 mk = K - k >= 16 ? 0xffff :
-			    (__mmask16)((1u << (K - k)) - 1);
-			__m256bh h = _mm512_cvtneps_pbh(
-			    _mm512_maskz_loadu_ps(mk, r + k));
+		for (int k = 0; k < K2; k++) {
+			float lo = m < M ? a[(size_t)m * K + 2 * k] : 0;
+			float hi = m < M && 2 * k + 1 < K ?
+			    a[(size_t)m * K + 2 * k + 1] : 0;
+			__m128bh h = _mm_cvtneps_pbh(_mm_set_ps(0, 0, hi, lo));
 
-			_mm256_mask_storeu_epi16(o + k, mk, (__m256i)h);
+			o[(size_t)k * R] = (uint32_t)_mm_cvtsi128_si32(
+			    (__m128i)h);
 		}
-		if (K & 1)
-			o[K] = 0;
 	}
 }
 
 BF16_TARGET void
-bf16_pack_cols(const float *restrict b, int K, size_t N,
+bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
     uint32_t *restrict out)
 {
 	/* cvtne2ps gives the 16 bfloat16s of row 2k, then those of row
@@ -76,117 +89,126 @@ bf16_pack_cols(const float *restrict b, int K, size_t N,
 
 	for (int k = 0; k < K2; k++) {
 		const float *r0 = b + (size_t)2 * k * N, *r1 = r0 + N;
-		uint32_t *o = out + (size_t)k * N;
+		uint32_t *o = out + (size_t)k * ldo;
 		int odd = 2 * k + 1 == K;
 
-		for (size_t n = 0; n < N; n += 16) {
-			__mmask16 mk = N - n >= 16 ? 0xffff :
+		/* Past N, zeros: the tiles read whole vectors. */
+		for (size_t n = 0; n < ldo; n += 16) {
+			__mmask16 mk = N <= n ? 0 : N - n >= 16 ? 0xffff :
 			    (__mmask16)((1u << (N - n)) - 1);
 			__m512 lo = _mm512_maskz_loadu_ps(mk, r0 + n);
 			__m512 hi = odd ? _mm512_setzero_ps() :
 			    _mm512_maskz_loadu_ps(mk, r1 + n);
 			__m512i p = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 
-			_mm512_mask_storeu_epi32(o + n, mk,
-			    _mm512_permutexvar_epi16(mix, p));
+			_mm512_storeu_si512(o + n, _mm512_permutexvar_epi16(
+			    mix, p));
 		}
 	}
 }
 
-/* C[8][nn] (rows ldc apart, nn <= 32 columns) = A[8][K2] B[K2][nn]:
- * 16 accumulators, two vectors of 16 columns for each row. */
-BF16_TARGET static void
-bf16_tile8(int K2, const uint32_t *A, const uint32_t *B, size_t N,
-    int nn, float *C, size_t ldc)
+/* c + the products of a's and b's pairs of bfloat16s, summed by pairs
+ * (vdpbf16ps).  In asm because GCC 12 stores each accumulator of the
+ * builtin back to the stack on every step of the tile's loop, which
+ * made the products slower than single precision's. */
+static inline __m512
+bf16_dot(__m512 c, __m512i a, __m512i b)
 {
-	__mmask16 k0 = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1);
-	__mmask16 k1 = nn >= 32 ? 0xffff : nn > 16 ?
-	    (__mmask16)((1u << (nn - 16)) - 1) : 0;
-	__m512 c[8][2];
-
-	for (int i = 0; i < 8; i++)
-		c[i][0] = c[i][1] = _mm512_setzero_ps();
-	for (int k = 0; k < K2; k++) {
-		__m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(k0,
-		    B + (size_t)k * N);
-		__m512bh b1 = (__m512bh)_mm512_maskz_loadu_epi32(k1,
-		    B + (size_t)k * N + 16);
-
-		for (int i = 0; i < 8; i++) {
-			__m512bh a = (__m512bh)_mm512_set1_epi32((int)
-			    A[(size_t)i * K2 + k]);
-
-			c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
-			c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
-		}
-	}
-	for (int i = 0; i < 8; i++) {
-		_mm512_mask_storeu_ps(C + (size_t)i * ldc, k0, c[i][0]);
-		_mm512_mask_storeu_ps(C + (size_t)i * ldc + 16, k1, c[i][1]);
-	}
+	__asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
+	return c;
 }
 
-/* The same for one row. */
-BF16_TARGET static void
-bf16_tile1(int K2, const uint32_t *A, const uint32_t *B, size_t N,
-    int nn, float *C)
-{
-	__mmask16 k0 = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1);
-	__mmask16 k1 = nn >= 32 ? 0xffff : nn > 16 ?
-	    (__mmask16)((1u << (nn - 16)) - 1) : 0;
-	__m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
-
-	for (int k = 0; k < K2; k++) {
-		__m512bh a = (__m512bh)_mm512_set1_epi32((int)A[k]);
-
-		c0 = _mm512_dpbf16_ps(c0, a, (__m512bh)_mm512_maskz_loadu_epi32(
-		    k0, B + (size_t)k * N));
-		c1 = _mm512_dpbf16_ps(c1, a, (__m512bh)_mm512_maskz_loadu_epi32(
-		    k1, B + (size_t)k * N + 16));
-	}
-	_mm512_mask_storeu_ps(C, k0, c0);
-	_mm512_mask_storeu_ps(C + 16, k1, c1);
+/* C[R][nn] (rows ldc apart, mr <= R of them written, nn <= 16 V
+ * columns) = A[K2][R] pairs (packed) by B[K2][16 V] pairs (rows N
+ * apart, zeros past nn): gemm.c's register tile, with one vdpbf16ps
+ * doing the 32 products of two FMAs.  B's loads take whole vectors:
+ * masked, they too made GCC 12 keep the accumulators on the stack. */
+#define BF16_TILE(NAME, R, V)						\
+BF16_TARGET static void							\
+NAME(int K2, const uint32_t *restrict A, const uint32_t *restrict B,	\
+    size_t N, int nn, float *restrict C, size_t ldc, int mr)		\
+{									\
+	__mmask16 mk[V];						\
+	__m512 c[R][V];							\
+									\
+	for (int j = 0; j < V; j++) {					\
+		int r = nn - 16 * j;					\
+									\
+		mk[j] = r >= 16 ? 0xffff : r > 0 ?			\
+		    (__mmask16)((1u << r) - 1) : 0;			\
+	}								\
+	for (int i = 0; i < R; i++)					\
+		for (int j = 0; j < V; j++)				\
+			c[i][j] = _mm512_setzero_ps();			\
+	for (int k = 0; k < K2; k++) {					\
+		const uint32_t *b = B + (size_t)k * N;			\
+		const uint32_t *a = A + (size_t)k * R;			\
+		__m512i bv[V];						\
+									\
+		for (int j = 0; j < V; j++)				\
+			bv[j] = _mm512_loadu_si512(b + 16 * j);		\
+		for (int i = 0; i < R; i++) {				\
+			__m512i av = _mm512_set1_epi32((int)a[i]);	\
+									\
+			for (int j = 0; j < V; j++)			\
+				c[i][j] = bf16_dot(c[i][j], av, bv[j]);	\
+		}							\
+	}								\
+	/* (i < mr tested inside: a loop of constant length unrolls, so	\
+	 * the accumulators stay in registers.)	*/			\
+	for (int i = 0; i < R; i++)					\
+		for (int j = 0; j < V && i < mr; j++)			\
+			_mm512_mask_storeu_ps(C + (size_t)i * ldc + 16 * j, \
+			    mk[j], c[i][j]);				\
 }
+
+BF16_TILE(bf16_tile12x2, 12, 2)
+BF16_TILE(bf16_tile8x3, 8, 3)
 
 BF16_TARGET void
-bf16_gemm(int M, size_t N, int K, const uint32_t *A, const uint32_t *B,
-    float *C, size_t ldc)
+bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
+    const uint32_t *B, size_t ldb, float *C, size_t ldc)
 {
-	int K2 = (K + 1) / 2;
+	int K2 = (K + 1) / 2, W = R == 8 ? 48 : 32;
 
-	/* A panel of 32 columns of B (K2 pairs by 128 bytes) stays in L1
-	 * while every row of A goes by. */
-	for (size_t n0 = 0; n0 < N; n0 += 32) {
-		int nn = N - n0 < 32 ? (int)(N - n0) : 32;
-		int m = 0;
+	/* A panel of K2 pairs by W columns of B stays in L1 while every
+	 * row block of A goes by. */
+	for (size_t n0 = 0; n0 < N; n0 += W) {
+		int nn = N - n0 < (size_t)W ? (int)(N - n0) : W;
 
-		for (; m + 8 <= M; m += 8)
-			bf16_tile8(K2, A + (size_t)m * K2, B + n0, N, nn,
-			    C + (size_t)m * ldc + n0, ldc);
-		for (; m < M; m++)
-			bf16_tile1(K2, A + (size_t)m * K2, B + n0, N, nn,
-			    C + (size_t)m * ldc + n0);
+		for (int m = 0; m < M; m += R) {
+			const uint32_t *a = A + (size_t)m * K2;
+			float *c = C + (size_t)m * ldc + n0;
+
+			if (R == 8)
+				bf16_tile8x3(K2, a, B + n0, ldb, nn, c, ldc,
+				    M - m);
+			else
+				bf16_tile12x2(K2, a, B + n0, ldb, nn, c, ldc,
+				    M - m);
+		}
 	}
 }
 #else
 /* Never called: kz_bf16_ok() is 0 where this is built. */
 void
-bf16_pack_rows(const float *a, int M, int K, uint32_t *out)
+bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out)
 {
-	(void)a, (void)M, (void)K, (void)out;
+	(void)a, (void)M, (void)K, (void)R, (void)out;
 }
 
 void
-bf16_pack_cols(const float *restrict b, int K, size_t N,
+bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
     uint32_t *restrict out)
 {
-	(void)b, (void)K, (void)N, (void)out;
+	(void)b, (void)K, (void)N, (void)ldo, (void)out;
 }
 
 void
-bf16_gemm(int M, size_t N, int K, const uint32_t *A, const uint32_t *B,
-    float *C, size_t ldc)
+bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
+    const uint32_t *B, size_t ldb, float *C, size_t ldc)
 {
-	(void)M, (void)N, (void)K, (void)A, (void)B, (void)C, (void)ldc;
+	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)ldb;
+	(void)C, (void)ldc;
 }
 #endif

@@ -373,7 +373,7 @@ conv_forward(struct kz_pass *p)
 	float *col = w->col;
 	const float *Wp = NULL;
 
-	if (!p->train && w->math == WINO_AVX512) {
+	if (!p->train && w->math != WINO_BLAS) {
 		size_t up = gemm_packed_floats(L->out.c, ckk);
 
 		chunk = conv_chunk(L, w, B, up);

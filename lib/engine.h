@@ -117,7 +117,8 @@ const float *work_packed(struct kz_work *w, int layer, const float *W,
 
 /* The F(4x4) Winograd products when classifying: by OpenBLAS, by
  * gemm_packed (where kz_avx512_ok: a new work's choice), or with
- * bfloat16 operands (kz_predictor_math). */
+ * bfloat16 operands (kz_predictor_math; the other convolutions' and
+ * the dense layers' products then by gemm_packed, as on WINO_AVX512). */
 enum { WINO_BLAS, WINO_AVX512, WINO_BF16 };
 
 /* What a step also does besides its layer (a fusion). */
@@ -334,7 +335,8 @@ void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 /* The same convolution by F(4x4, 3x3), classifying only (no adjoint,
  * nothing kept), and the scratch it needs for batches of up to maxb
  * images: at least wino4_scratch.  packed, if not NULL, is the layer's
- * two slots of kz_work's packed (kept there, on WINO_AVX512).  pre, if
+ * two slots of kz_work's packed (kept there, on WINO_AVX512 and
+ * WINO_BF16).  pre, if
  * not NULL, is a batch norm [4][C] (as bn) and a ReLU applied to x as
  * it is read, the padding staying zero; res, if not NULL, [OC][B][YH]
  * [YW] as y, is added to y last.  Both give the bytes of the layers
@@ -370,17 +372,25 @@ void wino_weight_grad(const float *x, int C, int H, int W, int P,
 
 /* ---- bfloat16 products (bf16.c) ------------------------------------------ */
 
-/* A [M][K] floats as [M][(K + 1) / 2] pairs of bfloat16, k even in the
- * low half, rounded to nearest even; an odd K's last pair is padded
- * with 0. */
-void bf16_pack_rows(const float *a, int M, int K, uint32_t *out);
-/* B [K][N] floats as [(K + 1) / 2][N] pairs: rows 2k (low) and 2k + 1. */
-void bf16_pack_cols(const float *restrict b, int K, size_t N,
+/* Pairs of A [M][K] packed for tiles of either size: M rounded up to
+ * 8 or to 12, whichever is larger, by (K + 1) / 2. */
+size_t bf16_packed_pairs(int M, int K);
+/* A [M][K] floats as pairs of bfloat16 (k even in the low half, rounded
+ * to nearest even; an odd K's last pair padded with 0), in panels of R
+ * rows (8 or 12, gemm_rows) as bf16_gemm reads them. */
+void bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out);
+/* The row length of bf16_pack_cols' output for N columns: N rounded
+ * up to whole tiles of either width (32 and 48 columns). */
+size_t bf16_padded_cols(size_t N);
+/* B [K][N] floats as [(K + 1) / 2][ldo] pairs, rows 2k (low) and
+ * 2k + 1, zeros from column N; ldo = bf16_padded_cols(N). */
+void bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
     uint32_t *restrict out);
-/* C [M][N] (rows ldc apart) = A B from packed pairs, summed in single
+/* C [M][N] (rows ldc apart) = A B, A from bf16_pack_rows with the same
+ * R, B from bf16_pack_cols (rows ldb apart), summed in single
  * precision; only where kz_bf16_ok(). */
-void bf16_gemm(int M, size_t N, int K, const uint32_t *A, const uint32_t *B,
-    float *C, size_t ldc);
+void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
+    const uint32_t *B, size_t ldb, float *C, size_t ldc);
 
 /* ---- single-precision products on AVX-512 (gemm.c) ------------------------ */
 

@@ -82,7 +82,7 @@ dense_forward(struct kz_pass *p)
 	int F = (int)shape_size(L->in), N = L->out.c, B = p->B;
 	int relu = p->fuse & FUSE_RELU;
 
-	if (!p->train && p->w->math == WINO_AVX512) {
+	if (!p->train && p->w->math != WINO_BLAS) {
 		/* As the Winograd products, from packed weights. */
 		int R = gemm_rows((size_t)B);
 

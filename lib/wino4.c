@@ -42,7 +42,7 @@ wino4_rows_floats(int TH, int TW)
 static size_t
 wino4_packed_floats(int C, int OC)
 {
-	size_t pairs = (size_t)18 * OC * (C + 1);
+	size_t pairs = 36 * bf16_packed_pairs(OC, C);
 	size_t f32 = 36 * gemm_packed_floats(OC, C);
 
 	return pairs > f32 ? pairs : f32;
@@ -53,8 +53,10 @@ wino4_fixed(int C, int OC, int OH, int OW)
 {
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4;
 
+	/* (95 columns of pairs: the bfloat16 tiles' padding.) */
 	return (size_t)36 * OC * C + wino4_packed_floats(C, OC) +
-	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) + 72 * WINO_SKEW;
+	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) + 72 * WINO_SKEW +
+	    (size_t)95 * ((C + 1) / 2);
 }
 
 size_t
@@ -435,28 +437,31 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
 	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
 	int YW = pool ? OW / 2 : OW, S = pool ? 2 : 4;
-	int K2 = (C + 1) / 2, R = 0;
+	int R = 0;
 	float *U = scratch, *ub = U + (size_t)36 * OC * C;
 	float *rows = ub + wino4_packed_floats(C, OC);
 	float *line = rows + wino4_rows_floats(TH, TW);
 	float *V = line + (4 * TW + 2);
-	uint32_t *Ub = (uint32_t *)ub;
 	size_t up = 0;
 	int chunk = wino_chunk(nscratch, (size_t)(V - scratch) + 40 *
-	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
+	    WINO_SKEW + (size_t)95 * ((C + 1) / 2),
+	    wino4_per_image(C, OC, OH, OW), B);
 
-	if (math == WINO_AVX512) {
+	if (math != WINO_BLAS) {
 		chunk = wino4_chunk_tiles(chunk, T);
 		R = gemm_rows((size_t)chunk * T);
-		up = gemm_packed_floats(OC, C);
+		up = math == WINO_AVX512 ? gemm_packed_floats(OC, C) :
+		    bf16_packed_pairs(OC, C);
 	} else {
 		/* OpenBLAS skips packing below WINO_SMALL_GEMM. */
 		while (chunk > 1 && (double)OC * C * chunk * T >
 		    WINO_SMALL_GEMM)
 			chunk--;
 	}
-	float **kept = math == WINO_AVX512 && packed != NULL ?
+	/* (A pair of bfloat16s takes a float's 4 bytes.) */
+	float **kept = math != WINO_BLAS && packed != NULL ?
 	    &packed[R == 12] : NULL;
+	uint32_t *Ub;
 
 	if (kept != NULL && *kept != NULL) {
 		ub = *kept;
@@ -470,11 +475,12 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		for (int e = 0; e < 36 && math != WINO_BLAS; e++)
 			if (math == WINO_BF16)
 				bf16_pack_rows(U + (size_t)e * OC * C, OC, C,
-				    Ub + (size_t)e * OC * K2);
+				    R, (uint32_t *)ub + (size_t)e * up);
 			else
 				gemm_pack(U + (size_t)e * OC * C, OC, C, R,
 				    ub + (size_t)e * up);
 	}
+	Ub = (uint32_t *)ub;
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
@@ -494,9 +500,11 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 				gemm_packed(OC, N, C, R, ub + (size_t)e * up,
 				    V + e * vs, N, M + e * ms, N, 0);
 			} else {
-				bf16_pack_cols(V + e * vs, C, N, Vb);
-				bf16_gemm(OC, N, C, Ub + (size_t)e * OC * K2,
-				    Vb, M + e * ms, N);
+				size_t ldb = bf16_padded_cols(N);
+
+				bf16_pack_cols(V + e * vs, C, N, ldb, Vb);
+				bf16_gemm(OC, N, C, R, Ub + (size_t)e * up,
+				    Vb, ldb, M + e * ms, N);
 			}
 		}
 		for (int o = 0; o < OC; o++) {
