@@ -100,8 +100,9 @@ struct kz_work {
 				   only) */
 	/* A work made for classifying only (kz_work_new's train 0), whose
 	 * net's parameters stay as they are: per layer, its weights (a
-	 * Winograd layer's F(4x4) kernels) packed for gemm_packed's tiles
-	 * of 8 and of 12 rows, made on first use; NULL in a training work,
+	 * Winograd layer's F(4x4) kernels, on WINO_BF16 as pairs of
+	 * bfloat16s) packed for the tiles of 8 and of 12 rows, made on
+	 * first use and dropped when math changes; NULL in a training work,
 	 * whose validation passes see the parameters change. */
 	float **packed;		/* [nlayers][2] */
 };

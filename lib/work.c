@@ -167,5 +167,14 @@ work_packed(struct kz_work *w, int layer, const float *W, int M, int K,
 void
 kz_work_math(struct kz_work *w, int bf16)
 {
-	w->math = bf16 ? WINO_BF16 : kz_avx512_ok() ? WINO_AVX512 : WINO_BLAS;
+	int math = bf16 ? WINO_BF16 : kz_avx512_ok() ? WINO_AVX512 : WINO_BLAS;
+
+	/* Weights kept packed for one arithmetic are not the other's
+	 * (floats or pairs of bfloat16s): packed again at the next call. */
+	for (int i = 0; math != w->math && w->packed != NULL &&
+	    i < 2 * w->net->nlayers; i++) {
+		free(w->packed[i]);
+		w->packed[i] = NULL;
+	}
+	w->math = math;
 }

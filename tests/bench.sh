@@ -123,25 +123,39 @@ for i in 1 2 3 4 5 6 7 8 9 10; do cat "$B/test.kz"; done >"$B/test100k.kz"
 ORT=${XDG_CACHE_HOME:-$HOME/.cache}/kz-bench/ort-1.16.3
 [ -d "$ORT/node_modules/onnxruntime-node" ] ||
     npm install --prefix "$ORT" --no-audit --no-fund --silent onnxruntime-node@1.16.3
-# ort_vs_kz NAME MODEL STREAM10K STREAM100K: kz-classify end to end
-# against ONNX Runtime in-process, medians of three, alternating.
+# kz_rate N ARGS...: images a second of kz-classify ARGS on N records,
+# end to end.
+kz_rate() {
+	n=$1
+	shift
+	s=$(date +%s.%N)
+	kz-classify "$@"
+	e=$(date +%s.%N)
+	echo "$n / ($e - $s)" | bc
+}
+# ort_vs_kz NAME MODEL STREAM10K STREAM100K: kz-classify end to end, in
+# single precision and with bfloat16 products (-p bf16, where the CPU
+# has them), against ONNX Runtime in-process, medians of three,
+# alternating.
 ort_vs_kz() {
 	$PEER onnx "$2" "$B/$1.onnx"
 	for f in "$3" "$4"; do
 		n=$(kz-info -t "$f" | awk -F'\t' '$1 == "records" { print $2 }')
-		kz_all= ort_all=
+		kz_all= bf_all= ort_all=
 		for i in 1 2 3; do
-			s=$(date +%s.%N)
-			kz-classify -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzp.kz" "$f"
-			e=$(date +%s.%N)
-			kz_all="$kz_all $(echo "$n / ($e - $s)" | bc)"
+			kz_all="$kz_all $(kz_rate "$n" -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzp.kz" "$f")"
+			bf_all="$bf_all $(kz_rate "$n" -p bf16 -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzb.kz" "$f")"
 			ort_all="$ort_all $(NODE_PATH=$ORT/node_modules node "$(dirname "$0")/bench_ort.js" "$B/$1.onnx" "$f" 2 "$B/ort.cls" |
 			    sed 's/ort infer: \([0-9]*\) img.*/\1/')"
 		done
 		same=$(/usr/bin/python3 "$(dirname "$0")/kzpy.py" top1 "$B/kzp.kz" | paste -d' ' - "$B/ort.cls" | awk '$1 == $2' | wc -l)
+		bsame=$(/usr/bin/python3 "$(dirname "$0")/kzpy.py" top1 "$B/kzb.kz" | paste -d' ' - "$B/ort.cls" | awk '$1 == $2' | wc -l)
 		echo "$1, $n images: kz-classify $(median $kz_all) img/s end to end (median of$kz_all);" \
 		    "ONNX Runtime $(median $ort_all) img/s in-process (median of$ort_all);" \
 		    "kz / ORT $(echo "scale=2; $(median $kz_all) / $(median $ort_all)" | bc)x; top-1 agree on $same of $n"
+		echo "$1, $n images: kz-classify -p bf16 $(median $bf_all) img/s (median of$bf_all);" \
+		    "bf16 / ORT $(echo "scale=2; $(median $bf_all) / $(median $ort_all)" | bc)x;" \
+		    "bf16 / kz single precision $(echo "scale=2; $(median $bf_all) / $(median $kz_all)" | bc)x; top-1 agree with ORT on $bsame of $n"
 	done
 }
 echo "== Inference, kz-classify vs ONNX Runtime 1.16.3 (batch 1000, 2 threads, no test-time shifts); target >= 1.3x"
