@@ -111,7 +111,7 @@ bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
  * (vdpbf16ps).  In asm because GCC 12 stores each accumulator of the
  * builtin back to the stack on every step of the tile's loop, which
  * made the products slower than single precision's. */
-static inline __m512
+BF16_TARGET static inline __m512
 bf16_dot(__m512 c, __m512i a, __m512i b)
 {
 	__asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
