@@ -18,6 +18,7 @@
 #ifndef KZ_ENGINE_H
 #define KZ_ENGINE_H
 
+#include "gemm.h"
 #include "net.h"
 
 #define BN_EPS 1e-5f
@@ -370,42 +371,5 @@ void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 void wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
     float *scratch, size_t nscratch);
-
-/* ---- bfloat16 products (bf16.c) ------------------------------------------ */
-
-/* Pairs of A [M][K] packed for tiles of either size: M rounded up to
- * 8 or to 12, whichever is larger, by (K + 1) / 2. */
-size_t bf16_packed_pairs(int M, int K);
-/* A [M][K] floats as pairs of bfloat16 (k even in the low half, rounded
- * to nearest even; an odd K's last pair padded with 0), in panels of R
- * rows (8 or 12, gemm_rows) as bf16_gemm reads them. */
-void bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out);
-/* The row length of bf16_pack_cols' output for N columns: N rounded
- * up to whole tiles of either width (32 and 48 columns). */
-size_t bf16_padded_cols(size_t N);
-/* B [K][N] floats as [(K + 1) / 2][ldo] pairs, rows 2k (low) and
- * 2k + 1, zeros from column N; ldo = bf16_padded_cols(N). */
-void bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
-    uint32_t *restrict out);
-/* C [M][N] (rows ldc apart) = A B, A from bf16_pack_rows with the same
- * R, B from bf16_pack_cols (rows ldb apart), summed in single
- * precision; only where kz_bf16_ok(). */
-void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
-    const uint32_t *B, size_t ldb, float *C, size_t ldc);
-
-/* ---- single-precision products on AVX-512 (gemm.c) ------------------------ */
-
-/* The rows R of the register tile for products of N columns: 8 or 12. */
-int gemm_rows(size_t N);
-/* Floats of A [M][K] packed for tiles of either size: M rounded up to
- * 8 or to 12, whichever is larger, by K. */
-size_t gemm_packed_floats(int M, int K);
-/* out = A [M][K] as [M / R][K][R], the rows past M zero. */
-void gemm_pack(const float *a, int M, int K, int R, float *out);
-/* C [M][N] (rows ldc apart) = A B, plus C if add; A packed by
- * gemm_pack for R, B [K][N] (rows ldb apart); only where
- * kz_avx512_ok(). */
-void gemm_packed(int M, size_t N, int K, int R, const float *A,
-    const float *B, size_t ldb, float *C, size_t ldc, int add);
 
 #endif

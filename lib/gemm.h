@@ -1,0 +1,51 @@
+/*
+ * gemm.h - the register-tile matrix products of the Winograd
+ * convolutions and the dense layers when classifying: single precision
+ * on AVX-512 (gemm.c) and bfloat16 operands with single-precision sums
+ * on AVX512_BF16 (bf16.c).  Both take A packed once in panels of 8 or
+ * 12 rows and B where it lies, a panel of it at a time in L1.
+ */
+#ifndef KZ_GEMM_H
+#define KZ_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- bfloat16 products (bf16.c) ------------------------------------------ */
+
+/* Pairs of A [M][K] packed for tiles of either size: M rounded up to
+ * 8 or to 12, whichever is larger, by (K + 1) / 2. */
+size_t bf16_packed_pairs(int M, int K);
+/* A [M][K] floats as pairs of bfloat16 (k even in the low half, rounded
+ * to nearest even; an odd K's last pair padded with 0), in panels of R
+ * rows (8 or 12, gemm_rows) as bf16_gemm reads them. */
+void bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out);
+/* The row length of bf16_pack_cols' output for N columns: N rounded
+ * up to whole tiles of either width (32 and 48 columns). */
+size_t bf16_padded_cols(size_t N);
+/* B [K][N] floats as [(K + 1) / 2][ldo] pairs, rows 2k (low) and
+ * 2k + 1, zeros from column N; ldo = bf16_padded_cols(N). */
+void bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
+    uint32_t *restrict out);
+/* C [M][N] (rows ldc apart) = A B, A from bf16_pack_rows with the same
+ * R, B from bf16_pack_cols (rows ldb apart), summed in single
+ * precision; only where kz_bf16_ok(). */
+void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
+    const uint32_t *B, size_t ldb, float *C, size_t ldc);
+
+/* ---- single-precision products on AVX-512 (gemm.c) ------------------------ */
+
+/* The rows R of the register tile for products of N columns: 8 or 12. */
+int gemm_rows(size_t N);
+/* Floats of A [M][K] packed for tiles of either size: M rounded up to
+ * 8 or to 12, whichever is larger, by K. */
+size_t gemm_packed_floats(int M, int K);
+/* out = A [M][K] as [M / R][K][R], the rows past M zero. */
+void gemm_pack(const float *a, int M, int K, int R, float *out);
+/* C [M][N] (rows ldc apart) = A B, plus C if add; A packed by
+ * gemm_pack for R, B [K][N] (rows ldb apart); only where
+ * kz_avx512_ok(). */
+void gemm_packed(int M, size_t N, int K, int R, const float *A,
+    const float *B, size_t ldb, float *C, size_t ldc, int add);
+
+#endif
