@@ -23,6 +23,10 @@
 #else
 #define BF16_BUILT 0
 #endif
+#if BF16_BUILT && !KZ_AVX512_BUILT
+/* The bfloat16 path takes the other products from gemm_packed. */
+#error "AVX512_BF16 built without AVX-512F: see engine.h"
+#endif
 
 int
 kz_bf16_ok(void)

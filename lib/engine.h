@@ -338,11 +338,10 @@ void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
  * nothing kept), and the scratch it needs for batches of up to maxb
  * images: at least wino4_scratch.  packed, if not NULL, is the layer's
  * two slots of kz_work's packed (kept there, on WINO_AVX512 and
- * WINO_BF16).  pre, if
- * not NULL, is a batch norm [4][C] (as bn) and a ReLU applied to x as
- * it is read, the padding staying zero; res, if not NULL, [OC][B][YH]
- * [YW] as y, is added to y last.  Both give the bytes of the layers
- * one by one. */
+ * WINO_BF16).  pre, if not NULL, is a batch norm [4][C] (as bn) and a
+ * ReLU applied to x as it is read, the padding staying zero; res, if
+ * not NULL, [OC][B][YH][YW] as y, is added to y last.  Both give the
+ * bytes of the layers one by one. */
 size_t wino4_scratch(const struct kz_layer *L, int maxb);
 /* The n outputs Y of one channel through the batch norm of bn (mean,
  * 1 / standard deviation, scale, shift; the same arithmetic as

@@ -3,7 +3,8 @@
  * convolutions and the dense layers when classifying: single precision
  * on AVX-512 (gemm.c) and bfloat16 operands with single-precision sums
  * on AVX512_BF16 (bf16.c).  Both take A packed once in panels of 8 or
- * 12 rows and B where it lies, a panel of it at a time in L1.
+ * 12 rows; B is read where it lies (single precision) or converted
+ * to pairs (bfloat16), a panel of it at a time in L1.
  */
 #ifndef KZ_GEMM_H
 #define KZ_GEMM_H
@@ -33,7 +34,7 @@ void bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
 void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
     const uint32_t *B, size_t ldb, float *C, size_t ldc);
 
-/* ---- single-precision products on AVX-512 (gemm.c) ------------------------ */
+/* ---- single-precision products on AVX-512 (gemm.c) ----------------------- */
 
 /* The rows R of the register tile for products of N columns: 8 or 12. */
 int gemm_rows(size_t N);
@@ -43,8 +44,9 @@ size_t gemm_packed_floats(int M, int K);
 /* out = A [M][K] as [M / R][K][R], the rows past M zero. */
 void gemm_pack(const float *a, int M, int K, int R, float *out);
 /* C [M][N] (rows ldc apart) = A B, plus C if add; A packed by
- * gemm_pack for R, B [K][N] (rows ldb apart); only where
- * kz_avx512_ok(). */
+ * gemm_pack for R, B [K][N] (rows ldb apart); only where the CPU has
+ * AVX-512F: kz_avx512_ok(), or kz_bf16_ok(), which implies it (the
+ * WINO_BF16 path takes it whatever KZ_NO_AVX512 says). */
 void gemm_packed(int M, size_t N, int K, int R, const float *A,
     const float *B, size_t ldb, float *C, size_t ldc, int add);
 

@@ -21,7 +21,8 @@
 #include "predict.h"
 
 /* Floats of one image's scratch on the F(4x4) path: tiles V, products
- * M (36 planes each), and outputs Y (16 planes). */
+ * M (36 planes each), outputs Y and their rows Z (16 planes each), and
+ * a plane of tiles as pairs of bfloat16s, Vb. */
 static size_t
 wino4_per_image(int C, int OC, int OH, int OW)
 {
@@ -48,12 +49,15 @@ wino4_packed_floats(int C, int OC)
 	return pairs > f32 ? pairs : f32;
 }
 
+/* Floats of the F(4x4) path's scratch that do not grow with the chunk:
+ * the kernels, their packing, wino4_tiles' rows and line, the planes'
+ * skews, and Vb's padding to whole tiles (bf16_padded_cols: up to 95
+ * columns of pairs). */
 static size_t
 wino4_fixed(int C, int OC, int OH, int OW)
 {
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4;
 
-	/* (95 columns of pairs: the bfloat16 tiles' padding.) */
 	return (size_t)36 * OC * C + wino4_packed_floats(C, OC) +
 	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) + 72 * WINO_SKEW +
 	    (size_t)95 * ((C + 1) / 2);
@@ -402,7 +406,7 @@ wino4_row_avx512(const float *r, const float *a, int n, float *d)
  * (wino4_interleave's, from the image's first tile; rows S N floats
  * apart), plus res (the same image of a residual block's other
  * addend) if it is not NULL: tile row ty's row i is S TW floats in
- * image order, of which the image has the first YW. avx: by
+ * image order, of which the image has the first YW.  avx: by
  * wino4_row_avx512. */
 static void
 wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
@@ -453,8 +457,8 @@ wino4_chunk_tiles(int chunk, int T)
 
 /* See engine.h.  The 36 products go to OpenBLAS (WINO_BLAS), to
  * gemm_packed with the kernels packed once (WINO_AVX512), or take
- * bfloat16 operands (WINO_BF16, bf16.c): scratch then holds the kernels
- * and one plane of tiles as pairs of them, Ub and Vb. */
+ * bfloat16 operands (WINO_BF16, bf16.c): the kernels packed once as
+ * pairs of them (Ub), and each plane of tiles converted (Vb). */
 KZ_HOT void
 wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *pre, const float *bn, int fuse, int OC,
@@ -471,9 +475,9 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 	float *line = rows + wino4_rows_floats(TH, TW);
 	float *V = line + (4 * TW + 2);
 	size_t up = 0;
-	int chunk = wino_chunk(nscratch, (size_t)(V - scratch) + 40 *
-	    WINO_SKEW + (size_t)95 * ((C + 1) / 2),
-	    wino4_per_image(C, OC, OH, OW), B);
+	/* (wino_chunk keeps 32 skews of its own.) */
+	int chunk = wino_chunk(nscratch, wino4_fixed(C, OC, OH, OW) - 32 *
+	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
 
 	if (math != WINO_BLAS) {
 		chunk = wino4_chunk_tiles(chunk, T);

@@ -171,10 +171,10 @@ kz_work_math(struct kz_work *w, int bf16)
 
 	/* Weights kept packed for one arithmetic are not the other's
 	 * (floats or pairs of bfloat16s): packed again at the next call. */
-	for (int i = 0; math != w->math && w->packed != NULL &&
-	    i < 2 * w->net->nlayers; i++) {
-		free(w->packed[i]);
-		w->packed[i] = NULL;
-	}
+	if (math != w->math && w->packed != NULL)
+		for (int i = 0; i < 2 * w->net->nlayers; i++) {
+			free(w->packed[i]);
+			w->packed[i] = NULL;
+		}
 	w->math = math;
 }
