@@ -45,9 +45,8 @@ kz_bf16_ok(void)
 size_t
 bf16_packed_pairs(int M, int K)
 {
-	size_t m8 = (size_t)(M + 7) / 8 * 8, m12 = (size_t)(M + 11) / 12 * 12;
-
-	return (m8 > m12 ? m8 : m12) * (size_t)((K + 1) / 2);
+	/* A pair takes a float's place in gemm_pack's layout. */
+	return gemm_packed_floats(M, (K + 1) / 2);
 }
 
 size_t
@@ -98,8 +97,7 @@ bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
 
 		/* Past N, zeros: the tiles read whole vectors. */
 		for (size_t n = 0; n < ldo; n += 16) {
-			__mmask16 mk = N <= n ? 0 : N - n >= 16 ? 0xffff :
-			    (__mmask16)((1u << (N - n)) - 1);
+			__mmask16 mk = gemm_lanes((ptrdiff_t)N - (ptrdiff_t)n);
 			__m512 lo = _mm512_maskz_loadu_ps(mk, r0 + n);
 			__m512 hi = odd ? _mm512_setzero_ps() :
 			    _mm512_maskz_loadu_ps(mk, r1 + n);
@@ -135,12 +133,8 @@ NAME(int K2, const uint32_t *restrict A, const uint32_t *restrict B,	\
 	__mmask16 mk[V];						\
 	__m512 c[R][V];							\
 									\
-	for (int j = 0; j < V; j++) {					\
-		int r = nn - 16 * j;					\
-									\
-		mk[j] = r >= 16 ? 0xffff : r > 0 ?			\
-		    (__mmask16)((1u << r) - 1) : 0;			\
-	}								\
+	for (int j = 0; j < V; j++)					\
+		mk[j] = gemm_lanes(nn - 16 * j);			\
 	for (int i = 0; i < R; i++)					\
 		for (int j = 0; j < V; j++)				\
 			c[i][j] = _mm512_setzero_ps();			\

@@ -80,12 +80,8 @@ NAME(int K, const float *restrict A, const float *restrict B, size_t N,	\
 	__mmask16 mk[V];						\
 	__m512 c[R][V];							\
 									\
-	for (int j = 0; j < V; j++) {					\
-		int r = nn - 16 * j;					\
-									\
-		mk[j] = r >= 16 ? 0xffff : r > 0 ?			\
-		    (__mmask16)((1u << r) - 1) : 0;			\
-	}								\
+	for (int j = 0; j < V; j++)					\
+		mk[j] = gemm_lanes(nn - 16 * j);			\
 	for (int i = 0; i < R; i++)					\
 		for (int j = 0; j < V; j++)				\
 			c[i][j] = add && i < mr ?			\

@@ -12,6 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The lanes of a vector of 16 floats that hold the first r of a row
+ * (none where r <= 0, all where r >= 16), as a mask for its loads and
+ * stores. */
+static inline uint16_t
+gemm_lanes(ptrdiff_t r)
+{
+	return r >= 16 ? 0xffff : r > 0 ? (uint16_t)((1u << r) - 1) : 0;
+}
+
 /* ---- bfloat16 products (bf16.c) ------------------------------------------ */
 
 /* Pairs of A [M][K] packed for tiles of either size: M rounded up to

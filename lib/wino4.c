@@ -384,33 +384,14 @@ wino4_interleave(const float *restrict t, size_t N, int S,
 	}
 }
 
-#if KZ_AVX512_BUILT
-/* d[x] = r[x] (+ a[x] if a is not NULL), x < n, 16 at a time, the
- * last ones masked: rows of 7 or 14 floats took a scalar loop each. */
-KZ_AVX512_TARGET static void
-wino4_row_avx512(const float *r, const float *a, int n, float *d)
-{
-	for (int x = 0; x < n; x += 16) {
-		__mmask16 m = n - x >= 16 ? 0xffff :
-		    (__mmask16)((1u << (n - x)) - 1);
-		__m512 v = _mm512_maskz_loadu_ps(m, r + x);
-
-		if (a != NULL)
-			v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, a + x));
-		_mm512_mask_storeu_ps(d + x, m, v);
-	}
-}
-#endif
-
 /* One image's outputs img (YH x YW) from its interleaved tiles z
  * (wino4_interleave's, from the image's first tile; rows S N floats
  * apart), plus res (the same image of a residual block's other
  * addend) if it is not NULL: tile row ty's row i is S TW floats in
- * image order, of which the image has the first YW.  avx: by
- * wino4_row_avx512. */
+ * image order, of which the image has the first YW. */
 static void
 wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
-    int YW, const float *res, float *img, int avx)
+    int YW, const float *res, float *img)
 {
 	for (int ty = 0; ty < TH; ty++)
 		for (int i = 0; i < S && S * ty + i < YH; i++) {
@@ -418,15 +399,6 @@ wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
 			const float *restrict r = z + (size_t)S * i * N +
 			    (size_t)S * ty * TW;
 
-#if KZ_AVX512_BUILT
-			if (avx) {
-				wino4_row_avx512(r, res != NULL ? res +
-				    (size_t)(S * ty + i) * YW : NULL, YW, d);
-				continue;
-			}
-#else
-			(void)avx;
-#endif
 			if (res != NULL) {
 				const float *restrict a = res + (size_t)(S *
 				    ty + i) * YW;
@@ -563,7 +535,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 
 				wino4_scatter(Z + (size_t)S * b * T, N, S, TH,
 				    TW, YH, YW, res != NULL ? res + img : NULL,
-				    y + img, math != WINO_BLAS);
+				    y + img);
 			}
 		}
 	}

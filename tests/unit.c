@@ -700,6 +700,53 @@ test_init(void)
 	kz_net_free(n);
 }
 
+/* x rounded to bfloat16, to nearest even (finite x): written from the
+ * format, not from bf16.c. */
+static float
+bf16_round(float x)
+{
+	uint32_t u;
+
+	memcpy(&u, &x, sizeof(u));
+	u += 0x7fff + ((u >> 16) & 1);
+	u &= 0xffff0000u;
+	memcpy(&x, &u, sizeof(x));
+	return x;
+}
+
+/* Entries of C [M][N] (rows ldc apart) off by more than 1e-6 of the
+ * terms' sizes from add plus a loop in double over A [M][K] by B [K][N],
+ * each operand through rnd where it is not NULL, and floats past each
+ * row (to ldc) that are not pad.  The rounding of single-precision
+ * sums grows with the terms' sizes, not the sum's: a missed block of
+ * terms is thousands of times more. */
+static int
+products_off(const float *a, const float *b, int M, int N, int K,
+    float (*rnd)(float), const float *c, int ldc, float add, float pad)
+{
+	int bad = 0;
+
+	for (int m = 0; m < M; m++) {
+		for (int n = 0; n < N; n++) {
+			double d = 0, mag = 0;
+
+			for (int k = 0; k < K; k++) {
+				float x = a[m * K + k], y = b[k * N + n];
+				double t = rnd != NULL ? (double)rnd(x) *
+				    rnd(y) : (double)x * y;
+
+				d += t;
+				mag += fabs(t);
+			}
+			bad += fabs(c[m * ldc + n] - add - d) > 1e-6 *
+			    (8 + mag);
+		}
+		for (int n = N; n < ldc; n++)
+			bad += c[m * ldc + n] != pad;
+	}
+	return bad;
+}
+
 /* gemm_packed against a loop in double, on shapes that leave partial
  * row and column tiles, for both register tiles; where the CPU lacks
  * AVX-512, the packing alone. */
@@ -741,28 +788,8 @@ test_gemm(void)
 				/* R 8 adds to C: 7 more, the pad kept. */
 				gemm_packed(M, N, K, R, ap, b, N, c, N + 3,
 				    R == 8);
-				for (int m = 0; m < M; m++) {
-					for (int n = 0; n < N; n++) {
-						double d = 0, mag = 0;
-
-						/* Rounding grows with the
-						 * terms' sizes, not the sum's:
-						 * a missed block of terms is
-						 * thousands of times more. */
-						for (int k = 0; k < K; k++) {
-							double t = (double)a[m *
-							    K + k] * b[k * N + n];
-
-							d += t;
-							mag += fabs(t);
-						}
-						bad += fabs(c[m * (N + 3) + n] -
-						    (R == 8 ? 7 : 0) - d) >
-						    1e-6 * (8 + mag);
-					}
-					for (int n = N; n < N + 3; n++)
-						bad += c[m * (N + 3) + n] != 7;
-				}
+				bad += products_off(a, b, M, N, K, NULL, c,
+				    N + 3, R == 8 ? 7 : 0, 7);
 			}
 			free(ap);
 		}
@@ -774,20 +801,6 @@ test_gemm(void)
 	check(bad == 0, kz_avx512_ok() ? "gemm: AVX-512 products equal a "
 	    "loop in double, partial tiles included" : "gemm: (no AVX-512 "
 	    "here: products not run)");
-}
-
-/* x rounded to bfloat16, to nearest even (finite x): written from the
- * format, not from bf16.c. */
-static float
-bf16_round(float x)
-{
-	uint32_t u;
-
-	memcpy(&u, &x, sizeof(u));
-	u += 0x7fff + ((u >> 16) & 1);
-	u &= 0xffff0000u;
-	memcpy(&x, &u, sizeof(x));
-	return x;
 }
 
 /* bf16_gemm against a loop in double over the operands rounded to
@@ -833,24 +846,8 @@ test_bf16_gemm(void)
 			for (int i = 0; i < M * (N + 3); i++)
 				c[i] = 7;
 			bf16_gemm(M, N, K, R, ap, bp, ldb, c, N + 3);
-			for (int m = 0; m < M; m++) {
-				for (int n = 0; n < N; n++) {
-					double d = 0, mag = 0;
-
-					for (int k = 0; k < K; k++) {
-						double t = (double)bf16_round(
-						    a[m * K + k]) * bf16_round(
-						    b[k * N + n]);
-
-						d += t;
-						mag += fabs(t);
-					}
-					bad += fabs(c[m * (N + 3) + n] - d) >
-					    1e-6 * (8 + mag);
-				}
-				for (int n = N; n < N + 3; n++)
-					bad += c[m * (N + 3) + n] != 7;
-			}
+			bad += products_off(a, b, M, N, K, bf16_round, c,
+			    N + 3, 0, 7);
 		}
 		free(a);
 		free(b);
