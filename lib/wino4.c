@@ -414,6 +414,69 @@ wino4_scatter(const float *z, size_t N, int S, int TH, int TW, int YH,
 		}
 }
 
+#if KZ_AVX512_BUILT
+/* wino4_interleave and wino4_scatter in one pass, for one image: its
+ * outputs img (YH x YW), plus res if it is not NULL, from the planes
+ * of y (N floats apart, from the image's first tile): row S ty + i is
+ * planes S i .. S i + S - 1 at tiles ty TW .. ty TW + TW - 1, taken
+ * eight tiles at a time and interleaved by two permutations (S = 4)
+ * or one (S = 2). */
+KZ_AVX512_TARGET static void
+wino4_place_avx512(const float *y, size_t N, int S, int TH, int TW, int YH,
+    int YW, const float *res, float *img)
+{
+	/* a0 b0 a1 b1 .. a7 b7 of a (lanes 0-7) and b (16-23) */
+	const __m512i pairs = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4,
+	    19, 3, 18, 2, 17, 1, 16, 0);
+	/* ab0 ab1 cd0 cd1 .. of the pairs of pairs: tiles 0-3 (lo), 4-7 */
+	const __m512i lo = _mm512_set_epi32(23, 22, 7, 6, 21, 20, 5, 4, 19,
+	    18, 3, 2, 17, 16, 1, 0);
+	const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+
+	for (int ty = 0; ty < TH; ty++)
+		for (int i = 0; i < S && S * ty + i < YH; i++) {
+			const float *p = y + (size_t)S * i * N + (size_t)ty * TW;
+			size_t row = (size_t)(S * ty + i) * YW;
+
+			for (int t0 = 0; t0 < TW && S * t0 < YW; t0 += 8) {
+				int nt = TW - t0 < 8 ? TW - t0 : 8;
+				int n = YW - S * t0 < 8 * S ? YW - S * t0 :
+				    8 * S;
+				__mmask16 in = (__mmask16)((1u << nt) - 1);
+				__m512 v[2];
+
+				v[0] = _mm512_maskz_loadu_ps(in, p + t0);
+				v[1] = _mm512_maskz_loadu_ps(in, p + N + t0);
+				v[0] = _mm512_permutex2var_ps(v[0], pairs, v[1]);
+				if (S == 4) {
+					__m512 c = _mm512_maskz_loadu_ps(in, p +
+					    2 * N + t0);
+					__m512 d = _mm512_maskz_loadu_ps(in, p +
+					    3 * N + t0);
+					__m512 cd = _mm512_permutex2var_ps(c,
+					    pairs, d);
+
+					v[1] = _mm512_permutex2var_ps(v[0], hi,
+					    cd);
+					v[0] = _mm512_permutex2var_ps(v[0], lo,
+					    cd);
+				}
+				for (int k = 0; k < 2 && 16 * k < n; k++) {
+					int m = n - 16 * k < 16 ? n - 16 * k : 16;
+					__mmask16 out = (__mmask16)((1u << m) - 1);
+					size_t at = row + (size_t)S * t0 + 16 * k;
+
+					if (res != NULL)
+						v[k] = _mm512_add_ps(v[k],
+						    _mm512_maskz_loadu_ps(out,
+						    res + at));
+					_mm512_mask_storeu_ps(img + at, out, v[k]);
+				}
+			}
+		}
+}
+#endif
+
 /* Images per chunk on gemm_packed's path: at most chunk, and where
  * one as large as half of it does, a multiple of 96 / T or else of
  * 32 / T, so that the products' columns fill its register tiles. */
@@ -441,7 +504,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4, T = TH * TW;
 	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
 	int YW = pool ? OW / 2 : OW, S = pool ? 2 : 4;
-	int R = 0;
+	int R = 0, place = KZ_AVX512_BUILT && math != WINO_BLAS;
 	float *U = scratch, *ub = U + (size_t)36 * OC * C;
 	float *rows = ub + wino4_packed_floats(C, OC);
 	float *line = rows + wino4_rows_floats(TH, TW);
@@ -528,14 +591,22 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 						    q + 5 * N, N, Y + (size_t)(2 *
 						    a + c2) * N);
 					}
-			wino4_interleave(Y, N, S, Z);
+			if (!place)
+				wino4_interleave(Y, N, S, Z);
 			for (int b = 0; b < nb; b++) {
 				size_t img = ((size_t)o * B + b0 + b) * YH *
 				    YW;
+				const float *r = res != NULL ? res + img : NULL;
 
+#if KZ_AVX512_BUILT
+				if (place) {
+					wino4_place_avx512(Y + (size_t)b * T, N,
+					    S, TH, TW, YH, YW, r, y + img);
+					continue;
+				}
+#endif
 				wino4_scatter(Z + (size_t)S * b * T, N, S, TH,
-				    TW, YH, YW, res != NULL ? res + img : NULL,
-				    y + img);
+				    TW, YH, YW, r, y + img);
 			}
 		}
 	}
