@@ -252,12 +252,57 @@ wino4_cols_avx512(const float *l, int lo, int hi, int TW,
 		    p[3])), p[5]));
 	}
 }
+/* wino4_rows sixteen tiles at a time, the last sixteen masked: an
+ * image has few tiles (4 at 7 x 7, 16 at 14 x 14), which the loop
+ * above leaves to scalar code. */
+KZ_AVX512_TARGET static void
+wino4_rows_avx512(const float *rows, size_t R, int TW, size_t T, float *v,
+    size_t vs)
+{
+	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5),
+	    m4 = _mm512_set1_ps(-4);
+
+	for (int j = 0; j < 6; j++) {
+		const float *r0 = rows + 4 * j * R, *r1 = r0 + R, *r2 = r1 + R,
+		    *r3 = r2 + R, *r4 = r0 + TW, *r5 = r1 + TW;
+		float *d = v + j * vs;
+
+		for (size_t n = 0; n < T; n += 16) {
+			__mmask16 k = (__mmask16)(T - n < 16 ?
+			    (1u << (T - n)) - 1 : 0xffff);
+			__m512 a = _mm512_maskz_loadu_ps(k, r0 + n);
+			__m512 b = _mm512_maskz_loadu_ps(k, r1 + n);
+			__m512 c = _mm512_maskz_loadu_ps(k, r2 + n);
+			__m512 e = _mm512_maskz_loadu_ps(k, r3 + n);
+			__m512 f = _mm512_maskz_loadu_ps(k, r4 + n);
+			__m512 h = _mm512_maskz_loadu_ps(k, r5 + n);
+
+			/* wino4_rows' arithmetic in its order */
+			_mm512_mask_storeu_ps(d + n, k, _mm512_add_ps(
+			    _mm512_sub_ps(_mm512_mul_ps(four, a),
+			    _mm512_mul_ps(five, c)), f));
+			_mm512_mask_storeu_ps(d + 6 * vs + n, k, _mm512_add_ps(
+			    _mm512_add_ps(_mm512_mul_ps(m4, _mm512_add_ps(b, c)),
+			    e), f));
+			_mm512_mask_storeu_ps(d + 12 * vs + n, k, _mm512_add_ps(
+			    _mm512_sub_ps(_mm512_mul_ps(four, _mm512_sub_ps(b,
+			    c)), e), f));
+			_mm512_mask_storeu_ps(d + 18 * vs + n, k,
+			    wino4_twice(e, b, c, f));
+			_mm512_mask_storeu_ps(d + 24 * vs + n, k,
+			    wino4_twice(b, e, c, f));
+			_mm512_mask_storeu_ps(d + 30 * vs + n, k, _mm512_add_ps(
+			    _mm512_sub_ps(_mm512_mul_ps(four, b), _mm512_mul_ps(
+			    five, e)), h));
+		}
+	}
+}
 #endif
 
 /* V[e][c][n] = (B' d B)[e] for the 6x6 tiles d (stride 4) of images
  * b0..b0+nb-1 of x [C][B][H][W] padded by P, through the batch norm
  * pre [4][C] and a ReLU if pre is not NULL; n = (b - b0) T + tile.
- * avx: the rows by wino4_cols_avx512 (the CPU has AVX-512). */
+ * avx: by wino4_cols_avx512 and wino4_rows_avx512 (the CPU has AVX-512). */
 static void
 wino4_tiles(const float *x, int C, int H, int W, int P, const float *pre,
     int B, int b0, int nb, int TH, int TW, float *rows, float *line,
@@ -309,6 +354,13 @@ wino4_tiles(const float *x, int C, int H, int W, int P, const float *pre,
 				}
 				wino4_cols(l, TW, d, 4 * R);
 			}
+#if KZ_AVX512_BUILT
+			if (avx) {
+				wino4_rows_avx512(rows, R, TW, T, V + (size_t)c *
+				    N + (size_t)b * T, vs);
+				continue;
+			}
+#endif
 			wino4_rows(rows, R, TW, T, V + (size_t)c * N +
 			    (size_t)b * T, vs);
 		}
