@@ -252,6 +252,7 @@ wino4_cols_avx512(const float *l, int lo, int hi, int TW,
 		    p[3])), p[5]));
 	}
 }
+
 /* wino4_rows sixteen tiles at a time, the last sixteen masked: an
  * image has few tiles (4 at 7 x 7, 16 at 14 x 14), which the loop
  * above leaves to scalar code. */
@@ -480,7 +481,8 @@ wino4_place_avx512(const float *y, size_t N, int S, int TH, int TW, int YH,
 	/* a0 b0 a1 b1 .. a7 b7 of a (lanes 0-7) and b (16-23) */
 	const __m512i pairs = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4,
 	    19, 3, 18, 2, 17, 1, 16, 0);
-	/* ab0 ab1 cd0 cd1 .. of the pairs of pairs: tiles 0-3 (lo), 4-7 */
+	/* a0 b0 c0 d0 a1 b1 c1 d1 .. from the pairs of a, b and of c, d:
+	 * tiles 0-3 (lo), 4-7 (hi) */
 	const __m512i lo = _mm512_set_epi32(23, 22, 7, 6, 21, 20, 5, 4, 19,
 	    18, 3, 2, 17, 16, 1, 0);
 	const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
