@@ -194,6 +194,30 @@ wino4_twice(__m512 a, __m512 b, __m512 c, __m512 e)
 	    _mm512_sub_ps(a, b)), c), e);
 }
 
+/* The six rows of B' x, x[0] .. x[5] as in wino4_cols' p[0] .. p[5],
+ * each stored in the lanes of k at d + i stride: that loop's
+ * arithmetic in its order, without fused multiply-adds (C11 does not
+ * contract them), so both passes give the bytes of the scalar ones. */
+KZ_AVX512_TARGET static inline void
+wino4_bt_store(const __m512 *x, __mmask16 k, float *d, size_t stride)
+{
+	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5),
+	    m4 = _mm512_set1_ps(-4);
+
+	_mm512_mask_storeu_ps(d, k, _mm512_add_ps(_mm512_sub_ps(
+	    _mm512_mul_ps(four, x[0]), _mm512_mul_ps(five, x[2])), x[4]));
+	_mm512_mask_storeu_ps(d + stride, k, _mm512_add_ps(_mm512_add_ps(
+	    _mm512_mul_ps(m4, _mm512_add_ps(x[1], x[2])), x[3]), x[4]));
+	_mm512_mask_storeu_ps(d + 2 * stride, k, _mm512_add_ps(_mm512_sub_ps(
+	    _mm512_mul_ps(four, _mm512_sub_ps(x[1], x[2])), x[3]), x[4]));
+	_mm512_mask_storeu_ps(d + 3 * stride, k,
+	    wino4_twice(x[3], x[1], x[2], x[4]));
+	_mm512_mask_storeu_ps(d + 4 * stride, k,
+	    wino4_twice(x[1], x[3], x[2], x[4]));
+	_mm512_mask_storeu_ps(d + 5 * stride, k, _mm512_add_ps(_mm512_sub_ps(
+	    _mm512_mul_ps(four, x[1]), _mm512_mul_ps(five, x[3])), x[5]));
+}
+
 /* wino4_cols for a row of the padded image whose pixels lo .. hi - 1
  * are l[lo] .. l[hi - 1] and the rest zero (l itself may lie before
  * the row: masked loads do not touch what they leave out), through
@@ -207,8 +231,6 @@ wino4_cols_avx512(const float *l, int lo, int hi, int TW,
 {
 	const __m512i step = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0,
 	    24, 20, 16, 12, 8, 4, 0);
-	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5),
-	    m4 = _mm512_set1_ps(-4);
 
 	for (int t0 = 0; t0 < TW; t0 += 7) {
 		int base = 4 * t0, nt = TW - t0 < 7 ? TW - t0 : 7;
@@ -226,30 +248,12 @@ wino4_cols_avx512(const float *l, int lo, int hi, int TW,
 			r1 = wino4_bn_relu(r1, (__mmask16)(m >> 16), bn);
 		}
 		__m512 p[6];
-		__mmask16 st = (__mmask16)((1u << nt) - 1);
+		__mmask16 st = gemm_lanes(nt);
 
 		for (int k = 0; k < 6; k++)
 			p[k] = _mm512_permutex2var_ps(r0, _mm512_add_epi32(step,
 			    _mm512_set1_epi32(k)), r1);
-		/* wino4_cols' arithmetic in its order, without fused
-		 * multiply-adds (C11 does not contract them): the same
-		 * bytes either way. */
-		_mm512_mask_storeu_ps(d + t0, st, _mm512_add_ps(_mm512_sub_ps(
-		    _mm512_mul_ps(four, p[0]), _mm512_mul_ps(five, p[2])),
-		    p[4]));
-		_mm512_mask_storeu_ps(d + js + t0, st, _mm512_add_ps(
-		    _mm512_add_ps(_mm512_mul_ps(m4, _mm512_add_ps(p[1], p[2])),
-		    p[3]), p[4]));
-		_mm512_mask_storeu_ps(d + 2 * js + t0, st, _mm512_add_ps(
-		    _mm512_sub_ps(_mm512_mul_ps(four, _mm512_sub_ps(p[1], p[2])),
-		    p[3]), p[4]));
-		_mm512_mask_storeu_ps(d + 3 * js + t0, st,
-		    wino4_twice(p[3], p[1], p[2], p[4]));
-		_mm512_mask_storeu_ps(d + 4 * js + t0, st,
-		    wino4_twice(p[1], p[3], p[2], p[4]));
-		_mm512_mask_storeu_ps(d + 5 * js + t0, st, _mm512_add_ps(
-		    _mm512_sub_ps(_mm512_mul_ps(four, p[1]), _mm512_mul_ps(five,
-		    p[3])), p[5]));
+		wino4_bt_store(p, st, d + t0, js);
 	}
 }
 
@@ -260,41 +264,20 @@ KZ_AVX512_TARGET static void
 wino4_rows_avx512(const float *rows, size_t R, int TW, size_t T, float *v,
     size_t vs)
 {
-	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5),
-	    m4 = _mm512_set1_ps(-4);
-
 	for (int j = 0; j < 6; j++) {
-		const float *r0 = rows + 4 * j * R, *r1 = r0 + R, *r2 = r1 + R,
-		    *r3 = r2 + R, *r4 = r0 + TW, *r5 = r1 + TW;
-		float *d = v + j * vs;
+		const float *r0 = rows + 4 * j * R;
+		/* tile n's rows 0 .. 5: remainders 0 .. 3, then 0 and 1 of
+		 * the next block of four */
+		const float *r[6] = { r0, r0 + R, r0 + 2 * R, r0 + 3 * R,
+		    r0 + TW, r0 + R + TW };
 
 		for (size_t n = 0; n < T; n += 16) {
-			__mmask16 k = (__mmask16)(T - n < 16 ?
-			    (1u << (T - n)) - 1 : 0xffff);
-			__m512 a = _mm512_maskz_loadu_ps(k, r0 + n);
-			__m512 b = _mm512_maskz_loadu_ps(k, r1 + n);
-			__m512 c = _mm512_maskz_loadu_ps(k, r2 + n);
-			__m512 e = _mm512_maskz_loadu_ps(k, r3 + n);
-			__m512 f = _mm512_maskz_loadu_ps(k, r4 + n);
-			__m512 h = _mm512_maskz_loadu_ps(k, r5 + n);
+			__mmask16 k = gemm_lanes((ptrdiff_t)(T - n));
+			__m512 x[6];
 
-			/* wino4_rows' arithmetic in its order */
-			_mm512_mask_storeu_ps(d + n, k, _mm512_add_ps(
-			    _mm512_sub_ps(_mm512_mul_ps(four, a),
-			    _mm512_mul_ps(five, c)), f));
-			_mm512_mask_storeu_ps(d + 6 * vs + n, k, _mm512_add_ps(
-			    _mm512_add_ps(_mm512_mul_ps(m4, _mm512_add_ps(b, c)),
-			    e), f));
-			_mm512_mask_storeu_ps(d + 12 * vs + n, k, _mm512_add_ps(
-			    _mm512_sub_ps(_mm512_mul_ps(four, _mm512_sub_ps(b,
-			    c)), e), f));
-			_mm512_mask_storeu_ps(d + 18 * vs + n, k,
-			    wino4_twice(e, b, c, f));
-			_mm512_mask_storeu_ps(d + 24 * vs + n, k,
-			    wino4_twice(b, e, c, f));
-			_mm512_mask_storeu_ps(d + 30 * vs + n, k, _mm512_add_ps(
-			    _mm512_sub_ps(_mm512_mul_ps(four, b), _mm512_mul_ps(
-			    five, e)), h));
+			for (int i = 0; i < 6; i++)
+				x[i] = _mm512_maskz_loadu_ps(k, r[i] + n);
+			wino4_bt_store(x, k, v + j * vs + n, 6 * vs);
 		}
 	}
 }
@@ -496,7 +479,7 @@ wino4_place_avx512(const float *y, size_t N, int S, int TH, int TW, int YH,
 				int nt = TW - t0 < 8 ? TW - t0 : 8;
 				int n = YW - S * t0 < 8 * S ? YW - S * t0 :
 				    8 * S;
-				__mmask16 in = (__mmask16)((1u << nt) - 1);
+				__mmask16 in = gemm_lanes(nt);
 				__m512 v[2];
 
 				v[0] = _mm512_maskz_loadu_ps(in, p + t0);
@@ -516,8 +499,7 @@ wino4_place_avx512(const float *y, size_t N, int S, int TH, int TW, int YH,
 					    cd);
 				}
 				for (int k = 0; k < 2 && 16 * k < n; k++) {
-					int m = n - 16 * k < 16 ? n - 16 * k : 16;
-					__mmask16 out = (__mmask16)((1u << m) - 1);
+					__mmask16 out = gemm_lanes(n - 16 * k);
 					size_t at = row + (size_t)S * t0 + 16 * k;
 
 					if (res != NULL)
