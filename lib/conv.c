@@ -436,7 +436,7 @@ conv_backward(struct kz_pass *p)
 		db[oc] += (float)sum_floats(dy + (size_t)oc * B * ohw, B * ohw);
 	if (wino_w)
 		wino_weight_grad(x, L->in.c, L->in.h, L->in.w, L->pad, dy,
-		    L->out.c, dW, B, lb->tiles, w->col, w->ncol);
+		    L->out.c, dW, B, lb->tiles, w->math, w->col, w->ncol);
 	if (wino_dx)
 		wino_conv(dy, L->out.c, L->out.h, L->out.w, 2 - L->pad, W, 1,
 		    NULL, NULL, 0, L->in.c, dx, B, NULL, w->math, w->col,

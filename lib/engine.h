@@ -365,10 +365,11 @@ void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     float *scratch, size_t nscratch);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
- * kept: x's tiles as wino_conv kept them, or NULL.  Scratch as for
- * wino_conv. */
+ * kept: x's tiles as wino_conv kept them, or NULL.  math: the
+ * products by gemm_dots if WINO_AVX512, else by OpenBLAS.  Scratch as
+ * for wino_conv. */
 void wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
-    float *scratch, size_t nscratch);
+    int math, float *scratch, size_t nscratch);
 
 #endif

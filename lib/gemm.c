@@ -17,6 +17,8 @@
  */
 
 #include "engine.h"
+#include <string.h>
+
 #include "util.h"
 #include "predict.h"
 
@@ -142,8 +144,141 @@ gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
 		}
 	}
 }
+
+/* Depth of gemm_dots' passes: rows of 512 floats, a 4 x 4 tile's
+ * eight in 16 KiB of L1, every row of a 64-channel product in L2. */
+#define GEMM_DOTS_DEPTH 512
+/* Bytes ahead that gemm_dots asks for its rows: the tiles it reads were
+ * kept since the forward pass, and come from memory. */
+#define GEMM_DOTS_AHEAD 1024
+
+/* One round of gemm_sum_lanes on the pair a, b, whose lanes hold sums
+ * in segments of 2h lanes: into segments of h, output lane L the sum of
+ * lanes L + (L & -h) and h further, of a, or of b from output lane 8
+ * on (permutex2var numbers b's lanes 16 to 31). */
+KZ_AVX512_TARGET static inline __m512
+gemm_sum_pair(__m512 a, __m512 b, int h)
+{
+	__m512i L = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+	    4, 3, 2, 1, 0);
+	__m512i lo = _mm512_add_epi32(L, _mm512_and_si512(L,
+	    _mm512_set1_epi32(-h)));
+	__m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(h));
+
+	return _mm512_add_ps(_mm512_permutex2var_ps(a, lo, b),
+	    _mm512_permutex2var_ps(a, hi, b));
+}
+
+/* Lane k = the sum of s[k]'s lanes, k < 16: four rounds that each add
+ * the halves of every sum's segment, two sums to a vector (segments of
+ * 8 lanes, then 4, 2, 1), so that sixteen sums take 15 additions where
+ * one alone takes 4. */
+/* (Spelt out: as loops, GCC kept the sums in memory.) */
+KZ_AVX512_TARGET static inline __m512
+gemm_sum_lanes(const __m512 *s)
+{
+	__m512 t0 = gemm_sum_pair(s[0], s[1], 8);
+	__m512 t1 = gemm_sum_pair(s[2], s[3], 8);
+	__m512 t2 = gemm_sum_pair(s[4], s[5], 8);
+	__m512 t3 = gemm_sum_pair(s[6], s[7], 8);
+	__m512 t4 = gemm_sum_pair(s[8], s[9], 8);
+	__m512 t5 = gemm_sum_pair(s[10], s[11], 8);
+	__m512 t6 = gemm_sum_pair(s[12], s[13], 8);
+	__m512 t7 = gemm_sum_pair(s[14], s[15], 8);
+
+	t0 = gemm_sum_pair(t0, t1, 4);
+	t2 = gemm_sum_pair(t2, t3, 4);
+	t4 = gemm_sum_pair(t4, t5, 4);
+	t6 = gemm_sum_pair(t6, t7, 4);
+	t0 = gemm_sum_pair(t0, t2, 2);
+	t4 = gemm_sum_pair(t4, t6, 2);
+	return gemm_sum_pair(t0, t4, 1);
+}
+
+/* C[i][j] (rows ldc apart) += a[i] . b[j] over K floats, i < mr,
+ * j < nr: sixteen sums in registers, eight loads to sixteen
+ * multiply-adds. */
+KZ_AVX512_TARGET static void
+gemm_dots4x4(size_t K, const float *const *a, const float *const *b,
+    float *C, size_t ldc, int mr, int nr)
+{
+	__m512 s[16];
+
+	for (int i = 0; i < 16; i++)
+		s[i] = _mm512_setzero_ps();
+	for (size_t k = 0; k < K; k += 16) {
+		__mmask16 m = gemm_lanes((ptrdiff_t)(K - k));
+		__m512 bv[4];
+
+		for (int j = 0; j < 4; j++) {
+			bv[j] = _mm512_maskz_loadu_ps(m, b[j] + k);
+			_mm_prefetch((const char *)(b[j] + k) +
+			    GEMM_DOTS_AHEAD, _MM_HINT_T0);
+		}
+		for (int i = 0; i < 4; i++) {
+			__m512 av = _mm512_maskz_loadu_ps(m, a[i] + k);
+
+			_mm_prefetch((const char *)(a[i] + k) +
+			    GEMM_DOTS_AHEAD, _MM_HINT_T0);
+
+			for (int j = 0; j < 4; j++)
+				s[4 * i + j] = _mm512_fmadd_ps(av, bv[j],
+				    s[4 * i + j]);
+		}
+	}
+	/* lane 4 i + j: row i's four sums to lanes 0-3 */
+	__m512 sum = gemm_sum_lanes(s);
+	__mmask16 row = gemm_lanes(nr < 4 ? nr : 4);
+
+	for (int i = 0; i < mr && i < 4; i++) {
+		float *d = C + (size_t)i * ldc;
+		__m512 v = _mm512_maskz_compress_ps((__mmask16)(0xf << 4 * i),
+		    sum);
+
+		_mm512_mask_storeu_ps(d, row, _mm512_add_ps(v,
+		    _mm512_maskz_loadu_ps(row, d)));
+	}
+}
+
+KZ_AVX512_TARGET void
+gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
+    const float *B, size_t ldb, float *C, size_t ldc, int add)
+{
+	for (int i = 0; !add && i < M; i++)
+		memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+	for (size_t k0 = 0; k0 < K; k0 += GEMM_DOTS_DEPTH) {
+		size_t kk = K - k0 < GEMM_DOTS_DEPTH ? K - k0 :
+		    GEMM_DOTS_DEPTH;
+
+		for (int i0 = 0; i0 < M; i0 += 4)
+			for (int j0 = 0; j0 < N; j0 += 4) {
+				/* A partial tile repeats its last row of A or
+				 * B; those sums are not stored. */
+				const float *a[4], *b[4];
+
+				for (int k = 0; k < 4; k++) {
+					int i = i0 + k, j = j0 + k;
+
+					a[k] = A + (size_t)(i < M ? i : M - 1) *
+					    lda + k0;
+					b[k] = B + (size_t)(j < N ? j : N - 1) *
+					    ldb + k0;
+				}
+				gemm_dots4x4(kk, a, b, C + (size_t)i0 * ldc +
+				    j0, ldc, M - i0, N - j0);
+			}
+	}
+}
 #else
-/* Never called: kz_avx512_ok() is 0 where this is built. */
+/* Never called: kz_avx512_ok() is 0 where these are built. */
+void
+gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
+    const float *B, size_t ldb, float *C, size_t ldc, int add)
+{
+	(void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
+	(void)C, (void)ldc, (void)add;
+}
+
 void
 gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
     size_t ldb, float *C, size_t ldc, int add)

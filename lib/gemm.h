@@ -59,4 +59,12 @@ void gemm_pack(const float *a, int M, int K, int R, float *out);
 void gemm_packed(int M, size_t N, int K, int R, const float *A,
     const float *B, size_t ldb, float *C, size_t ldc, int add);
 
+/* C [M][N] (rows ldc apart) = A B', plus C if add, for A [M][K] and B
+ * [N][K] (rows lda and ldb apart): each entry the dot product of a row
+ * of A and a row of B, summed in 16 lanes.  For the weight gradients,
+ * whose depth K (tiles) is long and M, N (channels) short; only where
+ * kz_avx512_ok(). */
+void gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
+    const float *B, size_t ldb, float *C, size_t ldc, int add);
+
 #endif

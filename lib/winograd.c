@@ -11,6 +11,7 @@
  * speed.  The input gradient is the same convolution with the kernels
  * turned round; the weight gradient is F(3x3, 2x2), its transpose.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,13 +152,90 @@ wino_rows(const float *restrict cols, size_t R, int TW, size_t T,
 	}
 }
 
+#if KZ_AVX512_BUILT
+/* wino_cols for a row of the padded image whose pixels lo .. hi - 1 are
+ * l[lo] .. l[hi - 1] and the rest zero (l itself may lie before the
+ * row: masked loads do not touch what they leave out), without the
+ * copy into a padded line.  Sixteen tiles at a time: their 34 columns
+ * as two pairs of vectors, from column 0 and from column 2, whose even
+ * and odd lanes are each tile's columns 0 to 3; the same arithmetic,
+ * so the same bytes. */
+KZ_AVX512_TARGET static void
+wino_cols_avx512(const float *l, int lo, int hi, int TW, float *restrict d,
+    size_t js)
+{
+	const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16,
+	    14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+
+	for (int t0 = 0; t0 < TW; t0 += 16) {
+		int base = 2 * t0;
+		/* pixels base .. base + 33 that the row has */
+		int a = lo - base > 0 ? lo - base : 0;
+		int z = hi - base < 34 ? hi - base : 34;
+		uint64_t m = z <= a ? 0 : (((uint64_t)1 << z) - 1) &
+		    ~(((uint64_t)1 << a) - 1);
+		__m512 r0 = _mm512_maskz_loadu_ps((__mmask16)m, l + base);
+		__m512 r1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16),
+		    l + base + 16);
+		__m512 s0 = _mm512_maskz_loadu_ps((__mmask16)(m >> 2),
+		    l + base + 2);
+		__m512 s1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 18),
+		    l + base + 18);
+		/* columns 0 to 3 of tiles t0 .. t0 + 15 */
+		__m512 p0 = _mm512_permutex2var_ps(r0, even, r1);
+		__m512 p1 = _mm512_permutex2var_ps(r0, odd, r1);
+		__m512 p2 = _mm512_permutex2var_ps(s0, even, s1);
+		__m512 p3 = _mm512_permutex2var_ps(s0, odd, s1);
+		__mmask16 st = gemm_lanes(TW - t0);
+
+		_mm512_mask_storeu_ps(d + t0, st, _mm512_sub_ps(p0, p2));
+		_mm512_mask_storeu_ps(d + js + t0, st, _mm512_add_ps(p1, p2));
+		_mm512_mask_storeu_ps(d + 2 * js + t0, st, _mm512_sub_ps(p2,
+		    p1));
+		_mm512_mask_storeu_ps(d + 3 * js + t0, st, _mm512_sub_ps(p1,
+		    p3));
+	}
+}
+
+/* wino_rows sixteen tiles at a time, the last sixteen masked (an image
+ * of 7 x 7 tiles leaves the loop above a scalar tail of a third). */
+KZ_AVX512_TARGET static void
+wino_rows_avx512(const float *cols, size_t R, int TW, size_t T, float *v,
+    size_t vs)
+{
+	for (int j = 0; j < 4; j++) {
+		const float *ev = cols + 2 * j * R, *od = ev + R;
+		float *d = v + j * vs;
+
+		for (size_t n = 0; n < T; n += 16) {
+			__mmask16 k = gemm_lanes((ptrdiff_t)(T - n));
+			__m512 a = _mm512_maskz_loadu_ps(k, ev + n);
+			__m512 b = _mm512_maskz_loadu_ps(k, od + n);
+			__m512 c = _mm512_maskz_loadu_ps(k, ev + n + TW);
+			__m512 e = _mm512_maskz_loadu_ps(k, od + n + TW);
+
+			_mm512_mask_storeu_ps(d + n, k, _mm512_sub_ps(a, c));
+			_mm512_mask_storeu_ps(d + 4 * vs + n, k,
+			    _mm512_add_ps(b, c));
+			_mm512_mask_storeu_ps(d + 8 * vs + n, k,
+			    _mm512_sub_ps(c, b));
+			_mm512_mask_storeu_ps(d + 12 * vs + n, k,
+			    _mm512_sub_ps(b, e));
+		}
+	}
+}
+#endif
+
 /* V[e][c][n] = (B' d B)[e] for the 4x4 tiles d of images b0..b0+nb-1 of
  * x [C][B][H][W] padded by P, n = (b - b0) * TH * TW + tile; planes vs
  * floats apart.  cols holds wino_cols_floats(TH, TW) floats, line
- * 2 * TW + 2.  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+ * 2 * TW + 2.  B' = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].  avx: by
+ * wino_cols_avx512 and wino_rows_avx512 (the CPU has AVX-512). */
 KZ_HOT static void
 wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
-    int nb, int TH, int TW, float *cols, float *line, float *V, size_t vs)
+    int nb, int TH, int TW, float *cols, float *line, float *V, size_t vs,
+    int avx)
 {
 	size_t T = (size_t)TH * TW, R = (size_t)(TH + 1) * TW;
 	size_t N = (size_t)nb * T;
@@ -178,13 +256,28 @@ wino_tiles(const float *x, int C, int H, int W, int P, int B, int b0,
 			 * not. */
 			for (int iy = 0; iy < H; iy++) {
 				int row = iy + P;
+				float *d = cols + (size_t)(row & 1) * R +
+				    (size_t)(row >> 1) * TW;
 
+#if KZ_AVX512_BUILT
+				if (avx) {
+					wino_cols_avx512(src + (size_t)iy * W -
+					    P, P, P + W, TW, d, 2 * R);
+					continue;
+				}
+#endif
 				/* a loop, not memcpy: rows are short */
 				for (int ix = 0; ix < W; ix++)
 					line[P + ix] = src[(size_t)iy * W + ix];
-				wino_cols(line, TW, cols + (size_t)(row & 1) * R +
-				    (size_t)(row >> 1) * TW, 2 * R);
+				wino_cols(line, TW, d, 2 * R);
 			}
+#if KZ_AVX512_BUILT
+			if (avx) {
+				wino_rows_avx512(cols, R, TW, T, V + (size_t)c *
+				    N + (size_t)b * T, vs);
+				continue;
+			}
+#endif
 			wino_rows(cols, R, TW, T, V + (size_t)c * N + (size_t)b * T,
 			    vs);
 		}
@@ -348,7 +441,8 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		float *v = keep ? keep + (size_t)b0 * 16 * ((size_t)C * T +
 		    WINO_SKEW) : V;
 
-		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, v, vs);
+		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, v, vs,
+		    math == WINO_AVX512);
 		for (int e = 0; e < 16; e++)
 			if (R != 0)
 				gemm_packed(OC, N, C, R, l.packed + e * up,
@@ -447,7 +541,7 @@ wino_grad_tiles(const float *restrict r, int OH, int OW, int TH, int TW,
 KZ_HOT void
 wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
-    float *scratch, size_t nscratch)
+    int math, float *scratch, size_t nscratch)
 {
 	struct wino_layout l = wino_layout(C, OC, H, W, P, B, scratch,
 	    nscratch);
@@ -467,7 +561,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 
 		if (kept == NULL)
 			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, V,
-			    vs);
+			    vs, math == WINO_AVX512);
 		/* cols is free once the tiles are made; the corners beyond
 		 * the edge are zeroed once for every image's tiles. */
 		memset(cols, 0, 4 * (size_t)T * sizeof(float));
@@ -477,9 +571,14 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 				    OH * OW, OH, OW, TH, TW, cols, D +
 				    (size_t)o * N + (size_t)b * T, ds);
 		for (int e = 0; e < 16; e++)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC,
-			    C, N, 1.0f, D + e * ds, N, v + e * vs, N,
-			    b0 > 0 ? 1.0f : 0.0f, S + e * e1, C);
+			if (math == WINO_AVX512)
+				gemm_dots(OC, C, N, D + e * ds, N, v + e * vs,
+				    N, S + e * e1, C, b0 > 0);
+			else
+				cblas_sgemm(CblasRowMajor, CblasNoTrans,
+				    CblasTrans, OC, C, N, 1.0f, D + e * ds, N,
+				    v + e * vs, N, b0 > 0 ? 1.0f : 0.0f,
+				    S + e * e1, C);
 	}
 	/* dW += G' S G, G' = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] */
 	for (size_t oc = 0; oc < e1; oc++) {
