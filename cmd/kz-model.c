@@ -32,7 +32,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-model [-c classmap] [-F figures] "
-	    "[-p f32|f16|q8] [-s setting=value]...\n"
+	    "[-p f32|f16|q8|q4] [-s setting=value]...\n"
 	    "                [-x member[,member ...]] -o file model...\n"
 	    "       kz-model model\n");
 	version_usage("kz-model");
@@ -87,8 +87,10 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 				cl->precision = KZ_F16;
 			else if (strcmp(optarg, "q8") == 0)
 				cl->precision = KZ_Q8;
+			else if (strcmp(optarg, "q4") == 0)
+				cl->precision = KZ_Q4;
 			else
-				errx(2, "-p: f32, f16 or q8, not \"%s\"",
+				errx(2, "-p: f32, f16, q8 or q4, not \"%s\"",
 				    optarg);
 			break;
 		case 's':
@@ -115,7 +117,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		errx(2, "-x: one ensemble, not %d models", cl->nmodels);
 }
 
-static const char *const precisions[] = { "f32", "f16", "q8" };
+static const char *const precisions[] = { "f32", "f16", "q8", "q4" };
 
 /* The description: one "key<TAB>value" line per field; an ensemble's
  * members add "member<TAB>N<TAB>arch<TAB>parameters<TAB>precision<TAB>

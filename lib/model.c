@@ -19,10 +19,10 @@
 /* The sections a reader knows, by tag; it skips any other. */
 static const char *const tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
     "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16", "PQ8 ",
-    "MEMB" };
+    "PQ4 ", "MEMB" };
 enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
     SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, SEC_CMAP, SEC_PF16, SEC_PQ8,
-    SEC_MEMB, NTAGS };
+    SEC_PQ4, SEC_MEMB, NTAGS };
 
 /* See model_file.h. */
 const struct kz_setting_def kz_setting_defs[] = {
@@ -516,6 +516,69 @@ q8_params(const uint8_t *q, size_t np, const char *path, struct kz_err *e)
 	return p;
 }
 
+/* The np parameters of a PQ4 section (kzm(5)) of len bytes at q: each
+ * block's width in bits (4 or 8), its scale, then its integers, two to
+ * a byte (the low half first) where it is 4 bits wide.  NULL naming a
+ * width, a scale or the section's size that is wrong, or when memory
+ * runs out. */
+static float *
+q4_params(const uint8_t *q, uint64_t len, size_t np, const char *path,
+    struct kz_err *e)
+{
+	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK, need = 5 * nb;
+	const uint8_t *v;
+	float *p;
+
+	/* The widths first: they give the section's size. */
+	for (size_t k = 0; k < nb && len >= nb; k++) {
+		size_t n = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
+		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
+
+		if (q[k] != 4 && q[k] != 8) {
+			kz_errf(e, "%s: section PQ4: block %zu is %u bits "
+			    "wide, not 4 or 8", path, k, q[k]);
+			return NULL;
+		}
+		need += q[k] == 8 ? n : (n + 1) / 2;
+	}
+	if (len != need || len < nb) {
+		kz_errf(e, "%s: section PQ4 holds %llu bytes, the "
+		    "architecture and the blocks' widths need %zu", path,
+		    (unsigned long long)len, len < nb ? 5 * nb : need);
+		return NULL;
+	}
+	if ((p = malloc(np * sizeof(float) + 4)) == NULL) {
+		kz_errf(e, "%s: out of memory", path);
+		return NULL;
+	}
+	v = q + 5 * nb;
+	for (size_t k = 0; k < nb; k++) {
+		size_t i0 = k * KZ_Q8_BLOCK, n = np - i0 < KZ_Q8_BLOCK ?
+		    np - i0 : KZ_Q8_BLOCK;
+		uint32_t u = get_le32(q + nb + 4 * k);
+		float scale;
+
+		memcpy(&scale, &u, 4);
+		if (!isfinite(scale) || scale < 0) {
+			free(p);
+			kz_errf(e, "%s: section PQ4: scale %zu is %g", path, k,
+			    scale);
+			return NULL;
+		}
+		for (size_t i = 0; i < n; i++) {
+			int x;
+
+			if (q[k] == 8)
+				x = (int8_t)v[i];
+			else	/* a signed nibble: 8 to 15 are -8 to -1 */
+				x = (((v[i / 2] >> (4 * (i % 2))) & 15) ^ 8) - 8;
+			p[i0 + i] = scale * (float)x;
+		}
+		v += q[k] == 8 ? n : (n + 1) / 2;
+	}
+	return p;
+}
+
 /* Reads a net model, whose geometry and architecture read_meta has
  * set: builds the net, loads its parameters (PARM) and statistics
  * (STAT), then a checkpoint's training state.  0, or -1 when the
@@ -554,6 +617,13 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 			    (unsigned long long)sec[SEC_PQ8].len,
 			    (unsigned long long)sec[SEC_STAT].len, nb * 4 + np,
 			    ns * 4);
+	} else if (sec[SEC_PARM].data == NULL && sec[SEC_PQ4].data != NULL) {
+		/* (PQ4's own size is checked as it is read.) */
+		m->precision = KZ_Q4;
+		if (sec[SEC_STAT].len != ns * 4)
+			return kz_errf(e, "%s: section STAT holds %llu bytes, "
+			    "the architecture needs %zu", path,
+			    (unsigned long long)sec[SEC_STAT].len, ns * 4);
 	} else if (sec[SEC_PARM].len != np * 4 || sec[SEC_STAT].len != ns * 4) {
 		return kz_errf(e, "%s: sections PARM and STAT hold %llu and "
 		    "%llu bytes, the architecture needs %zu and %zu", path,
@@ -571,6 +641,10 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 			    2 * i));
 	} else if (m->precision == KZ_Q8) {
 		if ((p = q8_params(sec[SEC_PQ8].data, np, path, e)) == NULL)
+			return -1;
+	} else if (m->precision == KZ_Q4) {
+		if ((p = q4_params(sec[SEC_PQ4].data, sec[SEC_PQ4].len, np,
+		    path, e)) == NULL)
 			return -1;
 	} else if ((p = float_section(&sec[SEC_PARM], m->net->nparams, path,
 	    tags[SEC_PARM], e)) == NULL) {

@@ -31,10 +31,11 @@ struct kz_train_state {
 };
 
 /* How a net's parameters are stored: as floats (PARM), as IEEE
- * half-precision floats (PF16), or as 8-bit integers with a float
- * scale for each block of KZ_Q8_BLOCK (PQ8); converted to float when
- * read. */
-enum kz_precision { KZ_F32, KZ_F16, KZ_Q8 };
+ * half-precision floats (PF16), as 8-bit integers with a float scale
+ * for each block of KZ_Q8_BLOCK (PQ8), or so with 4-bit integers in
+ * the blocks that hold only dense layers' weights (PQ4); converted to
+ * float when read. */
+enum kz_precision { KZ_F32, KZ_F16, KZ_Q8, KZ_Q4 };
 
 /* What kz-classify does with a model unless told otherwise: META keys
  * "setting_NAME".  0 for each is what kz-classify does without it. */

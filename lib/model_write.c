@@ -7,6 +7,7 @@
 
 #include <libdeflate.h>
 
+#include "engine.h"
 #include "model.h"
 #include "model_file.h"
 #include "util.h"
@@ -188,15 +189,36 @@ meta_unsafe(const struct kz_model *m)
 	return NULL;
 }
 
-/* Section PQ8: the parameters in blocks of KZ_Q8_BLOCK, each block
- * scaled by its largest magnitude over 127 and rounded to 8-bit
- * integers: first every block's scale (f32), then every parameter (i8).
- * 0, or -1 for a parameter that is not finite or a failed write. */
+/* 1 where parameter i of net is a weight of a dense layer (not a
+ * bias): the blocks of PQ4 that hold only these take 4 bits. */
 static int
-put_q8(struct sink *o, const struct kz_net *net, struct kz_err *e)
+dense_weight(const struct kz_net *net, size_t i)
+{
+	for (int l = 0; l < net->nlayers; l++) {
+		const struct kz_layer *L = &net->layers[l];
+
+		if (L->type == KZ_DENSE && i >= L->w_off &&
+		    i < L->w_off + L->nw)
+			return 1;
+	}
+	return 0;
+}
+
+/* Section PQ8, or PQ4 if q4 (kzm(5)): the parameters in blocks of
+ * KZ_Q8_BLOCK, each block scaled by its largest magnitude over 127 (7
+ * in a 4-bit block) and rounded to integers within that.  PQ8: every
+ * block's scale (f32), then every parameter (i8).  PQ4: every block's
+ * width (4 where it holds only dense layers' weights, else 8), every
+ * block's scale, then each block's integers, 4-bit ones two to a byte,
+ * the low half first.  0, or -1 for a parameter that is not finite or
+ * a failed write. */
+static int
+put_quantised(struct sink *o, const struct kz_net *net, int q4,
+    struct kz_err *e)
 {
 	size_t np = net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
-	uint8_t *b = malloc(nb * 4 + np + 1);
+	size_t head = q4 ? 5 * nb : 4 * nb, at = head;
+	uint8_t *b = calloc(head + np + 1, 1);
 	int rc;
 
 	if (b == NULL)
@@ -205,7 +227,8 @@ put_q8(struct sink *o, const struct kz_net *net, struct kz_err *e)
 		const float *w = net->params + k * KZ_Q8_BLOCK;
 		size_t len = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
 		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
-		float max = 0, scale, inv;
+		int bits = 8;
+		float max = 0, scale, inv, top;
 		uint32_t u;
 
 		for (size_t i = 0; i < len; i++) {
@@ -217,18 +240,32 @@ put_q8(struct sink *o, const struct kz_net *net, struct kz_err *e)
 			if (fabsf(w[i]) > max)
 				max = fabsf(w[i]);
 		}
-		scale = max / 127;
-		inv = max > 0 ? 127 / max : 0;
+		if (q4 && dense_weight(net, k * KZ_Q8_BLOCK) &&
+		    dense_weight(net, k * KZ_Q8_BLOCK + len - 1))
+			bits = 4;
+		top = bits == 4 ? 7 : 127;
+		scale = max / top;
+		inv = max > 0 ? top / max : 0;
 		memcpy(&u, &scale, 4);
-		put_le32(b + 4 * k, u);
+		if (q4) {
+			b[k] = (uint8_t)bits;
+			put_le32(b + nb + 4 * k, u);
+		} else {
+			put_le32(b + 4 * k, u);
+		}
 		for (size_t i = 0; i < len; i++) {
 			long q = lrintf(w[i] * inv);
 
-			b[nb * 4 + k * KZ_Q8_BLOCK + i] = (uint8_t)(int8_t)(q >
-			    127 ? 127 : q < -127 ? -127 : q);
+			q = q > top ? (long)top : q < -top ? -(long)top : q;
+			if (bits == 8)
+				b[at + i] = (uint8_t)(int8_t)q;
+			else
+				b[at + i / 2] |= (uint8_t)((q & 15) <<
+				    (4 * (i % 2)));
 		}
+		at += bits == 8 ? len : (len + 1) / 2;
 	}
-	rc = put_section(o, "PQ8 ", b, nb * 4 + np, e);
+	rc = put_section(o, q4 ? "PQ4 " : "PQ8 ", b, at, e);
 	free(b);
 	return rc;
 }
@@ -263,8 +300,9 @@ put_body(struct sink *o, const struct kz_model *m, struct kz_err *e)
 		free(h);
 		if (rc != 0)
 			return -1;
-	} else if (m->precision == KZ_Q8 && !ts->present) {
-		if (put_q8(o, net, e) != 0)
+	} else if ((m->precision == KZ_Q8 || m->precision == KZ_Q4) &&
+	    !ts->present) {
+		if (put_quantised(o, net, m->precision == KZ_Q4, e) != 0)
 			return -1;
 	} else if (put_section(o, "PARM", net->params, net->nparams * 4,
 	    e) != 0) {

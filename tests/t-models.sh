@@ -145,6 +145,66 @@ kzpy kzm "$T/pq8nan.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n'
 t_fails "a PQ8 scale that is not a number" "pq8nan.kzm: section PQ8: scale 0 is" \
     kz-classify -m "$T/pq8nan.kzm" "$T/m3.kz"
 
+# kz-model -p q4, from kzm(5) by Python too: the blocks that hold only
+# the dense layer's weights take 4 bits (scale max|w|/7, two integers to
+# a byte, the low half first), the block with the biases 8.
+kz-model -p q4 -o "$M/q4.kzm" "$M/three.kzm"
+kz-model -p f32 -o "$T/q4back.kzm" "$M/q4.kzm"
+t_eq "kz-model -p q4: PQ4 is each block's width, its scale, then 4-bit integers for the dense weights' blocks and 8-bit for the rest; -p f32 reads back scale x integer" "195 4444448 ok ok" "$("$PY" - "$M/three.kzm" "$M/q4.kzm" "$T/q4back.kzm" <<'PY'
+import struct, sys
+def sections(path):
+    d = open(path, "rb").read(); off = 12; out = {}
+    while off < len(d):
+        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
+        out[tag] = d[off + 12:off + 12 + n]; off += 12 + n
+    return out
+f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+w = struct.unpack("<%df" % (len(sections(sys.argv[1])[b"PARM"]) // 4), sections(sys.argv[1])[b"PARM"])
+q4 = sections(sys.argv[2])[b"PQ4 "]
+nb = (len(w) + 31) // 32
+bits = list(q4[:nb])
+scale = struct.unpack_from("<%df" % nb, q4, nb)
+at, q, ok = 5 * nb, [], True
+for k in range(nb):
+    blk = w[32 * k:32 * k + 32]
+    top = 7 if bits[k] == 4 else 127
+    ok = ok and scale[k] == f32(max(abs(x) for x in blk) / top)
+    for i, x in enumerate(blk):
+        if bits[k] == 8:
+            v = struct.unpack_from("<b", q4, at + i)[0]
+        else:
+            v = (q4[at + i // 2] >> (4 * (i % 2))) & 15
+            v = v - 16 if v > 7 else v
+        q.append(v)
+        ok = ok and -top <= v <= top and abs(v * scale[k] - x) <= scale[k] * 0.5001
+    at += len(blk) if bits[k] == 8 else (len(blk) + 1) // 2
+ok = ok and at == len(q4)
+back = struct.unpack("<%df" % len(w), sections(sys.argv[3])[b"PARM"])
+same = all(back[i] == f32(scale[i // 32] * q[i]) for i in range(len(w)))
+print(len(w), "".join(map(str, bits)), "ok" if ok else "bad", "ok" if same else "bad")
+PY
+)"
+t_eq "kz-model describes a q4 model" "q4" "$(kz-model "$M/q4.kzm" | awk -F'\t' '$1 == "precision" { print $2 }')"
+# A linear model of 2x2 images and 3 classes: 12 weights and 3 biases,
+# one block; 8 bits wide, it needs 1 + 4 + 15 bytes.
+printf '\010' >"$T/pq4.bin"
+head -c 19 /dev/zero >>"$T/pq4.bin"
+kzpy kzm "$T/pq4.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4.bin" STAT:0
+kzpy make "$T/m2.kz" 2 2 3 0 1 2
+t_eq "a PQ4 section as kzm(5) describes it reads" "3" "$(kz-classify -m "$T/pq4.kzm" "$T/m2.kz" | kzpy count /dev/stdin)"
+head -c 19 "$T/pq4.bin" >"$T/pq4short.bin"
+kzpy kzm "$T/pq4short.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4short.bin" STAT:0
+t_fails "a PQ4 section of the wrong size" "pq4short.kzm: section PQ4 holds 19 bytes, the architecture and the blocks' widths need 20" \
+    kz-classify -m "$T/pq4short.kzm" "$T/m3.kz"
+{ printf '\006'; head -c 19 /dev/zero; } >"$T/pq4w.bin"
+kzpy kzm "$T/pq4w.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4w.bin" STAT:0
+t_fails "a PQ4 block neither 4 nor 8 bits wide" "pq4w.kzm: section PQ4: block 0 is 6 bits wide, not 4 or 8" \
+    kz-classify -m "$T/pq4w.kzm" "$T/m3.kz"
+{ printf '\010\377\377\377\377'; head -c 15 /dev/zero; } >"$T/pq4nan.bin"
+kzpy kzm "$T/pq4nan.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4nan.bin" STAT:0
+t_fails "a PQ4 scale that is not a number" "pq4nan.kzm: section PQ4: scale 0 is" \
+    kz-classify -m "$T/pq4nan.kzm" "$T/m3.kz"
+
 # Ensembles: several models in one file, their probabilities averaged
 # as kz-classify averages the models -m names.
 kz-model -c "$T/map3.csv" -o "$M/ens.kzm" "$M/three.kzm" "$M/q8.kzm" "$T/plain.kzm"
