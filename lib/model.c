@@ -485,11 +485,14 @@ read_train_state(const char *meta, size_t ml, const struct section *sec,
 	return 0;
 }
 
-/* The np parameters of a PQ8 section at q (its size checked): each
- * block's scale times its integers.  NULL naming a scale that is
- * negative or not finite, or when memory runs out. */
+/* The np parameters of blocks of KZ_Q8_BLOCK stored as kzm(5)'s PQ8 and
+ * PQ4 store them (their sizes checked): each block's width in bits at
+ * width (4 or 8; all 8 where width is NULL), its scale at scale, its
+ * integers from ints on.  NULL naming a scale that is negative or not
+ * finite, or when memory runs out. */
 static float *
-q8_params(const uint8_t *q, size_t np, const char *path, struct kz_err *e)
+block_params(const uint8_t *width, const uint8_t *scale, const uint8_t *ints,
+    size_t np, const char *tag, const char *path, struct kz_err *e)
 {
 	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
 	float *p = malloc(np * sizeof(float) + 4);
@@ -499,37 +502,43 @@ q8_params(const uint8_t *q, size_t np, const char *path, struct kz_err *e)
 		return NULL;
 	}
 	for (size_t k = 0; k < nb; k++) {
-		uint32_t u = get_le32(q + 4 * k);
-		float scale;
+		size_t i0 = k * KZ_Q8_BLOCK, n = np - i0 < KZ_Q8_BLOCK ?
+		    np - i0 : KZ_Q8_BLOCK;
+		int bits = width != NULL ? width[k] : 8;
+		uint32_t u = get_le32(scale + 4 * k);
+		float f;
 
-		memcpy(&scale, &u, 4);
-		if (!isfinite(scale) || scale < 0) {
+		memcpy(&f, &u, 4);
+		if (!isfinite(f) || f < 0) {
 			free(p);
-			kz_errf(e, "%s: section PQ8: scale %zu is %g", path, k,
-			    scale);
+			kz_errf(e, "%s: section %.3s: scale %zu is %g", path,
+			    tag, k, f);
 			return NULL;
 		}
-		for (size_t i = k * KZ_Q8_BLOCK; i < np &&
-		    i < (k + 1) * KZ_Q8_BLOCK; i++)
-			p[i] = scale * (float)(int8_t)q[nb * 4 + i];
+		for (size_t i = 0; i < n; i++) {
+			int x;
+
+			if (bits == 8)
+				x = (int8_t)ints[i];
+			else	/* a signed nibble: 8 to 15 are -8 to -1 */
+				x = (((ints[i / 2] >> (4 * (i % 2))) & 15) ^
+				    8) - 8;
+			p[i0 + i] = f * (float)x;
+		}
+		ints += bits == 8 ? n : (n + 1) / 2;
 	}
 	return p;
 }
 
-/* The np parameters of a PQ4 section (kzm(5)) of len bytes at q: each
- * block's width in bits (4 or 8), its scale, then its integers, two to
- * a byte (the low half first) where it is 4 bits wide.  NULL naming a
- * width, a scale or the section's size that is wrong, or when memory
- * runs out. */
+/* The np parameters of a PQ4 section of len bytes at q (kzm(5)): its
+ * blocks' widths, which give its size, checked first.  NULL naming a
+ * width, the size or a scale that is wrong, or when memory runs out. */
 static float *
 q4_params(const uint8_t *q, uint64_t len, size_t np, const char *path,
     struct kz_err *e)
 {
 	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK, need = 5 * nb;
-	const uint8_t *v;
-	float *p;
 
-	/* The widths first: they give the section's size. */
 	for (size_t k = 0; k < nb && len >= nb; k++) {
 		size_t n = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
 		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
@@ -547,36 +556,7 @@ q4_params(const uint8_t *q, uint64_t len, size_t np, const char *path,
 		    (unsigned long long)len, len < nb ? 5 * nb : need);
 		return NULL;
 	}
-	if ((p = malloc(np * sizeof(float) + 4)) == NULL) {
-		kz_errf(e, "%s: out of memory", path);
-		return NULL;
-	}
-	v = q + 5 * nb;
-	for (size_t k = 0; k < nb; k++) {
-		size_t i0 = k * KZ_Q8_BLOCK, n = np - i0 < KZ_Q8_BLOCK ?
-		    np - i0 : KZ_Q8_BLOCK;
-		uint32_t u = get_le32(q + nb + 4 * k);
-		float scale;
-
-		memcpy(&scale, &u, 4);
-		if (!isfinite(scale) || scale < 0) {
-			free(p);
-			kz_errf(e, "%s: section PQ4: scale %zu is %g", path, k,
-			    scale);
-			return NULL;
-		}
-		for (size_t i = 0; i < n; i++) {
-			int x;
-
-			if (q[k] == 8)
-				x = (int8_t)v[i];
-			else	/* a signed nibble: 8 to 15 are -8 to -1 */
-				x = (((v[i / 2] >> (4 * (i % 2))) & 15) ^ 8) - 8;
-			p[i0 + i] = scale * (float)x;
-		}
-		v += q[k] == 8 ? n : (n + 1) / 2;
-	}
-	return p;
+	return block_params(q, q + nb, q + 5 * nb, np, "PQ4", path, e);
 }
 
 /* Reads a net model, whose geometry and architecture read_meta has
@@ -640,7 +620,8 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 			p[i] = float_from_half(get_le16(sec[SEC_PF16].data +
 			    2 * i));
 	} else if (m->precision == KZ_Q8) {
-		if ((p = q8_params(sec[SEC_PQ8].data, np, path, e)) == NULL)
+		if ((p = block_params(NULL, sec[SEC_PQ8].data,
+		    sec[SEC_PQ8].data + 4 * nb, np, "PQ8", path, e)) == NULL)
 			return -1;
 	} else if (m->precision == KZ_Q4) {
 		if ((p = q4_params(sec[SEC_PQ4].data, sec[SEC_PQ4].len, np,

@@ -91,6 +91,17 @@ def png_gray_pixels(buf):
     return bytes(out)
 
 
+def kzm_sections(path):
+    """{tag: payload} of a model file's sections (man kzm.5), its head
+    skipped, for the tests' own Python checks (import kzpy)."""
+    d = open(path, "rb").read()
+    off, out = 12, {}
+    while off < len(d):
+        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
+        out[tag] = d[off + 12:off + 12 + n]
+        off += 12 + n
+    return out
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "count":

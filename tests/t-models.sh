@@ -60,13 +60,8 @@ t_fails "a class map section with code point 0" "cmap0.kzm: class map: class 0 h
 kz-model -p f16 -o "$M/half.kzm" "$M/three.kzm"
 kz-model -p f32 -o "$T/back.kzm" "$M/half.kzm"
 t_eq "kz-model -p f16: PF16 is each parameter rounded as IEEE half; -p f32 reads them back exactly" "195 same same" "$("$PY" - "$M/three.kzm" "$M/half.kzm" "$T/back.kzm" <<'PY'
-import struct, sys
-def sections(path):
-    d = open(path, "rb").read(); off = 12; out = {}
-    while off < len(d):
-        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
-        out[tag] = d[off + 12:off + 12 + n]; off += 12 + n
-    return out
+import os, struct, sys
+sys.path.insert(0, os.environ["TESTS"]); from kzpy import kzm_sections as sections
 f32 = struct.unpack("<%df" % (len(sections(sys.argv[1])[b"PARM"]) // 4), sections(sys.argv[1])[b"PARM"])
 half = sections(sys.argv[2])[b"PF16"]
 mine = b"".join(struct.pack("<e", x) for x in f32)
@@ -110,13 +105,8 @@ t_fails "a PF16 section of the wrong size" "pf16.kzm: sections PF16 and STAT hol
 kz-model -p q8 -o "$M/q8.kzm" "$M/three.kzm"
 kz-model -p f32 -o "$T/q8back.kzm" "$M/q8.kzm"
 t_eq "kz-model -p q8: PQ8 is each block of 32 parameters as 8-bit integers and a scale; -p f32 reads back scale x integer" "195 7 ok ok" "$("$PY" - "$M/three.kzm" "$M/q8.kzm" "$T/q8back.kzm" <<'PY'
-import struct, sys
-def sections(path):
-    d = open(path, "rb").read(); off = 12; out = {}
-    while off < len(d):
-        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
-        out[tag] = d[off + 12:off + 12 + n]; off += 12 + n
-    return out
+import os, struct, sys
+sys.path.insert(0, os.environ["TESTS"]); from kzpy import kzm_sections as sections
 f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
 w = struct.unpack("<%df" % (len(sections(sys.argv[1])[b"PARM"]) // 4), sections(sys.argv[1])[b"PARM"])
 q8 = sections(sys.argv[2])[b"PQ8 "]
@@ -151,13 +141,8 @@ t_fails "a PQ8 scale that is not a number" "pq8nan.kzm: section PQ8: scale 0 is"
 kz-model -p q4 -o "$M/q4.kzm" "$M/three.kzm"
 kz-model -p f32 -o "$T/q4back.kzm" "$M/q4.kzm"
 t_eq "kz-model -p q4: PQ4 is each block's width, its scale, then 4-bit integers for the dense weights' blocks and 8-bit for the rest; -p f32 reads back scale x integer" "195 4444448 ok ok" "$("$PY" - "$M/three.kzm" "$M/q4.kzm" "$T/q4back.kzm" <<'PY'
-import struct, sys
-def sections(path):
-    d = open(path, "rb").read(); off = 12; out = {}
-    while off < len(d):
-        tag, n = d[off:off + 4], struct.unpack_from("<Q", d, off + 4)[0]
-        out[tag] = d[off + 12:off + 12 + n]; off += 12 + n
-    return out
+import os, struct, sys
+sys.path.insert(0, os.environ["TESTS"]); from kzpy import kzm_sections as sections
 f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
 w = struct.unpack("<%df" % (len(sections(sys.argv[1])[b"PARM"]) // 4), sections(sys.argv[1])[b"PARM"])
 q4 = sections(sys.argv[2])[b"PQ4 "]
