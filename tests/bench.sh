@@ -160,15 +160,20 @@ ort_vs_kz() {
 }
 echo "== Inference, kz-classify vs ONNX Runtime 1.16.3 (batch 1000, 2 threads, no test-time shifts); target >= 1.3x"
 ort_vs_kz simple "$B/simple.kzm" "$B/test.kz" "$B/test100k.kz"
-ort_vs_kz resnet20 "$(cd "$(dirname "$0")/../models" && pwd)/kmnist.kzm" "$B/test.kz" "$B/test100k.kz"
-if [ -f "$B/kq32.kz" ]; then
-	# The Kanji CNN: the shipped model, or its first member when it is
-	# an ensemble (both sides then run that one network).
-	KM=$(cd "$(dirname "$0")/../models" && pwd)/kanji.kzm
-	if kz-model "$KM" | grep -q '^type.ensemble'; then
-		$PEER member "$KM" 1 "$B/kanji1.kzm"
-		KM=$B/kanji1.kzm
+# first_net MODEL NAME: MODEL, or its first member as $B/NAME.kzm when it
+# is an ensemble (both sides then run that one network)
+first_net() {
+	if kz-model "$1" | grep -q '^type.ensemble'; then
+		$PEER member "$1" 1 "$B/$2.kzm"
+		echo "$B/$2.kzm"
+	else
+		echo "$1"
 	fi
+}
+ort_vs_kz resnet20 "$(first_net "$(cd "$(dirname "$0")/../models" && pwd)/kmnist.kzm" resnet1)" "$B/test.kz" "$B/test100k.kz"
+if [ -f "$B/kq32.kz" ]; then
+	# The Kanji CNN: the shipped model's first network.
+	KM=$(first_net "$(cd "$(dirname "$0")/../models" && pwd)/kanji.kzm" kanji1)
 	for i in 1 2 3 4 5 6 7 8 9 10; do cat "$B/kq32.kz"; done >"$B/kq100k.kz"
 	ort_vs_kz kanji-cnn "$KM" "$B/kq32.kz" "$B/kq100k.kz"
 fi
