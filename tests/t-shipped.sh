@@ -27,11 +27,15 @@ PY
 	n=$(count_right "$T/shipped-s1.kz")
 	t_eq "kz-classify with no flags: the shipped model's stored shift=1, 9,907 of 10,000 right on KMNIST test ($n)" yes \
 	    "$([ "${n:-0}" -ge 9904 ] && [ "${n:-0}" -le 9910 ] && echo yes || echo no)"
+	# The arithmetic paths, on the shipped model's first network alone
+	# (the paths are each network's; three would triple the time).
+	kz-model -x 1 -o "$T/one.kzm" "$TESTS/../models/kmnist.kzm"
+	kz-classify -m "$T/one.kzm" -s 0 -k 1 "$T/test.kz" >"$T/one.kz"
 	# bfloat16 products: the same predictions but for a few near ties;
 	# single precision is the default and -p f32 forces it.
-	kz-classify -s 0 -k 1 -p f32 "$T/test.kz" >"$T/f32.kz"
-	t_eq "kz-classify -p f32 is the default" "$(md5sum <"$T/shipped.kz")" "$(md5sum <"$T/f32.kz")"
-	kz-classify -s 0 -k 1 -p bf16 -v "$T/test.kz" >"$T/bf16.kz" 2>"$T/bf16.err"
+	kz-classify -m "$T/one.kzm" -s 0 -k 1 -p f32 "$T/test.kz" >"$T/f32.kz"
+	t_eq "kz-classify -p f32 is the default" "$(md5sum <"$T/one.kz")" "$(md5sum <"$T/f32.kz")"
+	kz-classify -m "$T/one.kzm" -s 0 -k 1 -p bf16 -v "$T/test.kz" >"$T/bf16.kz" 2>"$T/bf16.err"
 	"$PY" "$TESTS/kzpy.py" top1 "$T/f32.kz" >"$T/f32.top1"
 	same=$("$PY" "$TESTS/kzpy.py" top1 "$T/bf16.kz" | paste -d' ' - "$T/f32.top1" | awk '$1 == $2' | wc -l)
 	if grep -q 'single precision instead' "$T/bf16.err"; then
@@ -45,14 +49,14 @@ PY
 		t_eq "... within 5 images of single precision's accuracy ($n)" yes \
 		    "$(n0=$(count_right "$T/f32.kz"); [ $((n - n0)) -le 5 ] && [ $((n0 - n)) -le 5 ] && echo yes || echo no)"
 	fi
-	KZ_NO_BF16=1 kz-classify -s 0 -k 1 -p bf16 -v "$T/test.kz" >"$T/nobf16.kz" 2>"$T/nobf16.err"
+	KZ_NO_BF16=1 kz-classify -m "$T/one.kzm" -s 0 -k 1 -p bf16 -v "$T/test.kz" >"$T/nobf16.kz" 2>"$T/nobf16.err"
 	t_eq "-p bf16 where the CPU lacks it (KZ_NO_BF16): single precision's bytes" "$(md5sum <"$T/f32.kz")" "$(md5sum <"$T/nobf16.kz")"
 	t_eq "... said in one line under -v" "1" "$(grep -c 'lacks AVX512_BF16.*single precision instead' "$T/nobf16.err")"
 	t_fails "kz-classify -p: an unknown arithmetic" "-p: auto, f32 or bf16" kz-classify -p f64 "$T/test.kz"
 	# Single precision by kz's AVX-512 products or by OpenBLAS's: the
 	# same sums in another order.  Both stated predictions must agree
 	# but for near ties, and the scores to a few units in the last place.
-	KZ_NO_AVX512=1 kz-classify -s 0 -k 1 -v "$T/test.kz" >"$T/blas.kz" 2>"$T/blas.err"
+	KZ_NO_AVX512=1 kz-classify -m "$T/one.kzm" -s 0 -k 1 -v "$T/test.kz" >"$T/blas.kz" 2>"$T/blas.err"
 	t_eq "KZ_NO_AVX512: OpenBLAS's products, said under -v" 1 "$(grep -c "single precision, OpenBLAS's products" "$T/blas.err")"
 	"$PY" - "$T/f32.kz" "$T/blas.kz" <<'PY' >"$T/paths.txt"
 import sys
@@ -64,7 +68,7 @@ worst = max(abs(x[2][0][1] - y[2][0][1]) for x, y in zip(a, b) if x[2][0][0] == 
 print(len(a) == len(b) == 10000 and same >= 9995, worst < 1e-4)
 PY
 	t_eq "single precision, either products: 9,995 or more of 10,000 top-1 predictions alike, scores within 1e-4" "True True" "$(cat "$T/paths.txt")"
-	kz-classify -s 0 -k 1 -t 1 -b 300 "$T/test.kz" >"$T/f32-t1.kz"
+	kz-classify -m "$T/one.kzm" -s 0 -k 1 -t 1 -b 300 "$T/test.kz" >"$T/f32-t1.kz"
 	t_eq "... and each the same bytes with one thread and batches of 300" "$(md5sum <"$T/f32.kz")" "$(md5sum <"$T/f32-t1.kz")"
 	t_eq "the shipped model carries the KMNIST class map" "$(kz-label -c "$D/kmnist_classmap.csv" "$T/shipped-s1.kz" | md5sum)" \
 	    "$(kz-label -m kmnist "$T/shipped-s1.kz" | md5sum)"
