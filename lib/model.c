@@ -539,7 +539,13 @@ q4_params(const uint8_t *q, uint64_t len, size_t np, const char *path,
 {
 	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK, need = 5 * nb;
 
-	for (size_t k = 0; k < nb && len >= nb; k++) {
+	if (len < 5 * nb) {
+		kz_errf(e, "%s: section PQ4 holds %llu bytes, the "
+		    "architecture needs at least %zu", path,
+		    (unsigned long long)len, 5 * nb);
+		return NULL;
+	}
+	for (size_t k = 0; k < nb; k++) {
 		size_t n = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
 		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
 
@@ -550,10 +556,10 @@ q4_params(const uint8_t *q, uint64_t len, size_t np, const char *path,
 		}
 		need += q[k] == 8 ? n : (n + 1) / 2;
 	}
-	if (len != need || len < nb) {
+	if (len != need) {
 		kz_errf(e, "%s: section PQ4 holds %llu bytes, the "
 		    "architecture and the blocks' widths need %zu", path,
-		    (unsigned long long)len, len < nb ? 5 * nb : need);
+		    (unsigned long long)len, need);
 		return NULL;
 	}
 	return block_params(q, q + nb, q + 5 * nb, np, "PQ4", path, e);

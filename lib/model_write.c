@@ -189,16 +189,17 @@ meta_unsafe(const struct kz_model *m)
 	return NULL;
 }
 
-/* 1 where parameter i of net is a weight of a dense layer (not a
- * bias): the blocks of PQ4 that hold only these take 4 bits. */
+/* 1 where parameters i .. j of net are all weights of one dense layer
+ * (no bias among them): the blocks of PQ4 that hold only these take 4
+ * bits. */
 static int
-dense_weight(const struct kz_net *net, size_t i)
+dense_weights(const struct kz_net *net, size_t i, size_t j)
 {
 	for (int l = 0; l < net->nlayers; l++) {
 		const struct kz_layer *L = &net->layers[l];
 
 		if (L->type == KZ_DENSE && i >= L->w_off &&
-		    i < L->w_off + L->nw)
+		    j < L->w_off + L->nw)
 			return 1;
 	}
 	return 0;
@@ -240,8 +241,8 @@ put_quantised(struct sink *o, const struct kz_net *net, int q4,
 			if (fabsf(w[i]) > max)
 				max = fabsf(w[i]);
 		}
-		if (q4 && dense_weight(net, k * KZ_Q8_BLOCK) &&
-		    dense_weight(net, k * KZ_Q8_BLOCK + len - 1))
+		if (q4 && dense_weights(net, k * KZ_Q8_BLOCK,
+		    k * KZ_Q8_BLOCK + len - 1))
 			bits = 4;
 		top = bits == 4 ? 7 : 127;
 		scale = max / top;
