@@ -320,7 +320,7 @@ wino4_tiles(const float *x, int C, int H, int W, int P, const float *pre,
 					/* The same row of the next plane:
 					 * the 36 planes this writes hide
 					 * the one it reads from the
-					 * hardware's prefetcher (5-13%). */
+					 * hardware's prefetcher (7%). */
 					const char *next = (const char *)(l +
 					    (size_t)H * W);
 
