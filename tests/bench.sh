@@ -56,7 +56,11 @@ if [ -f "$D/kkanji.tar.gz" ] && kz-classify -L 2>/dev/null | grep -q '^kanji'; t
 	kz-unpack "$D/kkanji.tar.gz" | kz-split -f 0.2 -m 5 -s 0 -o "$B/ktest64.kz" | kz-norm -p keep -r "$KS" >"$B/ktrain.kz"
 	# The first 10,000 test images: a stream cuts at any record.
 	kz-norm -p keep -r "$KS" "$B/ktest64.kz" | head -c $((32 + 10000 * (12 + ${KS%x*} * ${KS#*x}))) >"$B/kq.kz"
-	kz-norm -p keep -r 32x32 "$B/ktest64.kz" | head -c $((32 + 10000 * 1036)) >"$B/kq32.kz"
+	if [ "$KS" = 32x32 ]; then
+		ln -s kq.kz "$B/kq32.kz"
+	else
+		kz-norm -p keep -r 32x32 "$B/ktest64.kz" | head -c $((32 + 10000 * 1036)) >"$B/kq32.kz"
+	fi
 	s=$(date +%s.%N)
 	kz-similar -m kanji -t 2 -w "$B/kanji.kzg" "$B/ktrain.kz"
 	e=$(date +%s.%N)
