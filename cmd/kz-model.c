@@ -4,6 +4,7 @@
  * given several models, write them as one ensemble; keep some members
  * of an ensemble.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ struct cmdline {
 	const char *map_path;		/* -c: the class map to store */
 	const char *figures;		/* -F: what it scored, as text */
 	int precision;			/* -p: enum kz_precision, -1 kept */
+	int qdense, qconv;		/* -p qD,C: KZ_QN's widths */
 	const char *settings[MAX_SETTINGS];	/* -s: "name=value" */
 	int nsettings;
 	const char *output;		/* -o: the copy written */
@@ -32,7 +34,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-model [-c classmap] [-F figures] "
-	    "[-p f32|f16|q8|q4] [-s setting=value]...\n"
+	    "[-p f32|f16|q8|qD[,C]] [-s setting=value]...\n"
 	    "                [-x member[,member ...]] -o file model...\n"
 	    "       kz-model model\n");
 	version_usage("kz-model");
@@ -67,6 +69,29 @@ parse_members(const char *list, int keep[KZ_MAX_MEMBERS])
 	}
 }
 
+/* -p qD or qD,C: KZ_QN with D bits for dense layers' weights and C
+ * (8 unless given) for convolutions', each 2 to 8; exits 2 otherwise. */
+static void
+parse_narrow(const char *arg, struct cmdline *cl)
+{
+	char *end;
+	long dense = -1, conv = 8;
+
+	if (arg[0] == 'q' && isdigit((unsigned char)arg[1])) {
+		dense = strtol(arg + 1, &end, 10);
+		if (*end == ',' && isdigit((unsigned char)end[1]))
+			conv = strtol(end + 1, &end, 10);
+		if (*end != '\0')
+			dense = -1;
+	}
+	if (dense < 2 || dense > 8 || conv < 2 || conv > 8)
+		errx(2, "-p: f32, f16, q8, or qD or qD,C with D and C "
+		    "from 2 to 8, not \"%s\"", arg);
+	cl->qdense = (int)dense;
+	cl->qconv = (int)conv;
+	cl->precision = KZ_QN;
+}
+
 /* Fills cl from the command line, or exits 2 with the usage or a
  * message naming the option. */
 static void
@@ -87,11 +112,8 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 				cl->precision = KZ_F16;
 			else if (strcmp(optarg, "q8") == 0)
 				cl->precision = KZ_Q8;
-			else if (strcmp(optarg, "q4") == 0)
-				cl->precision = KZ_Q4;
 			else
-				errx(2, "-p: f32, f16, q8 or q4, not \"%s\"",
-				    optarg);
+				parse_narrow(optarg, cl);
 			break;
 		case 's':
 			if (cl->nsettings == MAX_SETTINGS)
@@ -117,7 +139,20 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		errx(2, "-x: one ensemble, not %d models", cl->nmodels);
 }
 
-static const char *const precisions[] = { "f32", "f16", "q8", "q4" };
+/* How m's parameters are stored, as -p names it, into buf. */
+static const char *
+precision_name(const struct kz_model *m, char buf[16])
+{
+	static const char *const names[] = { "f32", "f16", "q8" };
+
+	if (m->precision != KZ_QN)
+		return names[m->precision];
+	if (m->qconv == 8)
+		snprintf(buf, 16, "q%d", m->qdense);
+	else
+		snprintf(buf, 16, "q%d,%d", m->qdense, m->qconv);
+	return buf;
+}
 
 /* The description: one "key<TAB>value" line per field; an ensemble's
  * members add "member<TAB>N<TAB>arch<TAB>parameters<TAB>precision<TAB>
@@ -125,7 +160,7 @@ static const char *const precisions[] = { "f32", "f16", "q8", "q4" };
 static void
 describe(const char *path, const struct kz_model *m)
 {
-	char s[KZ_SETTINGS_TEXT];
+	char s[KZ_SETTINGS_TEXT], buf[16];
 
 	printf("file\t%s\n", path);
 	printf("type\t%s\n", m->type == KZ_MODEL_KNN ? "knn" :
@@ -137,14 +172,14 @@ describe(const char *path, const struct kz_model *m)
 		printf("records\t%llu\n", (unsigned long long)m->n);
 	else if (m->type == KZ_MODEL_NET)
 		printf("parameters\t%zu\nprecision\t%s\n", m->net->nparams,
-		    precisions[m->precision]);
+		    precision_name(m, buf));
 	for (int i = 0; i < m->nmembers; i++) {
 		const struct kz_model *mm = &m->members[i];
 
 		if (mm->type == KZ_MODEL_NET)
 			printf("member\t%d\t%s\t%zu\t%s\t%ux%u\n", i + 1,
 			    mm->arch, mm->net->nparams,
-			    precisions[mm->precision], mm->width, mm->height);
+			    precision_name(mm, buf), mm->width, mm->height);
 		else
 			printf("member\t%d\tknn\t%llu records\t-\t%ux%u\n",
 			    i + 1, (unsigned long long)mm->n, mm->width,
@@ -164,20 +199,24 @@ describe(const char *path, const struct kz_model *m)
 }
 
 /* Sets the storage precision of m's parameters (its members' for an
- * ensemble) to p; exits naming path for a kNN model asked to store
+ * ensemble) to cl's -p; exits naming path for a kNN model asked to store
  * anything but f32. */
 static void
-set_precision(struct kz_model *m, enum kz_precision p, const char *path)
+set_precision(struct kz_model *m, const struct cmdline *cl, const char *path)
 {
+	enum kz_precision p = (enum kz_precision)cl->precision;
+
 	if (m->type == KZ_MODEL_ENSEMBLE) {
 		for (int i = 0; i < m->nmembers; i++)
-			set_precision(&m->members[i], p, path);
+			set_precision(&m->members[i], cl, path);
 		return;
 	}
 	if (m->type != KZ_MODEL_NET && p != KZ_F32)
 		errx(1, "%s: a kNN model stores pixels, not parameters",
 		    path);
 	m->precision = p;
+	m->qdense = cl->qdense;
+	m->qconv = cl->qconv;
 }
 
 /* The largest width and height among n models: an ensemble's size. */
@@ -358,7 +397,7 @@ main(int argc, char *argv[])
 				err(1, NULL);
 		}
 		if (cl.precision >= 0)
-			set_precision(&m, (enum kz_precision)cl.precision,
+			set_precision(&m, &cl,
 			    paths[0]);
 		/* The version that wrote the file: this one. */
 		free(m.version);

@@ -76,8 +76,8 @@ book_dir(void)
  * structure, sizes and CRC: mutations then change what the sections
  * say, not whether the file holds together. */
 static const char *const modelx_tags[] = { "KNNX", "KNNY", "PARM", "STAT",
-    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16", "PQ8 ", "MEMB",
-    "XTRA" };
+    "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16", "PQ8 ", "PQ4 ",
+    "PQN ", "MEMB", "XTRA" };
 #define MODELX_NTAGS (sizeof(modelx_tags) / sizeof(modelx_tags[0]))
 
 /* Appends a section to the model being built in *out (len, cap). */

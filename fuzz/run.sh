@@ -41,10 +41,13 @@ python3 "$TOP/tests/kzpy.py" make "$S/stream/m3.kz" 2 2 3 0 1 2
 printf 'index,codepoint,char\n0,U+304A,お\n1,U+304D,き\n2,U+3059,す\n' >"$S/classmap/m3.csv"
 kz-train -q -a linear -e 1 -c "$S/classmap/m3.csv" -o "$S/model/m3.kzm" "$S/stream/m3.kz"
 kz-model -s shift=2 -p f16 -o "$S/model/half.kzm" "$S/model/m3.kzm"
+kz-model -p q8 -o "$S/model/q8.kzm" "$S/model/m3.kzm"
+kz-train -q -a cnn:conv8k3p1,bn,relu,gap -e 1 -o "$S/model/conv.kzm" "$S/stream/m3.kz"
+kz-model -p q4,3 -o "$S/model/q43.kzm" "$S/model/conv.kzm"
 # modelx: the same models as parts (fuzz/fuzz.c, modelx_build).
 python3 - "$S/model" "$S/modelx" <<'PY'
 import os, struct, sys
-tags = [b"KNNX", b"KNNY", b"PARM", b"STAT", b"OPTM", b"OPTV", b"BSTP", b"BSTS", b"EMAP", b"EMAS", b"CMAP", b"PF16"]
+tags = [b"KNNX", b"KNNY", b"PARM", b"STAT", b"OPTM", b"OPTV", b"BSTP", b"BSTS", b"EMAP", b"EMAS", b"CMAP", b"PF16", b"PQ8 ", b"PQ4 ", b"PQN "]
 for name in os.listdir(sys.argv[1]):
     b = open(os.path.join(sys.argv[1], name), "rb").read()
     off, meta, parts = 12, b"", b""

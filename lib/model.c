@@ -19,10 +19,10 @@
 /* The sections a reader knows, by tag; it skips any other. */
 static const char *const tags[] = { "META", "KNNX", "KNNY", "PARM", "STAT",
     "OPTM", "OPTV", "BSTP", "BSTS", "EMAP", "EMAS", "CMAP", "PF16", "PQ8 ",
-    "PQ4 ", "MEMB" };
+    "PQ4 ", "PQN ", "MEMB" };
 enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
     SEC_BSTP, SEC_BSTS, SEC_EMAP, SEC_EMAS, SEC_CMAP, SEC_PF16, SEC_PQ8,
-    SEC_PQ4, SEC_MEMB, NTAGS };
+    SEC_PQ4, SEC_PQN, SEC_MEMB, NTAGS };
 
 /* See model_file.h. */
 const struct kz_setting_def kz_setting_defs[] = {
@@ -95,27 +95,6 @@ kz_settings_format(const struct kz_settings *s, char *buf, size_t size)
 			n += (size_t)snprintf(buf + n, size - n, "%s%s=%d",
 			    n ? " " : "", kz_setting_defs[i].name, v);
 	}
-}
-
-/* The float a half-precision value stands for, exactly. */
-static float
-float_from_half(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = h >> 10 & 0x1f;
-	uint32_t mant = h & 0x3ff, x;
-	float f;
-
-	if (exp == 0) {
-		/* 0 or subnormal: mant * 2^-24, exact in a float. */
-		f = (float)mant * 0x1p-24f;
-		return sign ? -f : f;
-	}
-	if (exp == 31)
-		x = sign | 0x7f800000 | mant << 13;
-	else
-		x = sign | (exp - 15 + 127) << 23 | mant << 13;
-	memcpy(&f, &x, 4);
-	return f;
 }
 
 void
@@ -485,86 +464,6 @@ read_train_state(const char *meta, size_t ml, const struct section *sec,
 	return 0;
 }
 
-/* The np parameters of blocks of KZ_Q8_BLOCK stored as kzm(5)'s PQ8 and
- * PQ4 store them (their sizes checked): each block's width in bits at
- * width (4 or 8; all 8 where width is NULL), its scale at scale, its
- * integers from ints on.  NULL naming a scale that is negative or not
- * finite, or when memory runs out. */
-static float *
-block_params(const uint8_t *width, const uint8_t *scale, const uint8_t *ints,
-    size_t np, const char *tag, const char *path, struct kz_err *e)
-{
-	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
-	float *p = malloc(np * sizeof(float) + 4);
-
-	if (p == NULL) {
-		kz_errf(e, "%s: out of memory", path);
-		return NULL;
-	}
-	for (size_t k = 0; k < nb; k++) {
-		size_t i0 = k * KZ_Q8_BLOCK, n = np - i0 < KZ_Q8_BLOCK ?
-		    np - i0 : KZ_Q8_BLOCK;
-		int bits = width != NULL ? width[k] : 8;
-		uint32_t u = get_le32(scale + 4 * k);
-		float f;
-
-		memcpy(&f, &u, 4);
-		if (!isfinite(f) || f < 0) {
-			free(p);
-			kz_errf(e, "%s: section %.3s: scale %zu is %g", path,
-			    tag, k, f);
-			return NULL;
-		}
-		for (size_t i = 0; i < n; i++) {
-			int x;
-
-			if (bits == 8)
-				x = (int8_t)ints[i];
-			else	/* a signed nibble: 8 to 15 are -8 to -1 */
-				x = (((ints[i / 2] >> (4 * (i % 2))) & 15) ^
-				    8) - 8;
-			p[i0 + i] = f * (float)x;
-		}
-		ints += bits == 8 ? n : (n + 1) / 2;
-	}
-	return p;
-}
-
-/* The np parameters of a PQ4 section of len bytes at q (kzm(5)): its
- * blocks' widths, which give its size, checked first.  NULL naming a
- * width, the size or a scale that is wrong, or when memory runs out. */
-static float *
-q4_params(const uint8_t *q, uint64_t len, size_t np, const char *path,
-    struct kz_err *e)
-{
-	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK, need = 5 * nb;
-
-	if (len < 5 * nb) {
-		kz_errf(e, "%s: section PQ4 holds %llu bytes, the "
-		    "architecture needs at least %zu", path,
-		    (unsigned long long)len, 5 * nb);
-		return NULL;
-	}
-	for (size_t k = 0; k < nb; k++) {
-		size_t n = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
-		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
-
-		if (q[k] != 4 && q[k] != 8) {
-			kz_errf(e, "%s: section PQ4: block %zu is %u bits "
-			    "wide, not 4 or 8", path, k, q[k]);
-			return NULL;
-		}
-		need += q[k] == 8 ? n : (n + 1) / 2;
-	}
-	if (len != need) {
-		kz_errf(e, "%s: section PQ4 holds %llu bytes, the "
-		    "architecture and the blocks' widths need %zu", path,
-		    (unsigned long long)len, need);
-		return NULL;
-	}
-	return block_params(q, q + nb, q + 5 * nb, np, "PQ4", path, e);
-}
-
 /* Reads a net model, whose geometry and architecture read_meta has
  * set: builds the net, loads its parameters (PARM) and statistics
  * (STAT), then a checkpoint's training state.  0, or -1 when the
@@ -603,9 +502,11 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 			    (unsigned long long)sec[SEC_PQ8].len,
 			    (unsigned long long)sec[SEC_STAT].len, nb * 4 + np,
 			    ns * 4);
-	} else if (sec[SEC_PARM].data == NULL && sec[SEC_PQ4].data != NULL) {
-		/* (PQ4's own size is checked as it is read.) */
-		m->precision = KZ_Q4;
+	} else if (sec[SEC_PARM].data == NULL &&
+	    (sec[SEC_PQ4].data != NULL || sec[SEC_PQN].data != NULL)) {
+		/* (PQ4's and PQN's own sizes are checked as they are
+		 * read.) */
+		m->precision = KZ_QN;
 		if (sec[SEC_STAT].len != ns * 4)
 			return kz_errf(e, "%s: section STAT holds %llu bytes, "
 			    "the architecture needs %zu", path,
@@ -623,16 +524,20 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 		if ((p = malloc(np * sizeof(float) + 4)) == NULL)
 			return kz_errf(e, "%s: out of memory", path);
 		for (size_t i = 0; i < np; i++)
-			p[i] = float_from_half(get_le16(sec[SEC_PF16].data +
+			p[i] = kz_float_from_half(get_le16(sec[SEC_PF16].data +
 			    2 * i));
 	} else if (m->precision == KZ_Q8) {
-		if ((p = block_params(NULL, sec[SEC_PQ8].data,
-		    sec[SEC_PQ8].data + 4 * nb, np, "PQ8", path, e)) == NULL)
+		if ((p = kz_pq8_decode(sec[SEC_PQ8].data, np, path,
+		    e)) == NULL)
 			return -1;
-	} else if (m->precision == KZ_Q4) {
-		if ((p = q4_params(sec[SEC_PQ4].data, sec[SEC_PQ4].len, np,
-		    path, e)) == NULL)
+	} else if (m->precision == KZ_QN) {
+		if ((p = sec[SEC_PQN].data != NULL ?
+		    kz_pqn_decode(sec[SEC_PQN].data, sec[SEC_PQN].len, m,
+		    path, e) : kz_pq4_decode(sec[SEC_PQ4].data,
+		    sec[SEC_PQ4].len, m, path, e)) == NULL)
 			return -1;
+		m->qdense = m->qdense ? m->qdense : 8;
+		m->qconv = m->qconv ? m->qconv : 8;
 	} else if ((p = float_section(&sec[SEC_PARM], m->net->nparams, path,
 	    tags[SEC_PARM], e)) == NULL) {
 		return -1;

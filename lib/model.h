@@ -32,10 +32,13 @@ struct kz_train_state {
 
 /* How a net's parameters are stored: as floats (PARM), as IEEE
  * half-precision floats (PF16), as 8-bit integers with a float scale
- * for each block of KZ_Q8_BLOCK (PQ8), or so with 4-bit integers in
- * the blocks that hold only dense layers' weights (PQ4); converted to
- * float when read. */
-enum kz_precision { KZ_F32, KZ_F16, KZ_Q8, KZ_Q4 };
+ * for each block of KZ_Q8_BLOCK (PQ8), or as integers 2 to 8 bits wide
+ * with a width and a 13-bit scale for each block (PQN; files of PQ4,
+ * its older form, read as KZ_QN too); converted to float when read.
+ * A KZ_QN model's qdense and qconv give the widths of the blocks that
+ * hold only dense layers' weights and only convolutions' weights; the
+ * other blocks (biases, normalisation) take 8 bits. */
+enum kz_precision { KZ_F32, KZ_F16, KZ_Q8, KZ_QN };
 
 /* What kz-classify does with a model unless told otherwise: META keys
  * "setting_NAME".  0 for each is what kz-classify does without it. */
@@ -68,6 +71,7 @@ struct kz_model {
 	struct kz_settings settings;	/* test-time defaults */
 	enum kz_precision precision;	/* of PARM in the file (a
 					   checkpoint is always KZ_F32) */
+	int qdense, qconv;		/* KZ_QN: bits, 2 to 8 */
 	uint32_t knn_k;			/* kNN: neighbours */
 	int knn_distance;		/* kNN: 1 = weights 1/distance */
 	uint64_t n;			/* kNN: training records */

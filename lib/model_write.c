@@ -12,43 +12,6 @@
 #include "model_file.h"
 #include "util.h"
 
-/* IEEE half precision from a float, rounded to nearest, ties to even;
- * beyond the range, infinity. */
-static uint16_t
-half_from_float(float f)
-{
-	uint32_t x, sign, mant;
-	int exp;
-
-	memcpy(&x, &f, 4);
-	sign = x >> 16 & 0x8000;
-	exp = (int)(x >> 23 & 0xff) - 127 + 15;
-	mant = x & 0x7fffff;
-	if ((x & 0x7fffffff) > 0x7f800000)		/* NaN */
-		return (uint16_t)(sign | 0x7e00);
-	if (exp >= 31)					/* too large, inf */
-		return (uint16_t)(sign | 0x7c00);
-	if (exp <= 0) {					/* subnormal or 0 */
-		if (exp < -10)
-			return (uint16_t)sign;
-		mant |= 0x800000;
-		uint32_t shift = (uint32_t)(14 - exp);
-		uint32_t h = mant >> shift, rest = mant & ((1u << shift) - 1);
-		uint32_t half = 1u << (shift - 1);
-
-		if (rest > half || (rest == half && (h & 1)))
-			h++;
-		return (uint16_t)(sign | h);
-	}
-	uint32_t h = (uint32_t)exp << 10 | mant >> 13, rest = mant & 0x1fff;
-
-	/* A carry out of the mantissa rounds into the exponent, as it
-	 * should, up to infinity. */
-	if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-		h++;
-	return (uint16_t)(sign | h);
-}
-
 /* Where a model file goes: a file being written (o), or memory (buf,
  * len bytes of cap), for an ensemble's members; crc is the running
  * CRC-32 of what went in. */
@@ -189,88 +152,6 @@ meta_unsafe(const struct kz_model *m)
 	return NULL;
 }
 
-/* 1 where parameters i .. j of net are all weights of one dense layer
- * (no bias among them): the blocks of PQ4 that hold only these take 4
- * bits. */
-static int
-dense_weights(const struct kz_net *net, size_t i, size_t j)
-{
-	for (int l = 0; l < net->nlayers; l++) {
-		const struct kz_layer *L = &net->layers[l];
-
-		if (L->type == KZ_DENSE && i >= L->w_off &&
-		    j < L->w_off + L->nw)
-			return 1;
-	}
-	return 0;
-}
-
-/* Section PQ8, or PQ4 if q4 (kzm(5)): the parameters in blocks of
- * KZ_Q8_BLOCK, each block scaled by its largest magnitude over 127 (7
- * in a 4-bit block) and rounded to integers within that.  PQ8: every
- * block's scale (f32), then every parameter (i8).  PQ4: every block's
- * width (4 where it holds only dense layers' weights, else 8), every
- * block's scale, then each block's integers, 4-bit ones two to a byte,
- * the low half first.  0, or -1 for a parameter that is not finite or
- * a failed write. */
-static int
-put_quantised(struct sink *o, const struct kz_net *net, int q4,
-    struct kz_err *e)
-{
-	size_t np = net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
-	size_t head = q4 ? 5 * nb : 4 * nb, at = head;
-	uint8_t *b = calloc(head + np + 1, 1);
-	int rc;
-
-	if (b == NULL)
-		return kz_errf(e, "out of memory");
-	for (size_t k = 0; k < nb; k++) {
-		const float *w = net->params + k * KZ_Q8_BLOCK;
-		size_t len = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
-		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
-		int bits = 8;
-		float max = 0, scale, inv, top;
-		uint32_t u;
-
-		for (size_t i = 0; i < len; i++) {
-			if (!isfinite(w[i])) {
-				free(b);
-				return kz_errf(e, "parameter %zu is not "
-				    "finite", k * KZ_Q8_BLOCK + i);
-			}
-			if (fabsf(w[i]) > max)
-				max = fabsf(w[i]);
-		}
-		if (q4 && dense_weights(net, k * KZ_Q8_BLOCK,
-		    k * KZ_Q8_BLOCK + len - 1))
-			bits = 4;
-		top = bits == 4 ? 7 : 127;
-		scale = max / top;
-		inv = max > 0 ? top / max : 0;
-		memcpy(&u, &scale, 4);
-		if (q4) {
-			b[k] = (uint8_t)bits;
-			put_le32(b + nb + 4 * k, u);
-		} else {
-			put_le32(b + 4 * k, u);
-		}
-		for (size_t i = 0; i < len; i++) {
-			long q = lrintf(w[i] * inv);
-
-			q = q > top ? (long)top : q < -top ? -(long)top : q;
-			if (bits == 8)
-				b[at + i] = (uint8_t)(int8_t)q;
-			else
-				b[at + i / 2] |= (uint8_t)((q & 15) <<
-				    (4 * (i % 2)));
-		}
-		at += bits == 8 ? len : (len + 1) / 2;
-	}
-	rc = put_section(o, q4 ? "PQ4 " : "PQ8 ", b, at, e);
-	free(b);
-	return rc;
-}
-
 /* Writes the sections that follow META: a kNN model's records, or a
  * net's parameters and statistics and, in a checkpoint, the
  * optimiser's moments and the optional best and average weights.
@@ -296,14 +177,25 @@ put_body(struct sink *o, const struct kz_model *m, struct kz_err *e)
 		if (h == NULL)
 			return kz_errf(e, "out of memory");
 		for (size_t i = 0; i < net->nparams; i++)
-			put_le16(h + 2 * i, half_from_float(net->params[i]));
+			put_le16(h + 2 * i, kz_half_from_float(net->params[i]));
 		rc = put_section(o, "PF16", h, net->nparams * 2, e);
 		free(h);
 		if (rc != 0)
 			return -1;
-	} else if ((m->precision == KZ_Q8 || m->precision == KZ_Q4) &&
+	} else if ((m->precision == KZ_Q8 || m->precision == KZ_QN) &&
 	    !ts->present) {
-		if (put_quantised(o, net, m->precision == KZ_Q4, e) != 0)
+		size_t len;
+		uint8_t *q = m->precision == KZ_Q8 ?
+		    kz_pq8_encode(net, &len, e) :
+		    kz_pqn_encode(net, m->qdense, m->qconv, &len, e);
+		int rc;
+
+		if (q == NULL)
+			return -1;
+		rc = put_section(o, m->precision == KZ_Q8 ? "PQ8 " : "PQN ",
+		    q, len, e);
+		free(q);
+		if (rc != 0)
 			return -1;
 	} else if (put_section(o, "PARM", net->params, net->nparams * 4,
 	    e) != 0) {

@@ -135,47 +135,89 @@ kzpy kzm "$T/pq8nan.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n'
 t_fails "a PQ8 scale that is not a number" "pq8nan.kzm: section PQ8: scale 0 is" \
     kz-classify -m "$T/pq8nan.kzm" "$T/m3.kz"
 
-# kz-model -p q4, from kzm(5) by Python too: the blocks that hold only
-# the dense layer's weights take 4 bits (scale max|w|/7, two integers to
-# a byte, the low half first), the block with the biases 8.
-kz-model -p q4 -o "$M/q4.kzm" "$M/three.kzm"
-kz-model -p f32 -o "$T/q4back.kzm" "$M/q4.kzm"
-t_eq "kz-model -p q4: PQ4 is each block's width, its scale, then 4-bit integers for the dense weights' blocks and 8-bit for the rest; -p f32 reads back scale x integer" "195 4444448 ok ok" "$("$PY" - "$M/three.kzm" "$M/q4.kzm" "$T/q4back.kzm" <<'PY'
+# kz-model -p qD,C, from kzm(5) by Python too: PQN gives each block of
+# 32 a 16-bit head, its width less one in the top 3 bits and its scale
+# in the low 13 (a half-precision float's bits 14 to 2), then the
+# blocks' integers packed from the low bit up.  The blocks of dense
+# layers' weights are D bits wide, those of convolutions' C, the rest
+# 8.  Each integer is within +-(2^(width-1) - 1); -p f32 reads back
+# scale times integer; the scales, chosen for the least squared error,
+# lose no more than the largest magnitude over the top integer does
+# (computed here at the exact scale, so within 1%).
+cat >"$T/pqn.py" <<'PY'
 import os, struct, sys
 sys.path.insert(0, os.environ["TESTS"]); from kzpy import kzm_sections as sections
 f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
 w = struct.unpack("<%df" % (len(sections(sys.argv[1])[b"PARM"]) // 4), sections(sys.argv[1])[b"PARM"])
-q4 = sections(sys.argv[2])[b"PQ4 "]
+pq = sections(sys.argv[2])[b"PQN "]
 nb = (len(w) + 31) // 32
-bits = list(q4[:nb])
-scale = struct.unpack_from("<%df" % nb, q4, nb)
-at, q, ok = 5 * nb, [], True
+heads = struct.unpack_from("<%dH" % nb, pq)
+at, q, scales, ok, err, plain = 2 * nb, [], [], True, 0.0, 0.0
 for k in range(nb):
     blk = w[32 * k:32 * k + 32]
-    top = 7 if bits[k] == 4 else 127
-    ok = ok and scale[k] == f32(max(abs(x) for x in blk) / top)
+    bits = (heads[k] >> 13) + 1
+    top = 2 ** (bits - 1) - 1
+    s = struct.unpack("<e", struct.pack("<H", (heads[k] & 0x1FFF) << 2))[0]
+    scales.append(s)
+    word = int.from_bytes(pq[at:at + (len(blk) * bits + 7) // 8], "little")
     for i, x in enumerate(blk):
-        if bits[k] == 8:
-            v = struct.unpack_from("<b", q4, at + i)[0]
-        else:
-            v = (q4[at + i // 2] >> (4 * (i % 2))) & 15
-            v = v - 16 if v > 7 else v
+        v = (word >> (i * bits)) & (2 ** bits - 1)
+        v = v - 2 ** bits if v >= 2 ** (bits - 1) else v
         q.append(v)
-        ok = ok and -top <= v <= top and abs(v * scale[k] - x) <= scale[k] * 0.5001
-    at += len(blk) if bits[k] == 8 else (len(blk) + 1) // 2
-ok = ok and at == len(q4)
+        ok = ok and -top <= v <= top
+        err += (x - s * v) ** 2
+    m = max(abs(x) for x in blk)
+    plain += sum((x - m / top * max(-top, min(top, round(x / (m / top))))) ** 2 for x in blk) if m > 0 else 0
+    at += (len(blk) * bits + 7) // 8
+ok = ok and at == len(pq) and err <= 1.01 * plain
 back = struct.unpack("<%df" % len(w), sections(sys.argv[3])[b"PARM"])
-same = all(back[i] == f32(scale[i // 32] * q[i]) for i in range(len(w)))
-print(len(w), "".join(map(str, bits)), "ok" if ok else "bad", "ok" if same else "bad")
+same = all(back[i] == f32(scales[i // 32] * q[i]) for i in range(len(w)))
+print(len(w), "".join(str((h >> 13) + 1) for h in heads), "ok" if ok else "bad", "ok" if same else "bad")
 PY
-)"
+kz-model -p q4 -o "$M/q4.kzm" "$M/three.kzm"
+kz-model -p f32 -o "$T/q4back.kzm" "$M/q4.kzm"
+t_eq "kz-model -p q4: PQN, the linear layer's weights 4 bits wide, the block with its biases 8; -p f32 reads back scale x integer" \
+    "195 4444448 ok ok" "$("$PY" "$T/pqn.py" "$M/three.kzm" "$M/q4.kzm" "$T/q4back.kzm")"
 t_eq "kz-model describes a q4 model" "q4" "$(kz-model "$M/q4.kzm" | awk -F'\t' '$1 == "precision" { print $2 }')"
-# A linear model of 2x2 images and 3 classes: 12 weights and 3 biases,
-# one block; 8 bits wide, it needs 1 + 4 + 15 bytes.
+# 288 convolution weights (9 blocks), 32 biases, 32 + 32 batch-norm
+# parameters (a block each), 96 dense weights (3 blocks), 3 biases.
+kz-train -q -a cnn:conv32k3p1,bn,relu,gap -e 1 -o "$T/conv.kzm" "$T/m3.kz"
+kz-model -p q4,6 -o "$T/q46.kzm" "$T/conv.kzm"
+kz-model -p f32 -o "$T/q46back.kzm" "$T/q46.kzm"
+t_eq "kz-model -p q4,6: convolutions' weights 6 bits wide, dense weights 4, the rest 8" \
+    "483 6666666668884448 ok ok" "$("$PY" "$T/pqn.py" "$T/conv.kzm" "$T/q46.kzm" "$T/q46back.kzm")"
+t_eq "kz-model describes a q4,6 model" "q4,6" "$(kz-model "$T/q46.kzm" | awk -F'\t' '$1 == "precision" { print $2 }')"
+kz-model -p q3,2 -o "$T/q32.kzm" "$T/conv.kzm"
+kz-model -p f32 -o "$T/q32back.kzm" "$T/q32.kzm"
+t_eq "kz-model -p q3,2: 3 and 2 bits, packed across bytes" \
+    "483 2222222228883338 ok ok" "$("$PY" "$T/pqn.py" "$T/conv.kzm" "$T/q32.kzm" "$T/q32back.kzm")"
+for bad in q9 q4,1 q4, q4,6x f8 q; do
+    t_fails "kz-model -p $bad" "-p: f32, f16, q8, or qD or qD,C with D and C from 2 to 8, not \"$bad\"" \
+        kz-model -p "$bad" -o "$T/bad.kzm" "$T/conv.kzm"
+done
+# A linear model of 2x2 images and 3 classes, one block of 15
+# parameters: a head of 0xe000 (8 bits, scale 0) and 15 bytes.
+{ printf '\000\340'; head -c 15 /dev/zero; } >"$T/pqn.bin"
+kzpy kzm "$T/pqn.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqn.bin" STAT:0
+kzpy make "$T/m2.kz" 2 2 3 0 1 2
+t_eq "a PQN section as kzm(5) describes it reads" "3" "$(kz-classify -m "$T/pqn.kzm" "$T/m2.kz" | kzpy count /dev/stdin)"
+head -c 16 "$T/pqn.bin" >"$T/pqnshort.bin"
+kzpy kzm "$T/pqnshort.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqnshort.bin" STAT:0
+t_fails "a PQN section of the wrong size" "pqnshort.kzm: section PQN holds 16 bytes, the architecture and the blocks' widths need 17" \
+    kz-classify -m "$T/pqnshort.kzm" "$T/m2.kz"
+{ printf '\000\000'; head -c 2 /dev/zero; } >"$T/pqnw.bin"
+kzpy kzm "$T/pqnw.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqnw.bin" STAT:0
+t_fails "a PQN block 1 bit wide" "pqnw.kzm: section PQN: block 0 is 1 bit wide, not 2 to 8" \
+    kz-classify -m "$T/pqnw.kzm" "$T/m2.kz"
+{ printf '\000\377'; head -c 15 /dev/zero; } >"$T/pqnnan.bin"
+kzpy kzm "$T/pqnnan.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqnnan.bin" STAT:0
+t_fails "a PQN scale whose exponent is 31 (infinity, not a number)" "pqnnan.kzm: section PQN: scale 0 is not finite" \
+    kz-classify -m "$T/pqnnan.kzm" "$T/m2.kz"
+# PQ4, the older form, still reads.  The linear model again: one
+# block; 8 bits wide, it needs 1 + 4 + 15 bytes.
 printf '\010' >"$T/pq4.bin"
 head -c 19 /dev/zero >>"$T/pq4.bin"
 kzpy kzm "$T/pq4.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4.bin" STAT:0
-kzpy make "$T/m2.kz" 2 2 3 0 1 2
 t_eq "a PQ4 section as kzm(5) describes it reads" "3" "$(kz-classify -m "$T/pq4.kzm" "$T/m2.kz" | kzpy count /dev/stdin)"
 head -c 19 "$T/pq4.bin" >"$T/pq4short.bin"
 kzpy kzm "$T/pq4short.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4short.bin" STAT:0
