@@ -42,9 +42,11 @@ if [ -f models/kmnist.kzm ]; then
 fi
 R=$D/real-pages/100241706
 if [ -f models/kanji.kzm ] && [ -d "$R" ]; then
+	# The Kanji model's input size, which the crops are fitted to.
+	ks=$(kz-model models/kanji.kzm | awk -F'\t' '$1 == "size" { print $2 }')
 	echo "== the reader's path: two real pages of a CODH book (100241706), every box cut out,"
-	echo "   levelled and fitted to 32x32, read by the Kanji model (kanji: 3,832 characters)"
-	kz-unpack -c models/kanji_classmap.csv --fit 32x32 -M out/boxes.tsv "$R" >out/boxes.kz
+	echo "   levelled and fitted to $ks, read by the Kanji model (kanji: 3,832 characters)"
+	kz-unpack -c models/kanji_classmap.csv --fit "$ks" -M out/boxes.tsv "$R" >out/boxes.kz
 	kz-classify -m kanji -k 5 out/boxes.kz >out/boxes-read.kz
 	kz-eval -m kanji out/boxes-read.kz | head -n 6
 	kz-show -w 15 -s 2 -o out/boxes.png out/boxes-read.kz
@@ -54,10 +56,10 @@ if [ -f models/kanji.kzm ] && [ -d "$R" ]; then
 	if [ -f "$D/kkanji.tar.gz" ]; then
 		echo "== similar glyphs: the Kanji training images nearest the first kanji box"
 		kz-unpack "$D/kkanji.tar.gz" | kz-split -f 0.2 -m 5 -s 0 -o /dev/null |
-		    kz-norm -p keep -r 32x32 >out/kanji-train.kz
+		    kz-norm -p keep -r "$ks" >out/kanji-train.kz
 		kz-similar -m kanji -w out/kanji.kzg out/kanji-train.kz
-		kz-unpack -u -c models/kanji_classmap.csv --fit 32x32 "$R" 2>/dev/null |
-		    head -c $((32 + 1036)) >out/first.kz
+		kz-unpack -u -c models/kanji_classmap.csv --fit "$ks" "$R" 2>/dev/null |
+		    head -c $((32 + 12 + ${ks%x*} * ${ks#*x})) >out/first.kz
 		kz-similar -m kanji -i out/kanji.kzg -n 8 out/first.kz >out/near.kz
 		kz-show -w 9 -s 3 -o out/near.png out/near.kz
 		kz-label -m kanji out/near.kz | cut -f1-4
