@@ -122,17 +122,17 @@ kz_pq8_encode(const struct kz_net *net, size_t *len, struct kz_err *e)
 	}
 	for (size_t k = 0; k < nb; k++) {
 		const float *w = net->params + k * KZ_Q8_BLOCK;
-		size_t len = block_len(np, k);
+		size_t n = block_len(np, k);
 		float max = 0, scale, inv;
 		uint32_t u;
 
-		for (size_t i = 0; i < len; i++)
+		for (size_t i = 0; i < n; i++)
 			max = fabsf(w[i]) > max ? fabsf(w[i]) : max;
 		scale = max / 127;
 		inv = max > 0 ? 127 / max : 0;
 		memcpy(&u, &scale, 4);
 		put_le32(b + 4 * k, u);
-		for (size_t i = 0; i < len; i++) {
+		for (size_t i = 0; i < n; i++) {
 			long q = lrintf(w[i] * inv);
 
 			q = q > 127 ? 127 : q < -127 ? -127 : q;
@@ -232,15 +232,14 @@ kz_pqn_encode(const struct kz_net *net, int dense, int conv, size_t *len,
 		return NULL;
 	}
 	for (size_t k = 0; k < nb; k++) {
-		size_t len = block_len(np, k), i0 = k * KZ_Q8_BLOCK;
-		enum kz_param_kind kind = kz_param_kind(net, i0,
-		    i0 + len - 1);
+		size_t n = block_len(np, k), i0 = k * KZ_Q8_BLOCK;
+		enum kz_param_kind kind = kz_param_kind(net, i0, i0 + n - 1);
 		int bits = kind == KZ_PARAM_DENSE ? dense :
 		    kind == KZ_PARAM_CONV ? conv : 8;
-		uint16_t head = pqn_block(net->params + i0, len, bits, q);
+		uint16_t head = pqn_block(net->params + i0, n, bits, q);
 
 		put_le16(b + 2 * k, head);
-		for (size_t i = 0; i < len; i++) {
+		for (size_t i = 0; i < n; i++) {
 			size_t bit = i * (size_t)bits;
 			unsigned u = (unsigned)q[i] & ((1u << bits) - 1);
 
@@ -249,7 +248,7 @@ kz_pqn_encode(const struct kz_net *net, int dense, int conv, size_t *len,
 				b[at + bit / 8 + 1] |= (uint8_t)(u >>
 				    (8 - bit % 8));
 		}
-		at += (len * (size_t)bits + 7) / 8;
+		at += (n * (size_t)bits + 7) / 8;
 	}
 	*len = at;
 	return b;
