@@ -94,15 +94,21 @@ block_len(size_t np, size_t k)
 	    KZ_Q8_BLOCK;
 }
 
-/* The first of net's np parameters that is not finite, or np. */
-static size_t
-first_not_finite(const struct kz_net *net)
+/* A zeroed payload of size bytes for net's parameters; NULL naming the
+ * first parameter that is not finite, or when memory runs out. */
+static uint8_t *
+payload_new(const struct kz_net *net, size_t size, struct kz_err *e)
 {
-	size_t i = 0;
+	uint8_t *b;
 
-	while (i < net->nparams && isfinite(net->params[i]))
-		i++;
-	return i;
+	for (size_t i = 0; i < net->nparams; i++)
+		if (!isfinite(net->params[i])) {
+			kz_errf(e, "parameter %zu is not finite", i);
+			return NULL;
+		}
+	if ((b = calloc(size, 1)) == NULL)
+		kz_errf(e, "out of memory");
+	return b;
 }
 
 uint8_t *
@@ -111,15 +117,8 @@ kz_pq8_encode(const struct kz_net *net, size_t *len, struct kz_err *e)
 	size_t np = net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
 	uint8_t *b;
 
-	if (first_not_finite(net) < np) {
-		kz_errf(e, "parameter %zu is not finite",
-		    first_not_finite(net));
+	if ((b = payload_new(net, 4 * nb + np + 1, e)) == NULL)
 		return NULL;
-	}
-	if ((b = calloc(4 * nb + np + 1, 1)) == NULL) {
-		kz_errf(e, "out of memory");
-		return NULL;
-	}
 	for (size_t k = 0; k < nb; k++) {
 		const float *w = net->params + k * KZ_Q8_BLOCK;
 		size_t n = block_len(np, k);
@@ -222,15 +221,8 @@ kz_pqn_encode(const struct kz_net *net, int dense, int conv, size_t *len,
 	uint8_t *b;
 	int q[KZ_Q8_BLOCK];
 
-	if (first_not_finite(net) < np) {
-		kz_errf(e, "parameter %zu is not finite",
-		    first_not_finite(net));
+	if ((b = payload_new(net, 2 * nb + np + 2, e)) == NULL)
 		return NULL;
-	}
-	if ((b = calloc(2 * nb + np + 2, 1)) == NULL) {
-		kz_errf(e, "out of memory");
-		return NULL;
-	}
 	for (size_t k = 0; k < nb; k++) {
 		size_t n = block_len(np, k), i0 = k * KZ_Q8_BLOCK;
 		enum kz_param_kind kind = kz_param_kind(net, i0, i0 + n - 1);

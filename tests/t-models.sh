@@ -195,40 +195,45 @@ for bad in q9 q4,1 q4, q4,6x f8 q; do
     t_fails "kz-model -p $bad" "-p: f32, f16, q8, or qD or qD,C with D and C from 2 to 8, not \"$bad\"" \
         kz-model -p "$bad" -o "$T/bad.kzm" "$T/conv.kzm"
 done
-# A linear model of 2x2 images and 3 classes, one block of 15
-# parameters: a head of 0xe000 (8 bits, scale 0) and 15 bytes.
+# linear_kzm NAME TAG: $T/NAME.kzm, a linear model of 2x2 images and 3
+# classes (one block of 15 parameters) whose parameters are section TAG
+# holding $T/NAME.bin.
+linear_kzm() {
+	kzpy kzm "$T/$1.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "$2 @$T/$1.bin" STAT:0
+}
+# PQN: a head of 0xe000 (8 bits, scale 0) and 15 bytes.
 { printf '\000\340'; head -c 15 /dev/zero; } >"$T/pqn.bin"
-kzpy kzm "$T/pqn.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqn.bin" STAT:0
+linear_kzm pqn PQN
 kzpy make "$T/m2.kz" 2 2 3 0 1 2
 t_eq "a PQN section as kzm(5) describes it reads" "3" "$(kz-classify -m "$T/pqn.kzm" "$T/m2.kz" | kzpy count /dev/stdin)"
 head -c 16 "$T/pqn.bin" >"$T/pqnshort.bin"
-kzpy kzm "$T/pqnshort.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqnshort.bin" STAT:0
+linear_kzm pqnshort PQN
 t_fails "a PQN section of the wrong size" "pqnshort.kzm: section PQN holds 16 bytes, the architecture and the blocks' widths need 17" \
     kz-classify -m "$T/pqnshort.kzm" "$T/m2.kz"
 { printf '\000\000'; head -c 2 /dev/zero; } >"$T/pqnw.bin"
-kzpy kzm "$T/pqnw.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqnw.bin" STAT:0
+linear_kzm pqnw PQN
 t_fails "a PQN block 1 bit wide" "pqnw.kzm: section PQN: block 0 is 1 bit wide, not 2 to 8" \
     kz-classify -m "$T/pqnw.kzm" "$T/m2.kz"
 { printf '\000\377'; head -c 15 /dev/zero; } >"$T/pqnnan.bin"
-kzpy kzm "$T/pqnnan.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQN @$T/pqnnan.bin" STAT:0
+linear_kzm pqnnan PQN
 t_fails "a PQN scale whose exponent is 31 (infinity, not a number)" "pqnnan.kzm: section PQN: scale 0 is not finite" \
     kz-classify -m "$T/pqnnan.kzm" "$T/m2.kz"
 # PQ4, the older form, still reads.  The linear model again: one
 # block; 8 bits wide, it needs 1 + 4 + 15 bytes.
 printf '\010' >"$T/pq4.bin"
 head -c 19 /dev/zero >>"$T/pq4.bin"
-kzpy kzm "$T/pq4.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4.bin" STAT:0
+linear_kzm pq4 PQ4
 t_eq "a PQ4 section as kzm(5) describes it reads" "3" "$(kz-classify -m "$T/pq4.kzm" "$T/m2.kz" | kzpy count /dev/stdin)"
 head -c 19 "$T/pq4.bin" >"$T/pq4short.bin"
-kzpy kzm "$T/pq4short.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4short.bin" STAT:0
+linear_kzm pq4short PQ4
 t_fails "a PQ4 section of the wrong size" "pq4short.kzm: section PQ4 holds 19 bytes, the architecture and the blocks' widths need 20" \
     kz-classify -m "$T/pq4short.kzm" "$T/m3.kz"
 { printf '\006'; head -c 19 /dev/zero; } >"$T/pq4w.bin"
-kzpy kzm "$T/pq4w.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4w.bin" STAT:0
+linear_kzm pq4w PQ4
 t_fails "a PQ4 block neither 4 nor 8 bits wide" "pq4w.kzm: section PQ4: block 0 is 6 bits wide, not 4 or 8" \
     kz-classify -m "$T/pq4w.kzm" "$T/m3.kz"
 { printf '\010\377\377\377\377'; head -c 15 /dev/zero; } >"$T/pq4nan.bin"
-kzpy kzm "$T/pq4nan.kzm" 'type=net\narch=linear\nwidth=2\nheight=2\nclasses=3\n' "PQ4 @$T/pq4nan.bin" STAT:0
+linear_kzm pq4nan PQ4
 t_fails "a PQ4 scale that is not a number" "pq4nan.kzm: section PQ4: scale 0 is" \
     kz-classify -m "$T/pq4nan.kzm" "$T/m3.kz"
 

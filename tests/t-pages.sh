@@ -133,6 +133,9 @@ if [ -d "$R" ]; then
 		top1=$(kz-eval -t "$T/real-o.kz" | awk -F'\t' '$1 == "top1" { printf "%d", $2 * 52 + 0.5 }')
 		t_eq "real pages: the shipped Kanji model reads 48 or more of the 52 kanji (92%)" yes \
 		    "$([ "$top1" -ge 48 ] && echo yes || echo "no, $top1")"
+		top5=$(kz-eval -t "$T/real-o.kz" | awk -F'\t' '$1 == "top5" { printf "%d", $2 * 52 + 0.5 }')
+		t_eq "real pages: ... and has 51 or more of them among its five guesses (98%)" yes \
+		    "$([ "$top5" -ge 51 ] && echo yes || echo "no, $top5")"
 		kz-label -m "$TESTS/../models/kanji.kzm" "$T/real-o.kz" >"$T/real-o.tsv"
 		t_eq "real pages: no old form in any of the five answers of any box" \
 		    "$(info records "$T/real.kz") 0" \
