@@ -482,7 +482,7 @@ read_net(const char *meta, size_t ml, const struct section *sec,
 	 * before any are allocated. */
 	if (kz_net_size(m->arch, in, (int)m->nclasses, &np, &ns, e) != 0)
 		return kz_err_prefix(e, path);
-	nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	nb = kz_nblocks(np);
 	if (sec[SEC_PARM].data == NULL && sec[SEC_PF16].data != NULL) {
 		m->precision = KZ_F16;
 		if (sec[SEC_PF16].len != np * 2 || sec[SEC_STAT].len != ns * 4)

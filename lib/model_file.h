@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model.h"
+
 struct kz_err;
 struct kz_model;
 struct kz_net;
@@ -70,5 +72,14 @@ float *kz_pqn_decode(const uint8_t *q, uint64_t len, struct kz_model *m,
 #define KZ_PQN_SCALE(head)	kz_float_from_half((uint16_t)(((head) & \
 				    0x1fff) << 2))
 #define KZ_PQN_WIDTH(head)	(((head) >> 13) + 1)
+#define KZ_PQN_FINITE(head)	(((head) >> 8 & 0x1f) != 0x1f)
+
+/* The blocks of KZ_Q8_BLOCK that np parameters make, the last one
+ * shorter where np is not a multiple. */
+static inline size_t
+kz_nblocks(size_t np)
+{
+	return (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+}
 
 #endif

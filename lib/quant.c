@@ -114,7 +114,7 @@ payload_new(const struct kz_net *net, size_t size, struct kz_err *e)
 uint8_t *
 kz_pq8_encode(const struct kz_net *net, size_t *len, struct kz_err *e)
 {
-	size_t np = net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	size_t np = net->nparams, nb = kz_nblocks(np);
 	uint8_t *b;
 
 	if ((b = payload_new(net, 4 * nb + np + 1, e)) == NULL)
@@ -149,7 +149,8 @@ pqn_scale(float s)
 	uint16_t h = kz_half_from_float(s);
 	uint16_t v = (uint16_t)((h >> 2) + ((h & 3) >= 2));
 
-	return v >= 0x1f00 ? 0x1eff : v;
+	/* (Exponent 31 is infinity: the largest finite scale instead.) */
+	return KZ_PQN_FINITE(v) ? v : 0x1eff;
 }
 
 /* The integers of n weights w at scale s, within +-top, into q; their
@@ -216,7 +217,7 @@ uint8_t *
 kz_pqn_encode(const struct kz_net *net, int dense, int conv, size_t *len,
     struct kz_err *e)
 {
-	size_t np = net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	size_t np = net->nparams, nb = kz_nblocks(np);
 	size_t at = 2 * nb;
 	uint8_t *b;
 	int q[KZ_Q8_BLOCK];
@@ -255,7 +256,7 @@ static float *
 block_params(const uint8_t *width, const uint8_t *scale, const uint8_t *ints,
     size_t np, const char *tag, const char *path, struct kz_err *e)
 {
-	size_t nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	size_t nb = kz_nblocks(np);
 	float *p = malloc(np * sizeof(float) + 4);
 
 	if (p == NULL) {
@@ -263,8 +264,7 @@ block_params(const uint8_t *width, const uint8_t *scale, const uint8_t *ints,
 		return NULL;
 	}
 	for (size_t k = 0; k < nb; k++) {
-		size_t i0 = k * KZ_Q8_BLOCK, n = np - i0 < KZ_Q8_BLOCK ?
-		    np - i0 : KZ_Q8_BLOCK;
+		size_t i0 = k * KZ_Q8_BLOCK, n = block_len(np, k);
 		int bits = width != NULL ? width[k] : 8;
 		uint32_t u = get_le32(scale + 4 * k);
 		float f;
@@ -295,8 +295,21 @@ float *
 kz_pq8_decode(const uint8_t *q, size_t np, const char *path,
     struct kz_err *e)
 {
-	return block_params(NULL, q, q + 4 * ((np + KZ_Q8_BLOCK - 1) /
-	    KZ_Q8_BLOCK), np, "PQ8", path, e);
+	return block_params(NULL, q, q + 4 * kz_nblocks(np), np, "PQ8", path,
+	    e);
+}
+
+/* 0 when section tag's len bytes are need, else -1 naming them: the
+ * head alone (at_least) or the head and the blocks' widths. */
+static int
+section_size(const char *path, const char *tag, uint64_t len, size_t need,
+    int at_least, struct kz_err *e)
+{
+	if (at_least ? len >= need : len == need)
+		return 0;
+	return kz_errf(e, "%s: section %s holds %llu bytes, the architecture "
+	    "%s %zu", path, tag, (unsigned long long)len, at_least ?
+	    "needs at least" : "and the blocks' widths need", need);
 }
 
 /* Notes the width of a block of m's parameters, i0 and the n after
@@ -305,8 +318,11 @@ kz_pq8_decode(const uint8_t *q, size_t np, const char *path,
 static void
 note_width(struct kz_model *m, size_t i0, size_t n, int bits)
 {
-	enum kz_param_kind kind = kz_param_kind(m->net, i0, i0 + n - 1);
+	enum kz_param_kind kind;
 
+	if (m->qdense != 0 && m->qconv != 0)
+		return;
+	kind = kz_param_kind(m->net, i0, i0 + n - 1);
 	if (kind == KZ_PARAM_DENSE && m->qdense == 0)
 		m->qdense = bits;
 	else if (kind == KZ_PARAM_CONV && m->qconv == 0)
@@ -317,18 +333,13 @@ float *
 kz_pq4_decode(const uint8_t *q, uint64_t len, struct kz_model *m,
     const char *path, struct kz_err *e)
 {
-	size_t np = m->net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	size_t np = m->net->nparams, nb = kz_nblocks(np);
 	size_t need = 5 * nb;
 
-	if (len < 5 * nb) {
-		kz_errf(e, "%s: section PQ4 holds %llu bytes, the "
-		    "architecture needs at least %zu", path,
-		    (unsigned long long)len, 5 * nb);
+	if (section_size(path, "PQ4", len, need, 1, e) != 0)
 		return NULL;
-	}
 	for (size_t k = 0; k < nb; k++) {
-		size_t n = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
-		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
+		size_t n = block_len(np, k);
 
 		if (q[k] != 4 && q[k] != 8) {
 			kz_errf(e, "%s: section PQ4: block %zu is %u bits "
@@ -338,12 +349,8 @@ kz_pq4_decode(const uint8_t *q, uint64_t len, struct kz_model *m,
 		need += q[k] == 8 ? n : (n + 1) / 2;
 		note_width(m, k * KZ_Q8_BLOCK, n, q[k]);
 	}
-	if (len != need) {
-		kz_errf(e, "%s: section PQ4 holds %llu bytes, the "
-		    "architecture and the blocks' widths need %zu", path,
-		    (unsigned long long)len, need);
+	if (section_size(path, "PQ4", len, need, 0, e) != 0)
 		return NULL;
-	}
 	return block_params(q, q + nb, q + 5 * nb, np, "PQ4", path, e);
 }
 
@@ -351,28 +358,23 @@ float *
 kz_pqn_decode(const uint8_t *q, uint64_t len, struct kz_model *m,
     const char *path, struct kz_err *e)
 {
-	size_t np = m->net->nparams, nb = (np + KZ_Q8_BLOCK - 1) / KZ_Q8_BLOCK;
+	size_t np = m->net->nparams, nb = kz_nblocks(np);
 	size_t need = 2 * nb;
 	const uint8_t *ints = q + 2 * nb;
 	float *p;
 
-	if (len < 2 * nb) {
-		kz_errf(e, "%s: section PQN holds %llu bytes, the "
-		    "architecture needs at least %zu", path,
-		    (unsigned long long)len, 2 * nb);
+	if (section_size(path, "PQN", len, need, 1, e) != 0)
 		return NULL;
-	}
 	for (size_t k = 0; k < nb; k++) {
 		unsigned head = get_le16(q + 2 * k);
-		size_t n = np - k * KZ_Q8_BLOCK < KZ_Q8_BLOCK ?
-		    np - k * KZ_Q8_BLOCK : KZ_Q8_BLOCK;
+		size_t n = block_len(np, k);
 
 		if (KZ_PQN_WIDTH(head) < 2) {
 			kz_errf(e, "%s: section PQN: block %zu is 1 bit "
 			    "wide, not 2 to 8", path, k);
 			return NULL;
 		}
-		if ((head >> 8 & 0x1f) == 0x1f) {
+		if (!KZ_PQN_FINITE(head)) {
 			kz_errf(e, "%s: section PQN: scale %zu is not "
 			    "finite", path, k);
 			return NULL;
@@ -380,12 +382,8 @@ kz_pqn_decode(const uint8_t *q, uint64_t len, struct kz_model *m,
 		need += (n * KZ_PQN_WIDTH(head) + 7) / 8;
 		note_width(m, k * KZ_Q8_BLOCK, n, (int)KZ_PQN_WIDTH(head));
 	}
-	if (len != need) {
-		kz_errf(e, "%s: section PQN holds %llu bytes, the "
-		    "architecture and the blocks' widths need %zu", path,
-		    (unsigned long long)len, need);
+	if (section_size(path, "PQN", len, need, 0, e) != 0)
 		return NULL;
-	}
 	if ((p = malloc(np * sizeof(float) + 4)) == NULL) {
 		kz_errf(e, "%s: out of memory", path);
 		return NULL;
@@ -394,8 +392,7 @@ kz_pqn_decode(const uint8_t *q, uint64_t len, struct kz_model *m,
 		unsigned head = get_le16(q + 2 * k), bits = KZ_PQN_WIDTH(head);
 		unsigned sign = 1u << (bits - 1), mask = (1u << bits) - 1;
 		float scale = KZ_PQN_SCALE(head);
-		size_t i0 = k * KZ_Q8_BLOCK, n = np - i0 < KZ_Q8_BLOCK ?
-		    np - i0 : KZ_Q8_BLOCK;
+		size_t i0 = k * KZ_Q8_BLOCK, n = block_len(np, k);
 
 		for (size_t i = 0; i < n; i++) {
 			size_t bit = i * bits;
