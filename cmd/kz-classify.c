@@ -13,6 +13,7 @@
 
 #define MAX_MODELS 32
 #define MAX_SHIFT 8
+#define MAX_ZOOM 20			/* per cent */
 
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
@@ -22,6 +23,8 @@ struct cmdline {
 	int k;				/* -k: predictions kept; -1: up to 5 */
 	int shift;			/* -s: pixels each moved view moves;
 					   -1: the first model's setting */
+	int zoom;			/* -z: per cent each zoomed view
+					   scales by; -1 as -s */
 	int batch;			/* -b: records classified at once */
 	int threads;			/* -t: threads of each model */
 	int math;			/* -p: enum kz_math; -1 auto */
@@ -35,11 +38,13 @@ struct batch {
 	const struct kz_header *h;	/* the input's */
 	size_t npix;			/* pixels per image */
 	int C, k;			/* classes; predictions written */
-	int nviews;			/* 1, or 5 with -s */
-	int views[5][2];		/* each view's move, x and y */
+	int nviews;			/* nzooms x nmoves */
+	int nzooms, nmoves;		/* 1, or 2 with -z; 1, or 5 with -s */
+	double zooms[2];		/* each zoom's scale */
+	int moves[5][2];		/* each move, x and y */
 	struct kz_record *in;		/* the record read */
 	struct kz_record **out;		/* the records written */
-	uint8_t *pix, *moved;		/* images, and a view of them */
+	uint8_t *pix, *zoomed, *moved;	/* images, and views of them */
 	float *probs, *sum;		/* batch x C: one model's; the sum */
 	uint32_t *fold;			/* C: where each class's score
 					   goes (KZ_FLAG_MODERN), or NULL */
@@ -49,9 +54,9 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kz-classify [-v] [-m model]... [-k predictions] "
-	    "[-s shift] [-b batch]\n"
-	    "                   [-p auto|f32|bf16] [-t threads] [-o file] "
-	    "[file]\n"
+	    "[-s shift] [-z zoom]\n"
+	    "                   [-b batch] [-p auto|f32|bf16] [-t threads] "
+	    "[-o file] [file]\n"
 	    "       kz-classify -L\n");
 	version_usage("kz-classify");
 	exit(2);
@@ -120,11 +125,12 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	memset(cl, 0, sizeof(*cl));
 	cl->k = -1;
 	cl->shift = -1;
+	cl->zoom = -1;
 	cl->batch = 1024;
 	cl->threads = kz_ncpu();
 	cl->output = "-";
 	cl->math = KZ_MATH_F32;
-	while ((ch = getopt(argc, argv, "Lm:k:s:b:p:t:o:v")) != -1) {
+	while ((ch = getopt(argc, argv, "Lm:k:s:z:b:p:t:o:v")) != -1) {
 		switch (ch) {
 		case 'L':
 			list_models();
@@ -139,6 +145,9 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 			break;
 		case 's':
 			cl->shift = (int)integer(optarg, 0, MAX_SHIFT, "-s");
+			break;
+		case 'z':
+			cl->zoom = (int)integer(optarg, 0, MAX_ZOOM, "-z");
 			break;
 		case 'b':
 			/* Whole chunks, so that every batch starts where one
@@ -251,9 +260,10 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	int C = (int)m->nclasses;
 	size_t n = (size_t)cl->batch;
 	int shift = cl->shift;
-	/* The views averaged: the image, and with -s, the image moved by
-	 * shift pixels right, left, down and up. */
-	int views[5][2] = { { 0, 0 }, { shift, 0 }, { -shift, 0 },
+	/* The views averaged: each zoom of the image (itself, or with -z
+	 * the image scaled down and up), each unmoved and, with -s, moved
+	 * by shift pixels right, left, down and up. */
+	int moves[5][2] = { { 0, 0 }, { shift, 0 }, { -shift, 0 },
 	    { 0, shift }, { 0, -shift } };
 
 	memset(b, 0, sizeof(*b));
@@ -262,17 +272,23 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	b->C = C;
 	b->k = cl->k < 0 ? (C < 5 ? C : 5) : cl->k > C ? C : cl->k;
 	fold_forms(cl, m, b);
-	b->nviews = shift > 0 ? 5 : 1;
-	memcpy(b->views, views, sizeof(views));
+	b->nmoves = shift > 0 ? 5 : 1;
+	b->nzooms = cl->zoom > 0 ? 2 : 1;
+	b->nviews = b->nzooms * b->nmoves;
+	b->zooms[0] = cl->zoom > 0 ? 1 - cl->zoom / 100.0 : 1;
+	b->zooms[1] = 1 + cl->zoom / 100.0;
+	memcpy(b->moves, moves, sizeof(moves));
 	*oh = *h;
 	oh->k = (uint16_t)b->k;
 	oh->nclasses = (uint32_t)C;
 	b->in = kz_record_new(h);
 	b->pix = malloc(n * b->npix);
+	b->zoomed = malloc(n * b->npix);
 	b->moved = malloc(n * b->npix);
 	b->probs = malloc(n * C * sizeof(float));
 	b->sum = malloc(n * C * sizeof(float));
-	if (b->in == NULL || b->pix == NULL || b->moved == NULL ||
+	if (b->in == NULL || b->pix == NULL || b->zoomed == NULL ||
+	    b->moved == NULL ||
 	    b->probs == NULL || b->sum == NULL ||
 	    (b->out = calloc(n, sizeof(*b->out))) == NULL)
 		err(1, NULL);
@@ -292,11 +308,19 @@ predict(const struct cmdline *cl, struct kz_predictor **pred,
 
 	for (int v = 0; v < b->nviews; v++) {
 		const uint8_t *x = b->pix;
+		double zoom = b->zooms[v / b->nmoves];
+		const int *move = b->moves[v % b->nmoves];
 
-		if (v > 0) {
+		if (zoom != 1) {
 			for (int j = 0; j < n; j++)
-				kz_norm_shift(b->pix + j * b->npix, h->width,
-				    h->height, b->views[v][0], b->views[v][1],
+				kz_norm_zoom(x + j * b->npix, h->width,
+				    h->height, zoom, b->zoomed + j * b->npix);
+			x = b->zoomed;
+		}
+		if (move[0] != 0 || move[1] != 0) {
+			for (int j = 0; j < n; j++)
+				kz_norm_shift(x + j * b->npix, h->width,
+				    h->height, move[0], move[1],
 				    b->moved + j * b->npix);
 			x = b->moved;
 		}
@@ -315,7 +339,9 @@ predict(const struct cmdline *cl, struct kz_predictor **pred,
 	}
 }
 
-/* Record j's k best classes, from the sum of nsum probabilities. */
+/* Record j's k best classes, from the sum of nsum probabilities; the
+ * sum is spent: each class taken is marked -1, below every probability,
+ * so that each of the k passes is one scan of the classes. */
 static void
 best_k(struct batch *b, int j, int nsum)
 {
@@ -324,23 +350,19 @@ best_k(struct batch *b, int j, int nsum)
 
 	if (b->fold != NULL)
 		for (int c = 0; c < b->C; c++)
-			if (b->fold[c] != (uint32_t)c)
+			if (b->fold[c] != (uint32_t)c) {
 				p[b->fold[c]] += p[c];
-	/* The k best by selection: k is small. */
+				p[c] = -1;
+			}
 	for (int q = 0; q < b->k; q++) {
-		int best = -1;
+		int best = 0;
 
-		for (int c = 0; c < b->C; c++) {
-			int taken = b->fold != NULL &&
-			    b->fold[c] != (uint32_t)c;
-
-			for (int t = 0; t < q && !taken; t++)
-				taken = (int)out->pred[t].cls == c;
-			if (!taken && (best < 0 || p[c] > p[best]))
+		for (int c = 1; c < b->C; c++)
+			if (p[c] > p[best])
 				best = c;
-		}
 		out->pred[q].cls = (uint32_t)best;
 		out->pred[q].score = p[best] / nsum;
+		p[best] = -1;
 	}
 }
 
@@ -422,9 +444,11 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	read_models(&cl, m);
-	/* The test-time setting the model carries, unless -s says. */
+	/* The test-time settings the model carries, unless -s or -z says. */
 	if (cl.shift < 0)
 		cl.shift = m[0].settings.shift;
+	if (cl.zoom < 0)
+		cl.zoom = m[0].settings.zoom;
 	r = open_input(&cl, &m[0]);
 	for (int i = 0; i < cl.nmodels; i++)
 		if ((pred[i] = kz_predictor_new(&m[i], cl.threads, cl.batch,

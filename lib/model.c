@@ -27,6 +27,7 @@ enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
 /* See model_file.h. */
 const struct kz_setting_def kz_setting_defs[] = {
 	{ "shift", 0, 8, offsetof(struct kz_settings, shift) },
+	{ "zoom", 0, 20, offsetof(struct kz_settings, zoom) },
 };
 const size_t kz_nsettings = sizeof(kz_setting_defs) /
     sizeof(kz_setting_defs[0]);
@@ -70,7 +71,7 @@ kz_settings_set(struct kz_settings *s, const char *nv, struct kz_err *e)
 	if (eq == NULL)
 		return kz_errf(e, "\"%s\": not name=value", nv);
 	if ((i = setting_index(nv, (size_t)(eq - nv))) < 0)
-		return kz_errf(e, "unknown setting \"%.*s\" (known: shift)",
+		return kz_errf(e, "unknown setting \"%.*s\" (known: shift, zoom)",
 		    (int)(eq - nv), nv);
 	if (setting_value(eq + 1, strlen(eq + 1), kz_setting_defs[i].lo,
 	    kz_setting_defs[i].hi, &v) != 0)
@@ -317,7 +318,7 @@ read_settings(const char *meta, size_t ml, const char *path,
 		if (len > 8 && memcmp(p, "setting_", 8) == 0 && eq != NULL) {
 			if ((i = setting_index(p + 8, (size_t)(eq - p - 8))) < 0)
 				return kz_errf(e, "%s: unknown setting \"%.*s\" "
-				    "(this kz knows shift)", path,
+				    "(this kz knows shift, zoom)", path,
 				    (int)(eq - p - 8), p + 8);
 			if (setting_value(eq + 1, (size_t)(p + len - eq - 1),
 			    kz_setting_defs[i].lo, kz_setting_defs[i].hi, &v) != 0)

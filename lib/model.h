@@ -45,6 +45,9 @@ enum kz_precision { KZ_F32, KZ_F16, KZ_Q8, KZ_QN };
 struct kz_settings {
 	int shift;			/* "shift": -s, average the image
 					   and its moves by this, 0 to 8 */
+	int zoom;			/* "zoom": -z, read the image scaled
+					   by 1 - zoom% and 1 + zoom%, 0 to
+					   20, in place of it as given */
 };
 #define KZ_SETTINGS_TEXT 256
 /* Sets one setting from "name=value"; -1 naming an unknown name or a

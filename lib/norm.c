@@ -363,6 +363,59 @@ kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx, int dy,
 	}
 }
 
+/* The value at (sx, sy) of src (w x h), bilinear from the four pixels
+ * about it; those beyond the edge count as 0. */
+static double
+bilinear(const uint8_t *src, uint32_t w, uint32_t h, double sx, double sy)
+{
+	long x0 = (long)floor(sx), y0 = (long)floor(sy);
+	double fx = sx - x0, fy = sy - y0, v = 0;
+
+	for (int j = 0; j < 2; j++)
+		for (int i = 0; i < 2; i++) {
+			long xi = x0 + i, yi = y0 + j;
+			double wgt = (i ? fx : 1 - fx) * (j ? fy : 1 - fy);
+
+			if (xi >= 0 && xi < (long)w && yi >= 0 && yi < (long)h)
+				v += wgt * src[(size_t)yi * w + xi];
+		}
+	return v;
+}
+
+void
+kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
+    double s, double sh, double tx, double ty, float *dst)
+{
+	double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+
+	/* Each output pixel reads the input where the inverse map sends
+	 * it: unmoved, unrotated and unscaled, then unsheared. */
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t x = 0; x < w; x++) {
+			double dx = x - cx - tx, dy = y - cy - ty;
+			double ry = -s * dx + c * dy;
+			double sx = c * dx + s * dy - sh * ry + cx;
+
+			dst[(size_t)y * w + x] = (float)bilinear(src, w, h, sx,
+			    ry + cy);
+		}
+}
+
+void
+kz_norm_zoom(const uint8_t *src, uint32_t w, uint32_t h, double factor,
+    uint8_t *dst)
+{
+	double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t x = 0; x < w; x++) {
+			double v = bilinear(src, w, h, (x - cx) / factor + cx,
+			    (y - cy) / factor + cy);
+
+			dst[(size_t)y * w + x] = (uint8_t)lrint(v > 255 ? 255 : v);
+		}
+}
+
 void
 kz_norm_defaults(struct kz_norm_opts *o)
 {

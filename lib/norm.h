@@ -68,6 +68,18 @@ int kz_norm_apply(const struct kz_norm_opts *o, struct kz_image *img);
  * in from beyond the edge is 0, the background. */
 void kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx,
     int dy, uint8_t *dst);
+/* dst (w x h, floats 0 to 255) = src drawn through a map about the
+ * centre that shears rows by sh, then scales and rotates (c and s are
+ * the cosine and sine of the angle over the scale), then moves tx
+ * columns right and ty rows down: each pixel bilinear from the four
+ * it falls among, 0 beyond the edge.  Training's augmentation. */
+void kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
+    double s, double sh, double tx, double ty, float *dst);
+/* dst (w x h) = src scaled by factor about its centre, bilinear as
+ * kz_norm_warp draws, rounded to the nearest byte: kz-classify's zoomed
+ * views, drawn as training's augmentation draws its images. */
+void kz_norm_zoom(const uint8_t *src, uint32_t w, uint32_t h,
+    double factor, uint8_t *dst);
 /* The functions returning int give -1 only when out of memory. */
 
 #endif

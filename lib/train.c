@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "util.h"
+#include "norm.h"
 #include "predict.h"
 #include "train.h"
 
@@ -164,32 +165,10 @@ kz_augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
 		 * keep their random sequences (and models). */
 		double sh = a->shear > 0 ? (2 * kz_rng_uniform(r) - 1) *
 		    a->shear : 0;
-		/* Inverse map: output (x, y) -> input, about the centre;
-		 * the forward map shears, scales, rotates, then shifts. */
-		double c = cos(th) / sc, s = sin(th) / sc;
-		double cx = (W - 1) / 2.0, cy = (H - 1) / 2.0;
-
-		for (int y = 0; y < H; y++)
-			for (int x = 0; x < W; x++) {
-				double dx = x - cx - tx, dy = y - cy - ty;
-				double ry = -s * dx + c * dy;
-				double sx = c * dx + s * dy - sh * ry + cx;
-				double sy = ry + cy;
-				int x0 = (int)floor(sx), y0 = (int)floor(sy);
-				double fx = sx - x0, fy = sy - y0, v = 0;
-
-				for (int j = 0; j < 2; j++)
-					for (int i = 0; i < 2; i++) {
-						int xi = x0 + i, yi = y0 + j;
-						double wgt = (i ? fx : 1 - fx) *
-						    (j ? fy : 1 - fy);
-
-						if (xi >= 0 && xi < W && yi >= 0 &&
-						    yi < H)
-							v += wgt * src[yi * W + xi];
-					}
-				dst[y * W + x] = (float)v * k + bg;
-			}
+		kz_norm_warp(src, (uint32_t)W, (uint32_t)H, cos(th) / sc,
+		    sin(th) / sc, sh, tx, ty, dst);
+		for (size_t i = 0; i < (size_t)W * H; i++)
+			dst[i] = dst[i] * k + bg;
 	}
 	if (a->cutout > 0) {
 		int cx = (int)kz_rng_below(r, W), cy = (int)kz_rng_below(r, H);

@@ -130,6 +130,51 @@ print("%d of %d agree" % (agree, len(got)))
 PY
 )"
 	t_fails "kz-classify -s beyond 8 pixels" "-s" kz-classify -m "$T/cnn.kzm" -s 9 "$T/s1k.kz"
+	# -z 10: the mean of the image scaled by 0.9 and by 1.1 about its
+	# centre, each drawn by Python (bilinear, 0 beyond the edge, rounded
+	# half to even) and classified alone.
+	"$PY" - "$T/s1k.kz" "$T/zoom" <<'PY'
+import math, sys
+d = open(sys.argv[1], "rb").read(); hdr, size, c = d[:32], 12 + 784, 13.5
+def at(px, x, y):
+    return px[y * 28 + x] if 0 <= x < 28 and 0 <= y < 28 else 0
+def draw(px, f):
+    out = bytearray()
+    for y in range(28):
+        for x in range(28):
+            sx, sy = (x - c) / f + c, (y - c) / f + c
+            x0, y0 = math.floor(sx), math.floor(sy)
+            fx, fy = sx - x0, sy - y0
+            v = ((1 - fx) * (1 - fy) * at(px, x0, y0) + fx * (1 - fy) * at(px, x0 + 1, y0) +
+                 (1 - fx) * fy * at(px, x0, y0 + 1) + fx * fy * at(px, x0 + 1, y0 + 1))
+            out.append(min(255, round(v)))
+    return bytes(out)
+for v, f in enumerate([0.9, 1.1]):
+    out = bytearray(hdr)
+    for o in range(32, len(d), size):
+        out += d[o:o + 12] + draw(d[o + 12:o + size], f)
+    open("%s%d.kz" % (sys.argv[2], v), "wb").write(out)
+PY
+	for v in 0 1; do kz-classify -m "$T/cnn.kzm" -k 10 "$T/zoom$v.kz" >"$T/pz$v.kz"; done
+	kz-classify -m "$T/cnn.kzm" -k 10 -z 10 "$T/s1k.kz" >"$T/pzs.kz"
+	t_eq "kz-classify -z 10: the mean of the views scaled by 0.9 and 1.1" "1000 of 1000 agree" "$("$PY" - "$T" <<'PY'
+import struct, sys
+def probs(path):
+    d = open(path, "rb").read(); size = 12 + 80 + 784; out = []
+    for o in range(32, len(d), size):
+        p = [0.0] * 10
+        for j in range(10):
+            c, s = struct.unpack_from("<If", d, o + 12 + 8 * j); p[c] = s
+        out.append(p)
+    return out
+views = [probs("%s/pz%d.kz" % (sys.argv[1], v)) for v in range(2)]
+got = probs(sys.argv[1] + "/pzs.kz")
+agree = sum(all(abs((views[0][i][c] + views[1][i][c]) / 2 - got[i][c]) < 1e-5 for c in range(10))
+            for i in range(len(got)))
+print("%d of %d agree" % (agree, len(got)))
+PY
+)"
+	t_fails "kz-classify -z beyond 20%" "-z" kz-classify -m "$T/cnn.kzm" -z 21 "$T/s1k.kz"
 
 	# kill -9 during training of a CNN with a checkpoint, then resume.
 	CK=cnn:conv8k3,bn,relu,maxpool2,dense32,relu

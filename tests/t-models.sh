@@ -86,6 +86,16 @@ t_eq "... and -s 0 overrides it" \
     "$(kz-classify -m "$T/shift1.kzm" -s 0 "$T/m28.kz" | md5sum)"
 t_eq "... and the two differ" "different" \
     "$(kz-classify -m "$T/shift0.kzm" "$T/m28.kz" | md5sum | cut -c1-32 | grep -qx "$(kz-classify -m "$T/shift1.kzm" "$T/m28.kz" | md5sum | cut -c1-32)" && echo same || echo different)"
+kz-model -s zoom=5 -o "$T/zoom5.kzm" "$T/shift0.kzm"
+t_eq "a model's setting zoom=5 is kz-classify's default -z 5" \
+    "$(kz-classify -m "$T/shift0.kzm" -z 5 "$T/m28.kz" | md5sum)" \
+    "$(kz-classify -m "$T/zoom5.kzm" "$T/m28.kz" | md5sum)"
+t_eq "... and -z 0 overrides it" \
+    "$(kz-classify -m "$T/shift0.kzm" "$T/m28.kz" | md5sum)" \
+    "$(kz-classify -m "$T/zoom5.kzm" -z 0 "$T/m28.kz" | md5sum)"
+kzpy kzm "$T/zoom21.kzm" "$kmeta\nsetting_zoom=21\n" KNNX:4 KNNY:4
+t_fails "a stored zoom out of range" "zoom21.kzm: setting zoom is not a whole number in 0..20" \
+    kz-classify -m "$T/zoom21.kzm" "$T/m3.kz"
 t_fails "kz-model -s: an unknown setting" "unknown setting \"bogus\"" \
     kz-model -s bogus=1 -o "$T/x.kzm" "$M/three.kzm"
 kzpy kzm "$T/unknown.kzm" "$kmeta\nsetting_sharpen=1\n" KNNX:4 KNNY:4
