@@ -112,7 +112,9 @@ for v, (dx, dy) in enumerate([(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]):
 PY
 	for v in 0 1 2 3 4; do kz-classify -m "$T/cnn.kzm" -k 10 "$T/view$v.kz" >"$T/pv$v.kz"; done
 	kz-classify -m "$T/cnn.kzm" -k 10 -s 1 "$T/s1k.kz" >"$T/ps.kz"
-	t_eq "kz-classify -s 1: the mean of five shifted views" "1000 of 1000 agree" "$("$PY" - "$T" <<'PY'
+	# agree.py GOT VIEW...: how many records of GOT have, for every class,
+	# the mean of the VIEWs' probabilities (10 classes, 28x28, k 10).
+	cat >"$T/agree.py" <<'PY'
 import struct, sys
 def probs(path):
     d = open(path, "rb").read(); size = 12 + 80 + 784; out = []
@@ -122,13 +124,14 @@ def probs(path):
             c, s = struct.unpack_from("<If", d, o + 12 + 8 * j); p[c] = s
         out.append(p)
     return out
-views = [probs("%s/pv%d.kz" % (sys.argv[1], v)) for v in range(5)]
-got = probs(sys.argv[1] + "/ps.kz")
-agree = sum(all(abs(sum(v[i][c] for v in views) / 5 - got[i][c]) < 1e-5 for c in range(10))
+got = probs(sys.argv[1])
+views = [probs(v) for v in sys.argv[2:]]
+agree = sum(all(abs(sum(v[i][c] for v in views) / len(views) - got[i][c]) < 1e-5 for c in range(10))
             for i in range(len(got)))
 print("%d of %d agree" % (agree, len(got)))
 PY
-)"
+	t_eq "kz-classify -s 1: the mean of five shifted views" "1000 of 1000 agree" \
+	    "$("$PY" "$T/agree.py" "$T/ps.kz" "$T"/pv[0-4].kz)"
 	t_fails "kz-classify -s beyond 8 pixels" "-s" kz-classify -m "$T/cnn.kzm" -s 9 "$T/s1k.kz"
 	# -z 10: the mean of the image scaled by 0.9 and by 1.1 about its
 	# centre, each drawn by Python (bilinear, 0 beyond the edge, rounded
@@ -157,23 +160,8 @@ for v, f in enumerate([0.9, 1.1]):
 PY
 	for v in 0 1; do kz-classify -m "$T/cnn.kzm" -k 10 "$T/zoom$v.kz" >"$T/pz$v.kz"; done
 	kz-classify -m "$T/cnn.kzm" -k 10 -z 10 "$T/s1k.kz" >"$T/pzs.kz"
-	t_eq "kz-classify -z 10: the mean of the views scaled by 0.9 and 1.1" "1000 of 1000 agree" "$("$PY" - "$T" <<'PY'
-import struct, sys
-def probs(path):
-    d = open(path, "rb").read(); size = 12 + 80 + 784; out = []
-    for o in range(32, len(d), size):
-        p = [0.0] * 10
-        for j in range(10):
-            c, s = struct.unpack_from("<If", d, o + 12 + 8 * j); p[c] = s
-        out.append(p)
-    return out
-views = [probs("%s/pz%d.kz" % (sys.argv[1], v)) for v in range(2)]
-got = probs(sys.argv[1] + "/pzs.kz")
-agree = sum(all(abs((views[0][i][c] + views[1][i][c]) / 2 - got[i][c]) < 1e-5 for c in range(10))
-            for i in range(len(got)))
-print("%d of %d agree" % (agree, len(got)))
-PY
-)"
+	t_eq "kz-classify -z 10: the mean of the views scaled by 0.9 and 1.1" "1000 of 1000 agree" \
+	    "$("$PY" "$T/agree.py" "$T/pzs.kz" "$T"/pz[01].kz)"
 	t_fails "kz-classify -z beyond 20%" "-z" kz-classify -m "$T/cnn.kzm" -z 21 "$T/s1k.kz"
 
 	# kill -9 during training of a CNN with a checkpoint, then resume.
