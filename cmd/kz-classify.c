@@ -24,7 +24,8 @@ struct cmdline {
 	int shift;			/* -s: pixels each moved view moves;
 					   -1: the first model's setting */
 	int zoom;			/* -z: per cent each zoomed view
-					   scales by; -1 as -s */
+					   scales by; -1: the first
+					   model's setting */
 	int batch;			/* -b: records classified at once */
 	int threads;			/* -t: threads of each model */
 	int math;			/* -p: enum kz_math; -1 auto */
@@ -283,7 +284,8 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	oh->nclasses = (uint32_t)C;
 	b->in = kz_record_new(h);
 	b->pix = malloc(n * b->npix);
-	b->zoomed = malloc(n * b->npix);
+	/* A buffer for the zoomed views only when there are any. */
+	b->zoomed = b->nzooms > 1 ? malloc(n * b->npix) : b->pix;
 	b->moved = malloc(n * b->npix);
 	b->probs = malloc(n * C * sizeof(float));
 	b->sum = malloc(n * C * sizeof(float));

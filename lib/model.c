@@ -32,6 +32,20 @@ const struct kz_setting_def kz_setting_defs[] = {
 const size_t kz_nsettings = sizeof(kz_setting_defs) /
     sizeof(kz_setting_defs[0]);
 
+/* The names of the settings this kz knows, as "shift, zoom", into buf
+ * (size bytes): for the messages that refuse an unknown one. */
+static const char *
+known_settings(char *buf, size_t size)
+{
+	size_t n = 0;
+
+	*buf = '\0';
+	for (size_t i = 0; i < kz_nsettings && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : "",
+		    kz_setting_defs[i].name);
+	return buf;
+}
+
 /* The setting called name (len bytes), or -1. */
 static int
 setting_index(const char *name, size_t len)
@@ -66,13 +80,14 @@ int
 kz_settings_set(struct kz_settings *s, const char *nv, struct kz_err *e)
 {
 	const char *eq = strchr(nv, '=');
+	char known[64];
 	int i, v;
 
 	if (eq == NULL)
 		return kz_errf(e, "\"%s\": not name=value", nv);
 	if ((i = setting_index(nv, (size_t)(eq - nv))) < 0)
-		return kz_errf(e, "unknown setting \"%.*s\" (known: shift, zoom)",
-		    (int)(eq - nv), nv);
+		return kz_errf(e, "unknown setting \"%.*s\" (known: %s)",
+		    (int)(eq - nv), nv, known_settings(known, sizeof(known)));
 	if (setting_value(eq + 1, strlen(eq + 1), kz_setting_defs[i].lo,
 	    kz_setting_defs[i].hi, &v) != 0)
 		return kz_errf(e, "setting %s must be a whole number in "
@@ -313,13 +328,15 @@ read_settings(const char *meta, size_t ml, const char *path,
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		const char *eq = memchr(p, '=', len);
+		char known[64];
 		int i, v;
 
 		if (len > 8 && memcmp(p, "setting_", 8) == 0 && eq != NULL) {
 			if ((i = setting_index(p + 8, (size_t)(eq - p - 8))) < 0)
 				return kz_errf(e, "%s: unknown setting \"%.*s\" "
-				    "(this kz knows shift, zoom)", path,
-				    (int)(eq - p - 8), p + 8);
+				    "(this kz knows %s)", path,
+				    (int)(eq - p - 8), p + 8,
+				    known_settings(known, sizeof(known)));
 			if (setting_value(eq + 1, (size_t)(p + len - eq - 1),
 			    kz_setting_defs[i].lo, kz_setting_defs[i].hi, &v) != 0)
 				return kz_errf(e, "%s: setting %s is not a whole "
