@@ -471,6 +471,8 @@ main(int argc, char *argv[])
 		kz_record_free(b.out[i]);
 	free(b.out);
 	kz_record_free(b.in);
+	if (b.zoomed != b.pix)
+		free(b.zoomed);
 	free(b.pix);
 	free(b.moved);
 	free(b.probs);
