@@ -76,7 +76,8 @@ t_eq "kz-model describes: precision, class map, settings" "f16 おきす none" \
     "$(kz-model "$M/half.kzm" | awk -F'\t' '$1 == "precision" || $1 == "classmap" || $1 == "settings" { printf "%s%s", s, $2; s = " " }')"
 # A stored test-time setting is kz-classify's default; -s overrides it.
 kzpy make "$T/m28.kz" 28 28 10 0 1 2 3 4 5 6 7 8 9
-kz-model -s shift=0 -o "$T/shift0.kzm" "$TESTS/../models/kmnist.kzm"
+# (shift0.kzm: the shipped model with every setting at its default)
+kz-model -s shift=0 -s zoom=0 -o "$T/shift0.kzm" "$TESTS/../models/kmnist.kzm"
 # Each setting NAME=VALUE stored is kz-classify's default of its FLAG,
 # which overrides it; the two outputs differ.
 for set in shift=1:-s zoom=5:-z; do
