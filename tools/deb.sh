@@ -19,7 +19,7 @@ else
 	find . \( -path './build*' -o -path './.git' -o -path './debian/kz' -o -path './out' \) -prune -o \
 	    -type f -print | sed 's|^\./||'
 fi | grep -v '^debian/kz/' | tar -cf - -T - | tar -xf - -C "$OUT/kz-$VERSION"
-(cd "$OUT/kz-$VERSION" && dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1 || {
+(cd "$OUT/kz-$VERSION" && dpkg-buildpackage -us -uc -b -j2) >"$OUT/build.log" 2>&1 || {
 	tail -20 "$OUT/build.log"; echo "deb.sh: dpkg-buildpackage failed (log: $OUT/build.log)" >&2; exit 1; }
 DEB=$OUT/kz_${VERSION}_amd64.deb
 [ -f "$DEB" ] || { echo "deb.sh: no $DEB" >&2; exit 1; }
