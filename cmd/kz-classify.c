@@ -285,11 +285,11 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	b->in = kz_record_new(h);
 	b->pix = malloc(n * b->npix);
 	/* A buffer for the zoomed views only when there are any. */
-	b->zoomed = b->nzooms > 1 ? malloc(n * b->npix) : b->pix;
+	b->zoomed = b->nzooms > 1 ? malloc(n * b->npix) : NULL;
 	b->moved = malloc(n * b->npix);
 	b->probs = malloc(n * C * sizeof(float));
 	b->sum = malloc(n * C * sizeof(float));
-	if (b->in == NULL || b->pix == NULL || b->zoomed == NULL ||
+	if (b->in == NULL || b->pix == NULL || (b->nzooms > 1 && b->zoomed == NULL) ||
 	    b->moved == NULL ||
 	    b->probs == NULL || b->sum == NULL ||
 	    (b->out = calloc(n, sizeof(*b->out))) == NULL)
@@ -471,8 +471,7 @@ main(int argc, char *argv[])
 		kz_record_free(b.out[i]);
 	free(b.out);
 	kz_record_free(b.in);
-	if (b.zoomed != b.pix)
-		free(b.zoomed);
+	free(b.zoomed);
 	free(b.pix);
 	free(b.moved);
 	free(b.probs);
