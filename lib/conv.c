@@ -377,7 +377,7 @@ conv_forward(struct kz_pass *p)
 		size_t up = gemm_packed_floats(L->out.c, ckk);
 
 		chunk = conv_chunk(L, w, B, up);
-		R = gemm_rows((size_t)chunk * ohw);
+		R = gemm_rows(L->out.c, (size_t)chunk * ohw);
 		Wp = work_packed(w, (int)(L - p->n->layers), W, L->out.c, ckk,
 		    R, w->col);
 		col += up;

@@ -45,8 +45,9 @@ void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
 
 /* ---- single-precision products on AVX-512 (gemm.c) ----------------------- */
 
-/* The rows R of the register tile for products of N columns: 8 or 12. */
-int gemm_rows(size_t N);
+/* The rows R of the register tile for products of M rows by N
+ * columns: 8 or 12, whichever computes fewer padded products. */
+int gemm_rows(int M, size_t N);
 /* Floats of A [M][K] packed for tiles of either size: M rounded up to
  * 8 or to 12, whichever is larger, by K. */
 size_t gemm_packed_floats(int M, int K);

@@ -84,7 +84,7 @@ dense_forward(struct kz_pass *p)
 
 	if (!p->train && p->w->math != WINO_BLAS) {
 		/* As the Winograd products, from packed weights. */
-		int R = gemm_rows((size_t)B);
+		int R = gemm_rows(N, (size_t)B);
 
 		gemm_packed(N, B, F, R, work_packed(p->w, (int)(L -
 		    p->n->layers), W, N, F, R, p->w->col), p->x, B, y, B, 0);

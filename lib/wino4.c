@@ -561,7 +561,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 
 	if (math != WINO_BLAS) {
 		chunk = wino4_chunk_tiles(chunk, T);
-		R = gemm_rows((size_t)chunk * T);
+		R = gemm_rows(OC, (size_t)chunk * T);
 		up = math == WINO_AVX512 ? gemm_packed_floats(OC, C) :
 		    bf16_packed_pairs(OC, C);
 	} else {

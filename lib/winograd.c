@@ -426,7 +426,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	float *U = scratch, *cols = l.cols, *line = l.line, *V = l.V;
 
 	/* kz's tiles take the products from kernels packed once a call. */
-	int R = math == WINO_AVX512 ? gemm_rows((size_t)chunk * T) : 0;
+	int R = math == WINO_AVX512 ? gemm_rows(OC, (size_t)chunk * T) : 0;
 	size_t up = gemm_packed_floats(OC, C);
 
 	wino_kernels(g, adjoint, C, OC, U);
