@@ -289,8 +289,8 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	b->moved = malloc(n * b->npix);
 	b->probs = malloc(n * C * sizeof(float));
 	b->sum = malloc(n * C * sizeof(float));
-	if (b->in == NULL || b->pix == NULL || (b->nzooms > 1 && b->zoomed == NULL) ||
-	    b->moved == NULL ||
+	if (b->in == NULL || b->pix == NULL || (b->nzooms > 1 &&
+	    b->zoomed == NULL) || b->moved == NULL ||
 	    b->probs == NULL || b->sum == NULL ||
 	    (b->out = calloc(n, sizeof(*b->out))) == NULL)
 		err(1, NULL);

@@ -167,7 +167,7 @@ BF16_TARGET void
 bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
     const uint32_t *B, size_t ldb, float *C, size_t ldc)
 {
-	int K2 = (K + 1) / 2, W = R == 8 ? 48 : 32;
+	int K2 = (K + 1) / 2, W = gemm_cols(R);
 
 	/* A panel of K2 pairs by W columns of B stays in L1 while every
 	 * row block of A goes by. */

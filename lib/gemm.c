@@ -37,6 +37,13 @@ kz_avx512_ok(void)
 #endif
 }
 
+/* x rounded up to a multiple of m. */
+static size_t
+round_up(size_t x, size_t m)
+{
+	return (x + m - 1) / m * m;
+}
+
 int
 gemm_rows(int M, size_t N)
 {
@@ -47,8 +54,8 @@ gemm_rows(int M, size_t N)
 	 * by 32 where N is narrow (measured on this project's machine:
 	 * 110 to 170 GFLOPS a core, against 65 to 80 for OpenBLAS's
 	 * AVX2 kernels on the same products). */
-	size_t w8 = (size_t)(M + 7) / 8 * 8 * ((N + 47) / 48 * 48);
-	size_t w12 = (size_t)(M + 11) / 12 * 12 * ((N + 31) / 32 * 32);
+	size_t w8 = round_up((size_t)M, 8) * round_up(N, gemm_cols(8));
+	size_t w12 = round_up((size_t)M, 12) * round_up(N, gemm_cols(12));
 
 	if (w8 != w12)
 		return w8 < w12 ? 8 : 12;
@@ -58,7 +65,7 @@ gemm_rows(int M, size_t N)
 size_t
 gemm_packed_floats(int M, int K)
 {
-	size_t m8 = (size_t)(M + 7) / 8 * 8, m12 = (size_t)(M + 11) / 12 * 12;
+	size_t m8 = round_up((size_t)M, 8), m12 = round_up((size_t)M, 12);
 
 	return (m8 > m12 ? m8 : m12) * K;
 }
@@ -125,7 +132,7 @@ KZ_AVX512_TARGET void
 gemm_packed(int M, size_t N, int K, int R, const float *A, const float *B,
     size_t ldb, float *C, size_t ldc, int add)
 {
-	int W = R == 8 ? 48 : 32;
+	int W = gemm_cols(R);
 
 	/* A panel of GEMM_DEPTH rows by W columns of B stays in L1 while
 	 * every row block of A goes by; a deeper product (a dense layer's)

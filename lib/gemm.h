@@ -45,6 +45,13 @@ void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
 
 /* ---- single-precision products on AVX-512 (gemm.c) ----------------------- */
 
+/* The columns of the register tile of R rows (8 or 12), in either
+ * precision: 48 or 32. */
+static inline int
+gemm_cols(int R)
+{
+	return R == 8 ? 48 : 32;
+}
 /* The rows R of the register tile for products of M rows by N
  * columns: 8 or 12, whichever computes fewer padded products. */
 int gemm_rows(int M, size_t N);
