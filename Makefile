@@ -21,7 +21,7 @@ ARCH_FLAGS ?= -march=native
 MULTIARCH = $(if $(strip $(ARCH_FLAGS)),,-DKZ_MULTIARCH)
 # The hot files: -fno-math-errno lets sqrtf vectorise (nothing reads
 # errno after arithmetic).
-HOT = conv winograd wino4 gemm bf16 layers plan work spec opt infer train
+HOT = conv winograd wino4 wino4_lanes gemm bf16 layers plan work spec opt infer train
 KZ_DATA ?= $(shell if [ -d ../shared/data ]; then echo ../shared/data; else echo data; fi)
 export KZ_DATA
 

@@ -24,11 +24,12 @@
 #define BN_EPS 1e-5f
 
 /* kz's AVX-512 code (gemm.c, wino4.c): built where the compiler can
- * target it, run where kz_avx512_ok(). */
+ * target it, run where kz_avx512_ok().  VL gives eight-lane vectors
+ * their masks (every AVX-512 CPU but the Xeon Phi has it). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define KZ_AVX512_BUILT 1
-#define KZ_AVX512_TARGET __attribute__((target("avx512f")))
+#define KZ_AVX512_TARGET __attribute__((target("avx512f,avx512vl")))
 #else
 #define KZ_AVX512_BUILT 0
 #endif
@@ -363,6 +364,22 @@ void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *pre, const float *bn, int fuse, int OC,
     const float *res, float *y, int B, int math, float **packed,
     float *scratch, size_t nscratch);
+/* wino4_conv's eight-lane passes (wino4_lanes.c), AVX-512 only.  Floats
+ * of their buffers, xt, for TH x TW tiles. */
+size_t wino4_lanes_floats(int TH, int TW);
+/* V[e][c][n] = (B' d B)[e] as wino4_conv's own passes compute them, for
+ * images b0 .. b0 + nb - 1 of x [C][B][H][W] padded by P, through the
+ * batch norm pre [4][C] and a ReLU if pre is not NULL; but n = t nb + b
+ * - b0 for tile t (of TH x TW) of image b. */
+void wino4_tiles_lanes(const float *x, int C, int H, int W, int P,
+    const float *pre, int B, int b0, int nb, int TH, int TW, float *xt,
+    float *V, size_t vs);
+/* One channel's outputs of nb images, from their 16 planes Y (N floats
+ * apart; n as wino4_tiles_lanes'; S x S outputs a tile, the first S x
+ * S planes) into img's planes (plane floats apart; YH x YW each), plus
+ * res's (the same places) if it is not NULL. */
+void wino4_place_lanes(const float *Y, size_t N, int S, int TW, int nb,
+    int YH, int YW, const float *res, float *img, size_t plane);
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  math: the

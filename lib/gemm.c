@@ -31,7 +31,8 @@ kz_avx512_ok(void)
 	if (kz_env_set("KZ_NO_AVX512"))
 		return 0;
 #if KZ_AVX512_BUILT
-	return __builtin_cpu_supports("avx512f");
+	return __builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512vl");
 #else
 	return 0;
 #endif

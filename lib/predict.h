@@ -61,9 +61,9 @@ enum kz_math { KZ_MATH_F32, KZ_MATH_BF16 };
 /* Whether this CPU has what KZ_MATH_BF16 needs (AVX512_BF16). */
 int kz_bf16_ok(void);
 /* Whether KZ_MATH_F32 takes its products with kz's own AVX-512 kernels
- * (the CPU has AVX-512 and KZ_NO_AVX512 is unset or empty), not with
- * OpenBLAS; the sums are then in another order, so the last bits of
- * the scores differ. */
+ * (the CPU has AVX-512F and VL, and KZ_NO_AVX512 is unset or empty),
+ * not with OpenBLAS; the sums are then in another order, so the last
+ * bits of the scores differ. */
 int kz_avx512_ok(void);
 /* Sets p's arithmetic (an ensemble's members' too): KZ_MATH_BF16 only
  * where kz_bf16_ok(), else -1, p keeping single precision. */

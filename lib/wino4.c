@@ -50,8 +50,8 @@ wino4_packed_floats(int C, int OC)
 }
 
 /* Floats of the F(4x4) path's scratch that do not grow with the chunk:
- * the kernels, their packing, wino4_tiles' rows and line, the planes'
- * skews, and Vb's padding to whole tiles (bf16_padded_cols: up to 95
+ * the kernels, their packing, wino4_tiles' rows and line,
+ * wino4_tiles_lanes' buffers, the planes' skews, and Vb's padding to whole tiles (bf16_padded_cols: up to 95
  * columns of pairs). */
 static size_t
 wino4_fixed(int C, int OC, int OH, int OW)
@@ -59,7 +59,8 @@ wino4_fixed(int C, int OC, int OH, int OW)
 	int TH = (OH + 3) / 4, TW = (OW + 3) / 4;
 
 	return (size_t)36 * OC * C + wino4_packed_floats(C, OC) +
-	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) + 72 * WINO_SKEW +
+	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) +
+	    wino4_lanes_floats(TH, TW) + 72 * WINO_SKEW +
 	    (size_t)95 * ((C + 1) / 2);
 }
 
@@ -522,6 +523,41 @@ wino4_place_avx512(const float *y, size_t N, int S, int TH, int TW, int YH,
 }
 #endif
 
+/* One channel's outputs of images b0 .. b0 + nb - 1 of a chunk, from
+ * their 16 planes Y (N floats apart) into y [B][YH][YW], plus res (the
+ * same places) if it is not NULL: by wino4_place_lanes (how 2, the
+ * tiles in its order), wino4_place_avx512 (how 1), or
+ * wino4_interleave into Z and wino4_scatter (how 0). */
+static void
+wino4_place(const float *Y, size_t N, int S, int TH, int TW, int YH,
+    int YW, int b0, int nb, const float *res, float *y, int how, float *Z)
+{
+	size_t plane = (size_t)YH * YW, T = (size_t)TH * TW;
+
+#if KZ_AVX512_BUILT
+	if (how == 2) {
+		wino4_place_lanes(Y, N, S, TW, nb, YH, YW, res != NULL ? res +
+		    b0 * plane : NULL, y + b0 * plane, plane);
+		return;
+	}
+#endif
+	if (how == 0)
+		wino4_interleave(Y, N, S, Z);
+	for (int b = b0; b < b0 + nb; b++) {
+		const float *r = res != NULL ? res + b * plane : NULL;
+
+#if KZ_AVX512_BUILT
+		if (how == 1) {
+			wino4_place_avx512(Y + (b - b0) * T, N, S, TH, TW, YH,
+			    YW, r, y + b * plane);
+			continue;
+		}
+#endif
+		wino4_scatter(Z + S * (b - b0) * T, N, S, TH, TW, YH, YW, r,
+		    y + b * plane);
+	}
+}
+
 /* Images per chunk on gemm_packed's path: at most chunk, and where
  * one as large as half of it does, a multiple of 96 / T or else of
  * 32 / T, so that the products' columns fill its register tiles. */
@@ -553,7 +589,8 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 	float *U = scratch, *ub = U + (size_t)36 * OC * C;
 	float *rows = ub + wino4_packed_floats(C, OC);
 	float *line = rows + wino4_rows_floats(TH, TW);
-	float *V = line + (4 * TW + 2);
+	float *xt = line + (4 * TW + 2);
+	float *V = xt + wino4_lanes_floats(TH, TW);
 	size_t up = 0;
 	/* (wino_chunk keeps 32 skews of its own.) */
 	int chunk = wino_chunk(nscratch, wino4_fixed(C, OC, OH, OW) - 32 *
@@ -600,9 +637,17 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		    WINO_SKEW;
 		float *M = V + 36 * vs, *Y = M + 36 * ms, *Z = Y + 16 * N;
 		uint32_t *Vb = (uint32_t *)(Z + 16 * N);
+		/* Eight images fill the eight-lane passes' vectors. */
+		int lanes = place && nb >= 8;
 
-		wino4_tiles(x, C, H, W, P, pre, B, b0, nb, TH, TW, rows, line,
-		    V, vs, math != WINO_BLAS);
+#if KZ_AVX512_BUILT
+		if (lanes)
+			wino4_tiles_lanes(x, C, H, W, P, pre, B, b0, nb, TH,
+			    TW, xt, V, vs);
+		else
+#endif
+			wino4_tiles(x, C, H, W, P, pre, B, b0, nb, TH, TW,
+			    rows, line, V, vs, math != WINO_BLAS);
 		for (int e = 0; e < 36; e++) {
 			if (math == WINO_BLAS) {
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
@@ -636,23 +681,10 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 						    q + 5 * N, N, Y + (size_t)(2 *
 						    a + c2) * N);
 					}
-			if (!place)
-				wino4_interleave(Y, N, S, Z);
-			for (int b = 0; b < nb; b++) {
-				size_t img = ((size_t)o * B + b0 + b) * YH *
-				    YW;
-				const float *r = res != NULL ? res + img : NULL;
+			size_t at = (size_t)o * B * YH * YW;
 
-#if KZ_AVX512_BUILT
-				if (place) {
-					wino4_place_avx512(Y + (size_t)b * T, N,
-					    S, TH, TW, YH, YW, r, y + img);
-					continue;
-				}
-#endif
-				wino4_scatter(Z + (size_t)S * b * T, N, S, TH,
-				    TW, YH, YW, r, y + img);
-			}
+			wino4_place(Y, N, S, TH, TW, YH, YW, b0, nb, res != NULL ?
+			    res + at : NULL, y + at, lanes ? 2 : place, Z);
 		}
 	}
 }

@@ -471,18 +471,20 @@ test_conv_wide(void)
  * Without dropout or batch norm the two give the same logits but for
  * rounding: inference takes F(4x4, 3x3), training F(2x2, 3x3).  Rows
  * of 36 pooled to 18 take the AVX-512 placement's eight tiles and a
- * ninth that gives two outputs, which the next layer reads. */
+ * ninth that gives two outputs, which the next layer reads.  A batch
+ * of 4 takes those passes; of 11, the eight-lane ones, with a group
+ * of eight images and one of three. */
 static void
-test_fused_inference(void)
+test_fused_inference(int B)
 {
 	struct kz_err e;
 	struct kz_shape in = { 1, 10, 36 };
-	int B = 4, C = 5;
+	int C = 5;
 	struct kz_net *n = kz_net_new("cnn:conv16k3p1,relu,conv16k3p1,relu,"
 	    "maxpool2,conv16k3,relu,maxpool2,dense7,relu", in, C, 9, &e);
 	struct kz_work *w = kz_work_new(n, B, 0, &e);
 	struct kz_rng r;
-	float x[4 * 360], z[5 * 4];
+	float x[11 * 360], z[5 * 11];
 
 	kz_rng_seed(&r, 5);
 	for (int i = 0; i < B * 360; i++)
@@ -499,7 +501,8 @@ test_fused_inference(void)
 		double d = fabs(z[i] - f[i]);
 		worst = d > worst ? d : worst;
 	}
-	printf("# fused inference: worst logit difference %.2e\n", worst);
+	printf("# fused inference, %d images: worst logit difference %.2e\n",
+	    B, worst);
 	check(worst < 1e-4, "inference with ReLU and max pooling fused (F(4x4)) equals the layer-by-layer pass (F(2x2))");
 	kz_work_free(w);
 	kz_work_free(w2);
@@ -510,18 +513,18 @@ test_fused_inference(void)
  * convolutions take the batch norm and ReLU before them and the sum
  * after them into their own passes, against the layers by the formula
  * in double.  Rows of 33 take the AVX-512 row transform's seven tiles
- * twice and a remainder. */
+ * twice and a remainder; a batch of 11, the eight-lane passes. */
 static void
-test_res_inference(void)
+test_res_inference(int B)
 {
 	struct kz_err e;
 	struct kz_shape in = { 1, 9, 33 };
-	int B = 3, HW = 9 * 33;
+	int HW = 9 * 33;
 	struct kz_net *n = kz_net_new("cnn:conv16k3p1,res16,res16,bn,relu,gap",
 	    in, 4, 7, &e);
 	struct kz_work *w = kz_work_new(n, B, 0, &e);
 	struct kz_rng r;
-	float x[3 * 9 * 33];
+	float x[11 * 9 * 33];
 	int last = -1;
 
 	kz_rng_seed(&r, 11);
@@ -591,7 +594,8 @@ test_res_inference(void)
 			free(v[l]);
 		free(v);
 	}
-	printf("# residual inference: worst relative difference %.2e\n", worst);
+	printf("# residual inference, %d images: worst relative difference "
+	    "%.2e\n", B, worst);
 	check(last > 0 && worst < 1e-4, "residual blocks classifying (batch norm, ReLU and sum inside F(4x4)) equal the formula");
 	kz_work_free(w);
 	kz_net_free(n);
@@ -1118,8 +1122,10 @@ main(void)
 	gradcheck("cnn:conv4k3p1,res4,res6s2,bn,relu,gap", 8, 8, 4, 3);
 	test_conv_direct();
 	test_conv_wide();
-	test_fused_inference();
-	test_res_inference();
+	test_fused_inference(4);
+	test_fused_inference(11);
+	test_res_inference(3);
+	test_res_inference(11);
 	test_kept_tiles();
 	gradcheck("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3);
 	gradcheck_work("cnn:conv16k3p1,relu,maxpool2,conv16k3,relu,conv16k3p2,dense5", 8, 8, 3, 3, 0);
