@@ -178,6 +178,13 @@ KZ_AVX512_TARGET void
 wino4_place_lanes(const float *Y, size_t N, int S, int TW, int nb, int YH,
     int YW, const float *res, float *img, size_t plane)
 {
+	/* Pixel x0 + j of a row, x0 a multiple of 8 and so of S, is at
+	 * (x0 / S) nb + at[j]: no division per pixel (they took a third
+	 * of this function's time). */
+	size_t at[8];
+
+	for (int j = 0; j < 8; j++)
+		at[j] = (size_t)(j % S) * N + (size_t)(j / S) * nb;
 	for (int g0 = 0; g0 < nb; g0 += 8) {
 		int ng = nb - g0 < 8 ? nb - g0 : 8;
 		__mmask8 kg = (__mmask8)((1u << ng) - 1);
@@ -194,18 +201,17 @@ wino4_place_lanes(const float *Y, size_t N, int S, int TW, int nb, int YH,
 				for (int j = 0; j < 8; j++)
 					v[j] = j >= nx ? _mm256_setzero_ps() :
 					    _mm256_maskz_loadu_ps(kg, row +
-					    (size_t)((x0 + j) % S) * N +
-					    (size_t)((x0 + j) / S) * nb);
+					    (size_t)(x0 / S) * nb + at[j]);
 				wino4_transpose8(v);
 				for (int i = 0; i < ng; i++) {
-					size_t at = (size_t)(g0 + i) * plane +
+					size_t p = (size_t)(g0 + i) * plane +
 					    (size_t)yy * YW + x0;
 
 					if (res != NULL)
 						v[i] = _mm256_add_ps(v[i],
 						    _mm256_maskz_loadu_ps(kx,
-						    res + at));
-					_mm256_mask_storeu_ps(img + at, kx, v[i]);
+						    res + p));
+					_mm256_mask_storeu_ps(img + p, kx, v[i]);
 				}
 			}
 		}
