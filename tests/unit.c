@@ -491,7 +491,8 @@ test_fused_inference(int B)
 		x[i] = (float)kz_rng_normal(&r);
 	for (size_t i = 0; i < n->nparams; i++)
 		n->params[i] += 0.1f * (float)kz_rng_normal(&r);
-	memcpy(z, kz_net_forward(n, w, x, B, 1, &r), sizeof(z));
+	memcpy(z, kz_net_forward(n, w, x, B, 1, &r), (size_t)C * B *
+	    sizeof(float));
 	/* A work of its own, so that no output the training pass left
 	 * behind stands in for one the fused pass fails to write. */
 	struct kz_work *w2 = kz_work_new(n, B, 0, &e);
