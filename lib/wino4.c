@@ -51,8 +51,8 @@ wino4_packed_floats(int C, int OC)
 
 /* Floats of the F(4x4) path's scratch that do not grow with the chunk:
  * the kernels, their packing, wino4_tiles' rows and line,
- * wino4_tiles_lanes' buffers, the planes' skews, and Vb's padding to whole tiles (bf16_padded_cols: up to 95
- * columns of pairs). */
+ * wino4_tiles_lanes' buffers, the planes' skews, and Vb's padding to
+ * whole tiles (bf16_padded_cols: up to 95 columns of pairs). */
 static size_t
 wino4_fixed(int C, int OC, int OH, int OW)
 {

@@ -179,8 +179,7 @@ wino4_place_lanes(const float *Y, size_t N, int S, int TW, int nb, int YH,
     int YW, const float *res, float *img, size_t plane)
 {
 	/* Pixel x0 + j of a row, x0 a multiple of 8 and so of S, is at
-	 * (x0 / S) nb + at[j]: no division per pixel (they took a third
-	 * of this function's time). */
+	 * (x0 / S) nb + at[j]: no division per pixel. */
 	size_t at[8];
 
 	for (int j = 0; j < 8; j++)
