@@ -3,8 +3,8 @@
  * a chunk's images eight at a time, one in each lane of a vector.
  *
  * wino4.c's AVX-512 passes take the tiles of one image in the lanes:
- * seven of 16 at 28 x 28, four at 14 x 14 and two at 7 x 7, where a
- * ResNet-20 spends two thirds of its transforms.  Here every vector is
+ * seven of 16 at 28 x 28, four at 14 x 14 and two at 7 x 7, the sizes
+ * of two thirds of a ResNet-20's transform calls.  Here every vector is
  * full whatever the image size: the images are turned so that a
  * pixel's eight are one vector (an 8 x 8 transposition), transformed,
  * and turned back as they are placed.  Eight-float vectors, not 16:
