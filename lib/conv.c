@@ -11,7 +11,6 @@
 
 #include "util.h"
 #include "engine.h"
-#include "predict.h"
 
 /* Samples per im2col chunk for layer L, taken floats of the scratch
  * being in other use. */
@@ -63,17 +62,18 @@ im2col_plane_avx512(const float *src, int H, int W, int OH, int OW,
 #endif
 
 /* col[(c*K + ki)*K + kj][(b - b0)*OHW + oy*OW + ox] = x[c][b][iy][ix],
- * zero outside the input. */
+ * zero outside the input.  math: the work's (AVX-512 unless
+ * WINO_BLAS). */
 KZ_HOT static void
 im2col(const struct kz_layer *L, const float *x, int B, int b0, int nb,
-    float *col)
+    int math, float *col)
 {
 	int K = L->k, S = L->stride, P = L->pad;
 	int H = L->in.h, W = L->in.w, OH = L->out.h, OW = L->out.w;
 	size_t ohw = (size_t)OH * OW, ncols = (size_t)nb * ohw;
 
 #if KZ_AVX512_BUILT
-	int fast = S > 1 && W <= 32 && OW <= 16 && kz_avx512_ok();
+	int fast = S > 1 && W <= 32 && OW <= 16 && math != WINO_BLAS;
 #endif
 
 	for (int c = 0; c < L->in.c; c++)
@@ -443,7 +443,7 @@ conv_forward(struct kz_pass *p)
 			for (size_t i = 0; i < cols; i++)
 				row[i] = bv;
 		}
-		im2col(L, x, B, b0, nb, col);
+		im2col(L, x, B, b0, nb, w->math, col);
 		if (R != 0)
 			gemm_packed(L->out.c, cols, ckk, R, Wp, col, cols,
 			    y + b0 * ohw, B * ohw, 1);
@@ -498,7 +498,7 @@ conv_backward(struct kz_pass *p)
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 
 		if (!wino_w) {
-			im2col(L, x, B, b0, nb, w->col);
+			im2col(L, x, B, b0, nb, w->math, w->col);
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
 			    L->out.c, ckk, nb * ohw, 1.0f, dy + b0 * ohw,
 			    B * ohw, w->col, nb * ohw, 1.0f, dW, ckk);

@@ -523,31 +523,37 @@ wino4_place_avx512(const float *y, size_t N, int S, int TH, int TW, int YH,
 }
 #endif
 
+/* How wino4_place places a chunk's outputs. */
+enum wino4_how {
+	WINO4_SCATTER,		/* wino4_interleave into Z, wino4_scatter */
+	WINO4_AVX512,		/* wino4_place_avx512, an image at a time */
+	WINO4_LANES		/* wino4_place_lanes: V in its tiles' order */
+};
+
 /* One channel's outputs of images b0 .. b0 + nb - 1 of a chunk, from
  * their 16 planes Y (N floats apart) into y [B][YH][YW], plus res (the
- * same places) if it is not NULL: by wino4_place_lanes (how 2, the
- * tiles in its order), wino4_place_avx512 (how 1), or
- * wino4_interleave into Z and wino4_scatter (how 0). */
+ * same places) if it is not NULL, as how says. */
 static void
 wino4_place(const float *Y, size_t N, int S, int TH, int TW, int YH,
-    int YW, int b0, int nb, const float *res, float *y, int how, float *Z)
+    int YW, int b0, int nb, const float *res, float *y, enum wino4_how how,
+    float *Z)
 {
 	size_t plane = (size_t)YH * YW, T = (size_t)TH * TW;
 
 #if KZ_AVX512_BUILT
-	if (how == 2) {
+	if (how == WINO4_LANES) {
 		wino4_place_lanes(Y, N, S, TW, nb, YH, YW, res != NULL ? res +
 		    b0 * plane : NULL, y + b0 * plane, plane);
 		return;
 	}
 #endif
-	if (how == 0)
+	if (how == WINO4_SCATTER)
 		wino4_interleave(Y, N, S, Z);
 	for (int b = b0; b < b0 + nb; b++) {
 		const float *r = res != NULL ? res + b * plane : NULL;
 
 #if KZ_AVX512_BUILT
-		if (how == 1) {
+		if (how == WINO4_AVX512) {
 			wino4_place_avx512(Y + (b - b0) * T, N, S, TH, TW, YH,
 			    YW, r, y + b * plane);
 			continue;
@@ -684,7 +690,8 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 			size_t at = (size_t)o * B * YH * YW;
 
 			wino4_place(Y, N, S, TH, TW, YH, YW, b0, nb, res != NULL ?
-			    res + at : NULL, y + at, lanes ? 2 : place, Z);
+			    res + at : NULL, y + at, lanes ? WINO4_LANES :
+			    place ? WINO4_AVX512 : WINO4_SCATTER, Z);
 		}
 	}
 }
