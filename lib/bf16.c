@@ -49,12 +49,6 @@ bf16_packed_pairs(int M, int K)
 	return gemm_packed_floats(M, (K + 1) / 2);
 }
 
-size_t
-bf16_padded_cols(size_t N)
-{
-	return (N + 95) / 96 * 96;
-}
-
 #if BF16_BUILT
 BF16_TARGET void
 bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out)
@@ -79,32 +73,36 @@ bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out)
 	}
 }
 
-BF16_TARGET void
-bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
-    uint32_t *restrict out)
+/* Pairs of B a panel of bf16_gemm holds: BF16_DEPTH by up to 48
+ * columns, 12 KiB of L1 beside A's rows. */
+#define BF16_DEPTH 64
+
+/* out [kk][W] = the pairs of rows 2k and 2k + 1 of b (rows ldb apart;
+ * row 2k + 1 zero where it is row K, columns from nn zero): the panel
+ * the tiles read, made in L1 where they read it. */
+BF16_TARGET static void
+bf16_panel(const float *restrict b, size_t ldb, int K, int kk, int nn,
+    int W, uint32_t *restrict out)
 {
 	/* cvtne2ps gives the 16 bfloat16s of row 2k, then those of row
 	 * 2k + 1; the permutation interleaves them into pairs. */
 	const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12,
 	    27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3,
 	    18, 2, 17, 1, 16, 0);
-	int K2 = (K + 1) / 2;
 
-	for (int k = 0; k < K2; k++) {
-		const float *r0 = b + (size_t)2 * k * N, *r1 = r0 + N;
-		uint32_t *o = out + (size_t)k * ldo;
+	for (int k = 0; k < kk; k++) {
+		const float *r0 = b + (size_t)2 * k * ldb, *r1 = r0 + ldb;
 		int odd = 2 * k + 1 == K;
 
-		/* Past N, zeros: the tiles read whole vectors. */
-		for (size_t n = 0; n < ldo; n += 16) {
-			__mmask16 mk = gemm_lanes((ptrdiff_t)N - (ptrdiff_t)n);
+		for (int n = 0; n < W; n += 16) {
+			__mmask16 mk = gemm_lanes(nn - n);
 			__m512 lo = _mm512_maskz_loadu_ps(mk, r0 + n);
 			__m512 hi = odd ? _mm512_setzero_ps() :
 			    _mm512_maskz_loadu_ps(mk, r1 + n);
 			__m512i p = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 
-			_mm512_storeu_si512(o + n, _mm512_permutexvar_epi16(
-			    mix, p));
+			_mm512_storeu_si512(out + (size_t)k * W + n,
+			    _mm512_permutexvar_epi16(mix, p));
 		}
 	}
 }
@@ -122,13 +120,14 @@ bf16_dot(__m512 c, __m512i a, __m512i b)
 
 /* C[R][nn] (rows ldc apart, mr <= R of them written, nn <= 16 V
  * columns) = A[K2][R] pairs (packed) by B[K2][16 V] pairs (rows N
- * apart, zeros past nn): gemm.c's register tile, with one vdpbf16ps
- * doing the 32 products of two FMAs.  B's loads take whole vectors:
- * masked, they too made GCC 12 keep the accumulators on the stack. */
+ * apart, zeros past nn), plus C if add: gemm.c's register tile, with
+ * one vdpbf16ps doing the 32 products of two FMAs.  B's loads take
+ * whole vectors: masked, they too made GCC 12 keep the accumulators
+ * on the stack. */
 #define BF16_TILE(NAME, R, V)						\
 BF16_TARGET static void							\
 NAME(int K2, const uint32_t *restrict A, const uint32_t *restrict B,	\
-    size_t N, int nn, float *restrict C, size_t ldc, int mr)		\
+    size_t N, int nn, float *restrict C, size_t ldc, int mr, int add)	\
 {									\
 	__mmask16 mk[V];						\
 	__m512 c[R][V];							\
@@ -137,7 +136,10 @@ NAME(int K2, const uint32_t *restrict A, const uint32_t *restrict B,	\
 		mk[j] = gemm_lanes(nn - 16 * j);			\
 	for (int i = 0; i < R; i++)					\
 		for (int j = 0; j < V; j++)				\
-			c[i][j] = _mm512_setzero_ps();			\
+			c[i][j] = add && i < mr ?			\
+			    _mm512_maskz_loadu_ps(mk[j], C +		\
+			    (size_t)i * ldc + 16 * j) :			\
+			    _mm512_setzero_ps();			\
 	for (int k = 0; k < K2; k++) {					\
 		const uint32_t *b = B + (size_t)k * N;			\
 		const uint32_t *a = A + (size_t)k * R;			\
@@ -165,25 +167,35 @@ BF16_TILE(bf16_tile8x3, 8, 3)
 
 BF16_TARGET void
 bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
-    const uint32_t *B, size_t ldb, float *C, size_t ldc)
+    const float *B, size_t ldb, float *C, size_t ldc, int add)
 {
 	int K2 = (K + 1) / 2, W = gemm_cols(R);
+	uint32_t panel[BF16_DEPTH * 48] __attribute__((aligned(64)));
 
-	/* A panel of K2 pairs by W columns of B stays in L1 while every
-	 * row block of A goes by. */
-	for (size_t n0 = 0; n0 < N; n0 += W) {
-		int nn = N - n0 < (size_t)W ? (int)(N - n0) : W;
+	/* Each panel of B is converted once, in L1, and every row block
+	 * of A goes by it; a deeper product (a dense layer's) adds its
+	 * next BF16_DEPTH pairs' products to C.  Made here, not in a
+	 * pass of its own over B, the pairs never reach memory. */
+	for (int k0 = 0; k0 < K2; k0 += BF16_DEPTH) {
+		int kk = K2 - k0 < BF16_DEPTH ? K2 - k0 : BF16_DEPTH;
 
-		for (int m = 0; m < M; m += R) {
-			const uint32_t *a = A + (size_t)m * K2;
-			float *c = C + (size_t)m * ldc + n0;
+		for (size_t n0 = 0; n0 < N; n0 += W) {
+			int nn = N - n0 < (size_t)W ? (int)(N - n0) : W;
 
-			if (R == 8)
-				bf16_tile8x3(K2, a, B + n0, ldb, nn, c, ldc,
-				    M - m);
-			else
-				bf16_tile12x2(K2, a, B + n0, ldb, nn, c, ldc,
-				    M - m);
+			bf16_panel(B + (size_t)2 * k0 * ldb + n0, ldb,
+			    K - 2 * k0, kk, nn, W, panel);
+			for (int m = 0; m < M; m += R) {
+				const uint32_t *a = A + (size_t)m * K2 +
+				    (size_t)k0 * R;
+				float *c = C + (size_t)m * ldc + n0;
+
+				if (R == 8)
+					bf16_tile8x3(kk, a, panel, W, nn, c,
+					    ldc, M - m, add || k0 > 0);
+				else
+					bf16_tile12x2(kk, a, panel, W, nn, c,
+					    ldc, M - m, add || k0 > 0);
+			}
 		}
 	}
 }
@@ -196,17 +208,10 @@ bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out)
 }
 
 void
-bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
-    uint32_t *restrict out)
-{
-	(void)b, (void)K, (void)N, (void)ldo, (void)out;
-}
-
-void
 bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
-    const uint32_t *B, size_t ldb, float *C, size_t ldc)
+    const float *B, size_t ldb, float *C, size_t ldc, int add)
 {
 	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)ldb;
-	(void)C, (void)ldc;
+	(void)C, (void)ldc, (void)add;
 }
 #endif

@@ -414,20 +414,16 @@ conv_forward(struct kz_pass *p)
 		    x, B, y, w->col);
 		return;
 	}
-	/* Classifying on AVX-512: the weights packed for gemm_packed (at
+	/* Classifying on AVX-512: the weights packed for work_product (at
 	 * the start of the scratch unless the work keeps them), the
 	 * patches after them. */
-	int R = 0;
+	int packed = !p->train && w->math != WINO_BLAS;
 	float *col = w->col;
-	const float *Wp = NULL;
 
-	if (!p->train && w->math != WINO_BLAS) {
+	if (packed) {
 		size_t up = gemm_packed_floats(L->out.c, ckk);
 
 		chunk = conv_chunk(L, w, B, up);
-		R = gemm_rows(L->out.c, (size_t)chunk * ohw);
-		Wp = work_packed(w, (int)(L - p->n->layers), W, L->out.c, ckk,
-		    R, w->col);
 		col += up;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -444,9 +440,10 @@ conv_forward(struct kz_pass *p)
 				row[i] = bv;
 		}
 		im2col(L, x, B, b0, nb, w->math, col);
-		if (R != 0)
-			gemm_packed(L->out.c, cols, ckk, R, Wp, col, cols,
-			    y + b0 * ohw, B * ohw, 1);
+		if (packed)
+			work_product(w, (int)(L - p->n->layers), W, L->out.c,
+			    ckk, col, cols, cols, y + b0 * ohw, B * ohw, 1,
+			    w->col);
 		else
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
 			    L->out.c, cols, ckk, 1.0f, W, ckk, col, cols,

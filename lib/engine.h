@@ -102,7 +102,7 @@ struct kz_work {
 				   only) */
 	/* A work made for classifying only (kz_work_new's train 0), whose
 	 * net's parameters stay as they are: per layer, its weights (a
-	 * Winograd layer's F(4x4) kernels, on WINO_BF16 as pairs of
+	 * Winograd layer's F(4x4) kernels; on WINO_BF16 as pairs of
 	 * bfloat16s) packed for the tiles of 8 and of 12 rows, made on
 	 * first use and dropped when math changes; NULL in a training work,
 	 * whose validation passes see the parameters change. */
@@ -112,16 +112,20 @@ struct kz_work {
 /* Layer's two slots of w->packed (tiles of 8 rows, of 12), or NULL in
  * a work that keeps none. */
 float **work_slots(struct kz_work *w, int layer);
-/* Layer's weights W [M][K] packed for gemm_packed's tiles of R rows:
- * kept in the work after the first call where it keeps them, else
- * packed into scratch (gemm_packed_floats(M, K) floats). */
-const float *work_packed(struct kz_work *w, int layer, const float *W,
-    int M, int K, int R, float *scratch);
+/* C [M][N] (rows ldc apart) = W B, plus C if add: a dense layer's or
+ * an im2col convolution's product when classifying, w->math WINO_AVX512
+ * (gemm_packed) or WINO_BF16 (bf16_gemm).  The layer's weights W
+ * [M][K] are packed on the first call and kept where the work keeps
+ * them, else packed into scratch (gemm_packed_floats(M, K) floats)
+ * each time; B [K][N] has rows ldb apart. */
+void work_product(struct kz_work *w, int layer, const float *W, int M,
+    int K, const float *B, size_t N, size_t ldb, float *C, size_t ldc,
+    int add, float *scratch);
 
-/* The F(4x4) Winograd products when classifying: by OpenBLAS, by
- * gemm_packed (where kz_avx512_ok: a new work's choice), or with
- * bfloat16 operands (kz_predictor_math; the other convolutions' and
- * the dense layers' products then by gemm_packed, as on WINO_AVX512). */
+/* The products when classifying: by OpenBLAS, by gemm_packed (where
+ * kz_avx512_ok: a new work's choice), or with bfloat16 operands and
+ * single-precision sums (kz_predictor_math): the Winograd layers', the
+ * other convolutions' and the dense layers' alike (work_product). */
 enum { WINO_BLAS, WINO_AVX512, WINO_BF16 };
 
 /* What a step also does besides its layer (a fusion). */

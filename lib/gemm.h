@@ -30,18 +30,12 @@ size_t bf16_packed_pairs(int M, int K);
  * to nearest even; an odd K's last pair padded with 0), in panels of R
  * rows (8 or 12, gemm_rows) as bf16_gemm reads them. */
 void bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out);
-/* The row length of bf16_pack_cols' output for N columns: N rounded
- * up to whole tiles of either width (32 and 48 columns). */
-size_t bf16_padded_cols(size_t N);
-/* B [K][N] floats as [(K + 1) / 2][ldo] pairs, rows 2k (low) and
- * 2k + 1, zeros from column N; ldo = bf16_padded_cols(N). */
-void bf16_pack_cols(const float *restrict b, int K, size_t N, size_t ldo,
-    uint32_t *restrict out);
-/* C [M][N] (rows ldc apart) = A B, A from bf16_pack_rows with the same
- * R, B from bf16_pack_cols (rows ldb apart), summed in single
+/* C [M][N] (rows ldc apart) = A B, plus C if add, A from bf16_pack_rows
+ * with the same R, B [K][N] floats (rows ldb apart) converted to pairs
+ * (rounded as bf16_pack_rows does) a panel at a time, summed in single
  * precision; only where kz_bf16_ok(). */
 void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
-    const uint32_t *B, size_t ldb, float *C, size_t ldc);
+    const float *B, size_t ldb, float *C, size_t ldc, int add);
 
 /* ---- single-precision products on AVX-512 (gemm.c) ----------------------- */
 

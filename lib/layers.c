@@ -84,10 +84,8 @@ dense_forward(struct kz_pass *p)
 
 	if (!p->train && p->w->math != WINO_BLAS) {
 		/* As the Winograd products, from packed weights. */
-		int R = gemm_rows(N, (size_t)B);
-
-		gemm_packed(N, B, F, R, work_packed(p->w, (int)(L -
-		    p->n->layers), W, N, F, R, p->w->col), p->x, B, y, B, 0);
+		work_product(p->w, (int)(L - p->n->layers), W, N, F, p->x,
+		    (size_t)B, (size_t)B, y, (size_t)B, 0, p->w->col);
 	} else {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, B,
 		    F, 1.0f, W, F, p->x, B, 0.0f, y, B);

@@ -21,13 +21,12 @@
 #include "predict.h"
 
 /* Floats of one image's scratch on the F(4x4) path: tiles V, products
- * M (36 planes each), outputs Y and their rows Z (16 planes each), and
- * a plane of tiles as pairs of bfloat16s, Vb. */
+ * M (36 planes each), outputs Y and their rows Z (16 planes each). */
 static size_t
 wino4_per_image(int C, int OC, int OH, int OW)
 {
 	return (size_t)((OH + 3) / 4) * ((OW + 3) / 4) * (36 * (C + OC) +
-	    32 + (C + 1) / 2);
+	    32);
 }
 
 /* Floats of wino4_tiles' rows for TH x TW tiles: 6 transforms of each
@@ -51,8 +50,7 @@ wino4_packed_floats(int C, int OC)
 
 /* Floats of the F(4x4) path's scratch that do not grow with the chunk:
  * the kernels, their packing, wino4_tiles' rows and line,
- * wino4_tiles_lanes' buffers, the planes' skews, and Vb's padding to
- * whole tiles (bf16_padded_cols: up to 95 columns of pairs). */
+ * wino4_tiles_lanes' buffers, and the planes' skews. */
 static size_t
 wino4_fixed(int C, int OC, int OH, int OW)
 {
@@ -60,8 +58,7 @@ wino4_fixed(int C, int OC, int OH, int OW)
 
 	return (size_t)36 * OC * C + wino4_packed_floats(C, OC) +
 	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) +
-	    wino4_lanes_floats(TH, TW) + 72 * WINO_SKEW +
-	    (size_t)95 * ((C + 1) / 2);
+	    wino4_lanes_floats(TH, TW) + 72 * WINO_SKEW;
 }
 
 size_t
@@ -580,7 +577,7 @@ wino4_chunk_tiles(int chunk, int T)
 /* See engine.h.  The 36 products go to OpenBLAS (WINO_BLAS), to
  * gemm_packed with the kernels packed once (WINO_AVX512), or take
  * bfloat16 operands (WINO_BF16, bf16.c): the kernels packed once as
- * pairs of them (Ub), and each plane of tiles converted (Vb). */
+ * pairs of them (Ub), each plane of tiles converted as it is read. */
 KZ_HOT void
 wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *bias, const float *pre, const float *bn, int fuse, int OC,
@@ -642,7 +639,6 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		size_t vs = (size_t)C * N + WINO_SKEW, ms = (size_t)OC * N +
 		    WINO_SKEW;
 		float *M = V + 36 * vs, *Y = M + 36 * ms, *Z = Y + 16 * N;
-		uint32_t *Vb = (uint32_t *)(Z + 16 * N);
 		/* Eight images fill the eight-lane passes' vectors. */
 		int lanes = place && nb >= 8;
 
@@ -663,11 +659,8 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 				gemm_packed(OC, N, C, R, ub + (size_t)e * up,
 				    V + e * vs, N, M + e * ms, N, 0);
 			} else {
-				size_t ldb = bf16_padded_cols(N);
-
-				bf16_pack_cols(V + e * vs, C, N, ldb, Vb);
 				bf16_gemm(OC, N, C, R, Ub + (size_t)e * up,
-				    Vb, ldb, M + e * ms, N);
+				    V + e * vs, N, M + e * ms, N, 0);
 			}
 		}
 		for (int o = 0; o < OC; o++) {

@@ -148,20 +148,33 @@ work_slots(struct kz_work *w, int layer)
 	return w->packed == NULL ? NULL : w->packed + 2 * (size_t)layer;
 }
 
-const float *
-work_packed(struct kz_work *w, int layer, const float *W, int M, int K,
-    int R, float *scratch)
+void
+work_product(struct kz_work *w, int layer, const float *W, int M, int K,
+    const float *B, size_t N, size_t ldb, float *C, size_t ldc, int add,
+    float *scratch)
 {
+	int R = gemm_rows(M, N), bf16 = w->math == WINO_BF16;
 	float **slots = work_slots(w, layer), *p = scratch;
+	/* (A pair of bfloat16s takes a float's place: never more.) */
+	size_t n = bf16 ? bf16_packed_pairs(M, K) : gemm_packed_floats(M, K);
 
-	if (slots != NULL && slots[R == 12] != NULL)
-		return slots[R == 12];
-	/* Out of memory, they are packed into scratch again next time. */
-	if (slots != NULL && (slots[R == 12] = malloc(gemm_packed_floats(M,
-	    K) * sizeof(float))) != NULL)
+	if (slots != NULL && slots[R == 12] != NULL) {
 		p = slots[R == 12];
-	gemm_pack(W, M, K, R, p);
-	return p;
+	} else {
+		/* Out of memory, they are packed into scratch again next
+		 * time. */
+		if (slots != NULL && (slots[R == 12] = malloc(n *
+		    sizeof(float))) != NULL)
+			p = slots[R == 12];
+		if (bf16)
+			bf16_pack_rows(W, M, K, R, (uint32_t *)p);
+		else
+			gemm_pack(W, M, K, R, p);
+	}
+	if (bf16)
+		bf16_gemm(M, N, K, R, (const uint32_t *)p, B, ldb, C, ldc, add);
+	else
+		gemm_packed(M, N, K, R, p, B, ldb, C, ldc, add);
 }
 
 void
