@@ -268,7 +268,7 @@ conv_scratch(const struct kz_net *n, int maxb)
  * half speed, and im2col copies each pixel 9 times to get there. */
 
 /* Floats of scratch conv_direct needs: the padded image, and the sums
- * over its full width. */
+ * over its full width of one output channel. */
 static size_t
 direct_scratch(const struct kz_layer *L)
 {
@@ -277,27 +277,157 @@ direct_scratch(const struct kz_layer *L)
 	return ((size_t)L->in.h + 2 * L->pad) * PW + (size_t)L->out.h * PW;
 }
 
+/* Output channels conv_direct sums at once: as many as the scratch of
+ * one image's patches holds (conv_direct_ok: at least one), at most
+ * DIRECT_GROUP, so that each input vector loaded serves them all. */
+#define DIRECT_GROUP 4
+static int
+direct_group(const struct kz_layer *L)
+{
+	size_t PW = (size_t)L->in.w + 2 * L->pad, one = (size_t)L->out.h * PW;
+	size_t room = (size_t)L->k * L->k * L->out.h * L->out.w -
+	    ((size_t)L->in.h + 2 * L->pad) * PW;
+	size_t g = room / one;
+
+	return g > DIRECT_GROUP ? DIRECT_GROUP : (int)g;
+}
+
+#if KZ_AVX512_BUILT
+/* d[j][oy][ox] (channels dc floats apart, rows dr apart), oy < OH,
+ * ox < OW, j < n: channel o0 + j's 3x3 sums over img (rows PW apart)
+ * as direct_channel computes them, then its batch norm (bn [4][OC], or
+ * NULL) and ReLU as wino_finish's: the same operations in the same
+ * order, so the same bytes.  Each input vector is loaded once for the
+ * n channels, and only the OW outputs of a row are computed. */
+KZ_AVX512_TARGET static void
+direct3_avx512(const float *img, int PW, int OH, int OW, const float *W,
+    const float *bias, const float *bn, int OC, int relu, int o0, int n,
+    float *d, size_t dc, size_t dr)
+{
+	for (int oy = 0; oy < OH; oy++)
+		for (int ox = 0; ox < OW; ox += 16) {
+			__mmask16 m = gemm_lanes(OW - ox);
+			const float *in = img + (size_t)oy * PW + ox;
+			__m512 s[9];
+
+			for (int t = 0; t < 9; t++)
+				s[t] = _mm512_maskz_loadu_ps(m, in + (size_t)(t /
+				    3) * PW + t % 3);
+			for (int j = 0; j < n; j++) {
+				int o = o0 + j;
+				const float *w9 = W + (size_t)o * 9;
+				__m512 a = _mm512_set1_ps(bias[o]);
+
+				for (int t = 0; t < 9; t++)
+					a = _mm512_add_ps(a, _mm512_mul_ps(
+					    _mm512_set1_ps(w9[t]), s[t]));
+				if (bn != NULL) {
+					__m512 h = _mm512_mul_ps(_mm512_sub_ps(
+					    a, _mm512_set1_ps(bn[o])),
+					    _mm512_set1_ps(bn[OC + o]));
+
+					a = _mm512_add_ps(_mm512_mul_ps(
+					    _mm512_set1_ps(bn[2 * OC + o]), h),
+					    _mm512_set1_ps(bn[3 * OC + o]));
+				}
+				/* (max gives 0 for -0 and NaN, as the test
+				 * > 0 does.) */
+				if (relu)
+					a = _mm512_max_ps(a,
+					    _mm512_setzero_ps());
+				_mm512_mask_storeu_ps(d + j * dc + (size_t)oy *
+				    dr + ox, m, a);
+			}
+		}
+}
+#endif
+
+/* acc [OH * PW] = bias + the convolution of img (rows PW apart) by
+ * channel o's K x K kernel, then its batch norm and ReLU.  Each tap is
+ * one multiply-add over the padded image taken as a single row of len
+ * = (OH - 1) PW + OW sums (the last K - 1 of each line fall beyond the
+ * output and are dropped): one long loop that vectorises, where output
+ * rows of 26 would leave a scalar tail each. */
+static void
+direct_channel(const float *img, int PW, size_t len, int K, const float *W,
+    const float *bias, const float *bn, int OC, int relu, int o,
+    float *restrict a)
+{
+	float bno[4];
+
+	if (K == 3) {
+		/* The nine taps in one pass: a third of the loads and
+		 * stores of nine. */
+		const float *w9 = W + (size_t)o * 9;
+		const float *restrict s0 = img, *restrict s1 = img + PW;
+		const float *restrict s2 = img + 2 * PW;
+
+		for (size_t i = 0; i < len; i++)
+			a[i] = bias[o] + w9[0] * s0[i] + w9[1] * s0[i + 1] +
+			    w9[2] * s0[i + 2] + w9[3] * s1[i] + w9[4] *
+			    s1[i + 1] + w9[5] * s1[i + 2] + w9[6] * s2[i] +
+			    w9[7] * s2[i + 1] + w9[8] * s2[i + 2];
+	} else {
+		for (size_t i = 0; i < len; i++)
+			a[i] = bias[o];
+		for (int ki = 0; ki < K; ki++)
+			for (int kj = 0; kj < K; kj++) {
+				const float *restrict s = img + (size_t)ki *
+				    PW + kj;
+				float wv = W[((size_t)o * K + ki) * K + kj];
+
+				for (size_t i = 0; i < len; i++)
+					a[i] += wv * s[i];
+			}
+	}
+	wino_finish(a, len, wino_bn(bn, OC, o, bno), relu);
+}
+
+/* d [YH][YW] from the sums r (rows PW apart): their first OW of
+ * each row, or the maximum of each 2x2 block if pool. */
+static void
+direct_place(const float *r, int PW, int OW, int YH, int YW, int pool,
+    float *restrict d)
+{
+	for (int oy = 0; oy < YH; oy++, d += YW) {
+		const float *restrict r0 = r + (size_t)oy * (pool ? 2 : 1) * PW;
+		const float *restrict r1 = r0 + PW;
+
+		for (int ox = 0; !pool && ox < OW; ox++)
+			d[ox] = r0[ox];
+		for (int ox = 0; pool && ox < YW; ox++) {
+			float u = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] :
+			    r0[2 * ox + 1];
+			float v = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] :
+			    r1[2 * ox + 1];
+
+			d[ox] = u > v ? u : v;
+		}
+	}
+}
+
 /* y [OC][B][YH][YW] = bias + the convolution of x [1][B][H][W] by W
  * [OC][1][K][K], stride 1, zero padding; then the batch norm of bn if
  * not NULL, max(0, y) if fuse has FUSE_RELU, and the maximum of each
  * 2x2 block if it has FUSE_POOL (YH = OH / 2, YW = OW / 2; else OH,
- * OW).  Each tap
- * is one multiply-add over the padded image taken as a single row of
- * OH * PW sums (the last K - 1 of each line fall beyond the output and
- * are dropped): one long loop that vectorises, where output rows of 26
- * would leave a scalar tail each. */
+ * OW).  A group of output channels at a time, their sums over the
+ * padded image's full width (direct_channel), then placed.  math: the
+ * work's (3x3 kernels on AVX-512 unless WINO_BLAS, the same bytes). */
 KZ_HOT static void
 conv_direct(const struct kz_layer *L, const float *W, const float *bias,
-    const float *bn, int fuse, const float *x, int B, float *y,
+    const float *bn, int fuse, const float *x, int B, float *y, int math,
     float *scratch)
 {
 	int H = L->in.h, IW = L->in.w, K = L->k, P = L->pad;
 	int OH = L->out.h, OW = L->out.w, PW = IW + 2 * P, OC = L->out.c;
 	int pool = fuse & FUSE_POOL, YH = pool ? OH / 2 : OH;
-	int YW = pool ? OW / 2 : OW;
-	size_t len = (size_t)(OH - 1) * PW + OW;
+	int YW = pool ? OW / 2 : OW, G = direct_group(L);
+	int relu = fuse & FUSE_RELU;
+	int fast = KZ_AVX512_BUILT && K == 3 && math != WINO_BLAS;
+	size_t len = (size_t)(OH - 1) * PW + OW, ld = (size_t)OH * PW;
 	float *pad = scratch, *acc = scratch + (size_t)(H + 2 * P) * PW;
 
+	(void)fast;		/* (where AVX-512 is not built) */
 	memset(pad, 0, (size_t)(H + 2 * P) * PW * sizeof(float));
 	for (int b = 0; b < B; b++) {
 		/* Unpadded, the image is read where it lies. */
@@ -306,56 +436,30 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 		for (int iy = 0; P > 0 && iy < H; iy++)
 			memcpy(pad + (size_t)(iy + P) * PW + P, x + ((size_t)b *
 			    H + iy) * IW, (size_t)IW * sizeof(float));
-		for (int o = 0; o < L->out.c; o++) {
-			float *restrict a = acc;
-			float bno[4];
+		for (int o0 = 0; o0 < OC; o0 += G) {
+			int n = OC - o0 < G ? OC - o0 : G;
 
-			if (K == 3) {
-				/* The nine taps in one pass: a third of the
-				 * loads and stores of nine. */
-				const float *w9 = W + (size_t)o * 9;
-				const float *restrict s0 = img, *restrict s1 =
-				    img + PW, *restrict s2 = img + 2 * PW;
+			float *out = y + ((size_t)o0 * B + b) * YH * YW;
 
-				for (size_t i = 0; i < len; i++)
-					a[i] = bias[o] + w9[0] * s0[i] + w9[1] *
-					    s0[i + 1] + w9[2] * s0[i + 2] +
-					    w9[3] * s1[i] + w9[4] * s1[i + 1] +
-					    w9[5] * s1[i + 2] + w9[6] * s2[i] +
-					    w9[7] * s2[i + 1] + w9[8] * s2[i + 2];
-			} else {
-				for (size_t i = 0; i < len; i++)
-					a[i] = bias[o];
-				for (int ki = 0; ki < K; ki++)
-					for (int kj = 0; kj < K; kj++) {
-						const float *restrict s = img +
-						    (size_t)ki * PW + kj;
-						float wv = W[((size_t)o * K +
-						    ki) * K + kj];
-
-						for (size_t i = 0; i < len; i++)
-							a[i] += wv * s[i];
-					}
+#if KZ_AVX512_BUILT
+			/* Unpooled, straight into y. */
+			if (fast && !pool) {
+				direct3_avx512(img, PW, OH, OW, W, bias, bn,
+				    OC, relu, o0, n, out, (size_t)B * YH * YW,
+				    OW);
+				continue;
 			}
-			wino_finish(acc, len, wino_bn(bn, OC, o, bno),
-			    fuse & FUSE_RELU);
-			for (int oy = 0; oy < YH; oy++) {
-				float *restrict d = y + ((size_t)o * B + b) * YH *
-				    YW + (size_t)oy * YW;
-				const float *restrict r = acc + (size_t)oy *
-				    (pool ? 2 : 1) * PW, *restrict r2 = r + PW;
-
-				for (int ox = 0; !pool && ox < OW; ox++)
-					d[ox] = r[ox];
-				for (int ox = 0; pool && ox < YW; ox++) {
-					float u = r[2 * ox] > r[2 * ox + 1] ?
-					    r[2 * ox] : r[2 * ox + 1];
-					float v = r2[2 * ox] > r2[2 * ox + 1] ?
-					    r2[2 * ox] : r2[2 * ox + 1];
-
-					d[ox] = u > v ? u : v;
-				}
-			}
+			if (fast)
+				direct3_avx512(img, PW, OH, OW, W, bias, bn,
+				    OC, relu, o0, n, acc, ld, PW);
+			else
+#endif
+				for (int j = 0; j < n; j++)
+					direct_channel(img, PW, len, K, W, bias,
+					    bn, OC, relu, o0 + j, acc + j * ld);
+			for (int j = 0; j < n; j++)
+				direct_place(acc + j * ld, PW, OW, YH, YW, pool,
+				    y + ((size_t)(o0 + j) * B + b) * YH * YW);
 		}
 	}
 }
@@ -411,7 +515,7 @@ conv_forward(struct kz_pass *p)
 	}
 	if (conv_direct_ok(L)) {
 		conv_direct(L, W, bias, p->fuse & FUSE_BN ? bn : NULL, p->fuse,
-		    x, B, y, w->col);
+		    x, B, y, w->math, w->col);
 		return;
 	}
 	/* Classifying on AVX-512: the weights packed for work_product (at
