@@ -510,6 +510,86 @@ test_fused_inference(int B)
 	kz_net_free(n);
 }
 
+/* A one-channel first layer computed directly (conv_direct) with the
+ * batch norm and ReLU after it fused, pooled (into its sums, then 2x2
+ * maxima) and unpooled (straight into the output), against the formula
+ * in double: six channels (a group of four and one of two), rows of 38
+ * outputs (three vectors, the last partial), 10 rows (even: pooled). */
+static void
+test_direct_fused(void)
+{
+	static const char *spec[] = { "cnn:conv6k3p1,bn,relu,maxpool2",
+	    "cnn:conv6k3,bn,relu" };
+	struct kz_err e;
+	struct kz_shape in = { 1, 10, 38 };
+	int B = 3, HW = 10 * 38;
+	float x[3 * 10 * 38];
+	double worst = 0;
+	int shaped = 1;
+
+	for (int s = 0; s < 2; s++) {
+		struct kz_net *n = kz_net_new(spec[s], in, 4, 3, &e);
+		struct kz_work *w = kz_work_new(n, B, 0, &e);
+		const struct kz_layer *L = &n->layers[0], *N = &n->layers[1];
+		int last = s == 0 ? 3 : 2, OC = L->out.c;
+		int OH = L->out.h, OW = L->out.w, S = s == 0 ? 2 : 1;
+		struct kz_rng r;
+
+		kz_rng_seed(&r, 21 + s);
+		for (int i = 0; i < B * HW; i++)
+			x[i] = (float)kz_rng_normal(&r);
+		for (size_t i = 0; i < n->nparams; i++)
+			n->params[i] += 0.1f * (float)kz_rng_normal(&r);
+		for (int c = 0; c < OC; c++) {
+			n->state[N->s_off + c] = 0.3f * (float)kz_rng_normal(&r);
+			n->state[N->s_off + OC + c] = 0.5f +
+			    (float)kz_rng_uniform(&r);
+		}
+		kz_net_forward(n, w, x, B, 0, &r);
+		const float *z = kz_work_output(w, last);
+		const struct kz_layer *Z = &n->layers[last];
+
+		shaped &= Z->out.c == OC && Z->out.h == OH / S &&
+		    Z->out.w == OW / S;
+		for (int b = 0; b < B; b++) {
+			double *in0 = malloc(sizeof(double) * HW);
+			double *o = malloc(sizeof(double) * OC * OH * OW);
+
+			for (int i = 0; i < HW; i++)
+				in0[i] = x[b * HW + i];
+			direct_conv(n, L, in0, o);
+			for (int i = 0; i < OC * OH * OW; i++) {
+				int c = i / (OH * OW);
+				double v = n->params[N->w_off + c] * (o[i] -
+				    n->state[N->s_off + c]) / sqrt(n->state[
+				    N->s_off + OC + c] + BN_EPS) +
+				    n->params[N->b_off + c];
+
+				o[i] = v > 0 ? v : 0;
+			}
+			for (int c = 0; c < OC; c++)
+				for (int i = 0; i < OH / S; i++)
+					for (int j = 0; j < OW / S; j++) {
+						double m = 0, d;
+
+						for (int u = 0; u < S * S; u++) {
+							double t = o[(c * OH + S * i + u / S) * OW + S * j + u % S];
+
+							m = t > m ? t : m;
+						}
+						d = fabs(m - z[((size_t)(c * B + b) * (OH / S) + i) * (OW / S) + j]);
+						worst = d > worst ? d : worst;
+					}
+			free(in0);
+			free(o);
+		}
+		kz_work_free(w);
+		kz_net_free(n);
+	}
+	printf("# direct first layer, fused: worst difference %.2e\n", worst);
+	check(shaped && worst < 1e-4, "a one-channel first layer with its batch norm and ReLU fused, pooled and not, equals the formula");
+}
+
 /* Pre-activation residual blocks when classifying, where the F(4x4)
  * convolutions take the batch norm and ReLU before them and the sum
  * after them into their own passes, against the layers by the formula
@@ -1122,6 +1202,7 @@ main(void)
 	gradcheck("cnn:conv3k2s2,maxpool2s1,dense4,bn,relu", 9, 9, 6, 3);
 	gradcheck("cnn:conv4k3p1,res4,res6s2,bn,relu,gap", 8, 8, 4, 3);
 	test_conv_direct();
+	test_direct_fused();
 	test_conv_wide();
 	test_fused_inference(4);
 	test_fused_inference(11);
