@@ -393,6 +393,76 @@ wino4_out(const float *restrict m, size_t ms, size_t N, float bv,
 	wino_finish(Y, 16 * N, bn, relu);
 }
 
+#if KZ_AVX512_BUILT
+/* wino4_out's arithmetic in its order, sixteen tiles a step, and
+ * wino_finish's batch norm and ReLU in registers: the same bytes, in
+ * one pass.  Each plane is reached by stepping a pointer from the
+ * last: with 36 planes' addresses and 16 outputs' live at once, GCC
+ * reloaded them from the stack on every step of the plain loop. */
+KZ_AVX512_TARGET static void
+wino4_out_avx512(const float *m, size_t ms, size_t N, float bv,
+    const float *bn, int relu, float *Y)
+{
+	const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4);
+	const __m512 eight = _mm512_set1_ps(8), b = _mm512_set1_ps(bv);
+	size_t step = 6 * ms;
+
+	for (size_t n = 0; n < N; n += 16) {
+		__mmask16 k = gemm_lanes((ptrdiff_t)(N - n));
+		__m512 s[4][6], y[4];
+		float *d = Y + n;
+
+		for (int j = 0; j < 6; j++) {
+			const float *q = m + j * ms + n;
+			__m512 v[6];
+
+			for (int i = 0; i < 6; i++, q += step)
+				v[i] = _mm512_maskz_loadu_ps(k, q);
+
+			__m512 p12 = _mm512_add_ps(v[1], v[2]);
+			__m512 d12 = _mm512_sub_ps(v[1], v[2]);
+			__m512 p34 = _mm512_add_ps(v[3], v[4]);
+			__m512 d34 = _mm512_sub_ps(v[3], v[4]);
+
+			s[0][j] = _mm512_add_ps(_mm512_add_ps(v[0], p12), p34);
+			s[1][j] = _mm512_add_ps(d12, _mm512_mul_ps(two, d34));
+			s[2][j] = _mm512_add_ps(p12, _mm512_mul_ps(four, p34));
+			s[3][j] = _mm512_add_ps(_mm512_add_ps(d12,
+			    _mm512_mul_ps(eight, d34)), v[5]);
+		}
+		for (int i = 0; i < 4; i++) {
+			__m512 p12 = _mm512_add_ps(s[i][1], s[i][2]);
+			__m512 d12 = _mm512_sub_ps(s[i][1], s[i][2]);
+			__m512 p34 = _mm512_add_ps(s[i][3], s[i][4]);
+			__m512 d34 = _mm512_sub_ps(s[i][3], s[i][4]);
+
+			y[0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(
+			    s[i][0], p12), p34), b);
+			y[1] = _mm512_add_ps(_mm512_add_ps(d12, _mm512_mul_ps(
+			    two, d34)), b);
+			y[2] = _mm512_add_ps(_mm512_add_ps(p12, _mm512_mul_ps(
+			    four, p34)), b);
+			y[3] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(d12,
+			    _mm512_mul_ps(eight, d34)), s[i][5]), b);
+			for (int j = 0; j < 4; j++, d += N) {
+				if (bn != NULL)
+					y[j] = _mm512_add_ps(_mm512_mul_ps(
+					    _mm512_set1_ps(bn[2]), _mm512_mul_ps(
+					    _mm512_sub_ps(y[j], _mm512_set1_ps(
+					    bn[0])), _mm512_set1_ps(bn[1]))),
+					    _mm512_set1_ps(bn[3]));
+				/* (max gives 0 for -0 and NaN, as the test
+				 * > 0 does.) */
+				if (relu)
+					y[j] = _mm512_max_ps(y[j],
+					    _mm512_setzero_ps());
+				_mm512_mask_storeu_ps(d, k, y[j]);
+			}
+		}
+	}
+}
+#endif
+
 /* Z[i][S n + j] = t[S i + j][n] (planes N floats apart), i, j < S,
  * n < N: every tile's rows in image order at once, which vectorises
  * where one tile row (7 tiles of 28 x 28) did not. */
@@ -666,8 +736,16 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 		for (int o = 0; o < OC; o++) {
 			float bno[4];
 
-			wino4_out(M + (size_t)o * N, ms, N, bias ? bias[o] : 0,
-			    wino_bn(bn, OC, o, bno), fuse & FUSE_RELU, Y);
+#if KZ_AVX512_BUILT
+			if (place)
+				wino4_out_avx512(M + (size_t)o * N, ms, N,
+				    bias ? bias[o] : 0, wino_bn(bn, OC, o, bno),
+				    fuse & FUSE_RELU, Y);
+			else
+#endif
+				wino4_out(M + (size_t)o * N, ms, N, bias ?
+				    bias[o] : 0, wino_bn(bn, OC, o, bno),
+				    fuse & FUSE_RELU, Y);
 			if (pool)
 				/* Each tile's four 2x2 blocks, in place: Y's
 				 * first four planes become the pooled ones. */
