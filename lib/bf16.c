@@ -19,7 +19,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define BF16_BUILT 1
-#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define BF16_TARGET KZ_BF16_TARGET
 #else
 #define BF16_BUILT 0
 #endif
@@ -199,6 +199,28 @@ bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
 		}
 	}
 }
+BF16_TARGET void
+bf16_gemm_pairs(int M, size_t N, int K, int R, const uint32_t *A,
+    const uint32_t *B, size_t ldb, float *C, size_t ldc)
+{
+	int K2 = (K + 1) / 2, W = gemm_cols(R);
+
+	for (size_t n0 = 0; n0 < N; n0 += W) {
+		int nn = N - n0 < (size_t)W ? (int)(N - n0) : W;
+
+		for (int m = 0; m < M; m += R) {
+			const uint32_t *a = A + (size_t)m * K2;
+			float *c = C + (size_t)m * ldc + n0;
+
+			if (R == 8)
+				bf16_tile8x3(K2, a, B + n0, ldb, nn, c, ldc,
+				    M - m, 0);
+			else
+				bf16_tile12x2(K2, a, B + n0, ldb, nn, c, ldc,
+				    M - m, 0);
+		}
+	}
+}
 #else
 /* Never called: kz_bf16_ok() is 0 where this is built. */
 void
@@ -213,5 +235,13 @@ bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
 {
 	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)ldb;
 	(void)C, (void)ldc, (void)add;
+}
+
+void
+bf16_gemm_pairs(int M, size_t N, int K, int R, const uint32_t *A,
+    const uint32_t *B, size_t ldb, float *C, size_t ldc)
+{
+	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)ldb;
+	(void)C, (void)ldc;
 }
 #endif

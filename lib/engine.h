@@ -30,6 +30,10 @@
 #include <immintrin.h>
 #define KZ_AVX512_BUILT 1
 #define KZ_AVX512_TARGET __attribute__((target("avx512f,avx512vl")))
+/* bf16.c's, and wino4_lanes.c's pairs of bfloat16: run only where
+ * kz_bf16_ok(). */
+#define KZ_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl," \
+    "avx512bf16")))
 #else
 #define KZ_AVX512_BUILT 0
 #endif
@@ -369,7 +373,8 @@ void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
     const float *res, float *y, int B, int math, float **packed,
     float *scratch, size_t nscratch);
 /* wino4_conv's eight-lane passes (wino4_lanes.c), AVX-512 only.  Floats
- * of their buffers, xt, for TH x TW tiles. */
+ * of their buffers, xt, for TH x TW tiles (two channels' column
+ * transforms: wino4_pairs_lanes). */
 size_t wino4_lanes_floats(int TH, int TW);
 /* V[e][c][n] = (B' d B)[e] as wino4_conv's own passes compute them, for
  * images b0 .. b0 + nb - 1 of x [C][B][H][W] padded by P, through the
@@ -378,6 +383,13 @@ size_t wino4_lanes_floats(int TH, int TW);
 void wino4_tiles_lanes(const float *x, int C, int H, int W, int P,
     const float *pre, int B, int b0, int nb, int TH, int TW, float *xt,
     float *V, size_t vs);
+/* The same tiles as pairs of bfloat16 (kz_bf16_ok() only), as
+ * bf16_gemm_pairs reads them: Vp[e][k][n] holds channels 2k (low half)
+ * and 2k + 1 (zero past C), rounded as bf16_pack_rows rounds; planes
+ * vs and rows ldp apart (4-byte units). */
+void wino4_pairs_lanes(const float *x, int C, int H, int W, int P,
+    const float *pre, int B, int b0, int nb, int TH, int TW, float *xt,
+    uint32_t *Vp, size_t vs, size_t ldp);
 /* One channel's outputs of nb images, from their 16 planes Y (N floats
  * apart; n as wino4_tiles_lanes'; S x S outputs a tile, the first S x
  * S planes) into img's planes (plane floats apart; YH x YW each), plus

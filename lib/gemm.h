@@ -36,6 +36,12 @@ void bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out);
  * precision; only where kz_bf16_ok(). */
 void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
     const float *B, size_t ldb, float *C, size_t ldc, int add);
+/* C [M][N] (rows ldc apart) = A B, A as for bf16_gemm, B [(K + 1) / 2]
+ * [ldb] pairs already (rows 2k, low, and 2k + 1), read as whole
+ * vectors: ldb at least N rounded up to gemm_cols(R), the columns past
+ * N any finite or not (their sums are not stored). */
+void bf16_gemm_pairs(int M, size_t N, int K, int R, const uint32_t *A,
+    const uint32_t *B, size_t ldb, float *C, size_t ldc);
 
 /* ---- single-precision products on AVX-512 (gemm.c) ----------------------- */
 

@@ -50,7 +50,9 @@ wino4_packed_floats(int C, int OC)
 
 /* Floats of the F(4x4) path's scratch that do not grow with the chunk:
  * the kernels, their packing, wino4_tiles' rows and line,
- * wino4_tiles_lanes' buffers, and the planes' skews. */
+ * wino4_tiles_lanes' buffers, the planes' skews, and the rows of
+ * wino4_pairs_lanes' planes past N (to whole register tiles: at most
+ * 47 columns of (C + 1) / 2 pairs in each of 36). */
 static size_t
 wino4_fixed(int C, int OC, int OH, int OW)
 {
@@ -58,7 +60,8 @@ wino4_fixed(int C, int OC, int OH, int OW)
 
 	return (size_t)36 * OC * C + wino4_packed_floats(C, OC) +
 	    wino4_rows_floats(TH, TW) + (size_t)(4 * TW + 2) +
-	    wino4_lanes_floats(TH, TW) + 72 * WINO_SKEW;
+	    wino4_lanes_floats(TH, TW) + 72 * WINO_SKEW +
+	    (size_t)36 * 47 * ((C + 1) / 2);
 }
 
 size_t
@@ -706,14 +709,20 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
-		size_t vs = (size_t)C * N + WINO_SKEW, ms = (size_t)OC * N +
-		    WINO_SKEW;
+		/* Eight images fill the eight-lane passes' vectors; on
+		 * WINO_BF16 they write the tiles as pairs of bfloat16s, V's
+		 * planes vs 4-byte units apart and their rows ldp. */
+		int lanes = place && nb >= 8, pairs = lanes && math == WINO_BF16;
+		size_t ldp = (N + gemm_cols(R) - 1) / gemm_cols(R) * gemm_cols(R);
+		size_t vs = (pairs ? (size_t)(C + 1) / 2 * ldp : (size_t)C * N) +
+		    WINO_SKEW, ms = (size_t)OC * N + WINO_SKEW;
 		float *M = V + 36 * vs, *Y = M + 36 * ms, *Z = Y + 16 * N;
-		/* Eight images fill the eight-lane passes' vectors. */
-		int lanes = place && nb >= 8;
 
 #if KZ_AVX512_BUILT
-		if (lanes)
+		if (pairs)
+			wino4_pairs_lanes(x, C, H, W, P, pre, B, b0, nb, TH,
+			    TW, xt, (uint32_t *)V, vs, ldp);
+		else if (lanes)
 			wino4_tiles_lanes(x, C, H, W, P, pre, B, b0, nb, TH,
 			    TW, xt, V, vs);
 		else
@@ -721,7 +730,11 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 			wino4_tiles(x, C, H, W, P, pre, B, b0, nb, TH, TW,
 			    rows, line, V, vs, math != WINO_BLAS);
 		for (int e = 0; e < 36; e++) {
-			if (math == WINO_BLAS) {
+			if (pairs) {
+				bf16_gemm_pairs(OC, N, C, R, Ub + (size_t)e *
+				    up, (uint32_t *)V + e * vs, ldp, M + e * ms,
+				    N);
+			} else if (math == WINO_BLAS) {
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
 				    CblasNoTrans, OC, N, C, 1.0f, U + (size_t)e *
 				    OC * C, C, V + e * vs, N, 0.0f, M + e * ms, N);

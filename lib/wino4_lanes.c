@@ -22,7 +22,7 @@
 size_t
 wino4_lanes_floats(int TH, int TW)
 {
-	return (size_t)8 * (4 * TH + 2) * (4 * TW + 2 + 6 * TW);
+	return (size_t)8 * (4 * TH + 2) * (4 * TW + 2 + 12 * TW);
 }
 
 #if KZ_AVX512_BUILT
@@ -84,6 +84,86 @@ wino4_transpose8(__m256 *r)
 	}
 }
 
+/* xt's and ct's padding zero (each group writes the rest); ct's rows
+ * of it for as many channels' buffers as ncts, 48 TW PH floats apart. */
+KZ_AVX512_TARGET static void
+wino4_lanes_pad(int H, int W, int P, int TH, int TW, float *xt, int ncts)
+{
+	int PH = 4 * TH + 2, PW = 4 * TW + 2;
+	float *ct = xt + (size_t)8 * PH * PW;
+
+	for (int r = 0; r < PH; r++) {
+		float *row = xt + (size_t)r * PW * 8;
+
+		if (r >= P && r < H + P) {
+			memset(row, 0, (size_t)P * 8 * sizeof(float));
+			memset(row + (size_t)(W + P) * 8, 0, (size_t)(PW - W -
+			    P) * 8 * sizeof(float));
+			continue;
+		}
+		memset(row, 0, (size_t)PW * 8 * sizeof(float));
+		for (int k = 0; k < ncts; k++)
+			memset(ct + ((size_t)k * PH + r) * TW * 48, 0,
+			    (size_t)TW * 48 * sizeof(float));
+	}
+}
+
+/* ct [PH][TW][6][8] = the column transforms of each padded row of
+ * channel c of images g0 .. g0 + ng - 1 (src), a pixel's eight images
+ * one vector of xt [PH][PW][8] on the way. */
+KZ_AVX512_TARGET static void
+wino4_lanes_rows(const float *src, size_t HW, int C, int c, int H, int W,
+    int P, const float *pre, int ng, int TW, float *xt, float *ct)
+{
+	int PW = 4 * TW + 2;
+
+	for (int r = 0; r < H; r++)
+		for (int q0 = 0; q0 < W; q0 += 8) {
+			int nq = W - q0 < 8 ? W - q0 : 8;
+			__mmask8 kq = (__mmask8)((1u << nq) - 1);
+			__m256 v[8];
+			float *d = xt + ((size_t)(r + P) * PW + q0 + P) * 8;
+
+			for (int i = 0; i < 8; i++)
+				v[i] = i >= ng ? _mm256_setzero_ps() :
+				    _mm256_maskz_loadu_ps(kq, src + i * HW +
+				    (size_t)r * W + q0);
+			for (int i = 0; i < ng && pre != NULL; i++)
+				v[i] = wino4_bn_relu8(v[i], pre, C, c);
+			wino4_transpose8(v);
+			/* (masked: a loop of stores to nq was turned into a
+			 * call of memcpy) */
+			for (int j = 0; j < 8; j++)
+				_mm256_mask_storeu_ps(d + 8 * j, j < nq ? 0xff :
+				    0, v[j]);
+		}
+	for (int r = P; r < H + P; r++)
+		for (int tx = 0; tx < TW; tx++) {
+			const float *p = xt + ((size_t)r * PW + 4 * tx) * 8;
+			float *d = ct + ((size_t)r * TW + tx) * 48;
+			__m256 in[6], out[6];
+
+			for (int k = 0; k < 6; k++)
+				in[k] = _mm256_loadu_ps(p + 8 * k);
+			wino4_bt8(in, out);
+			for (int j = 0; j < 6; j++)
+				_mm256_storeu_ps(d + 8 * j, out[j]);
+		}
+}
+
+/* out[i] = B' of column j of tile (ty, tx)'s six ct rows: plane 6 i + j. */
+KZ_AVX512_TARGET static inline void
+wino4_lanes_tile(const float *ct, int TW, int ty, int tx, int j,
+    __m256 *out)
+{
+	__m256 in[6];
+
+	for (int i = 0; i < 6; i++)
+		in[i] = _mm256_loadu_ps(ct + ((size_t)(4 * ty + i) * TW +
+		    tx) * 48 + 8 * j);
+	wino4_bt8(in, out);
+}
+
 /* See engine.h.  Each channel's images, eight at a time, are turned
  * so that a pixel's eight are one vector (xt), then each padded row's
  * column transforms (ct), then each tile's B' (ct rows) into V. */
@@ -92,81 +172,89 @@ wino4_tiles_lanes(const float *x, int C, int H, int W, int P,
     const float *pre, int B, int b0, int nb, int TH, int TW, float *xt,
     float *V, size_t vs)
 {
-	int PH = 4 * TH + 2, PW = 4 * TW + 2;
 	size_t HW = (size_t)H * W, N = (size_t)nb * TH * TW;
-	float *ct = xt + (size_t)8 * PH * PW;
+	float *ct = xt + (size_t)8 * (4 * TH + 2) * (4 * TW + 2);
 
-	/* Only the padding, and ct's rows of it, need be zero: each group
-	 * writes the rest. */
-	for (int r = 0; r < PH; r++) {
-		float *row = xt + (size_t)r * PW * 8;
-
-		if (r >= P && r < H + P) {
-			memset(row, 0, (size_t)P * 8 * sizeof(float));
-			memset(row + (size_t)(W + P) * 8, 0, (size_t)(PW - W -
-			    P) * 8 * sizeof(float));
-		} else {
-			memset(row, 0, (size_t)PW * 8 * sizeof(float));
-			memset(ct + (size_t)r * TW * 48, 0, (size_t)TW * 48 *
-			    sizeof(float));
-		}
-	}
+	wino4_lanes_pad(H, W, P, TH, TW, xt, 1);
 	for (int c = 0; c < C; c++)
 		for (int g0 = 0; g0 < nb; g0 += 8) {
 			int ng = nb - g0 < 8 ? nb - g0 : 8;
-			const float *src = x + ((size_t)c * B + b0 + g0) * HW;
 			__mmask8 kg = (__mmask8)((1u << ng) - 1);
 
-			for (int r = 0; r < H; r++)
-				for (int q0 = 0; q0 < W; q0 += 8) {
-					int nq = W - q0 < 8 ? W - q0 : 8;
-					__mmask8 kq = (__mmask8)((1u << nq) - 1);
-					__m256 v[8];
-					float *d = xt + ((size_t)(r + P) * PW +
-					    q0 + P) * 8;
-
-					for (int i = 0; i < 8; i++)
-						v[i] = i >= ng ? _mm256_setzero_ps() :
-						    _mm256_maskz_loadu_ps(kq, src +
-						    i * HW + (size_t)r * W + q0);
-					for (int i = 0; i < ng && pre != NULL; i++)
-						v[i] = wino4_bn_relu8(v[i], pre, C, c);
-					wino4_transpose8(v);
-					/* (masked: a loop of stores to nq was
-					 * turned into a call of memcpy) */
-					for (int j = 0; j < 8; j++)
-						_mm256_mask_storeu_ps(d + 8 * j,
-						    j < nq ? 0xff : 0, v[j]);
-				}
-			for (int r = P; r < H + P; r++)
-				for (int tx = 0; tx < TW; tx++) {
-					const float *p = xt + ((size_t)r * PW +
-					    4 * tx) * 8;
-					float *d = ct + ((size_t)r * TW + tx) * 48;
-					__m256 in[6], out[6];
-
-					for (int k = 0; k < 6; k++)
-						in[k] = _mm256_loadu_ps(p + 8 * k);
-					wino4_bt8(in, out);
-					for (int j = 0; j < 6; j++)
-						_mm256_storeu_ps(d + 8 * j, out[j]);
-				}
+			wino4_lanes_rows(x + ((size_t)c * B + b0 + g0) * HW,
+			    HW, C, c, H, W, P, pre, ng, TW, xt, ct);
 			for (int t = 0; t < TH * TW; t++) {
-				int ty = t / TW, tx = t % TW;
-				float *v = V + (size_t)c * N + (size_t)t * nb + g0;
+				float *v = V + (size_t)c * N + (size_t)t * nb +
+				    g0;
 
 				for (int j = 0; j < 6; j++) {
-					__m256 in[6], out[6];
+					__m256 out[6];
 
-					for (int i = 0; i < 6; i++)
-						in[i] = _mm256_loadu_ps(ct +
-						    ((size_t)(4 * ty + i) * TW +
-						    tx) * 48 + 8 * j);
-					wino4_bt8(in, out);
+					wino4_lanes_tile(ct, TW, t / TW, t % TW,
+					    j, out);
 					for (int i = 0; i < 6; i++)
 						_mm256_mask_storeu_ps(v +
 						    (size_t)(6 * i + j) * vs, kg,
 						    out[i]);
+				}
+			}
+		}
+}
+
+/* See engine.h.  wino4_tiles_lanes' passes for channels c and c + 1
+ * (ct and its second buffer), their B' outputs rounded and interleaved
+ * as they are stored: the pairs never go through memory as floats. */
+KZ_BF16_TARGET void
+wino4_pairs_lanes(const float *x, int C, int H, int W, int P,
+    const float *pre, int B, int b0, int nb, int TH, int TW, float *xt,
+    uint32_t *Vp, size_t vs, size_t ldp)
+{
+	int PH = 4 * TH + 2;
+	size_t HW = (size_t)H * W;
+	float *ct = xt + (size_t)8 * PH * (4 * TW + 2);
+	float *ct1 = ct + (size_t)PH * TW * 48;
+	/* b0 .. b7 of the low half and a0 .. a7 of the high as
+	 * b0 a0 b1 a1 .. b7 a7 */
+	const __m256i mix = _mm256_set_epi16(15, 7, 14, 6, 13, 5, 12, 4, 11,
+	    3, 10, 2, 9, 1, 8, 0);
+
+	wino4_lanes_pad(H, W, P, TH, TW, xt, 2);
+	for (int c = 0; c < C; c += 2)
+		for (int g0 = 0; g0 < nb; g0 += 8) {
+			int ng = nb - g0 < 8 ? nb - g0 : 8, odd = c + 1 == C;
+			__mmask8 kg = (__mmask8)((1u << ng) - 1);
+
+			wino4_lanes_rows(x + ((size_t)c * B + b0 + g0) * HW,
+			    HW, C, c, H, W, P, pre, ng, TW, xt, ct);
+			if (!odd)
+				wino4_lanes_rows(x + ((size_t)(c + 1) * B + b0 +
+				    g0) * HW, HW, C, c + 1, H, W, P, pre, ng,
+				    TW, xt, ct1);
+			for (int t = 0; t < TH * TW; t++) {
+				uint32_t *v = Vp + (size_t)(c / 2) * ldp +
+				    (size_t)t * nb + g0;
+
+				for (int j = 0; j < 6; j++) {
+					__m256 lo[6], hi[6];
+
+					wino4_lanes_tile(ct, TW, t / TW, t % TW,
+					    j, lo);
+					if (odd)
+						for (int i = 0; i < 6; i++)
+							hi[i] = _mm256_setzero_ps();
+					else
+						wino4_lanes_tile(ct1, TW, t / TW,
+						    t % TW, j, hi);
+					for (int i = 0; i < 6; i++) {
+						__m256i p = (__m256i)
+						    _mm256_cvtne2ps_pbh(hi[i],
+						    lo[i]);
+
+						_mm256_mask_storeu_epi32(v +
+						    (size_t)(6 * i + j) * vs, kg,
+						    _mm256_permutexvar_epi16(mix,
+						    p));
+					}
 				}
 			}
 		}

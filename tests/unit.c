@@ -590,6 +590,52 @@ test_direct_fused(void)
 	check(shaped && worst < 1e-4, "a one-channel first layer with its batch norm and ReLU fused, pooled and not, equals the formula");
 }
 
+/* With bfloat16 operands, a batch of 11 takes the eight-lane passes
+ * that write the tiles as pairs (wino4_pairs_lanes, for eight images)
+ * and a batch of 7 the per-image passes whose floats bf16_gemm pairs
+ * itself: the same roundings and sums, so the same bytes for the seven
+ * images both hold.  An odd channel count (17) leaves a pair half
+ * empty.  Where the CPU lacks AVX512_BF16, nothing runs. */
+static void
+test_bf16_pairs(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 12, 20 };
+	int C = 5, HW = 12 * 20;
+	struct kz_net *n;
+	struct kz_work *w[2];
+	struct kz_rng r;
+	float x[11 * 12 * 20], z[5 * 11];
+	int differ = 0;
+
+	if (!kz_bf16_ok()) {
+		check(1, "bf16 pairs: (no AVX512_BF16 here: not run)");
+		return;
+	}
+	n = kz_net_new("cnn:conv17k3p1,relu,conv16k3p1,relu,conv16k3,relu,"
+	    "gap", in, C, 3, &e);
+	kz_rng_seed(&r, 31);
+	for (int i = 0; i < 11 * HW; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (size_t i = 0; i < n->nparams; i++)
+		n->params[i] += 0.1f * (float)kz_rng_normal(&r);
+	w[0] = kz_work_new(n, 11, 0, &e);
+	w[1] = kz_work_new(n, 7, 0, &e);
+	kz_work_math(w[0], 1);
+	kz_work_math(w[1], 1);
+	memcpy(z, kz_net_forward(n, w[0], x, 11, 0, &r), sizeof(z));
+	const float *f = kz_net_forward(n, w[1], x, 7, 0, &r);
+
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < 7; b++)
+			differ += memcmp(&z[c * 11 + b], &f[c * 7 + b],
+			    sizeof(float)) != 0;
+	check(differ == 0, "bf16: the eight-lane passes' pairs give the per-image passes' bytes (17 channels: a pair half empty)");
+	kz_work_free(w[0]);
+	kz_work_free(w[1]);
+	kz_net_free(n);
+}
+
 /* Pre-activation residual blocks when classifying, where the F(4x4)
  * convolutions take the batch norm and ReLU before them and the sum
  * after them into their own passes, against the layers by the formula
@@ -1219,6 +1265,7 @@ main(void)
 	test_gemm();
 	test_gemm_dots();
 	test_bf16_gemm();
+	test_bf16_pairs();
 	test_init();
 	test_ema();
 	test_shear();
