@@ -140,6 +140,25 @@ kz_rate() {
 	e=$(date +%s.%N)
 	echo "$n / ($e - $s)" | bc
 }
+# Issue 21 asks bfloat16 for twice the single precision of its day:
+# kz-classify as of REF_REV (2026-12-01), built in a worktree and run in
+# the same alternation.  Without the revision (a shallow clone), left out.
+REF_REV=a5bdc7e
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+REF=
+if git -C "$TOP" cat-file -e "$REF_REV^{commit}" 2>/dev/null &&
+    git -C "$TOP" worktree add -q --detach "$B/ref" "$REF_REV" 2>/dev/null; then
+	trap 'git -C "$TOP" worktree remove --force "$B/ref" 2>/dev/null; rm -rf "$B"' EXIT
+	make -s -C "$B/ref" all >/dev/null 2>&1 && REF=$B/ref/build/bin/kz-classify
+fi
+ref_rate() {
+	n=$1
+	shift
+	s=$(date +%s.%N)
+	"$REF" "$@"
+	e=$(date +%s.%N)
+	echo "$n / ($e - $s)" | bc
+}
 # ort_vs_kz NAME MODEL STREAM10K STREAM100K: kz-classify end to end, in
 # single precision and with bfloat16 products (-p bf16, where the CPU
 # has them), against ONNX Runtime in-process, medians of three,
@@ -148,8 +167,9 @@ ort_vs_kz() {
 	$PEER onnx "$2" "$B/$1.onnx"
 	for f in "$3" "$4"; do
 		n=$(kz-info -t "$f" | awk -F'\t' '$1 == "records" { print $2 }')
-		kz_all= bf_all= ort_all=
+		kz_all= bf_all= ort_all= ref_all=
 		for i in 1 2 3; do
+			[ -z "$REF" ] || ref_all="$ref_all $(ref_rate "$n" -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzr.kz" "$f")"
 			kz_all="$kz_all $(kz_rate "$n" -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzp.kz" "$f")"
 			bf_all="$bf_all $(kz_rate "$n" -p bf16 -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzb.kz" "$f")"
 			ort_all="$ort_all $(NODE_PATH=$ORT/node_modules node "$(dirname "$0")/bench_ort.js" "$B/$1.onnx" "$f" 2 "$B/ort.cls" |
@@ -163,6 +183,9 @@ ort_vs_kz() {
 		echo "$1, $n images: kz-classify -p bf16 $(median $bf_all) img/s (median of$bf_all);" \
 		    "bf16 / ORT $(echo "scale=2; $(median $bf_all) / $(median $ort_all)" | bc)x;" \
 		    "bf16 / kz single precision $(echo "scale=2; $(median $bf_all) / $(median $kz_all)" | bc)x; top-1 agree with ORT on $bsame of $n"
+		[ -z "$REF" ] || echo "$1, $n images: kz-classify as of $REF_REV (the single precision of issue 21's day) $(median $ref_all) img/s" \
+		    "(median of$ref_all); bf16 / that $(echo "scale=2; $(median $bf_all) / $(median $ref_all)" | bc)x (target 2x);" \
+		    "single precision / that $(echo "scale=2; $(median $kz_all) / $(median $ref_all)" | bc)x"
 	done
 }
 echo "== Inference, kz-classify vs ONNX Runtime 1.16.3 (batch 1000, 2 threads, no test-time shifts); target >= 1.3x"
