@@ -19,6 +19,7 @@
 #include "util.h"
 #include "engine.h"
 #include "predict.h"
+#include "wino4.h"
 
 /* Floats of one image's scratch on the F(4x4) path: tiles V, products
  * M (36 planes each), outputs Y and their rows Z (16 planes each). */
@@ -647,6 +648,34 @@ wino4_chunk_tiles(int chunk, int T)
 	return chunk;
 }
 
+/* Images per chunk of wino4_conv: as many as the scratch holds; for
+ * kz's own products (math not WINO_BLAS) as wino4_chunk_tiles says and
+ * in whole groups of eight for the eight-lane passes, for OpenBLAS's
+ * few enough for its small-matrix kernel. */
+static int
+wino4_chunk(size_t nscratch, int C, int OC, int OH, int OW, int B, int math)
+{
+	int T = (OH + 3) / 4 * ((OW + 3) / 4);
+	/* (wino_chunk keeps 32 skews of its own.) */
+	int chunk = wino_chunk(nscratch, wino4_fixed(C, OC, OH, OW) - 32 *
+	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
+
+	if (math == WINO_BLAS) {
+		/* OpenBLAS skips packing below WINO_SMALL_GEMM. */
+		while (chunk > 1 && (double)OC * C * chunk * T >
+		    WINO_SMALL_GEMM)
+			chunk--;
+		return chunk;
+	}
+	chunk = wino4_chunk_tiles(chunk, T);
+	/* A chunk of 9 ran a second group's eight lanes for one image
+	 * (the ResNet-20's first stage, about 1.07x slower than chunks
+	 * of 8). */
+	if (KZ_AVX512_BUILT && chunk > 8)
+		chunk -= chunk % 8;
+	return chunk;
+}
+
 /* See engine.h.  The 36 products go to OpenBLAS (WINO_BLAS), to
  * gemm_packed with the kernels packed once (WINO_AVX512), or take
  * bfloat16 operands (WINO_BF16, bf16.c): the kernels packed once as
@@ -668,26 +697,12 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 	float *xt = line + (4 * TW + 2);
 	float *V = xt + wino4_lanes_floats(TH, TW);
 	size_t up = 0;
-	/* (wino_chunk keeps 32 skews of its own.) */
-	int chunk = wino_chunk(nscratch, wino4_fixed(C, OC, OH, OW) - 32 *
-	    WINO_SKEW, wino4_per_image(C, OC, OH, OW), B);
+	int chunk = wino4_chunk(nscratch, C, OC, OH, OW, B, math);
 
 	if (math != WINO_BLAS) {
-		chunk = wino4_chunk_tiles(chunk, T);
-		/* Whole groups of eight for the eight-lane passes: a chunk
-		 * of 9 ran a second group's eight lanes for one image (the
-		 * ResNet-20's first stage, about 1.07x slower than chunks of
-		 * 8). */
-		if (place && chunk > 8)
-			chunk -= chunk % 8;
 		R = gemm_rows(OC, (size_t)chunk * T);
 		up = math == WINO_AVX512 ? gemm_packed_floats(OC, C) :
 		    bf16_packed_pairs(OC, C);
-	} else {
-		/* OpenBLAS skips packing below WINO_SMALL_GEMM. */
-		while (chunk > 1 && (double)OC * C * chunk * T >
-		    WINO_SMALL_GEMM)
-			chunk--;
 	}
 	/* (A pair of bfloat16s takes a float's 4 bytes.) */
 	float **kept = math != WINO_BLAS && packed != NULL ?

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "wino4.h"
 
 /* See engine.h. */
 size_t
