@@ -166,6 +166,24 @@ NAME(int K2, const uint32_t *restrict A, const uint32_t *restrict B,	\
 BF16_TILE(bf16_tile12x2, 12, 2)
 BF16_TILE(bf16_tile8x3, 8, 3)
 
+/* C's columns from B's (nn of them, B's rows ldb apart) += or = the
+ * products of every row block of A (R rows, pairs k0 .. k0 + kk - 1 of
+ * K2) with them: the register tiles over one panel of columns. */
+BF16_TARGET static inline __attribute__((always_inline)) void
+bf16_row_blocks(int M, int K2, int R, int k0, int kk, const uint32_t *A,
+    const uint32_t *B, size_t ldb, int nn, float *C, size_t ldc, int add)
+{
+	for (int m = 0; m < M; m += R) {
+		const uint32_t *a = A + (size_t)m * K2 + (size_t)k0 * R;
+		float *c = C + (size_t)m * ldc;
+
+		if (R == 8)
+			bf16_tile8x3(kk, a, B, ldb, nn, c, ldc, M - m, add);
+		else
+			bf16_tile12x2(kk, a, B, ldb, nn, c, ldc, M - m, add);
+	}
+}
+
 BF16_TARGET void
 bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
     const float *B, size_t ldb, float *C, size_t ldc, int add)
@@ -185,42 +203,21 @@ bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
 
 			bf16_panel(B + (size_t)2 * k0 * ldb + n0, ldb,
 			    K - 2 * k0, kk, nn, W, panel);
-			for (int m = 0; m < M; m += R) {
-				const uint32_t *a = A + (size_t)m * K2 +
-				    (size_t)k0 * R;
-				float *c = C + (size_t)m * ldc + n0;
-
-				if (R == 8)
-					bf16_tile8x3(kk, a, panel, W, nn, c,
-					    ldc, M - m, add || k0 > 0);
-				else
-					bf16_tile12x2(kk, a, panel, W, nn, c,
-					    ldc, M - m, add || k0 > 0);
-			}
+			bf16_row_blocks(M, K2, R, k0, kk, A, panel, W, nn,
+			    C + n0, ldc, add || k0 > 0);
 		}
 	}
 }
+
 BF16_TARGET void
 bf16_gemm_pairs(int M, size_t N, int K, int R, const uint32_t *A,
     const uint32_t *B, size_t ldb, float *C, size_t ldc)
 {
 	int K2 = (K + 1) / 2, W = gemm_cols(R);
 
-	for (size_t n0 = 0; n0 < N; n0 += W) {
-		int nn = N - n0 < (size_t)W ? (int)(N - n0) : W;
-
-		for (int m = 0; m < M; m += R) {
-			const uint32_t *a = A + (size_t)m * K2;
-			float *c = C + (size_t)m * ldc + n0;
-
-			if (R == 8)
-				bf16_tile8x3(K2, a, B + n0, ldb, nn, c, ldc,
-				    M - m, 0);
-			else
-				bf16_tile12x2(K2, a, B + n0, ldb, nn, c, ldc,
-				    M - m, 0);
-		}
-	}
+	for (size_t n0 = 0; n0 < N; n0 += W)
+		bf16_row_blocks(M, K2, R, 0, K2, A, B + n0, ldb, N - n0 <
+		    (size_t)W ? (int)(N - n0) : W, C + n0, ldc, 0);
 }
 #else
 /* Never called: kz_bf16_ok() is 0 where this is built. */

@@ -284,10 +284,9 @@ direct_scratch(const struct kz_layer *L)
 static int
 direct_group(const struct kz_layer *L)
 {
-	size_t PW = (size_t)L->in.w + 2 * L->pad, one = (size_t)L->out.h * PW;
-	size_t room = (size_t)L->k * L->k * L->out.h * L->out.w -
-	    ((size_t)L->in.h + 2 * L->pad) * PW;
-	size_t g = room / one;
+	size_t one = (size_t)L->out.h * (L->in.w + 2 * L->pad);
+	size_t g = ((size_t)L->k * L->k * L->out.h * L->out.w -
+	    direct_scratch(L) + one) / one;
 
 	return g > DIRECT_GROUP ? DIRECT_GROUP : (int)g;
 }
@@ -317,26 +316,14 @@ direct3_avx512(const float *img, int PW, int OH, int OW, const float *W,
 				int o = o0 + j;
 				const float *w9 = W + (size_t)o * 9;
 				__m512 a = _mm512_set1_ps(bias[o]);
+				float bno[4];
 
 				for (int t = 0; t < 9; t++)
 					a = _mm512_add_ps(a, _mm512_mul_ps(
 					    _mm512_set1_ps(w9[t]), s[t]));
-				if (bn != NULL) {
-					__m512 h = _mm512_mul_ps(_mm512_sub_ps(
-					    a, _mm512_set1_ps(bn[o])),
-					    _mm512_set1_ps(bn[OC + o]));
-
-					a = _mm512_add_ps(_mm512_mul_ps(
-					    _mm512_set1_ps(bn[2 * OC + o]), h),
-					    _mm512_set1_ps(bn[3 * OC + o]));
-				}
-				/* (max gives 0 for -0 and NaN, as the test
-				 * > 0 does.) */
-				if (relu)
-					a = _mm512_max_ps(a,
-					    _mm512_setzero_ps());
 				_mm512_mask_storeu_ps(d + j * dc + (size_t)oy *
-				    dr + ox, m, a);
+				    dr + ox, m, wino_finish16(a, wino_bn(bn, OC,
+				    o, bno), relu));
 			}
 		}
 }
@@ -438,15 +425,14 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 			    H + iy) * IW, (size_t)IW * sizeof(float));
 		for (int o0 = 0; o0 < OC; o0 += G) {
 			int n = OC - o0 < G ? OC - o0 : G;
-
+			size_t plane = (size_t)B * YH * YW;
 			float *out = y + ((size_t)o0 * B + b) * YH * YW;
 
 #if KZ_AVX512_BUILT
-			/* Unpooled, straight into y. */
 			if (fast && !pool) {
+				/* Unpooled, straight into y. */
 				direct3_avx512(img, PW, OH, OW, W, bias, bn,
-				    OC, relu, o0, n, out, (size_t)B * YH * YW,
-				    OW);
+				    OC, relu, o0, n, out, plane, OW);
 				continue;
 			}
 			if (fast)
@@ -459,7 +445,7 @@ conv_direct(const struct kz_layer *L, const float *W, const float *bias,
 					    bn, OC, relu, o0 + j, acc + j * ld);
 			for (int j = 0; j < n; j++)
 				direct_place(acc + j * ld, PW, OW, YH, YW, pool,
-				    y + ((size_t)(o0 + j) * B + b) * YH * YW);
+				    out + j * plane);
 		}
 	}
 }

@@ -30,8 +30,7 @@
 #include <immintrin.h>
 #define KZ_AVX512_BUILT 1
 #define KZ_AVX512_TARGET __attribute__((target("avx512f,avx512vl")))
-/* bf16.c's, and wino4_lanes.c's pairs of bfloat16: run only where
- * kz_bf16_ok(). */
+/* bf16.c's and wino4_lanes.c's bfloat16: run where kz_bf16_ok(). */
 #define KZ_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl," \
     "avx512bf16")))
 #else
@@ -357,6 +356,19 @@ size_t wino4_scratch(const struct kz_layer *L, int maxb);
  * bn_forward's) if it is not NULL, then max(0, Y) if relu: the
  * epilogue of the convolutions that fuse them. */
 void wino_finish(float *restrict Y, size_t n, const float *bn, int relu);
+#if KZ_AVX512_BUILT
+/* wino_finish on the 16 lanes of v, the same operations in its order
+ * (max gives 0 for -0 and NaN, as its test > 0 does): the same bytes. */
+KZ_AVX512_TARGET static inline __m512
+wino_finish16(__m512 v, const float *bn, int relu)
+{
+	if (bn != NULL)
+		v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(bn[2]),
+		    _mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(bn[0])),
+		    _mm512_set1_ps(bn[1]))), _mm512_set1_ps(bn[3]));
+	return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+}
+#endif
 /* bn [4][C] (C = L's channels, at most FUSE_BN_MAX) for batch norm L
  * when classifying: each channel's running mean, 1 / standard
  * deviation, scale and shift. */

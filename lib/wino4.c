@@ -448,20 +448,9 @@ wino4_out_avx512(const float *m, size_t ms, size_t N, float bv,
 			    four, p34)), b);
 			y[3] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(d12,
 			    _mm512_mul_ps(eight, d34)), s[i][5]), b);
-			for (int j = 0; j < 4; j++, d += N) {
-				if (bn != NULL)
-					y[j] = _mm512_add_ps(_mm512_mul_ps(
-					    _mm512_set1_ps(bn[2]), _mm512_mul_ps(
-					    _mm512_sub_ps(y[j], _mm512_set1_ps(
-					    bn[0])), _mm512_set1_ps(bn[1]))),
-					    _mm512_set1_ps(bn[3]));
-				/* (max gives 0 for -0 and NaN, as the test
-				 * > 0 does.) */
-				if (relu)
-					y[j] = _mm512_max_ps(y[j],
-					    _mm512_setzero_ps());
-				_mm512_mask_storeu_ps(d, k, y[j]);
-			}
+			for (int j = 0; j < 4; j++, d += N)
+				_mm512_mask_storeu_ps(d, k, wino_finish16(y[j],
+				    bn, relu));
 		}
 	}
 }

@@ -130,13 +130,14 @@ for i in 1 2 3 4 5 6 7 8 9 10; do cat "$B/test.kz"; done >"$B/test100k.kz"
 ORT=${XDG_CACHE_HOME:-$HOME/.cache}/kz-bench/ort-1.16.3
 [ -d "$ORT/node_modules/onnxruntime-node" ] ||
     npm install --prefix "$ORT" --no-audit --no-fund --silent onnxruntime-node@1.16.3
-# kz_rate N ARGS...: images a second of kz-classify ARGS on N records,
-# end to end.
+# kz_rate PROG N ARGS...: images a second of PROG (a kz-classify) ARGS
+# on N records, end to end.
 kz_rate() {
-	n=$1
-	shift
+	prog=$1
+	n=$2
+	shift 2
 	s=$(date +%s.%N)
-	kz-classify "$@"
+	"$prog" "$@"
 	e=$(date +%s.%N)
 	echo "$n / ($e - $s)" | bc
 }
@@ -151,14 +152,6 @@ if git -C "$TOP" cat-file -e "$REF_REV^{commit}" 2>/dev/null &&
 	trap 'git -C "$TOP" worktree remove --force "$B/ref" 2>/dev/null; rm -rf "$B"' EXIT
 	make -s -C "$B/ref" all >/dev/null 2>&1 && REF=$B/ref/build/bin/kz-classify
 fi
-ref_rate() {
-	n=$1
-	shift
-	s=$(date +%s.%N)
-	"$REF" "$@"
-	e=$(date +%s.%N)
-	echo "$n / ($e - $s)" | bc
-}
 # ort_vs_kz NAME MODEL STREAM10K STREAM100K: kz-classify end to end, in
 # single precision and with bfloat16 products (-p bf16, where the CPU
 # has them), against ONNX Runtime in-process, medians of three,
@@ -169,9 +162,9 @@ ort_vs_kz() {
 		n=$(kz-info -t "$f" | awk -F'\t' '$1 == "records" { print $2 }')
 		kz_all= bf_all= ort_all= ref_all=
 		for i in 1 2 3; do
-			[ -z "$REF" ] || ref_all="$ref_all $(ref_rate "$n" -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzr.kz" "$f")"
-			kz_all="$kz_all $(kz_rate "$n" -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzp.kz" "$f")"
-			bf_all="$bf_all $(kz_rate "$n" -p bf16 -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzb.kz" "$f")"
+			[ -z "$REF" ] || ref_all="$ref_all $(kz_rate "$REF" "$n" -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzr.kz" "$f")"
+			kz_all="$kz_all $(kz_rate kz-classify "$n" -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzp.kz" "$f")"
+			bf_all="$bf_all $(kz_rate kz-classify "$n" -p bf16 -t 2 -b 1000 -s 0 -m "$2" -o "$B/kzb.kz" "$f")"
 			ort_all="$ort_all $(NODE_PATH=$ORT/node_modules node "$(dirname "$0")/bench_ort.js" "$B/$1.onnx" "$f" 2 "$B/ort.cls" |
 			    sed 's/ort infer: \([0-9]*\) img.*/\1/')"
 		done
