@@ -102,6 +102,9 @@ static const struct word optimisers[] = {
 static const struct word inits[] = {
 	{ "fanin", KZ_INIT_FANIN }, { "he", KZ_INIT_HE }, { NULL, 0 }
 };
+static const struct word precisions[] = {
+	{ "f32", KZ_MATH_F32 }, { "bf16", KZ_MATH_BF16 }, { NULL, 0 }
+};
 static const struct word weights[] = {
 	{ "distance", 1 }, { "uniform", 0 }, { NULL, 0 }
 };
@@ -111,7 +114,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-train -a arch -o model [-q] [-b batch] "
 	    "[-c classmap] [-e epochs] [-k neighbours]\n"
-	    "                [-t threads]\n"
+	    "                [-p f32|bf16] [-t threads]\n"
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--checkpoint file]\n"
 	    "                [--ema decay] [--init fanin|he] [--keep-best] "
@@ -182,6 +185,9 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'b': o->batch = (int)integer(arg, 1, 65536, "-b"); break;
 	case 'e': o->epochs = (int)integer(arg, 0, 100000, "-e"); break;
 	case 'k': cl->knn_k = (int)integer(arg, 1, 1024, "-k"); break;
+	case 'p':
+		o->math = word(arg, precisions, "-p: f32 or bf16");
+		break;
 	case 'q': cl->quiet = 1; break;
 	case 't': o->threads = (int)integer(arg, 1, 64, "-t"); break;
 	case 'A':
@@ -275,6 +281,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	static const struct option longopts[] = {
 		{ "arch", required_argument, NULL, 'a' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "precision", required_argument, NULL, 'p' },
 		{ "classmap", required_argument, NULL, 'c' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "epochs", required_argument, NULL, 'e' },
@@ -310,7 +317,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	};
 	cl->knn_k = 4;
 	cl->knn_distance = 1;
-	while ((ch = getopt_long(argc, argv, "a:o:b:c:e:k:qt:", longopts,
+	while ((ch = getopt_long(argc, argv, "a:o:b:c:e:k:p:qt:", longopts,
 	    NULL)) != -1)
 		option(ch, optarg, cl);
 	if (argc - optind > 1 || cl->output == NULL ||
@@ -527,10 +534,12 @@ announce(const struct cmdline *cl, const struct run *r, size_t n)
 	if (dist.size > 1)
 		snprintf(ranks, sizeof(ranks), "%d ranks x ", dist.size);
 	fprintf(stderr, "kz-train: %s, %zu parameters, %.1f MFLOP per image "
-	    "forward; %zu training records%s; %s%d threads\n", cl->arch,
+	    "forward; %zu training records%s; %s%d threads%s\n", cl->arch,
 	    r->m->net->nparams, kz_net_flops(r->m->net) * 2 / 1e6, n,
 	    !cl->val ? "" : cl->o.ema > 0 ? ", validation of the weight "
-	    "average" : ", validation on", ranks, cl->o.threads);
+	    "average" : ", validation on", ranks, cl->o.threads,
+	    cl->o.math == KZ_MATH_BF16 ? "; 3x3 convolutions in bfloat16 "
+	    "products" : "");
 	if (cl->resume != NULL)
 		fprintf(stderr, "kz-train: resuming %s after epoch %u\n",
 		    cl->resume, kz_trainer_epochs_done(r->t));
@@ -765,6 +774,12 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	join_job(&argc, &argv);
 	parse_command_line(argc, argv, &cl);
+	if (cl.o.math == KZ_MATH_BF16 && !kz_bf16_ok()) {
+		if (!cl.quiet)
+			warnx("-p bf16: this CPU has no AVX512_BF16 (or "
+			    "KZ_NO_BF16 is set); single precision instead");
+		cl.o.math = KZ_MATH_F32;
+	}
 	if (dist.size > 1) {
 		cl.o.dist = &dist;
 		/* Rank 0 reports, validates and writes; the others train. */

@@ -336,8 +336,8 @@ void wino_max4(const float *a, const float *b, const float *c,
  * channel's mean, 1 / standard deviation, scale and shift.  keep,
  * if not NULL, receives the transformed input for wino_weight_grad
  * (wino_kept floats).  math: the products by gemm_packed if
- * WINO_AVX512, else by OpenBLAS.  scratch holds nscratch floats, at
- * least wino_scratch's. */
+ * WINO_AVX512, by bf16_gemm if WINO_BF16, else by OpenBLAS.  scratch
+ * holds nscratch floats, at least wino_scratch's. */
 void wino_conv(const float *x, int C, int H, int W, int P, const float *g,
     int adjoint, const float *bias, const float *bn, int fuse, int OC,
     float *y, int B, float *keep, int math, float *scratch,
@@ -387,8 +387,8 @@ void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  math: the
- * products by gemm_dots if WINO_AVX512, else by OpenBLAS.  Scratch as
- * for wino_conv. */
+ * products by gemm_dots if WINO_AVX512, by gemm_dots in bfloat16 if
+ * WINO_BF16, else by OpenBLAS.  Scratch as for wino_conv. */
 void wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
     int math, float *scratch, size_t nscratch);

@@ -211,6 +211,25 @@ gemm_sum_lanes(const __m512 *s)
 	return gemm_sum_pair(t0, t4, 1);
 }
 
+/* C[i][j] (rows ldc apart) += the sum of s[4 i + j]'s lanes, i < mr,
+ * j < nr. */
+KZ_AVX512_TARGET static inline void
+gemm_dots_store(const __m512 *s, float *C, size_t ldc, int mr, int nr)
+{
+	/* lane 4 i + j: row i's four sums to lanes 0-3 */
+	__m512 sum = gemm_sum_lanes(s);
+	__mmask16 row = gemm_lanes(nr < 4 ? nr : 4);
+
+	for (int i = 0; i < mr && i < 4; i++) {
+		float *d = C + (size_t)i * ldc;
+		__m512 v = _mm512_maskz_compress_ps((__mmask16)(0xf << 4 * i),
+		    sum);
+
+		_mm512_mask_storeu_ps(d, row, _mm512_add_ps(v,
+		    _mm512_maskz_loadu_ps(row, d)));
+	}
+}
+
 /* C[i][j] (rows ldc apart) += a[i] . b[j] over K floats, i < mr,
  * j < nr: sixteen sums in registers, eight loads to sixteen
  * multiply-adds. */
@@ -242,23 +261,52 @@ gemm_dots4x4(size_t K, const float *const *a, const float *const *b,
 				    s[4 * i + j]);
 		}
 	}
-	/* lane 4 i + j: row i's four sums to lanes 0-3 */
-	__m512 sum = gemm_sum_lanes(s);
-	__mmask16 row = gemm_lanes(nr < 4 ? nr : 4);
+	gemm_dots_store(s, C, ldc, mr, nr);
+}
 
-	for (int i = 0; i < mr && i < 4; i++) {
-		float *d = C + (size_t)i * ldc;
-		__m512 v = _mm512_maskz_compress_ps((__mmask16)(0xf << 4 * i),
-		    sum);
+/* gemm_dots4x4 with each row's floats rounded to bfloat16 as they are
+ * loaded, 32 at a time, and multiplied in pairs by vdpbf16ps: half the
+ * multiply-add instructions, for eight conversions a step.  The pairs
+ * are the rows' neighbouring floats, the same in a and in b, so the
+ * sums are the dot products' whatever the pairing. */
+KZ_BF16_TARGET static void
+gemm_dots4x4_bf16(size_t K, const float *const *a, const float *const *b,
+    float *C, size_t ldc, int mr, int nr)
+{
+	__m512 s[16];
 
-		_mm512_mask_storeu_ps(d, row, _mm512_add_ps(v,
-		    _mm512_maskz_loadu_ps(row, d)));
+	for (int i = 0; i < 16; i++)
+		s[i] = _mm512_setzero_ps();
+	for (size_t k = 0; k < K; k += 32) {
+		__mmask16 m0 = gemm_lanes((ptrdiff_t)(K - k));
+		__mmask16 m1 = gemm_lanes((ptrdiff_t)(K - k) - 16);
+		__m512bh bv[4];
+
+		for (int j = 0; j < 4; j++) {
+			bv[j] = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1,
+			    b[j] + k + 16), _mm512_maskz_loadu_ps(m0,
+			    b[j] + k));
+			_mm_prefetch((const char *)(b[j] + k) +
+			    GEMM_DOTS_AHEAD, _MM_HINT_T0);
+		}
+		for (int i = 0; i < 4; i++) {
+			__m512bh av = _mm512_cvtne2ps_pbh(
+			    _mm512_maskz_loadu_ps(m1, a[i] + k + 16),
+			    _mm512_maskz_loadu_ps(m0, a[i] + k));
+
+			_mm_prefetch((const char *)(a[i] + k) +
+			    GEMM_DOTS_AHEAD, _MM_HINT_T0);
+			for (int j = 0; j < 4; j++)
+				s[4 * i + j] = _mm512_dpbf16_ps(s[4 * i + j],
+				    av, bv[j]);
+		}
 	}
+	gemm_dots_store(s, C, ldc, mr, nr);
 }
 
 KZ_AVX512_TARGET void
 gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
-    const float *B, size_t ldb, float *C, size_t ldc, int add)
+    const float *B, size_t ldb, float *C, size_t ldc, int add, int bf16)
 {
 	for (int i = 0; !add && i < M; i++)
 		memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
@@ -280,8 +328,13 @@ gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
 					b[k] = B + (size_t)(j < N ? j : N - 1) *
 					    ldb + k0;
 				}
-				gemm_dots4x4(kk, a, b, C + (size_t)i0 * ldc +
-				    j0, ldc, M - i0, N - j0);
+				if (bf16)
+					gemm_dots4x4_bf16(kk, a, b, C +
+					    (size_t)i0 * ldc + j0, ldc, M - i0,
+					    N - j0);
+				else
+					gemm_dots4x4(kk, a, b, C + (size_t)i0 *
+					    ldc + j0, ldc, M - i0, N - j0);
 			}
 	}
 }
@@ -289,10 +342,10 @@ gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
 /* Never called: kz_avx512_ok() is 0 where these are built. */
 void
 gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
-    const float *B, size_t ldb, float *C, size_t ldc, int add)
+    const float *B, size_t ldb, float *C, size_t ldc, int add, int bf16)
 {
 	(void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
-	(void)C, (void)ldc, (void)add;
+	(void)C, (void)ldc, (void)add, (void)bf16;
 }
 
 void

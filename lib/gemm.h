@@ -71,8 +71,10 @@ void gemm_packed(int M, size_t N, int K, int R, const float *A,
  * [N][K] (rows lda and ldb apart): each entry the dot product of a row
  * of A and a row of B, summed in 16 lanes.  For the weight gradients,
  * whose depth K (tiles) is long and M, N (channels) short; only where
- * kz_avx512_ok(). */
+ * kz_avx512_ok().  bf16: every float rounded to bfloat16 (to nearest
+ * even) before it is multiplied, the sums in single precision; only
+ * where kz_bf16_ok(). */
 void gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
-    const float *B, size_t ldb, float *C, size_t ldc, int add);
+    const float *B, size_t ldb, float *C, size_t ldc, int add, int bf16);
 
 #endif

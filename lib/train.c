@@ -346,6 +346,7 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 			kz_trainer_free(t);
 			return NULL;
 		}
+		kz_work_math(sh->work, o->math == KZ_MATH_BF16);
 		if ((sh->x = malloc(per * npix * sizeof(float))) == NULL ||
 		    (o->aug.mixup > 0 && (sh->first = malloc(npix *
 		    sizeof(float))) == NULL) ||

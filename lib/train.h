@@ -75,6 +75,9 @@ struct kz_train_opts {
 	struct kz_augment aug;
 	float ema;			/* decay of the weight average, 0 = off */
 	float smooth;			/* label smoothing, 0 = off */
+	int math;			/* enum kz_math: the 3x3 convolutions'
+					   products, KZ_MATH_BF16 only
+					   where kz_bf16_ok() */
 	const struct kz_dist *dist;	/* other processes; NULL: none */
 };
 

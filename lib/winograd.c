@@ -425,13 +425,19 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 	int chunk = l.chunk;
 	float *U = scratch, *cols = l.cols, *line = l.line, *V = l.V;
 
-	/* kz's tiles take the products from kernels packed once a call. */
-	int R = math == WINO_AVX512 ? gemm_rows(OC, (size_t)chunk * T) : 0;
+	/* kz's tiles take the products from kernels packed once a call;
+	 * as pairs of bfloat16 on WINO_BF16 (they take a float's place). */
+	int R = math != WINO_BLAS ? gemm_rows(OC, (size_t)chunk * T) : 0;
 	size_t up = gemm_packed_floats(OC, C);
 
 	wino_kernels(g, adjoint, C, OC, U);
 	for (int e = 0; R != 0 && e < 16; e++)
-		gemm_pack(U + (size_t)e * OC * C, OC, C, R, l.packed + e * up);
+		if (math == WINO_BF16)
+			bf16_pack_rows(U + (size_t)e * OC * C, OC, C, R,
+			    (uint32_t *)(l.packed + e * up));
+		else
+			gemm_pack(U + (size_t)e * OC * C, OC, C, R,
+			    l.packed + e * up);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
@@ -444,7 +450,11 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, v, vs,
 		    math == WINO_AVX512);
 		for (int e = 0; e < 16; e++)
-			if (R != 0)
+			if (math == WINO_BF16)
+				bf16_gemm(OC, N, C, R, (const uint32_t *)
+				    (l.packed + e * up), v + e * vs, N,
+				    M + e * ms, N, 0);
+			else if (R != 0)
 				gemm_packed(OC, N, C, R, l.packed + e * up,
 				    v + e * vs, N, M + e * ms, N, 0);
 			else
@@ -571,9 +581,9 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 				    OH * OW, OH, OW, TH, TW, cols, D +
 				    (size_t)o * N + (size_t)b * T, ds);
 		for (int e = 0; e < 16; e++)
-			if (math == WINO_AVX512)
+			if (math != WINO_BLAS)
 				gemm_dots(OC, C, N, D + e * ds, N, v + e * vs,
-				    N, S + e * e1, C, b0 > 0);
+				    N, S + e * e1, C, b0 > 0, math == WINO_BF16);
 			else
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
 				    CblasTrans, OC, C, N, 1.0f, D + e * ds, N,

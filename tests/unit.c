@@ -262,6 +262,60 @@ gradcheck_work(const char *arch, int h, int wd, int B, int C, int train)
 	kz_net_free(n);
 }
 
+/* A training step with bfloat16 products (kz-train -p bf16) against the
+ * same step in single precision, which gradcheck checks against the
+ * loss itself: every gradient within the rounding of the operands
+ * (2^-9 of each), and not the same bytes (the bfloat16 path ran).
+ * Odd outputs (7 x 9) leave partial tiles, 40 channels partial register
+ * tiles, and 3 images an odd depth in the weight gradient's sums. */
+static void
+test_bf16_training(void)
+{
+	const char *arch = "cnn:conv16k3p1,bn,relu,conv40k3p1,relu,conv16k3,"
+	    "dense5";
+	struct kz_shape in = { 1, 7, 9 };
+	struct kz_err e;
+	struct kz_net *n;
+	struct kz_work *w[2];
+	float x[3 * 7 * 9];
+	int32_t y[3] = { 0, 3, 4 };
+	double loss[2], num2 = 0, den2 = 0;
+	struct kz_rng r;
+	int same = 1;
+
+	if (!kz_bf16_ok()) {
+		check(1, "training in bfloat16: (no AVX512_BF16 here: not run)");
+		return;
+	}
+	n = kz_net_new(arch, in, 5, 3, &e);
+	kz_rng_seed(&r, 12);
+	for (int i = 0; i < 3 * 7 * 9; i++)
+		x[i] = (float)kz_rng_normal(&r);
+	for (int k = 0; k < 2; k++) {
+		w[k] = kz_work_new(n, 3, 1, &e);
+		kz_work_math(w[k], k);
+		kz_work_zero_grad(w[k], n);
+		loss[k] = net_loss(n, w[k], x, y, 3);
+		kz_net_backward(n, w[k], 3);
+	}
+	for (size_t i = 0; i < n->nparams; i++) {
+		double a = kz_work_grad(w[0])[i], b = kz_work_grad(w[1])[i];
+
+		num2 += (a - b) * (a - b);
+		den2 += a * a;
+		same &= a == b;
+	}
+	printf("# training in bfloat16: loss %.6f against %.6f, gradient's "
+	    "relative difference %.2e\n", loss[1], loss[0], sqrt(num2 /
+	    den2));
+	check(sqrt(num2 / den2) < 2e-2 && fabs(loss[1] - loss[0]) < 1e-2 *
+	    loss[0] && !same, "training in bfloat16: the loss and gradient "
+	    "of single precision, to the operands' rounding");
+	kz_work_free(w[0]);
+	kz_work_free(w[1]);
+	kz_net_free(n);
+}
+
 static void
 gradcheck(const char *arch, int h, int wd, int B, int C)
 {
@@ -958,7 +1012,7 @@ test_gemm_dots(void)
 	static const int shapes[][3] = { { 16, 16, 196 }, { 5, 7, 33 },
 	    { 1, 1, 1 }, { 64, 32, 240 }, { 3, 18, 16 }, { 17, 9, 2000 } };
 	struct kz_rng r;
-	int bad = 0;
+	int bad = 0, nbf = 0;
 
 	kz_rng_seed(&r, 6);
 	for (size_t s = 0; kz_avx512_ok() && s < sizeof(shapes) /
@@ -983,13 +1037,16 @@ test_gemm_dots(void)
 		for (int k = 0; k < K; k++)
 			for (int n = 0; n < N; n++)
 				b[k * N + n] = bt[n * (K + 1) + k];
-		for (int add = 0; add < 2; add++) {
-			for (int i = 0; i < M * (N + 3); i++)
-				c[i] = 7;
-			gemm_dots(M, N, K, a, K + 1, bt, K + 1, c, N + 3, add);
-			bad += products_off(ac, b, M, N, K, NULL, c, N + 3,
-			    add ? 7 : 0, 7);
-		}
+		for (int add = 0; add < 2; add++)
+			for (int bf = 0; bf <= kz_bf16_ok(); bf++) {
+				for (int i = 0; i < M * (N + 3); i++)
+					c[i] = 7;
+				gemm_dots(M, N, K, a, K + 1, bt, K + 1, c, N + 3,
+				    add, bf);
+				bad += products_off(ac, b, M, N, K, bf ?
+				    bf16_round : NULL, c, N + 3, add ? 7 : 0, 7);
+				nbf += bf;
+			}
 		free(a);
 		free(bt);
 		free(b);
@@ -999,6 +1056,10 @@ test_gemm_dots(void)
 	check(bad == 0, kz_avx512_ok() ? "gemm_dots: AVX-512 dot products "
 	    "equal a loop in double, partial tiles included" : "gemm_dots: "
 	    "(no AVX-512 here: products not run)");
+	check(bad == 0 && nbf == (kz_bf16_ok() ? 12 : 0), kz_bf16_ok() ?
+	    "gemm_dots in bfloat16: equal a loop in double over operands "
+	    "rounded to bfloat16, partial tiles and vectors included" :
+	    "gemm_dots in bfloat16: (no AVX512_BF16 here: not run)");
 }
 
 /* bf16_gemm against a loop in double over the operands rounded to
@@ -1266,6 +1327,7 @@ main(void)
 	test_gemm_dots();
 	test_bf16_gemm();
 	test_bf16_pairs();
+	test_bf16_training();
 	test_init();
 	test_ema();
 	test_shear();
