@@ -101,8 +101,7 @@ struct kz_work {
 	size_t ncol;
 	float *stats;		/* batch mean and var, laid out as state */
 	int math;		/* how Winograd products are taken, a
-				   WINO_ value (WINO_BF16 classifying
-				   only) */
+				   WINO_ value */
 	/* A work made for classifying only (kz_work_new's train 0), whose
 	 * net's parameters stay as they are: per layer, its weights (a
 	 * Winograd layer's F(4x4) kernels; on WINO_BF16 as pairs of

@@ -72,11 +72,12 @@ struct kz_work;
 struct kz_work *kz_work_new(const struct kz_net *n, int maxb, int train,
     struct kz_err *e);
 void kz_work_free(struct kz_work *w);
-/* Whether w's classifying passes take their Winograd products with
- * bfloat16 operands (bf16 1; the caller has checked kz_bf16_ok) or in
- * single precision (0, as a new work does: by kz's own AVX-512 kernels
- * where kz_avx512_ok, else by OpenBLAS; training passes, whose
- * products are never bfloat16, likewise). */
+/* Whether w's passes take their Winograd products with bfloat16
+ * operands (bf16 1; the caller has checked kz_bf16_ok) or in single
+ * precision (0, as a new work does: by kz's own AVX-512 kernels where
+ * kz_avx512_ok, else by OpenBLAS).  Classifying, the other convolutions'
+ * and the dense layers' products follow; training, only the Winograd
+ * layers' (forward, input and weight gradients) do. */
 void kz_work_math(struct kz_work *w, int bf16);
 float *kz_work_grad(struct kz_work *w);	/* nparams, zeroed by backward's
 					   caller through kz_work_zero_grad */
