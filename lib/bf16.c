@@ -73,6 +73,29 @@ bf16_pack_rows(const float *a, int M, int K, int R, uint32_t *out)
 	}
 }
 
+BF16_TARGET void
+bf16_rows(const float *src, size_t lds, int rows, size_t n, uint16_t *dst,
+    size_t ldd)
+{
+	for (int r = 0; r < rows; r++) {
+		const float *s = src + (size_t)r * lds;
+		uint16_t *d = dst + (size_t)r * ldd;
+
+		/* Both halves are loaded before the store, which lies at or
+		 * before them: converting in place is safe. */
+		for (size_t k = 0; k < n; k += 32) {
+			__mmask16 m0 = gemm_lanes((ptrdiff_t)(n - k));
+			__mmask16 m1 = gemm_lanes((ptrdiff_t)(n - k) - 16);
+			__m512 lo = _mm512_maskz_loadu_ps(m0, s + k);
+			__m512 hi = _mm512_maskz_loadu_ps(m1, s + k + 16);
+
+			_mm512_mask_storeu_epi16(d + k, (__mmask32)m0 |
+			    (__mmask32)m1 << 16, (__m512i)_mm512_cvtne2ps_pbh(hi,
+			    lo));
+		}
+	}
+}
+
 /* Pairs of B a panel of bf16_gemm holds: BF16_DEPTH by up to 48
  * columns, 12 KiB of L1 beside A's rows. */
 #define BF16_DEPTH 64
@@ -105,17 +128,6 @@ bf16_panel(const float *restrict b, size_t ldb, int K, int kk, int nn,
 			    _mm512_permutexvar_epi16(mix, p));
 		}
 	}
-}
-
-/* c + the products of a's and b's pairs of bfloat16s, summed by pairs
- * (vdpbf16ps).  In asm because GCC 12 stores each accumulator of the
- * builtin back to the stack on every step of the tile's loop, which
- * made the products slower than single precision's. */
-BF16_TARGET static inline __m512
-bf16_dot(__m512 c, __m512i a, __m512i b)
-{
-	__asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
-	return c;
 }
 
 /* C[R][nn] (rows ldc apart, mr <= R of them written, nn <= 16 V
@@ -241,5 +253,12 @@ bf16_gemm_pairs(int M, size_t N, int K, int R, const uint32_t *A,
 {
 	(void)M, (void)N, (void)K, (void)R, (void)A, (void)B, (void)ldb;
 	(void)C, (void)ldc;
+}
+
+void
+bf16_rows(const float *src, size_t lds, int rows, size_t n, uint16_t *dst,
+    size_t ldd)
+{
+	(void)src, (void)lds, (void)rows, (void)n, (void)dst, (void)ldd;
 }
 #endif

@@ -33,6 +33,16 @@
 /* bf16.c's and wino4_lanes.c's bfloat16: run where kz_bf16_ok(). */
 #define KZ_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl," \
     "avx512bf16")))
+/* c + the products of a's and b's pairs of bfloat16s, summed by pairs
+ * (vdpbf16ps).  In asm because GCC 12 stores each accumulator of the
+ * builtin back to the stack on every step of a tile's loop, which
+ * made the products slower than single precision's. */
+KZ_BF16_TARGET static inline __m512
+bf16_dot(__m512 c, __m512i a, __m512i b)
+{
+	__asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
+	return c;
+}
 #else
 #define KZ_AVX512_BUILT 0
 #endif
@@ -386,8 +396,8 @@ void wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 /* dW [OC][C][3][3] += the weight gradient of the convolution of x
  * [C][B][H][W], padding P, whose output has gradient dy [OC][B][OH][OW].
  * kept: x's tiles as wino_conv kept them, or NULL.  math: the
- * products by gemm_dots if WINO_AVX512, by gemm_dots in bfloat16 if
- * WINO_BF16, else by OpenBLAS.  Scratch as for wino_conv. */
+ * products by gemm_dots if WINO_AVX512, by bf16_dots if WINO_BF16,
+ * else by OpenBLAS.  Scratch as for wino_conv. */
 void wino_weight_grad(const float *x, int C, int H, int W, int P,
     const float *dy, int OC, float *dW, int B, const float *kept,
     int math, float *scratch, size_t nscratch);

@@ -234,9 +234,11 @@ gemm_dots_store(const __m512 *s, float *C, size_t ldc, int mr, int nr)
  * j < nr: sixteen sums in registers, eight loads to sixteen
  * multiply-adds. */
 KZ_AVX512_TARGET static void
-gemm_dots4x4(size_t K, const float *const *a, const float *const *b,
+gemm_dots4x4(size_t K, const void *const *av, const void *const *bv,
     float *C, size_t ldc, int mr, int nr)
 {
+	const float *const *a = (const float *const *)av;
+	const float *const *b = (const float *const *)bv;
 	__m512 s[16];
 
 	for (int i = 0; i < 16; i++)
@@ -264,49 +266,50 @@ gemm_dots4x4(size_t K, const float *const *a, const float *const *b,
 	gemm_dots_store(s, C, ldc, mr, nr);
 }
 
-/* gemm_dots4x4 with each row's floats rounded to bfloat16 as they are
- * loaded, 32 at a time, and multiplied in pairs by vdpbf16ps: half the
- * multiply-add instructions, for eight conversions a step.  The pairs
- * are the rows' neighbouring floats, the same in a and in b, so the
- * sums are the dot products' whatever the pairing. */
+/* gemm_dots4x4 for rows of bfloat16s (bf16_rows), 32 at a time,
+ * multiplied in pairs by vdpbf16ps: half the loads and multiply-add
+ * instructions.  The pairs are the rows' neighbours, the same in a and
+ * in b, so the sums are the dot products' whatever the pairing. */
 KZ_BF16_TARGET static void
-gemm_dots4x4_bf16(size_t K, const float *const *a, const float *const *b,
+bf16_dots4x4(size_t K, const void *const *av, const void *const *bv,
     float *C, size_t ldc, int mr, int nr)
 {
+	const uint16_t *const *a = (const uint16_t *const *)av;
+	const uint16_t *const *b = (const uint16_t *const *)bv;
 	__m512 s[16];
 
 	for (int i = 0; i < 16; i++)
 		s[i] = _mm512_setzero_ps();
 	for (size_t k = 0; k < K; k += 32) {
-		__mmask16 m0 = gemm_lanes((ptrdiff_t)(K - k));
-		__mmask16 m1 = gemm_lanes((ptrdiff_t)(K - k) - 16);
-		__m512bh bv[4];
+		size_t r = K - k;
+		__mmask32 m = r >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << r) - 1;
+		__m512i bw[4];
 
 		for (int j = 0; j < 4; j++) {
-			bv[j] = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1,
-			    b[j] + k + 16), _mm512_maskz_loadu_ps(m0,
-			    b[j] + k));
+			bw[j] = _mm512_maskz_loadu_epi16(m, b[j] + k);
 			_mm_prefetch((const char *)(b[j] + k) +
 			    GEMM_DOTS_AHEAD, _MM_HINT_T0);
 		}
 		for (int i = 0; i < 4; i++) {
-			__m512bh av = _mm512_cvtne2ps_pbh(
-			    _mm512_maskz_loadu_ps(m1, a[i] + k + 16),
-			    _mm512_maskz_loadu_ps(m0, a[i] + k));
+			__m512i aw = _mm512_maskz_loadu_epi16(m, a[i] + k);
 
 			_mm_prefetch((const char *)(a[i] + k) +
 			    GEMM_DOTS_AHEAD, _MM_HINT_T0);
 			for (int j = 0; j < 4; j++)
-				s[4 * i + j] = _mm512_dpbf16_ps(s[4 * i + j],
-				    av, bv[j]);
+				s[4 * i + j] = bf16_dot(s[4 * i + j], aw,
+				    bw[j]);
 		}
 	}
 	gemm_dots_store(s, C, ldc, mr, nr);
 }
 
-KZ_AVX512_TARGET void
-gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
-    const float *B, size_t ldb, float *C, size_t ldc, int add, int bf16)
+/* The tiles of gemm_dots and bf16_dots over elements of esz bytes,
+ * rows lda and ldb elements apart. */
+KZ_AVX512_TARGET static void
+dots_tiles(int M, int N, size_t K, const char *A, size_t lda,
+    const char *B, size_t ldb, size_t esz, float *C, size_t ldc, int add,
+    void (*tile)(size_t, const void *const *, const void *const *,
+    float *, size_t, int, int))
 {
 	for (int i = 0; !add && i < M; i++)
 		memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
@@ -318,34 +321,53 @@ gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
 			for (int j0 = 0; j0 < N; j0 += 4) {
 				/* A partial tile repeats its last row of A or
 				 * B; those sums are not stored. */
-				const float *a[4], *b[4];
+				const void *a[4], *b[4];
 
 				for (int k = 0; k < 4; k++) {
 					int i = i0 + k, j = j0 + k;
 
-					a[k] = A + (size_t)(i < M ? i : M - 1) *
-					    lda + k0;
-					b[k] = B + (size_t)(j < N ? j : N - 1) *
-					    ldb + k0;
+					a[k] = A + ((size_t)(i < M ? i : M - 1) *
+					    lda + k0) * esz;
+					b[k] = B + ((size_t)(j < N ? j : N - 1) *
+					    ldb + k0) * esz;
 				}
-				if (bf16)
-					gemm_dots4x4_bf16(kk, a, b, C +
-					    (size_t)i0 * ldc + j0, ldc, M - i0,
-					    N - j0);
-				else
-					gemm_dots4x4(kk, a, b, C + (size_t)i0 *
-					    ldc + j0, ldc, M - i0, N - j0);
+				tile(kk, a, b, C + (size_t)i0 * ldc + j0, ldc,
+				    M - i0, N - j0);
 			}
 	}
+}
+
+KZ_AVX512_TARGET void
+gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
+    const float *B, size_t ldb, float *C, size_t ldc, int add)
+{
+	dots_tiles(M, N, K, (const char *)A, lda, (const char *)B, ldb,
+	    sizeof(float), C, ldc, add, gemm_dots4x4);
+}
+
+KZ_AVX512_TARGET void
+bf16_dots(int M, int N, size_t K, const uint16_t *A, size_t lda,
+    const uint16_t *B, size_t ldb, float *C, size_t ldc, int add)
+{
+	dots_tiles(M, N, K, (const char *)A, lda, (const char *)B, ldb,
+	    sizeof(uint16_t), C, ldc, add, bf16_dots4x4);
 }
 #else
 /* Never called: kz_avx512_ok() is 0 where these are built. */
 void
 gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
-    const float *B, size_t ldb, float *C, size_t ldc, int add, int bf16)
+    const float *B, size_t ldb, float *C, size_t ldc, int add)
 {
 	(void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
-	(void)C, (void)ldc, (void)add, (void)bf16;
+	(void)C, (void)ldc, (void)add;
+}
+
+void
+bf16_dots(int M, int N, size_t K, const uint16_t *A, size_t lda,
+    const uint16_t *B, size_t ldb, float *C, size_t ldc, int add)
+{
+	(void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb;
+	(void)C, (void)ldc, (void)add;
 }
 
 void

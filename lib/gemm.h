@@ -42,6 +42,16 @@ void bf16_gemm(int M, size_t N, int K, int R, const uint32_t *A,
  * N any finite or not (their sums are not stored). */
 void bf16_gemm_pairs(int M, size_t N, int K, int R, const uint32_t *A,
     const uint32_t *B, size_t ldb, float *C, size_t ldc);
+/* dst's rows (ldd apart) = the first n floats of src's (lds apart) in
+ * bfloat16, rounded to nearest even; dst may be src itself, each row
+ * converted where it starts (ldd = 2 lds). */
+void bf16_rows(const float *src, size_t lds, int rows, size_t n,
+    uint16_t *dst, size_t ldd);
+/* gemm_dots (below) for A [M][K] and B [N][K] in bfloat16 (bf16_rows;
+ * rows lda and ldb apart), with single-precision sums; in gemm.c,
+ * beside it. */
+void bf16_dots(int M, int N, size_t K, const uint16_t *A, size_t lda,
+    const uint16_t *B, size_t ldb, float *C, size_t ldc, int add);
 
 /* ---- single-precision products on AVX-512 (gemm.c) ----------------------- */
 
@@ -71,10 +81,8 @@ void gemm_packed(int M, size_t N, int K, int R, const float *A,
  * [N][K] (rows lda and ldb apart): each entry the dot product of a row
  * of A and a row of B, summed in 16 lanes.  For the weight gradients,
  * whose depth K (tiles) is long and M, N (channels) short; only where
- * kz_avx512_ok().  bf16: every float rounded to bfloat16 (to nearest
- * even) before it is multiplied, the sums in single precision; only
- * where kz_bf16_ok(). */
+ * kz_avx512_ok(). */
 void gemm_dots(int M, int N, size_t K, const float *A, size_t lda,
-    const float *B, size_t ldb, float *C, size_t ldc, int add, int bf16);
+    const float *B, size_t ldb, float *C, size_t ldc, int add);
 
 #endif

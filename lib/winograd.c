@@ -448,7 +448,7 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		    WINO_SKEW) : V;
 
 		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, v, vs,
-		    math == WINO_AVX512);
+		    math != WINO_BLAS);
 		for (int e = 0; e < 16; e++)
 			if (math == WINO_BF16)
 				bf16_gemm(OC, N, C, R, (const uint32_t *)
@@ -571,7 +571,7 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 
 		if (kept == NULL)
 			wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, V,
-			    vs, math == WINO_AVX512);
+			    vs, math != WINO_BLAS);
 		/* cols is free once the tiles are made; the corners beyond
 		 * the edge are zeroed once for every image's tiles. */
 		memset(cols, 0, 4 * (size_t)T * sizeof(float));
@@ -581,9 +581,22 @@ wino_weight_grad(const float *x, int C, int H, int W, int P,
 				    OH * OW, OH, OW, TH, TW, cols, D +
 				    (size_t)o * N + (size_t)b * T, ds);
 		for (int e = 0; e < 16; e++)
-			if (math != WINO_BLAS)
+			if (math == WINO_BF16) {
+				/* Both operands' planes in bfloat16, each row
+				 * where its floats start: D's where they lie,
+				 * the tiles' in V (where they lie unless
+				 * kept), so the dot products read half the
+				 * bytes and convert nothing. */
+				uint16_t *db = (uint16_t *)(D + e * ds);
+				uint16_t *vb = (uint16_t *)(V + e * vs);
+
+				bf16_rows(D + e * ds, N, OC, N, db, 2 * N);
+				bf16_rows(v + e * vs, N, C, N, vb, 2 * N);
+				bf16_dots(OC, C, N, db, 2 * N, vb, 2 * N,
+				    S + e * e1, C, b0 > 0);
+			} else if (math == WINO_AVX512)
 				gemm_dots(OC, C, N, D + e * ds, N, v + e * vs,
-				    N, S + e * e1, C, b0 > 0, math == WINO_BF16);
+				    N, S + e * e1, C, b0 > 0);
 			else
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
 				    CblasTrans, OC, C, N, 1.0f, D + e * ds, N,

@@ -1012,7 +1012,7 @@ test_gemm_dots(void)
 	static const int shapes[][3] = { { 16, 16, 196 }, { 5, 7, 33 },
 	    { 1, 1, 1 }, { 64, 32, 240 }, { 3, 18, 16 }, { 17, 9, 2000 } };
 	struct kz_rng r;
-	int bad = 0, nbf = 0;
+	int bad = 0, bad16 = 0, nbf = 0;
 
 	kz_rng_seed(&r, 6);
 	for (size_t s = 0; kz_avx512_ok() && s < sizeof(shapes) /
@@ -1037,16 +1037,31 @@ test_gemm_dots(void)
 		for (int k = 0; k < K; k++)
 			for (int n = 0; n < N; n++)
 				b[k * N + n] = bt[n * (K + 1) + k];
-		for (int add = 0; add < 2; add++)
-			for (int bf = 0; bf <= kz_bf16_ok(); bf++) {
+		for (int add = 0; add < 2; add++) {
+			for (int i = 0; i < M * (N + 3); i++)
+				c[i] = 7;
+			gemm_dots(M, N, K, a, K + 1, bt, K + 1, c, N + 3, add);
+			bad += products_off(ac, b, M, N, K, NULL, c, N + 3,
+			    add ? 7 : 0, 7);
+		}
+		/* bfloat16: A's rows converted in place, B's elsewhere
+		 * (K + 5 apart), as wino_weight_grad does */
+		if (kz_bf16_ok()) {
+			uint16_t *bb = malloc(sizeof(uint16_t) * N * (K + 5));
+
+			bf16_rows(a, K + 1, M, K, (uint16_t *)a, 2 * (K + 1));
+			bf16_rows(bt, K + 1, N, K, bb, K + 5);
+			for (int add = 0; add < 2; add++) {
 				for (int i = 0; i < M * (N + 3); i++)
 					c[i] = 7;
-				gemm_dots(M, N, K, a, K + 1, bt, K + 1, c, N + 3,
-				    add, bf);
-				bad += products_off(ac, b, M, N, K, bf ?
-				    bf16_round : NULL, c, N + 3, add ? 7 : 0, 7);
-				nbf += bf;
+				bf16_dots(M, N, K, (uint16_t *)a, 2 * (K + 1),
+				    bb, K + 5, c, N + 3, add);
+				bad16 += products_off(ac, b, M, N, K,
+				    bf16_round, c, N + 3, add ? 7 : 0, 7);
+				nbf++;
 			}
+			free(bb);
+		}
 		free(a);
 		free(bt);
 		free(b);
@@ -1056,10 +1071,10 @@ test_gemm_dots(void)
 	check(bad == 0, kz_avx512_ok() ? "gemm_dots: AVX-512 dot products "
 	    "equal a loop in double, partial tiles included" : "gemm_dots: "
 	    "(no AVX-512 here: products not run)");
-	check(bad == 0 && nbf == (kz_bf16_ok() ? 12 : 0), kz_bf16_ok() ?
-	    "gemm_dots in bfloat16: equal a loop in double over operands "
-	    "rounded to bfloat16, partial tiles and vectors included" :
-	    "gemm_dots in bfloat16: (no AVX512_BF16 here: not run)");
+	check(bad16 == 0 && nbf == (kz_bf16_ok() ? 12 : 0), kz_bf16_ok() ?
+	    "bf16_dots: equal a loop in double over operands rounded to "
+	    "bfloat16 (bf16_rows, in place and not), partial tiles and "
+	    "vectors included" : "bf16_dots: (no AVX512_BF16 here: not run)");
 }
 
 /* bf16_gemm against a loop in double over the operands rounded to
