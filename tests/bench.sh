@@ -231,11 +231,30 @@ echo "kz:    test $kza%, wall $(printf %.1f "$kzw") s (validation included), 95%
 echo "torch: test $pta%, wall $(printf %.1f "$ptw") s (validation included), 95% validation after $(first95 "$B/torch-curve") s of training"
 echo "time to 95%: kz $(echo "scale=1; $(first95 "$B/torch-curve") / $(first95 "$B/kz-curve")" | bc)x faster"
 
+echo "== ResNet-preact-20 training (issue 18's bfloat16 lever): kz-train -p f32 and -p bf16 vs PyTorch;"
+echo "   15,000 images, batch 128, Nesterov, 2 threads, no augmentation, medians of three, alternating"
+RES="@$(cd "$(dirname "$0")/../examples/kmnist" && pwd)/res20.arch"
+# res_rate PRECISION: kz-train's images a second over one epoch
+res_rate() {
+	kz-train -t 2 -a "$RES" -e 1 -b 128 --opt nesterov --lr 0.1 --wd 5e-4 -p "$1" \
+	    -o "$B/res.kzm" "$B/q.0.kz" 2>&1 | sed -n 's/^epoch.*  \([0-9]*\) img\/s.*/\1/p'
+}
+r32_all= r16_all= rpt_all=
+for i in 1 2 3; do
+	r32_all="$r32_all $(res_rate f32)"
+	r16_all="$r16_all $(res_rate bf16)"
+	rpt_all="$rpt_all $($PEER torch-train-model "$B/res.kzm" "$B/q.0.kz" | sed 's/torch train: \([0-9]*\) img.*/\1/')"
+done
+r32=$(median $r32_all) r16=$(median $r16_all) rpt=$(median $rpt_all)
+echo "kz -p f32:  $r32 img/s (median of$r32_all)"
+echo "kz -p bf16: $r16 img/s (median of$r16_all)$(grep -qw avx512_bf16 /proc/cpuinfo || echo ' (no AVX512_BF16 here: single precision)')"
+echo "torch:      $rpt img/s (median of$rpt_all)"
+echo "bf16 / f32: $(echo "scale=2; $r16 / $r32" | bc)x; f32 / torch: $(echo "scale=2; $r32 / $rpt" | bc)x; bf16 / torch: $(echo "scale=2; $r16 / $rpt" | bc)x"
+
 if [ -x "$(dirname "$0")/../build-mpi/bin/kz-train" ] && command -v mpirun >/dev/null; then
 	echo "== Data-parallel training (issue 20): 1 process x 2 threads vs 2 MPI ranks x 1 thread, ResNet-preact-20, 15,000 images"
 	export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 	MT=$(cd "$(dirname "$0")/../build-mpi/bin" && pwd)/kz-train
-	RES="@$(cd "$(dirname "$0")/../examples/kmnist" && pwd)/res20.arch"
 	one_all= two_all=
 	for i in 1 2 3; do
 		one_all="$one_all $(kz-train -t 2 -a "$RES" -e 1 -b 128 --opt nesterov -o "$B/r1.kzm" "$B/q.0.kz" 2>&1 |
