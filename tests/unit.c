@@ -803,17 +803,27 @@ test_kept_tiles(void)
 		x[i] = (float)kz_rng_normal(&r);
 	for (int b = 0; b < B; b++)
 		y[b] = (int32_t)kz_rng_below(&r, C);
-	for (int k = 0; k < 2; k++) {
-		kz_work_zero_grad(w[k], n);
-		kz_net_forward(n, w[k], x, B, 1, &r);
-		kz_net_loss(n, w[k], y, NULL, NULL, 0, B, 1.0f, NULL);
-		kz_net_backward(n, w[k], B);
+	/* and in bfloat16, whose kept tiles are bfloat16 already */
+	for (int bf = 0; bf <= kz_bf16_ok(); bf++) {
+		size_t differ = 0;
+
+		for (int k = 0; k < 2; k++) {
+			kz_work_math(w[k], bf);
+			kz_work_zero_grad(w[k], n);
+			kz_net_forward(n, w[k], x, B, 1, &r);
+			kz_net_loss(n, w[k], y, NULL, NULL, 0, B, 1.0f, NULL);
+			kz_net_backward(n, w[k], B);
+		}
+		for (size_t i = 0; i < n->nparams; i++)
+			differ += kz_work_grad(w[0])[i] !=
+			    kz_work_grad(w[1])[i];
+		printf("# kept tiles%s: %zu of %zu gradients differ\n", bf ?
+		    " (bfloat16)" : "", differ, n->nparams);
+		check(differ == 0, bf ? "weight gradient from kept Winograd "
+		    "tiles equals the recomputed one, in bfloat16" : "weight "
+		    "gradient from kept Winograd tiles equals the recomputed "
+		    "one");
 	}
-	size_t differ = 0;
-	for (size_t i = 0; i < n->nparams; i++)
-		differ += kz_work_grad(w[0])[i] != kz_work_grad(w[1])[i];
-	printf("# kept tiles: %zu of %zu gradients differ\n", differ, n->nparams);
-	check(differ == 0, "weight gradient from kept Winograd tiles equals the recomputed one");
 	free(x);
 	kz_work_free(w[0]);
 	kz_work_free(w[1]);
