@@ -102,8 +102,11 @@ static const struct word optimisers[] = {
 static const struct word inits[] = {
 	{ "fanin", KZ_INIT_FANIN }, { "he", KZ_INIT_HE }, { NULL, 0 }
 };
+#define AUTO -1	/* -p auto: bfloat16 where the CPU has it */
+
 static const struct word precisions[] = {
-	{ "f32", KZ_MATH_F32 }, { "bf16", KZ_MATH_BF16 }, { NULL, 0 }
+	{ "auto", AUTO }, { "f32", KZ_MATH_F32 }, { "bf16", KZ_MATH_BF16 },
+	{ NULL, 0 }
 };
 static const struct word weights[] = {
 	{ "distance", 1 }, { "uniform", 0 }, { NULL, 0 }
@@ -114,7 +117,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-train -a arch -o model [-q] [-b batch] "
 	    "[-c classmap] [-e epochs] [-k neighbours]\n"
-	    "                [-p f32|bf16] [-t threads]\n"
+	    "                [-p auto|f32|bf16] [-t threads]\n"
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--checkpoint file]\n"
 	    "                [--ema decay] [--init fanin|he] [--keep-best] "
@@ -186,7 +189,7 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'e': o->epochs = (int)integer(arg, 0, 100000, "-e"); break;
 	case 'k': cl->knn_k = (int)integer(arg, 1, 1024, "-k"); break;
 	case 'p':
-		o->math = word(arg, precisions, "-p: f32 or bf16");
+		o->math = word(arg, precisions, "-p: auto, f32 or bf16");
 		break;
 	case 'q': cl->quiet = 1; break;
 	case 't': o->threads = (int)integer(arg, 1, 64, "-t"); break;
@@ -774,6 +777,8 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	join_job(&argc, &argv);
 	parse_command_line(argc, argv, &cl);
+	if (cl.o.math == AUTO)
+		cl.o.math = kz_bf16_ok() ? KZ_MATH_BF16 : KZ_MATH_F32;
 	if (cl.o.math == KZ_MATH_BF16 && !kz_bf16_ok()) {
 		if (!cl.quiet)
 			warnx("-p bf16: this CPU has no AVX512_BF16 (or "

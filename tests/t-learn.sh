@@ -83,8 +83,11 @@ PY
 	kz-train -q -a $W16 -e 3 -t 2 --seed 9 -o "$T/p32.kzm" "$T/s2k.kz"
 	kz-train -a $W16 -e 3 -t 2 --seed 9 -p bf16 -o "$T/p16.kzm" "$T/s2k.kz" 2>"$T/p16.err"
 	KZ_NO_BF16=1 kz-train -a $W16 -e 3 -t 2 --seed 9 -p bf16 -o "$T/pno.kzm" "$T/s2k.kz" 2>"$T/pno.err"
+	kz-train -q -a $W16 -e 3 -t 2 --seed 9 -p auto -o "$T/pauto.kzm" "$T/s2k.kz"
 	# (The files store their commands, so their scores are compared.)
-	for m in p32 p16 pno; do kz-classify -m "$T/$m.kzm" "$T/s1k.kz" >"$T/$m.kz"; done
+	for m in p32 p16 pno pauto; do kz-classify -m "$T/$m.kzm" "$T/s1k.kz" >"$T/$m.kz"; done
+	t_eq "-p auto: -p bf16's model (single precision's where the CPU lacks it)" same \
+	    "$(cmp -s "$T/p16.kz" "$T/pauto.kz" && echo same || echo different)"
 	t_eq "-p bf16 with KZ_NO_BF16: single precision's model, and a warning" "same 1" \
 	    "$(cmp -s "$T/p32.kz" "$T/pno.kz" && echo same || echo different) $(grep -c 'single precision instead' "$T/pno.err")"
 	if ! grep -q 'single precision instead' "$T/p16.err"; then
@@ -93,7 +96,7 @@ PY
 		t_eq "-p bf16: another model, as accurate ($a16 against $a32 of 1000)" "different yes" \
 		    "$(cmp -s "$T/p32.kz" "$T/p16.kz" && echo same || echo different) $(awk -v a="$a32" -v b="$a16" 'BEGIN { d = a - b; print (d < 25 && d > -25 && b > 600 ? "yes" : "no") }')"
 	fi
-	t_fails "-p takes f32 or bf16" "-p: f32 or bf16" kz-train -a $W16 -p f16 -o "$T/never.kzm" "$T/s2k.kz"
+	t_fails "-p takes auto, f32 or bf16" "-p: auto, f32 or bf16" kz-train -a $W16 -p f16 -o "$T/never.kzm" "$T/s2k.kz"
 	unset SOURCE_DATE_EPOCH
 
 	# Model files: damage is found.
