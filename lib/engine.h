@@ -23,30 +23,6 @@
 
 #define BN_EPS 1e-5f
 
-/* kz's AVX-512 code (gemm.c, wino4.c): built where the compiler can
- * target it, run where kz_avx512_ok().  VL gives eight-lane vectors
- * their masks (every AVX-512 CPU but the Xeon Phi has it). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define KZ_AVX512_BUILT 1
-#define KZ_AVX512_TARGET __attribute__((target("avx512f,avx512vl")))
-/* bf16.c's and wino4_lanes.c's bfloat16: run where kz_bf16_ok(). */
-#define KZ_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl," \
-    "avx512bf16")))
-/* c + the products of a's and b's pairs of bfloat16s, summed by pairs
- * (vdpbf16ps).  In asm because GCC 12 stores each accumulator of the
- * builtin back to the stack on every step of a tile's loop, which
- * made the products slower than single precision's. */
-KZ_BF16_TARGET static inline __m512
-bf16_dot(__m512 c, __m512i a, __m512i b)
-{
-	__asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
-	return c;
-}
-#else
-#define KZ_AVX512_BUILT 0
-#endif
-
 /* One channel of m values: xh = (x - mu) * inv (stored unless NULL),
  * y = gamma * xh + beta, then max(0, y) if relu: every batch norm, in
  * this order, so that fusions keep the bytes. */

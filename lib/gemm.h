@@ -1,8 +1,9 @@
 /*
  * gemm.h - the register-tile matrix products of the Winograd
- * convolutions and the dense layers when classifying: single precision
- * on AVX-512 (gemm.c) and bfloat16 operands with single-precision sums
- * on AVX512_BF16 (bf16.c).  Both take A packed once in panels of 8 or
+ * convolutions (and of the dense layers when classifying), and the
+ * weight gradients' dot products: single precision on AVX-512 (gemm.c)
+ * and bfloat16 operands with single-precision sums on AVX512_BF16
+ * (bf16.c).  Both take A packed once in panels of 8 or
  * 12 rows; B is read where it lies (single precision) or converted
  * to pairs (bfloat16), a panel of it at a time in L1.
  */
@@ -11,6 +12,30 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* kz's AVX-512 code (gemm.c, wino4.c): built where the compiler can
+ * target it, run where kz_avx512_ok().  VL gives eight-lane vectors
+ * their masks (every AVX-512 CPU but the Xeon Phi has it). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define KZ_AVX512_BUILT 1
+#define KZ_AVX512_TARGET __attribute__((target("avx512f,avx512vl")))
+/* bf16.c's and wino4_lanes.c's bfloat16: run where kz_bf16_ok(). */
+#define KZ_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl," \
+    "avx512bf16")))
+/* c + the products of a's and b's pairs of bfloat16s, summed by pairs
+ * (vdpbf16ps).  In asm because GCC 12 stores each accumulator of the
+ * builtin back to the stack on every step of a tile's loop, which
+ * made the products slower than single precision's. */
+KZ_BF16_TARGET static inline __m512
+bf16_dot(__m512 c, __m512i a, __m512i b)
+{
+	__asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
+	return c;
+}
+#else
+#define KZ_AVX512_BUILT 0
+#endif
 
 /* The lanes of a vector of 16 floats that hold the first r of a row
  * (none where r <= 0, all where r >= 16), as a mask for its loads and
