@@ -28,7 +28,7 @@ struct cmdline {
 					   model's setting */
 	int batch;			/* -b: records classified at once */
 	int threads;			/* -t: threads of each model */
-	int math;			/* -p: enum kz_math; -1 auto */
+	enum kz_math math;		/* -p */
 	int verbose;			/* -v: say which arithmetic */
 	const char *output;		/* -o: "-" for stdout */
 	const char *input;		/* the stream, "-" for stdin */
@@ -160,13 +160,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 			cl->threads = (int)integer(optarg, 1, 64, "-t");
 			break;
 		case 'p':
-			if (strcmp(optarg, "auto") == 0)
-				cl->math = -1;
-			else if (strcmp(optarg, "f32") == 0)
-				cl->math = KZ_MATH_F32;
-			else if (strcmp(optarg, "bf16") == 0)
-				cl->math = KZ_MATH_BF16;
-			else
+			if (kz_math_parse(optarg, &cl->math) != 0)
 				errx(2, "-p: auto, f32 or bf16, not \"%s\"",
 				    optarg);
 			break;
@@ -410,17 +404,15 @@ classify(const struct cmdline *cl, struct kz_reader *r,
 static void
 set_math(const struct cmdline *cl, struct kz_predictor **pred)
 {
-	int math = cl->math < 0 ? (kz_bf16_ok() ? KZ_MATH_BF16 :
-	    KZ_MATH_F32) : cl->math;
+	const char *why;
+	enum kz_math math = kz_math_resolve(cl->math, &why);
 	struct kz_err e;
 
+	if (why != NULL && cl->verbose)
+		warnx("-p bf16: %s; single precision instead", why);
 	for (int i = 0; i < cl->nmodels; i++)
-		if (kz_predictor_math(pred[i], (enum kz_math)math, &e) != 0) {
-			if (cl->verbose)
-				warnx("-p bf16: %s; single precision instead",
-				    e.msg);
-			math = KZ_MATH_F32;
-		}
+		if (kz_predictor_math(pred[i], math, &e) != 0)
+			errx(1, "%s", e.msg);
 	if (cl->verbose)
 		warnx("3x3 convolutions in %s", math == KZ_MATH_BF16 ?
 		    "bfloat16 products, single-precision sums" :

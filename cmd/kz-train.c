@@ -102,12 +102,6 @@ static const struct word optimisers[] = {
 static const struct word inits[] = {
 	{ "fanin", KZ_INIT_FANIN }, { "he", KZ_INIT_HE }, { NULL, 0 }
 };
-#define AUTO -1	/* -p auto: bfloat16 where the CPU has it */
-
-static const struct word precisions[] = {
-	{ "auto", AUTO }, { "f32", KZ_MATH_F32 }, { "bf16", KZ_MATH_BF16 },
-	{ NULL, 0 }
-};
 static const struct word weights[] = {
 	{ "distance", 1 }, { "uniform", 0 }, { NULL, 0 }
 };
@@ -188,9 +182,14 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'b': o->batch = (int)integer(arg, 1, 65536, "-b"); break;
 	case 'e': o->epochs = (int)integer(arg, 0, 100000, "-e"); break;
 	case 'k': cl->knn_k = (int)integer(arg, 1, 1024, "-k"); break;
-	case 'p':
-		o->math = word(arg, precisions, "-p: auto, f32 or bf16");
+	case 'p': {
+		enum kz_math math;
+
+		if (kz_math_parse(arg, &math) != 0)
+			errx(2, "-p: auto, f32 or bf16, not \"%s\"", arg);
+		o->math = math;
 		break;
+	}
 	case 'q': cl->quiet = 1; break;
 	case 't': o->threads = (int)integer(arg, 1, 64, "-t"); break;
 	case 'A':
@@ -777,13 +776,12 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	join_job(&argc, &argv);
 	parse_command_line(argc, argv, &cl);
-	if (cl.o.math == AUTO)
-		cl.o.math = kz_bf16_ok() ? KZ_MATH_BF16 : KZ_MATH_F32;
-	if (cl.o.math == KZ_MATH_BF16 && !kz_bf16_ok()) {
-		if (!cl.quiet)
-			warnx("-p bf16: this CPU has no AVX512_BF16 (or "
-			    "KZ_NO_BF16 is set); single precision instead");
-		cl.o.math = KZ_MATH_F32;
+	{
+		const char *why;
+
+		cl.o.math = kz_math_resolve(cl.o.math, &why);
+		if (why != NULL && !cl.quiet)
+			warnx("-p bf16: %s; single precision instead", why);
 	}
 	if (dist.size > 1) {
 		cl.o.dist = &dist;

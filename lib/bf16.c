@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "predict.h"
 #include "util.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -40,6 +41,36 @@ kz_bf16_ok(void)
 #else
 	return 0;
 #endif
+}
+
+int
+kz_math_parse(const char *word, enum kz_math *math)
+{
+	static const struct { const char *word; enum kz_math math; } w[] = {
+		{ "auto", KZ_MATH_AUTO }, { "f32", KZ_MATH_F32 },
+		{ "bf16", KZ_MATH_BF16 }
+	};
+
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+		if (strcmp(word, w[i].word) == 0) {
+			*math = w[i].math;
+			return 0;
+		}
+	return -1;
+}
+
+enum kz_math
+kz_math_resolve(enum kz_math asked, const char **why)
+{
+	*why = NULL;
+	if (asked == KZ_MATH_AUTO)
+		return kz_bf16_ok() ? KZ_MATH_BF16 : KZ_MATH_F32;
+	if (asked == KZ_MATH_BF16 && !kz_bf16_ok()) {
+		*why = kz_env_set("KZ_NO_BF16") ? "KZ_NO_BF16 is set" :
+		    "this CPU has no AVX512_BF16";
+		return KZ_MATH_F32;
+	}
+	return asked;
 }
 
 size_t

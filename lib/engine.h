@@ -97,6 +97,17 @@ struct kz_work {
 	float **packed;		/* [nlayers][2] */
 };
 
+/* Floats of A [M][K] packed by work_pack in the arithmetic math
+ * (WINO_AVX512 or WINO_BF16, a pair of bfloat16s in a float's place). */
+size_t work_packed_floats(int math, int M, int K);
+/* A [M][K] packed for tiles of R rows (gemm_rows) in the arithmetic
+ * math: by gemm_pack on WINO_AVX512, by bf16_pack_rows on WINO_BF16. */
+void work_pack(int math, const float *a, int M, int K, int R, float *out);
+/* C [M][N] (rows ldc apart) = A B, plus C if add, A from work_pack for
+ * the same math and R, B [K][N] floats with rows ldb apart. */
+void work_packed_product(int math, int M, size_t N, int K, int R,
+    const float *A, const float *B, size_t ldb, float *C, size_t ldc,
+    int add);
 /* Layer's two slots of w->packed (tiles of 8 rows, of 12), or NULL in
  * a work that keeps none. */
 float **work_slots(struct kz_work *w, int layer);

@@ -57,9 +57,16 @@ struct kz_predictor *kz_predictor_features_new(const struct kz_model *m,
 /* The arithmetic of a predictor's 3x3 convolutions (their Winograd
  * products): single precision, the default, or bfloat16 operands with
  * single-precision sums, twice the products per instruction. */
-enum kz_math { KZ_MATH_F32, KZ_MATH_BF16 };
+enum kz_math { KZ_MATH_AUTO = -1, KZ_MATH_F32, KZ_MATH_BF16 };
 /* Whether this CPU has what KZ_MATH_BF16 needs (AVX512_BF16). */
 int kz_bf16_ok(void);
+/* Parses the word of the programs' -p option (auto, f32 or bf16) into
+ * *math; -1 for any other word. */
+int kz_math_parse(const char *word, enum kz_math *math);
+/* The arithmetic to run when asked for this one on this CPU: AUTO is
+ * BF16 where kz_bf16_ok(), else F32; BF16 where not kz_bf16_ok() falls
+ * back to F32 and sets *why to the reason, else *why is NULL. */
+enum kz_math kz_math_resolve(enum kz_math asked, const char **why);
 /* Whether KZ_MATH_F32 takes its products with kz's own AVX-512 kernels
  * (the CPU has AVX-512F and VL, and KZ_NO_AVX512 is unset or empty),
  * not with OpenBLAS; the sums are then in another order, so the last

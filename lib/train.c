@@ -289,10 +289,16 @@ struct kz_trainer *
 kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
     const struct kz_train_opts *o, float mean, float std, struct kz_err *e)
 {
-	struct kz_trainer *t = calloc(1, sizeof(*t));
+	struct kz_trainer *t;
 	size_t npix = (size_t)data->width * data->height;
 
-	if (t == NULL)
+	/* Asked anyway, AVX512_BF16's instructions would kill the process. */
+	if (o->math == KZ_MATH_BF16 && !kz_bf16_ok()) {
+		kz_errf(e, "bfloat16 products need AVX512_BF16, which this "
+		    "CPU lacks");
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL)
 		goto oom;
 	t->net = net;
 	t->data = data;

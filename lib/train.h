@@ -76,8 +76,8 @@ struct kz_train_opts {
 	float ema;			/* decay of the weight average, 0 = off */
 	float smooth;			/* label smoothing, 0 = off */
 	int math;			/* enum kz_math: the 3x3 convolutions'
-					   products, KZ_MATH_BF16 only
-					   where kz_bf16_ok() */
+					   products; KZ_MATH_BF16 where not
+					   kz_bf16_ok() fails */
 	const struct kz_dist *dist;	/* other processes; NULL: none */
 };
 

@@ -690,8 +690,7 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 
 	if (math != WINO_BLAS) {
 		R = gemm_rows(OC, (size_t)chunk * T);
-		up = math == WINO_AVX512 ? gemm_packed_floats(OC, C) :
-		    bf16_packed_pairs(OC, C);
+		up = work_packed_floats(math, OC, C);
 	}
 	/* (A pair of bfloat16s takes a float's 4 bytes.) */
 	float **kept = math != WINO_BLAS && packed != NULL ?
@@ -708,12 +707,8 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 			ub = *kept;
 		wino4_kernels(g, C, OC, U);
 		for (int e = 0; e < 36 && math != WINO_BLAS; e++)
-			if (math == WINO_BF16)
-				bf16_pack_rows(U + (size_t)e * OC * C, OC, C,
-				    R, (uint32_t *)ub + (size_t)e * up);
-			else
-				gemm_pack(U + (size_t)e * OC * C, OC, C, R,
-				    ub + (size_t)e * up);
+			work_pack(math, U + (size_t)e * OC * C, OC, C, R,
+			    ub + (size_t)e * up);
 	}
 	Ub = (uint32_t *)ub;
 	for (int b0 = 0; b0 < B; b0 += chunk) {
@@ -748,12 +743,10 @@ wino4_conv(const float *x, int C, int H, int W, int P, const float *g,
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
 				    CblasNoTrans, OC, N, C, 1.0f, U + (size_t)e *
 				    OC * C, C, V + e * vs, N, 0.0f, M + e * ms, N);
-			} else if (math == WINO_AVX512) {
-				gemm_packed(OC, N, C, R, ub + (size_t)e * up,
-				    V + e * vs, N, M + e * ms, N, 0);
 			} else {
-				bf16_gemm(OC, N, C, R, Ub + (size_t)e * up,
-				    V + e * vs, N, M + e * ms, N, 0);
+				work_packed_product(math, OC, N, C, R, ub +
+				    (size_t)e * up, V + e * vs, N, M + e * ms,
+				    N, 0);
 			}
 		}
 		for (int o = 0; o < OC; o++) {

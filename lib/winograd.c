@@ -432,12 +432,8 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 
 	wino_kernels(g, adjoint, C, OC, U);
 	for (int e = 0; R != 0 && e < 16; e++)
-		if (math == WINO_BF16)
-			bf16_pack_rows(U + (size_t)e * OC * C, OC, C, R,
-			    (uint32_t *)(l.packed + e * up));
-		else
-			gemm_pack(U + (size_t)e * OC * C, OC, C, R,
-			    l.packed + e * up);
+		work_pack(math, U + (size_t)e * OC * C, OC, C, R,
+		    l.packed + e * up);
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t N = (size_t)nb * T;
@@ -450,13 +446,10 @@ wino_conv(const float *x, int C, int H, int W, int P, const float *g,
 		wino_tiles(x, C, H, W, P, B, b0, nb, TH, TW, cols, line, v, vs,
 		    math != WINO_BLAS);
 		for (int e = 0; e < 16; e++)
-			if (math == WINO_BF16)
-				bf16_gemm(OC, N, C, R, (const uint32_t *)
-				    (l.packed + e * up), v + e * vs, N,
+			if (R != 0)
+				work_packed_product(math, OC, N, C, R,
+				    l.packed + e * up, v + e * vs, N,
 				    M + e * ms, N, 0);
-			else if (R != 0)
-				gemm_packed(OC, N, C, R, l.packed + e * up,
-				    v + e * vs, N, M + e * ms, N, 0);
 			else
 				cblas_sgemm(CblasRowMajor, CblasNoTrans,
 				    CblasNoTrans, OC, N, C, 1.0f, U +

@@ -153,10 +153,9 @@ work_product(struct kz_work *w, int layer, const float *W, int M, int K,
     const float *B, size_t N, size_t ldb, float *C, size_t ldc, int add,
     float *scratch)
 {
-	int R = gemm_rows(M, N), bf16 = w->math == WINO_BF16;
+	int R = gemm_rows(M, N);
 	float **slots = work_slots(w, layer), *p = scratch;
-	/* (A pair of bfloat16s takes a float's place: never more.) */
-	size_t n = bf16 ? bf16_packed_pairs(M, K) : gemm_packed_floats(M, K);
+	size_t n = work_packed_floats(w->math, M, K);
 
 	if (slots != NULL && slots[R == 12] != NULL) {
 		p = slots[R == 12];
@@ -166,15 +165,37 @@ work_product(struct kz_work *w, int layer, const float *W, int M, int K,
 		if (slots != NULL && (slots[R == 12] = malloc(n *
 		    sizeof(float))) != NULL)
 			p = slots[R == 12];
-		if (bf16)
-			bf16_pack_rows(W, M, K, R, (uint32_t *)p);
-		else
-			gemm_pack(W, M, K, R, p);
+		work_pack(w->math, W, M, K, R, p);
 	}
-	if (bf16)
-		bf16_gemm(M, N, K, R, (const uint32_t *)p, B, ldb, C, ldc, add);
+	work_packed_product(w->math, M, N, K, R, p, B, ldb, C, ldc, add);
+}
+
+size_t
+work_packed_floats(int math, int M, int K)
+{
+	return math == WINO_BF16 ? bf16_packed_pairs(M, K) :
+	    gemm_packed_floats(M, K);
+}
+
+void
+work_pack(int math, const float *a, int M, int K, int R, float *out)
+{
+	if (math == WINO_BF16)
+		bf16_pack_rows(a, M, K, R, (uint32_t *)out);
 	else
-		gemm_packed(M, N, K, R, p, B, ldb, C, ldc, add);
+		gemm_pack(a, M, K, R, out);
+}
+
+void
+work_packed_product(int math, int M, size_t N, int K, int R,
+    const float *A, const float *B, size_t ldb, float *C, size_t ldc,
+    int add)
+{
+	if (math == WINO_BF16)
+		bf16_gemm(M, N, K, R, (const uint32_t *)A, B, ldb, C, ldc,
+		    add);
+	else
+		gemm_packed(M, N, K, R, A, B, ldb, C, ldc, add);
 }
 
 void
