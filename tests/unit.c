@@ -1198,6 +1198,57 @@ test_nearest(void)
 	    "index holds is an error");
 }
 
+/* -p's words, and the arithmetic each resolves to with and without
+ * KZ_NO_BF16 (which makes kz_bf16_ok() false on any CPU). */
+static void
+test_math_choice(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 4, 4 };
+	struct kz_net *n = kz_net_new("cnn:conv2k3p1,relu,gap", in, 2, 3, &e);
+	uint8_t pix[2 * 16] = { 0 };
+	int32_t lab[2] = { 0, 1 };
+	struct kz_dataset d = { 2, 4, 4, 2, pix, lab };
+	struct kz_train_opts o = { .epochs = 1, .batch = 2, .threads = 1,
+	    .opt = KZ_SGD, .lr = 0.1f, .seed = 1, .math = KZ_MATH_BF16 };
+	enum kz_math m[3] = { KZ_MATH_F32, KZ_MATH_F32, KZ_MATH_F32 };
+	const char *why[3] = { "x", "x", "x" };
+	char *was = getenv("KZ_NO_BF16");
+	struct kz_trainer *t;
+
+	check(kz_math_parse("auto", &m[0]) == 0 && m[0] == KZ_MATH_AUTO &&
+	    kz_math_parse("bf16", &m[1]) == 0 && m[1] == KZ_MATH_BF16 &&
+	    kz_math_parse("f32", &m[2]) == 0 && m[2] == KZ_MATH_F32 &&
+	    kz_math_parse("f16", &m[0]) == -1 && kz_math_parse("", &m[0]) ==
+	    -1, "math: -p's three words parse, others do not");
+	was = was != NULL ? strdup(was) : NULL;
+	setenv("KZ_NO_BF16", "1", 1);
+	m[0] = kz_math_resolve(KZ_MATH_AUTO, &why[0]);
+	m[1] = kz_math_resolve(KZ_MATH_BF16, &why[1]);
+	m[2] = kz_math_resolve(KZ_MATH_F32, &why[2]);
+	check(m[0] == KZ_MATH_F32 && why[0] == NULL && m[1] == KZ_MATH_F32 &&
+	    why[1] != NULL && strstr(why[1], "KZ_NO_BF16") != NULL &&
+	    m[2] == KZ_MATH_F32 && why[2] == NULL, "math: under KZ_NO_BF16, "
+	    "auto is f32 silently, bf16 falls back to f32 and says why");
+	t = n != NULL ? kz_trainer_new(n, &d, &o, 0.5f, 0.3f, &e) : NULL;
+	check(n != NULL && t == NULL && strstr(e.msg, "AVX512_BF16") != NULL,
+	    "math: a trainer asked for bfloat16 where the CPU lacks it is "
+	    "an error, not an illegal instruction");
+	kz_trainer_free(t);
+	if (was != NULL)
+		setenv("KZ_NO_BF16", was, 1);
+	else
+		unsetenv("KZ_NO_BF16");
+	free(was);
+	m[0] = kz_math_resolve(KZ_MATH_AUTO, &why[0]);
+	m[1] = kz_math_resolve(KZ_MATH_BF16, &why[1]);
+	check(m[0] == (kz_bf16_ok() ? KZ_MATH_BF16 : KZ_MATH_F32) &&
+	    why[0] == NULL && m[1] == m[0] && (why[1] == NULL) ==
+	    (kz_bf16_ok() != 0), "math: auto and bf16 are bfloat16 exactly "
+	    "where kz_bf16_ok()");
+	kz_net_free(n);
+}
+
 static void
 test_ema(void)
 {
@@ -1356,6 +1407,7 @@ main(void)
 	test_bf16_gemm();
 	test_bf16_pairs();
 	test_bf16_training();
+	test_math_choice();
 	test_init();
 	test_ema();
 	test_shear();
