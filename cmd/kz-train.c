@@ -182,14 +182,10 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'b': o->batch = (int)integer(arg, 1, 65536, "-b"); break;
 	case 'e': o->epochs = (int)integer(arg, 0, 100000, "-e"); break;
 	case 'k': cl->knn_k = (int)integer(arg, 1, 1024, "-k"); break;
-	case 'p': {
-		enum kz_math math;
-
-		if (kz_math_parse(arg, &math) != 0)
+	case 'p':
+		if (kz_math_parse(arg, &o->math) != 0)
 			errx(2, "-p: auto, f32 or bf16, not \"%s\"", arg);
-		o->math = math;
 		break;
-	}
 	case 'q': cl->quiet = 1; break;
 	case 't': o->threads = (int)integer(arg, 1, 64, "-t"); break;
 	case 'A':

@@ -115,8 +115,8 @@ float **work_slots(struct kz_work *w, int layer);
  * an im2col convolution's product when classifying, w->math WINO_AVX512
  * (gemm_packed) or WINO_BF16 (bf16_gemm).  The layer's weights W
  * [M][K] are packed on the first call and kept where the work keeps
- * them, else packed into scratch (gemm_packed_floats(M, K) floats)
- * each time; B [K][N] has rows ldb apart. */
+ * them, else packed into scratch (work_packed_floats(w->math, M, K)
+ * floats) each time; B [K][N] has rows ldb apart. */
 void work_product(struct kz_work *w, int layer, const float *W, int M,
     int K, const float *B, size_t N, size_t ldb, float *C, size_t ldc,
     int add, float *scratch);

@@ -7,6 +7,7 @@
 
 #include "model.h"
 #include "opt.h"
+#include "predict.h"
 
 /* A labelled stream held in memory as 8-bit pixels. */
 struct kz_dataset {
@@ -75,9 +76,9 @@ struct kz_train_opts {
 	struct kz_augment aug;
 	float ema;			/* decay of the weight average, 0 = off */
 	float smooth;			/* label smoothing, 0 = off */
-	int math;			/* enum kz_math: the 3x3 convolutions'
-					   products; KZ_MATH_BF16 where not
-					   kz_bf16_ok() fails */
+	enum kz_math math;		/* the 3x3 convolutions' products;
+					   KZ_MATH_BF16 where not kz_bf16_ok()
+					   fails */
 	const struct kz_dist *dist;	/* other processes; NULL: none */
 };
 
