@@ -382,22 +382,45 @@ bilinear(const uint8_t *src, uint32_t w, uint32_t h, double sx, double sy)
 	return v;
 }
 
+/* Adds to (*sx, *sy) the bend at grid position (u, v), 0 to
+ * KZ_BEND_CELLS each: bilinear between the four grid points about it. */
+static void
+bend_at(const float *bend, double u, double v, double *sx, double *sy)
+{
+	int i = u < KZ_BEND_CELLS ? (int)u : KZ_BEND_CELLS - 1;
+	int j = v < KZ_BEND_CELLS ? (int)v : KZ_BEND_CELLS - 1;
+	double fu = u - i, fv = v - j;
+	const float *p = bend + 2 * (j * (KZ_BEND_CELLS + 1) + i);
+	const float *q = p + 2 * (KZ_BEND_CELLS + 1);
+	double w00 = (1 - fu) * (1 - fv), w10 = fu * (1 - fv);
+	double w01 = (1 - fu) * fv, w11 = fu * fv;
+
+	*sx += w00 * p[0] + w10 * p[2] + w01 * q[0] + w11 * q[2];
+	*sy += w00 * p[1] + w10 * p[3] + w01 * q[1] + w11 * q[3];
+}
+
 void
 kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
-    double s, double sh, double tx, double ty, float *dst)
+    double s, double sh, double tx, double ty, const float *bend,
+    float *dst)
 {
 	double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+	double gu = w > 1 ? (double)KZ_BEND_CELLS / (w - 1) : 0;
+	double gv = h > 1 ? (double)KZ_BEND_CELLS / (h - 1) : 0;
 
 	/* Each output pixel reads the input where the inverse map sends
-	 * it: unmoved, unrotated and unscaled, then unsheared. */
+	 * it: unmoved, unrotated and unscaled, then unsheared, then bent. */
 	for (uint32_t y = 0; y < h; y++)
 		for (uint32_t x = 0; x < w; x++) {
 			double dx = x - cx - tx, dy = y - cy - ty;
 			double ry = -s * dx + c * dy;
 			double sx = c * dx + s * dy - sh * ry + cx;
+			double sy = ry + cy;
 
+			if (bend != NULL)
+				bend_at(bend, x * gu, y * gv, &sx, &sy);
 			dst[(size_t)y * w + x] = (float)bilinear(src, w, h, sx,
-			    ry + cy);
+			    sy);
 		}
 }
 

@@ -68,13 +68,21 @@ int kz_norm_apply(const struct kz_norm_opts *o, struct kz_image *img);
  * in from beyond the edge is 0, the background. */
 void kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx,
     int dy, uint8_t *dst);
+/* Cells per side of kz_norm_warp's bend grid, and floats in a bend. */
+#define KZ_BEND_CELLS 4
+#define KZ_BEND_FLOATS (2 * (KZ_BEND_CELLS + 1) * (KZ_BEND_CELLS + 1))
 /* dst (w x h, floats 0 to 255) = src drawn through a map about the
  * centre that shears rows by sh, then scales and rotates (c and s are
  * the cosine and sine of the angle over the scale), then moves tx
  * columns right and ty rows down: each pixel bilinear from the four
- * it falls among, 0 beyond the edge.  Training's augmentation. */
+ * it falls among, 0 beyond the edge.  Training's augmentation.  bend,
+ * unless NULL, bends the map smoothly: (KZ_BEND_CELLS + 1)^2 (dx, dy)
+ * pairs, row by row, on a grid whose corners are the image's corner
+ * pixels; the point an output pixel reads moves by the pair bilinear
+ * between the four grid points about that pixel. */
 void kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
-    double s, double sh, double tx, double ty, float *dst);
+    double s, double sh, double tx, double ty, const float *bend,
+    float *dst);
 /* dst (w x h) = src scaled by factor about its centre, bilinear as
  * kz_norm_warp draws, rounded to the nearest byte: kz-classify's zoomed
  * views, drawn as training's augmentation draws its images. */

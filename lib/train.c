@@ -135,12 +135,13 @@ kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e)
 		else if (strcmp(key, "rotate") == 0 && v <= 180) a->rotate = (float)v;
 		else if (strcmp(key, "scale") == 0 && v < 1) a->scale = (float)v;
 		else if (strcmp(key, "shear") == 0 && v <= 1) a->shear = (float)v;
+		else if (strcmp(key, "elastic") == 0 && v <= 16) a->elastic = (float)v;
 		else if (strcmp(key, "cutout") == 0 && v <= 256) a->cutout = (int)v;
 		else if (strcmp(key, "mixup") == 0 && v <= 10) a->mixup = (float)v;
 		else
 			return kz_errf(e, "augmentation \"%s\": unknown or out "
-			    "of range (shift, rotate, scale, shear, cutout, "
-			    "mixup)", key);
+			    "of range (shift, rotate, scale, shear, elastic, "
+			    "cutout, mixup)", key);
 		s = *end ? end + 1 : end;
 	}
 	return 0;
@@ -152,7 +153,7 @@ kz_augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
 {
 	float bg = -mean / std, k = 1.0f / (255.0f * std);
 	int warp = a->shift > 0 || a->rotate > 0 || a->scale > 0 ||
-	    a->shear > 0;
+	    a->shear > 0 || a->elastic > 0;
 
 	if (!warp) {
 		kz_standardise(src, (size_t)W * H, mean, std, dst);
@@ -165,8 +166,15 @@ kz_augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
 		 * keep their random sequences (and models). */
 		double sh = a->shear > 0 ? (2 * kz_rng_uniform(r) - 1) *
 		    a->shear : 0;
+		float bend[KZ_BEND_FLOATS];
+
+		if (a->elastic > 0)
+			for (int i = 0; i < KZ_BEND_FLOATS; i++)
+				bend[i] = (float)((2 * kz_rng_uniform(r) - 1) *
+				    a->elastic);
 		kz_norm_warp(src, (uint32_t)W, (uint32_t)H, cos(th) / sc,
-		    sin(th) / sc, sh, tx, ty, dst);
+		    sin(th) / sc, sh, tx, ty, a->elastic > 0 ? bend : NULL,
+		    dst);
 		for (size_t i = 0; i < (size_t)W * H; i++)
 			dst[i] = dst[i] * k + bg;
 	}

@@ -32,16 +32,21 @@ struct kz_augment {
 	float scale;			/* relative, uniform in [1-s, 1+s] */
 	float shear;			/* x += k * (y from the centre row), k
 					 * uniform in [-shear, shear] */
+	float elastic;			/* pixels: each point of a bend grid
+					 * moves uniform in [-e, e] in x, in y */
 	int cutout;			/* side of a zeroed square, 0 = off */
 	float mixup;			/* Beta(a, a) mixing, 0 = off */
 };
-/* Parses "shift=2,rotate=10,scale=0.1,shear=0.2,cutout=8,mixup=0.2". */
+/* Parses "shift=2,rotate=10,scale=0.1,shear=0.2,elastic=1,cutout=8,
+ * mixup=0.2". */
 int kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e);
 /* Writes W x H pixels src, standardised as kz_standardise does, into dst:
  * warped by a random shear, scale, rotation and shift (about the centre,
- * bilinear, background outside), then with a random cutout.  Draws from
- * r four numbers for any warp, a fifth for a shear, two for a cutout.
- * Mixup works on batches, not here. */
+ * bilinear, background outside) and bent (kz_norm_warp's bend, every
+ * grid point moved), then with a random cutout.  Draws from r four
+ * numbers for any warp, a fifth for a shear, then (dx, dy) for each
+ * bend grid point, row by row, then two for a cutout.  Mixup works on
+ * batches, not here. */
 void kz_augment_image(const uint8_t *src, int W, int H,
     const struct kz_augment *a, struct kz_rng *r, float mean, float std,
     float *dst);

@@ -1361,6 +1361,67 @@ test_shear(void)
 	    "augment: without shear, four draws, as before it existed");
 }
 
+/* elastic=E alone: after the four warp draws, (dx, dy) for each point
+ * of a 5 x 5 grid over the corner pixels, uniform in [-E, E]; a pixel
+ * reads the source moved by those bilinear between its cell's corners.
+ * A ramp shows the move: 20 * x read at x + dx is 20 * (x + dx). */
+static void
+test_elastic(void)
+{
+	struct kz_augment a;
+	struct kz_err e;
+	struct kz_rng r, q;
+	uint8_t ramp[2][81];
+	float dst[81], grid[5][5][2];
+	double worst = 0, most = 0;
+	int seen = 0;
+
+	for (int i = 0; i < 81; i++) {
+		ramp[0][i] = (uint8_t)(20 * (i % 9));
+		ramp[1][i] = (uint8_t)(20 * (i / 9));
+	}
+	check(kz_augment_parse("elastic=1.5", &a, &e) == 0 && a.elastic == 1.5f
+	    && kz_augment_parse("elastic=17", &a, &e) != 0,
+	    "augment: elastic from 0 to 16 pixels");
+	kz_augment_parse("elastic=1.5", &a, &e);
+	for (int k = 0; k < 2; k++) {
+		kz_rng_seed(&r, 11);
+		q = r;
+		for (int i = 0; i < 4; i++)
+			kz_rng_uniform(&q);
+		for (int j = 0; j < 5; j++)
+			for (int i = 0; i < 5; i++)
+				for (int c = 0; c < 2; c++)
+					grid[j][i][c] = (float)((2 *
+					    kz_rng_uniform(&q) - 1) * 1.5);
+		kz_augment_image(ramp[k], 9, 9, &a, &r, 0, 1 / 255.0f, dst);
+		check(kz_rng_next(&r) == kz_rng_next(&q),
+		    "augment: elastic draws 50 numbers after the warp's four");
+		for (int y = 0; y < 9; y++)
+			for (int x = 0; x < 9; x++) {
+				int i = x / 2 < 4 ? x / 2 : 3, j = y / 2 < 4 ?
+				    y / 2 : 3;
+				double fu = x / 2.0 - i, fv = y / 2.0 - j, m[2];
+
+				for (int c = 0; c < 2; c++)
+					m[c] = (1 - fv) * ((1 - fu) *
+					    grid[j][i][c] + fu *
+					    grid[j][i + 1][c]) + fv * ((1 - fu) *
+					    grid[j + 1][i][c] + fu *
+					    grid[j + 1][i + 1][c]);
+				double sx = x + m[0], sy = y + m[1];
+				if (sx < 0 || sx > 8 || sy < 0 || sy > 8)
+					continue;
+				seen++;
+				most = fmax(most, fabs(m[k]));
+				worst = fmax(worst, fabs(dst[y * 9 + x] -
+				    20 * (k ? sy : sx)));
+			}
+	}
+	check(seen > 80 && most > 0.5 && worst < 1e-3,
+	    "augment: elastic moves each pixel by the grid's bilinear bend");
+}
+
 static void
 test_spec_errors(void)
 {
@@ -1411,6 +1472,7 @@ main(void)
 	test_init();
 	test_ema();
 	test_shear();
+	test_elastic();
 	test_spec_errors();
 	test_utf8();
 	test_shift();
