@@ -383,7 +383,8 @@ bilinear(const uint8_t *src, uint32_t w, uint32_t h, double sx, double sy)
 }
 
 /* Adds to (*sx, *sy) the bend at grid position (u, v), 0 to
- * KZ_BEND_CELLS each: bilinear between the four grid points about it. */
+ * KZ_BEND_CELLS each.  The last row and column of pixels sit on the
+ * far edge of the last cell, not in a cell beyond the grid. */
 static void
 bend_at(const float *bend, double u, double v, double *sx, double *sy)
 {
@@ -409,7 +410,8 @@ kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
 	double gv = h > 1 ? (double)KZ_BEND_CELLS / (h - 1) : 0;
 
 	/* Each output pixel reads the input where the inverse map sends
-	 * it: unmoved, unrotated and unscaled, then unsheared, then bent. */
+	 * it: unmoved, unrotated and unscaled, then unsheared; the bend,
+	 * looked up at the output pixel, moves that point. */
 	for (uint32_t y = 0; y < h; y++)
 		for (uint32_t x = 0; x < w; x++) {
 			double dx = x - cx - tx, dy = y - cy - ty;

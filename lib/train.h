@@ -37,16 +37,16 @@ struct kz_augment {
 	int cutout;			/* side of a zeroed square, 0 = off */
 	float mixup;			/* Beta(a, a) mixing, 0 = off */
 };
-/* Parses "shift=2,rotate=10,scale=0.1,shear=0.2,elastic=1,cutout=8,
- * mixup=0.2". */
+/* Parses a spec such as "shift=2,rotate=10,elastic=1,cutout=8"; the
+ * names are those of struct kz_augment. */
 int kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e);
 /* Writes W x H pixels src, standardised as kz_standardise does, into dst:
  * warped by a random shear, scale, rotation and shift (about the centre,
- * bilinear, background outside) and bent (kz_norm_warp's bend, every
- * grid point moved), then with a random cutout.  Draws from r four
- * numbers for any warp, a fifth for a shear, then (dx, dy) for each
- * bend grid point, row by row, then two for a cutout.  Mixup works on
- * batches, not here. */
+ * bilinear, background outside), with the point each pixel reads bent
+ * by kz_norm_warp's bend, then with a random cutout.  Draws from r four
+ * numbers for any warp (elastic alone is a warp), a fifth for a shear,
+ * KZ_BEND_FLOATS for an elastic bend ((dx, dy) for each grid point, row
+ * by row), two for a cutout.  Mixup works on batches, not here. */
 void kz_augment_image(const uint8_t *src, int W, int H,
     const struct kz_augment *a, struct kz_rng *r, float mean, float std,
     float *dst);
