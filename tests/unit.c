@@ -1361,6 +1361,27 @@ test_shear(void)
 	    "augment: without shear, four draws, as before it existed");
 }
 
+/* Seeds r and draws into grid, from a copy of r, what kz_augment_image
+ * draws for elastic=E alone: four for the warp, then the bend's (dx, dy)
+ * for each of the 5 x 5 grid points, row by row.  Returns the copy,
+ * which should then match r. */
+static struct kz_rng
+elastic_grid(struct kz_rng *r, uint64_t seed, double E, float grid[5][5][2])
+{
+	struct kz_rng q;
+
+	kz_rng_seed(r, seed);
+	q = *r;
+	for (int i = 0; i < 4; i++)
+		kz_rng_uniform(&q);
+	for (int j = 0; j < 5; j++)
+		for (int i = 0; i < 5; i++)
+			for (int c = 0; c < 2; c++)
+				grid[j][i][c] = (float)((2 *
+				    kz_rng_uniform(&q) - 1) * E);
+	return q;
+}
+
 /* elastic=E alone: after the four warp draws, (dx, dy) for each point
  * of a 5 x 5 grid over the corner pixels, uniform in [-E, E]; a pixel
  * reads the source moved by those bilinear between its cell's corners.
@@ -1387,15 +1408,7 @@ test_elastic(void)
 	    "augment: elastic from 0 to 16 pixels");
 	kz_augment_parse("elastic=1.5", &a, &e);
 	for (int k = 0; k < 2; k++) {
-		kz_rng_seed(&r, 11);
-		q = r;
-		for (int i = 0; i < 4; i++)
-			kz_rng_uniform(&q);
-		for (int j = 0; j < 5; j++)
-			for (int i = 0; i < 5; i++)
-				for (int c = 0; c < 2; c++)
-					grid[j][i][c] = (float)((2 *
-					    kz_rng_uniform(&q) - 1) * 1.5);
+		q = elastic_grid(&r, 11, 1.5, grid);
 		kz_augment_image(ramp[k], 9, 5, &a, &r, 0, 1 / 255.0f, dst);
 		check(kz_rng_next(&r) == kz_rng_next(&q),
 		    "augment: elastic draws 50 numbers after the warp's four");
@@ -1424,15 +1437,7 @@ test_elastic(void)
 	check(seen > 30 && most > 0.5 && worst < 1e-3,
 	    "augment: elastic moves each pixel by the grid's bilinear bend");
 	/* A column: every pixel reads grid column 0, moved down by dy. */
-	kz_rng_seed(&r, 12);
-	q = r;
-	for (int i = 0; i < 4; i++)
-		kz_rng_uniform(&q);
-	for (int j = 0; j < 5; j++)
-		for (int i = 0; i < 5; i++)
-			for (int c = 0; c < 2; c++)
-				grid[j][i][c] = (float)((2 *
-				    kz_rng_uniform(&q) - 1) * 1.5);
+	elastic_grid(&r, 12, 1.5, grid);
 	uint8_t col[5] = { 0, 20, 40, 60, 80 };
 	kz_augment_image(col, 1, 5, &a, &r, 0, 1 / 255.0f, dst);
 	worst = 0;
