@@ -427,6 +427,40 @@ kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
 }
 
 void
+kz_norm_stroke(float *img, uint32_t w, uint32_t h, float weight)
+{
+	/* The rows above and at y as they were: row y + 1 is still. */
+	float above[KZ_MAX_DIM], here[KZ_MAX_DIM];
+	float k = fabsf(weight);
+	int thicken = weight > 0;
+
+	if (w == 0 || w > KZ_MAX_DIM || k == 0)
+		return;
+	for (uint32_t y = 0; y < h; y++) {
+		float *row = img + (size_t)y * w;
+		const float *below = y + 1 < h ? row + w : NULL;
+
+		memcpy(here, row, w * sizeof(float));
+		for (uint32_t x = 0; x < w; x++) {
+			uint32_t x0 = x > 0 ? x - 1 : 0;
+			uint32_t x1 = x + 1 < w ? x + 1 : x;
+			float m = here[x];
+
+			for (uint32_t i = x0; i <= x1; i++) {
+				float v[3] = { here[i], y > 0 ? above[i] :
+				    here[i], below ? below[i] : here[i] };
+
+				for (int j = 0; j < 3; j++)
+					m = thicken ? fmaxf(m, v[j]) :
+					    fminf(m, v[j]);
+			}
+			row[x] = here[x] + k * (m - here[x]);
+		}
+		memcpy(above, here, w * sizeof(float));
+	}
+}
+
+void
 kz_norm_zoom(const uint8_t *src, uint32_t w, uint32_t h, double factor,
     uint8_t *dst)
 {

@@ -83,6 +83,12 @@ void kz_norm_shift(const uint8_t *src, uint32_t w, uint32_t h, int dx,
 void kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
     double s, double sh, double tx, double ty, const float *bend,
     float *dst);
+/* Thickens (weight > 0) or thins (weight < 0) the strokes of img (w x h
+ * floats, ink the larger values, w at most KZ_MAX_DIM), in place: each
+ * pixel moves by |weight|, 0 to 1, of the way to the largest (or the
+ * smallest) value of its 3 x 3 neighbourhood within the image.
+ * Training's augmentation: brushes and hands differ in stroke width. */
+void kz_norm_stroke(float *img, uint32_t w, uint32_t h, float weight);
 /* dst (w x h) = src scaled by factor about its centre, bilinear as
  * kz_norm_warp draws, rounded to the nearest byte: kz-classify's zoomed
  * views, drawn as training's augmentation draws its images. */

@@ -136,12 +136,13 @@ kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e)
 		else if (strcmp(key, "scale") == 0 && v < 1) a->scale = (float)v;
 		else if (strcmp(key, "shear") == 0 && v <= 1) a->shear = (float)v;
 		else if (strcmp(key, "elastic") == 0 && v <= 16) a->elastic = (float)v;
+		else if (strcmp(key, "stroke") == 0 && v <= 1) a->stroke = (float)v;
 		else if (strcmp(key, "cutout") == 0 && v <= 256) a->cutout = (int)v;
 		else if (strcmp(key, "mixup") == 0 && v <= 10) a->mixup = (float)v;
 		else
 			return kz_errf(e, "augmentation \"%s\": unknown or out "
 			    "of range (shift, rotate, scale, shear, elastic, "
-			    "cutout, mixup)", key);
+			    "stroke, cutout, mixup)", key);
 		s = *end ? end + 1 : end;
 	}
 	return 0;
@@ -178,6 +179,11 @@ kz_augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
 		for (size_t i = 0; i < (size_t)W * H; i++)
 			dst[i] = dst[i] * k + bg;
 	}
+	/* After standardising: the largest or smallest of a neighbourhood
+	 * is the same pixel's before and after an increasing map. */
+	if (a->stroke > 0)
+		kz_norm_stroke(dst, (uint32_t)W, (uint32_t)H,
+		    (float)((2 * kz_rng_uniform(r) - 1) * a->stroke));
 	if (a->cutout > 0) {
 		int cx = (int)kz_rng_below(r, W), cy = (int)kz_rng_below(r, H);
 		int h = a->cutout / 2;

@@ -34,6 +34,8 @@ struct kz_augment {
 					 * uniform in [-shear, shear] */
 	float elastic;			/* pixels: each point of a bend grid
 					 * moves uniform in [-e, e] in x, in y */
+	float stroke;			/* kz_norm_stroke's weight, uniform in
+					 * [-stroke, stroke], at most 1 */
 	int cutout;			/* side of a zeroed square, 0 = off */
 	float mixup;			/* Beta(a, a) mixing, 0 = off */
 };
@@ -43,10 +45,12 @@ int kz_augment_parse(const char *s, struct kz_augment *a, struct kz_err *e);
 /* Writes W x H pixels src, standardised as kz_standardise does, into dst:
  * warped by a random shear, scale, rotation and shift (about the centre,
  * bilinear, background outside), with the point each pixel reads bent
- * by kz_norm_warp's bend, then with a random cutout.  Draws from r four
+ * by kz_norm_warp's bend, then its strokes thickened or thinned
+ * (kz_norm_stroke), then with a random cutout.  Draws from r four
  * numbers for any warp (elastic alone is a warp), a fifth for a shear,
  * KZ_BEND_FLOATS for an elastic bend ((dx, dy) for each grid point, row
- * by row), two for a cutout.  Mixup works on batches, not here. */
+ * by row), one for a stroke weight, two for a cutout.  Mixup works on
+ * batches, not here. */
 void kz_augment_image(const uint8_t *src, int W, int H,
     const struct kz_augment *a, struct kz_rng *r, float mean, float std,
     float *dst);

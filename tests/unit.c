@@ -1453,6 +1453,70 @@ test_elastic(void)
 	check(worst < 1e-3, "augment: elastic on a one-pixel-wide image");
 }
 
+/* stroke=W alone: one draw, t uniform in [-W, W]; t > 0 moves each
+ * pixel t of the way to its 3 x 3 neighbourhood's largest value, t < 0
+ * |t| of the way to its smallest.  An ink dot spreads over its
+ * neighbours (clipped at the edge) at t times its ink; a bar three
+ * pixels wide keeps its middle column and loses |t| of its sides. */
+static void
+test_stroke(void)
+{
+	struct kz_augment a;
+	struct kz_err e;
+	struct kz_rng r, q;
+	uint8_t dot[20] = { 0 }, bar[25] = { 0 };
+	float dst[25];
+	int thick = 0, thin = 0;
+
+	check(kz_augment_parse("stroke=0.5", &a, &e) == 0 && a.stroke == 0.5f
+	    && kz_augment_parse("stroke=1.5", &a, &e) != 0,
+	    "augment: stroke from 0 to 1");
+	dot[0 * 5 + 4] = 200;		/* the top right corner */
+	dot[2 * 5 + 1] = 100;		/* row 2, column 1 */
+	for (int i = 0; i < 25; i++)
+		bar[i] = i % 5 >= 1 && i % 5 <= 3 ? 100 : 0;
+	kz_augment_parse("stroke=1", &a, &e);
+	for (uint64_t seed = 1; seed <= 40; seed++) {
+		kz_rng_seed(&r, seed);
+		q = r;
+		double t = 2 * kz_rng_uniform(&q) - 1, worst = 0;
+
+		kz_augment_image(dot, 5, 4, &a, &r, 0, 1 / 255.0f, dst);
+		if (kz_rng_next(&r) != kz_rng_next(&q))
+			worst = 1e9;
+		for (int y = 0; y < 4; y++)
+			for (int x = 0; x < 5; x++) {
+				int near1 = abs(x - 1) <= 1 && abs(y - 2) <= 1;
+				int near4 = x >= 3 && y <= 1;
+				double want = dot[y * 5 + x];
+
+				if (t > 0 && near4)
+					want = fmax(want, want + t * (200 - want));
+				if (t > 0 && near1 && !near4)
+					want = want + t * (100 - want);
+				if (t < 0 && want > 0)
+					want *= 1 + t;
+				worst = fmax(worst, fabs(dst[y * 5 + x] - want));
+			}
+		kz_rng_seed(&r, seed);
+		kz_augment_image(bar, 5, 5, &a, &r, 0, 1 / 255.0f, dst);
+		for (int i = 0; i < 25; i++) {
+			int x = i % 5;
+			double want = x == 2 ? 100 : x == 0 || x == 4 ?
+			    (t > 0 ? 100 * t : 0) :
+			    (t < 0 ? 100 * (1 + t) : 100);
+
+			worst = fmax(worst, fabs(dst[i] - want));
+		}
+		if (worst < 1e-3 && fabs(t) > 0.1)
+			*(t > 0 ? &thick : &thin) += 1;
+		else if (worst >= 1e-3)
+			thick = thin = -1000;
+	}
+	check(thick > 3 && thin > 3,
+	    "augment: stroke thickens and thins by its drawn weight");
+}
+
 static void
 test_spec_errors(void)
 {
@@ -1504,6 +1568,7 @@ main(void)
 	test_ema();
 	test_shear();
 	test_elastic();
+	test_stroke();
 	test_spec_errors();
 	test_utf8();
 	test_shift();
