@@ -429,7 +429,7 @@ kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
 void
 kz_norm_stroke(float *img, uint32_t w, uint32_t h, float weight)
 {
-	/* The rows above and at y as they were: row y + 1 is still. */
+	/* Rows y - 1 and y as they were; row y + 1 is not written yet. */
 	float above[KZ_MAX_DIM], here[KZ_MAX_DIM];
 	float k = fabsf(weight);
 	int thicken = weight > 0;

@@ -179,8 +179,9 @@ kz_augment_image(const uint8_t *src, int W, int H, const struct kz_augment *a,
 		for (size_t i = 0; i < (size_t)W * H; i++)
 			dst[i] = dst[i] * k + bg;
 	}
-	/* After standardising: the largest or smallest of a neighbourhood
-	 * is the same pixel's before and after an increasing map. */
+	/* After standardising, which is x * k + bg with k > 0: it keeps
+	 * which pixel of a neighbourhood has the most or least ink, and
+	 * moving part of the way commutes with it. */
 	if (a->stroke > 0)
 		kz_norm_stroke(dst, (uint32_t)W, (uint32_t)H,
 		    (float)((2 * kz_rng_uniform(r) - 1) * a->stroke));

@@ -1457,7 +1457,9 @@ test_elastic(void)
  * pixel t of the way to its 3 x 3 neighbourhood's largest value, t < 0
  * |t| of the way to its smallest.  An ink dot spreads over its
  * neighbours (clipped at the edge) at t times its ink; a bar three
- * pixels wide keeps its middle column and loses |t| of its sides. */
+ * pixels wide keeps its middle column and loses |t| of its sides.  The
+ * bar is also standardised (mean 0.3, std 0.4), where the same bend
+ * holds of (x / 255 - 0.3) / 0.4. */
 static void
 test_stroke(void)
 {
@@ -1466,7 +1468,7 @@ test_stroke(void)
 	struct kz_rng r, q;
 	uint8_t dot[20] = { 0 }, bar[25] = { 0 };
 	float dst[25];
-	int thick = 0, thin = 0;
+	int thick = 0, thin = 0, bad = 0;
 
 	check(kz_augment_parse("stroke=0.5", &a, &e) == 0 && a.stroke == 0.5f
 	    && kz_augment_parse("stroke=1.5", &a, &e) != 0,
@@ -1491,29 +1493,34 @@ test_stroke(void)
 				double want = dot[y * 5 + x];
 
 				if (t > 0 && near4)
-					want = fmax(want, want + t * (200 - want));
+					want = want + t * (200 - want);
 				if (t > 0 && near1 && !near4)
 					want = want + t * (100 - want);
 				if (t < 0 && want > 0)
 					want *= 1 + t;
 				worst = fmax(worst, fabs(dst[y * 5 + x] - want));
 			}
-		kz_rng_seed(&r, seed);
-		kz_augment_image(bar, 5, 5, &a, &r, 0, 1 / 255.0f, dst);
-		for (int i = 0; i < 25; i++) {
-			int x = i % 5;
-			double want = x == 2 ? 100 : x == 0 || x == 4 ?
-			    (t > 0 ? 100 * t : 0) :
-			    (t < 0 ? 100 * (1 + t) : 100);
+		for (int std = 0; std < 2; std++) {
+			float mean = std ? 0.3f : 0, sd = std ? 0.4f : 1 / 255.0f;
 
-			worst = fmax(worst, fabs(dst[i] - want));
+			kz_rng_seed(&r, seed);
+			kz_augment_image(bar, 5, 5, &a, &r, mean, sd, dst);
+			for (int i = 0; i < 25; i++) {
+				int x = i % 5;
+				double want = x == 2 ? 100 : x == 0 || x == 4 ?
+				    (t > 0 ? 100 * t : 0) :
+				    (t < 0 ? 100 * (1 + t) : 100);
+
+				want = (want / 255 - mean) / sd;
+				worst = fmax(worst, fabs(dst[i] - want));
+			}
 		}
-		if (worst < 1e-3 && fabs(t) > 0.1)
+		if (worst >= 1e-3)
+			bad = 1;
+		else if (fabs(t) > 0.1)
 			*(t > 0 ? &thick : &thin) += 1;
-		else if (worst >= 1e-3)
-			thick = thin = -1000;
 	}
-	check(thick > 3 && thin > 3,
+	check(!bad && thick > 3 && thin > 3,
 	    "augment: stroke thickens and thins by its drawn weight");
 }
 
