@@ -1500,8 +1500,9 @@ test_stroke(void)
 					want *= 1 + t;
 				worst = fmax(worst, fabs(dst[y * 5 + x] - want));
 			}
-		for (int std = 0; std < 2; std++) {
-			float mean = std ? 0.3f : 0, sd = std ? 0.4f : 1 / 255.0f;
+		for (int scaled = 0; scaled < 2; scaled++) {
+			float mean = scaled ? 0.3f : 0;
+			float sd = scaled ? 0.4f : 1 / 255.0f;
 
 			kz_rng_seed(&r, seed);
 			kz_augment_image(bar, 5, 5, &a, &r, mean, sd, dst);
