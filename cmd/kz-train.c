@@ -113,17 +113,17 @@ usage(void)
 	    "[-c classmap] [-e epochs] [-k neighbours]\n"
 	    "                [-p auto|f32|bf16] [-t threads]\n"
 	    "                [--augment spec] [--balance none|sample|weight] "
-	    "[--checkpoint file]\n"
-	    "                [--ema decay] [--init fanin|he] [--keep-best] "
-	    "[--lr rate]\n"
-	    "                [--momentum m] [--opt sgd|nesterov|adam|adadelta] "
-	    "[--resume file]\n"
-	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
-	    "[--smooth eps]\n"
-	    "                [--val file] [--val-every images] "
-	    "[--warmup epochs] [--wd decay]\n"
-	    "                [--weights distance|uniform] [--zero-res] "
-	    "[file]\n");
+	    "[--bn-lr factor]\n"
+	    "                [--checkpoint file] [--ema decay] "
+	    "[--init fanin|he] [--keep-best]\n"
+	    "                [--lr rate] [--momentum m] "
+	    "[--opt sgd|nesterov|adam|adadelta]\n"
+	    "                [--resume file] "
+	    "[--schedule const|cosine|step:N[:G]] [--seed n]\n"
+	    "                [--smooth eps] [--val file] "
+	    "[--val-every images] [--warmup epochs]\n"
+	    "                [--wd decay] [--weights distance|uniform] "
+	    "[--zero-res] [file]\n");
 	version_usage("kz-train");
 	exit(2);
 }
@@ -216,6 +216,8 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'S': schedule(arg, o); break;
 	case 's': o->seed = uinteger(arg, 0, UINT64_MAX, "--seed"); break;
 	case 'l': o->smooth = (float)number(arg, 0, 0.5, "--smooth"); break;
+	case 'N': o->bn_bias_lr = (float)number(arg, 0.01, 1000, "--bn-lr");
+		break;
 	case 'V': cl->val = arg; break;
 	case 'v': cl->val_every = integer(arg, 1, LLONG_MAX, "--val-every");
 		break;
@@ -286,6 +288,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "threads", required_argument, NULL, 't' },
 		{ "augment", required_argument, NULL, 'A' },
 		{ "balance", required_argument, NULL, 'B' },
+		{ "bn-lr", required_argument, NULL, 'N' },
 		{ "checkpoint", required_argument, NULL, 'C' },
 		{ "ema", required_argument, NULL, 'E' },
 		{ "init", required_argument, NULL, 'I' },

@@ -8,17 +8,23 @@
 
 enum kz_opt_type { KZ_SGD, KZ_ADAM, KZ_ADADELTA };
 
+/* What a parameter is, for the update: a weight that decays, a batch
+ * norm's bias (which may learn faster), or neither. */
+enum kz_param_kind { KZ_PARAM_PLAIN, KZ_PARAM_DECAY, KZ_PARAM_BN_BIAS };
+
 struct kz_opt {
 	enum kz_opt_type type;
 	float lr, momentum, wd, beta1, beta2, eps, rho;
+	float bn_bias_lr;		/* the BN biases' learning rate over lr */
 	int nesterov;
 	uint64_t step;
 	float *m, *v;			/* nparams each */
-	uint8_t *decay;			/* 1 for weights that decay */
+	uint8_t *kind;			/* enum kz_param_kind, nparams */
 };
 
-/* Allocates o's moments for n (zero) and marks the weights that decay
- * (convolution and dense weights); the settings are the caller's. */
+/* Allocates o's moments for n (zero) and marks each parameter's kind
+ * (convolution and dense weights decay; batch norms' shifts are BN
+ * biases); the settings are the caller's. */
 int kz_opt_init(struct kz_opt *o, const struct kz_net *n, struct kz_err *e);
 /* The update of parameters lo..hi-1 of net->params with gradient g at
  * learning rate lr, for step o->step, which the caller increments once

@@ -329,6 +329,7 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 	t->opt.momentum = o->momentum;
 	t->opt.wd = o->wd;
 	t->opt.nesterov = o->nesterov;
+	t->opt.bn_bias_lr = o->bn_bias_lr > 0 ? o->bn_bias_lr : 1;
 	t->opt.beta1 = 0.9f;
 	t->opt.beta2 = 0.999f;
 	t->opt.eps = o->eps > 0 ? o->eps : (o->opt == KZ_ADADELTA ? 1e-6f :

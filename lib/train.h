@@ -85,6 +85,8 @@ struct kz_train_opts {
 	struct kz_augment aug;
 	float ema;			/* decay of the weight average, 0 = off */
 	float smooth;			/* label smoothing, 0 = off */
+	float bn_bias_lr;		/* the BN biases' learning rate over
+					   lr; 0 = 1, the same */
 	enum kz_math math;		/* the 3x3 convolutions' products;
 					   KZ_MATH_BF16 where not kz_bf16_ok()
 					   fails */

@@ -1249,6 +1249,80 @@ test_math_choice(void)
 	kz_net_free(n);
 }
 
+/* One optimiser step from rest, written from the update rules:
+ * Nesterov SGD (g' = g + wd p where p decays, m = g'; p -= rate (g' +
+ * momentum m)) and AdamW (p -= rate g / (|g| + eps') + rate wd p where
+ * p decays: m^ = g and v^ = g^2 after the bias corrections, and eps' =
+ * eps / sqrt(1 - beta2), since the correction goes into the step).
+ * The BN shifts step at --bn-lr times the rate; the convolution's and
+ * dense layer's weights decay, nothing else does. */
+static void
+test_bn_bias_lr(void)
+{
+	struct kz_err e;
+	struct kz_shape in = { 1, 4, 4 };
+	struct kz_net *n = kz_net_new("cnn:conv3k3p1,bn,relu,gap", in, 2, 5,
+	    &e);
+	struct kz_opt o = { .momentum = 0.9f, .wd = 0.01f, .beta1 = 0.9f,
+	    .beta2 = 0.999f, .eps = 1e-8f, .nesterov = 1, .bn_bias_lr = 4 };
+	float *p0 = NULL, *g = NULL;
+	double worst[2] = { 0, 0 };
+	int bn_biases = 0;
+
+	if (n == NULL || (p0 = malloc(n->nparams * sizeof(float))) == NULL ||
+	    (g = malloc(n->nparams * sizeof(float))) == NULL) {
+		check(0, "bn-lr: set up");
+		goto done;
+	}
+	memcpy(p0, n->params, n->nparams * sizeof(float));
+	for (size_t i = 0; i < n->nparams; i++)
+		g[i] = 0.01f * (float)((int)(i % 7) - 3) + 0.002f;
+	for (int adam = 0; adam <= 1; adam++) {
+		o.type = adam ? KZ_ADAM : KZ_SGD;
+		if (kz_opt_init(&o, n, &e) != 0) {
+			check(0, "bn-lr: set up");
+			goto done;
+		}
+		o.step = 1;
+		memcpy(n->params, p0, n->nparams * sizeof(float));
+		kz_opt_update(&o, n, g, 0.1f, 0, n->nparams);
+		for (int l = 0; l < n->nlayers; l++) {
+			const struct kz_layer *L = &n->layers[l];
+			size_t w = L->nw, b = L->nb;
+
+			for (size_t i = L->w_off; i < L->w_off + w + b; i++) {
+				int bias = i >= L->w_off + w;
+				int decays = !bias && (L->type == KZ_CONV ||
+				    L->type == KZ_DENSE);
+				double rate = L->type == KZ_BN && bias ? 0.4 :
+				    0.1, want;
+
+				if (adam)
+					want = p0[i] - rate * g[i] /
+					    (fabs(g[i]) + 1e-8 / sqrt(0.001)) -
+					    (decays ? 0.1 * 0.01 * p0[i] : 0);
+				else
+					want = p0[i] - rate * 1.9 * (g[i] +
+					    (decays ? 0.01 * p0[i] : 0));
+				double d = fabs(n->params[i] - want);
+
+				if (!(d <= worst[adam]))	/* NaN too */
+					worst[adam] = d;
+				bn_biases += !adam && L->type == KZ_BN && bias;
+			}
+		}
+		kz_opt_free(&o);
+	}
+	fprintf(stderr, "bn-lr: worst error sgd %.2g, adam %.2g\n", worst[0],
+	    worst[1]);
+	check(bn_biases == 3 && worst[0] < 1e-6 && worst[1] < 1e-6,
+	    "bn-lr: BN shifts step at 4 times the rate, the rest at the rate");
+done:
+	free(p0);
+	free(g);
+	kz_net_free(n);
+}
+
 static void
 test_ema(void)
 {
@@ -1574,6 +1648,7 @@ main(void)
 	test_math_choice();
 	test_init();
 	test_ema();
+	test_bn_bias_lr();
 	test_shear();
 	test_elastic();
 	test_stroke();
