@@ -241,6 +241,8 @@ PY
 	t_fails "... nor without --ema" "eck1.kzm: trained with --ema 0.9" \
 	    kz-train -q $R -e 3 --resume "$T/eck1.kzm" -o "$T/enone.kzm" "$T/s2k.kz"
 	t_fails "--ema 1 is refused" "--ema" kz-train -q $R --ema 1 -o "$T/enone.kzm" "$T/s2k.kz"
+	t_fails "--bn-lr 0 is refused" "--bn-lr must be a number in 0.01..1000" \
+	    kz-train -q $R --bn-lr 0 -o "$T/enone.kzm" "$T/s2k.kz"
 	rm -f "$T"/sh.*.kz "$T/train.kz"
 else
 	skip "learning on KMNIST" "data not in $D"
