@@ -27,9 +27,10 @@ struct kz_opt {
  * biases); the settings are the caller's. */
 int kz_opt_init(struct kz_opt *o, const struct kz_net *n, struct kz_err *e);
 /* The update of parameters lo..hi-1 of net->params with gradient g at
- * learning rate lr, for step o->step, which the caller increments once
- * per step: callers split one step over threads.  Elementwise, so the
- * result is the same however it is split. */
+ * learning rate lr (BN biases at lr * o->bn_bias_lr), for step
+ * o->step, which the caller increments once per step: callers split
+ * one step over threads.  Elementwise, so the result is the same
+ * however it is split. */
 void kz_opt_update(const struct kz_opt *o, struct kz_net *n, const float *g,
     float lr, size_t lo, size_t hi);
 void kz_opt_free(struct kz_opt *o);
