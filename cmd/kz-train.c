@@ -123,7 +123,8 @@ usage(void)
 	    "                [--smooth eps] [--val file] "
 	    "[--val-every images] [--warmup epochs]\n"
 	    "                [--wd decay] [--weights distance|uniform] "
-	    "[--zero-res] [file]\n");
+	    "[--whiten] [--zero-res]\n"
+	    "                [file]\n");
 	version_usage("kz-train");
 	exit(2);
 }
@@ -224,6 +225,7 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'W': o->warmup = (int)integer(arg, 0, 1000, "--warmup"); break;
 	case 'D': o->wd = (float)number(arg, 0, 1, "--wd"); break;
 	case 'Z': cl->zero_res = 1; break;
+	case 'H': o->whiten = 1; break;
 	case 'w':
 		cl->knn_distance = word(arg, weights,
 		    "--weights: distance or uniform");
@@ -305,6 +307,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "warmup", required_argument, NULL, 'W' },
 		{ "wd", required_argument, NULL, 'D' },
 		{ "weights", required_argument, NULL, 'w' },
+		{ "whiten", no_argument, NULL, 'H' },
 		{ "zero-res", no_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -492,6 +495,24 @@ start_net(const struct cmdline *cl, const struct kz_dataset *data,
 			kz_net_init(m->net, cl->init, cl->zero_res,
 			    cl->o.seed);
 		kz_dataset_stats(data, &m->mean, &m->std);
+		if (cl->o.whiten && kz_net_whiten(m->net, data, m->mean,
+		    m->std, &e) != 0)
+			errx(2, "%s", e.msg);
+	}
+	if (cl->resume != NULL) {
+		/* Whitening is not recorded in the checkpoint: its first
+		 * layer, untouched by training, shows it. */
+		int whitened = kz_net_whitened(m->net, data, m->mean, m->std);
+
+		if (whitened < 0)
+			err(1, NULL);
+		if (whitened && !cl->o.whiten)
+			errx(1, "%s: trained with --whiten; resume with it",
+			    cl->resume);
+		if (!whitened && cl->o.whiten)
+			errx(1, "%s: its first layer does not whiten this "
+			    "stream's patches (trained without --whiten, or "
+			    "on other data)", cl->resume);
 	}
 	if ((r->t = kz_trainer_new(m->net, data, &cl->o, m->mean, m->std,
 	    &e)) == NULL)

@@ -35,6 +35,13 @@ kz_opt_init(struct kz_opt *o, const struct kz_net *n, struct kz_err *e)
 }
 
 void
+kz_opt_freeze(struct kz_opt *o, const struct kz_layer *L)
+{
+	memset(o->kind + L->w_off, KZ_PARAM_FROZEN, L->nw);
+	memset(o->kind + L->b_off, KZ_PARAM_FROZEN, L->nb);
+}
+
+void
 kz_opt_free(struct kz_opt *o)
 {
 	free(o->m);
@@ -49,31 +56,29 @@ kz_opt_free(struct kz_opt *o)
  * vectorise (a store to m[i] could otherwise change o->rho). */
 static void
 sgd_update(float *restrict p, float *restrict m, const float *restrict g,
-    const uint8_t *restrict kind, float lr, float bias_lr, float wd,
+    const uint8_t *restrict kind, const float *rate, float wd,
     float momentum, int nesterov, size_t lo, size_t hi)
 {
 	for (size_t i = lo; i < hi; i++) {
 		float gi = g[i] + (kind[i] == KZ_PARAM_DECAY ? wd * p[i] : 0);
 
 		m[i] = momentum * m[i] + gi;
-		p[i] -= (kind[i] == KZ_PARAM_BN_BIAS ? bias_lr : lr) *
-		    (nesterov ? gi + momentum * m[i] : m[i]);
+		p[i] -= rate[kind[i]] * (nesterov ? gi + momentum * m[i] : m[i]);
 	}
 }
 
-/* AdamW: weight decay decoupled from the adaptive step; a is the step
- * size with both bias corrections, bias_a the BN biases'. */
+/* AdamW: weight decay decoupled from the adaptive step; rate holds each
+ * kind's step size with both bias corrections. */
 static void
 adam_update(float *restrict p, float *restrict m, float *restrict v,
-    const float *restrict g, const uint8_t *restrict kind, float a,
-    float bias_a, float lr, float wd, float beta1, float beta2, float eps,
-    size_t lo, size_t hi)
+    const float *restrict g, const uint8_t *restrict kind, const float *rate,
+    float lr, float wd, float beta1, float beta2, float eps, size_t lo,
+    size_t hi)
 {
 	for (size_t i = lo; i < hi; i++) {
 		m[i] = beta1 * m[i] + (1 - beta1) * g[i];
 		v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-		p[i] -= (kind[i] == KZ_PARAM_BN_BIAS ? bias_a : a) * m[i] /
-		    (sqrtf(v[i]) + eps) +
+		p[i] -= rate[kind[i]] * m[i] / (sqrtf(v[i]) + eps) +
 		    (kind[i] == KZ_PARAM_DECAY ? lr * wd * p[i] : 0);
 	}
 }
@@ -81,8 +86,8 @@ adam_update(float *restrict p, float *restrict m, float *restrict v,
 /* m: running E[g^2]; v: running E[dx^2] (Zeiler 2012). */
 static void
 adadelta_update(float *restrict p, float *restrict m, float *restrict v,
-    const float *restrict g, const uint8_t *restrict kind, float lr,
-    float bias_lr, float wd, float rho, float eps, size_t lo, size_t hi)
+    const float *restrict g, const uint8_t *restrict kind, const float *rate,
+    float wd, float rho, float eps, size_t lo, size_t hi)
 {
 	for (size_t i = lo; i < hi; i++) {
 		float gi = g[i] + (kind[i] == KZ_PARAM_DECAY ? wd * p[i] : 0);
@@ -90,7 +95,7 @@ adadelta_update(float *restrict p, float *restrict m, float *restrict v,
 		m[i] = rho * m[i] + (1 - rho) * gi * gi;
 		float dx = sqrtf(v[i] + eps) / sqrtf(m[i] + eps) * gi;
 		v[i] = rho * v[i] + (1 - rho) * dx * dx;
-		p[i] -= (kind[i] == KZ_PARAM_BN_BIAS ? bias_lr : lr) * dx;
+		p[i] -= rate[kind[i]] * dx;
 	}
 }
 
@@ -98,27 +103,29 @@ KZ_HOT void
 kz_opt_update(const struct kz_opt *o, struct kz_net *n, const float *g,
     float lr, size_t lo, size_t hi)
 {
-	/* A multiplier of 1 gives lr itself, so the default trains the
-	 * same bytes as before the multiplier existed. */
-	float mult = o->bn_bias_lr;
+	/* Each kind's rate, by enum kz_param_kind.  A multiplier of 1
+	 * gives lr itself, so the default trains the same bytes as before
+	 * the multiplier existed. */
+	float mult = o->bn_bias_lr, rate[4] = { lr, lr, lr * mult, 0 };
 
 	switch (o->type) {
 	case KZ_SGD:
-		sgd_update(n->params, o->m, g, o->kind, lr, lr * mult, o->wd,
+		sgd_update(n->params, o->m, g, o->kind, rate, o->wd,
 		    o->momentum, o->nesterov, lo, hi);
 		break;
 	case KZ_ADAM: {
 		double c1 = 1 - pow(o->beta1, (double)o->step);
 		double c2 = 1 - pow(o->beta2, (double)o->step);
 		float a = (float)(lr * sqrt(c2) / c1);
+		float step[4] = { a, a, a * mult, 0 };
 
-		adam_update(n->params, o->m, o->v, g, o->kind, a, a * mult,
-		    lr, o->wd, o->beta1, o->beta2, o->eps, lo, hi);
+		adam_update(n->params, o->m, o->v, g, o->kind, step, lr, o->wd,
+		    o->beta1, o->beta2, o->eps, lo, hi);
 		break;
 	}
 	case KZ_ADADELTA:
-		adadelta_update(n->params, o->m, o->v, g, o->kind, lr,
-		    lr * mult, o->wd, o->rho, o->eps, lo, hi);
+		adadelta_update(n->params, o->m, o->v, g, o->kind, rate, o->wd,
+		    o->rho, o->eps, lo, hi);
 		break;
 	}
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "util.h"
+#include "engine.h"
 #include "norm.h"
 #include "predict.h"
 #include "train.h"
@@ -300,6 +301,35 @@ copy_floats(float **dst, const float *src, size_t n)
 	return 0;
 }
 
+/* The trainer's optimiser: o's settings and the defaults of the rest;
+ * under --whiten the first layer, which kz_net_whiten set, stays. */
+static int
+start_opt(struct kz_opt *opt, const struct kz_net *net,
+    const struct kz_train_opts *o, struct kz_err *e)
+{
+	const struct kz_layer *first = &net->layers[0];
+
+	opt->type = o->opt;
+	opt->lr = o->lr;
+	opt->momentum = o->momentum;
+	opt->wd = o->wd;
+	opt->nesterov = o->nesterov;
+	opt->bn_bias_lr = o->bn_bias_lr > 0 ? o->bn_bias_lr : 1;
+	opt->beta1 = 0.9f;
+	opt->beta2 = 0.999f;
+	opt->eps = o->eps > 0 ? o->eps : (o->opt == KZ_ADADELTA ? 1e-6f :
+	    1e-8f);
+	opt->rho = o->rho > 0 ? o->rho : 0.95f;
+	if (o->whiten && (first->type != KZ_CONV || first->src != -1))
+		return kz_errf(e, "--whiten: the first layer must be a "
+		    "convolution of the image");
+	if (kz_opt_init(opt, net, e) != 0)
+		return -1;
+	if (o->whiten)
+		kz_opt_freeze(opt, first);
+	return 0;
+}
+
 struct kz_trainer *
 kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
     const struct kz_train_opts *o, float mean, float std, struct kz_err *e)
@@ -324,18 +354,7 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 	t->mean = mean;
 	t->std = std;
 	kz_rng_seed(&t->rng, o->seed);
-	t->opt.type = o->opt;
-	t->opt.lr = o->lr;
-	t->opt.momentum = o->momentum;
-	t->opt.wd = o->wd;
-	t->opt.nesterov = o->nesterov;
-	t->opt.bn_bias_lr = o->bn_bias_lr > 0 ? o->bn_bias_lr : 1;
-	t->opt.beta1 = 0.9f;
-	t->opt.beta2 = 0.999f;
-	t->opt.eps = o->eps > 0 ? o->eps : (o->opt == KZ_ADADELTA ? 1e-6f :
-	    1e-8f);
-	t->opt.rho = o->rho > 0 ? o->rho : 0.95f;
-	if (kz_opt_init(&t->opt, net, e) != 0) {
+	if (start_opt(&t->opt, net, o, e) != 0) {
 		free(t);
 		return NULL;
 	}

@@ -24,6 +24,19 @@ int kz_dataset_read(const char *path, struct kz_dataset *d,
 void kz_dataset_free(struct kz_dataset *d);
 /* Mean and standard deviation of all pixels / 255. */
 void kz_dataset_stats(const struct kz_dataset *d, float *mean, float *std);
+/* Sets n's first layer, a convolution of the image into an even number
+ * of outputs up to 2 k^2, to whiten the k x k patches of d's images
+ * standardised by mean and std, with biases 0: output j < half is the
+ * j-th direction of most variance (of the patches' second moment, over
+ * at most 10,000 images spread evenly over d) over the root of its
+ * variance plus 5e-4, output half + j its negation, so that a ReLU
+ * passes both signs.  The same data give the same bytes. */
+int kz_net_whiten(struct kz_net *n, const struct kz_dataset *d, float mean,
+    float std, struct kz_err *e);
+/* 1 when n's first layer holds what kz_net_whiten would set from these
+ * data, 0 when not, -1 when out of memory. */
+int kz_net_whitened(const struct kz_net *n, const struct kz_dataset *d,
+    float mean, float std);
 
 /* On-the-fly augmentation, drawn per sample from the trainer's seeds. */
 struct kz_augment {
@@ -87,6 +100,8 @@ struct kz_train_opts {
 	float smooth;			/* label smoothing, 0 = off */
 	float bn_bias_lr;		/* the BN biases' learning rate over
 					   lr; 0 = 1, the same */
+	int whiten;			/* the first layer is not trained (its
+					   filters: kz_net_whiten) */
 	enum kz_math math;		/* the 3x3 convolutions' products;
 					   KZ_MATH_BF16 where not kz_bf16_ok()
 					   fails */

@@ -243,6 +243,18 @@ PY
 	t_fails "--ema 1 is refused" "--ema" kz-train -q $R --ema 1 -o "$T/enone.kzm" "$T/s2k.kz"
 	t_fails "--bn-lr 0 is refused" "--bn-lr must be a number in 0.01..1000" \
 	    kz-train -q $R --bn-lr 0 -o "$T/enone.kzm" "$T/s2k.kz"
+	# --whiten: a checkpoint resumes only if its first layer is still
+	# the whitening (so training left it as it was), and only with it.
+	kz-train -q $R --whiten -e 1 --checkpoint "$T/wck1.kzm" -o "$T/wone.kzm" "$T/s2k.kz"
+	t_ok "--whiten: an epoch later the first layer is still the whitening" \
+	    kz-train -q $R --whiten -e 2 --resume "$T/wck1.kzm" -o "$T/wtwo.kzm" "$T/s2k.kz"
+	t_fails "--whiten: its checkpoint does not resume without it" "wck1.kzm: trained with --whiten" \
+	    kz-train -q $R -e 2 --resume "$T/wck1.kzm" -o "$T/wnone.kzm" "$T/s2k.kz"
+	t_fails "--whiten does not resume a checkpoint trained without it" "ck1.kzm: its first layer does not whiten" \
+	    kz-train -q $R --whiten -e 3 --resume "$T/ck1.kzm" -o "$T/wnone.kzm" "$T/s2k.kz"
+	t_fails "--whiten needs a convolution first" "--whiten: the first layer must be a convolution" \
+	    kz-train -q -a mlp:16 --whiten -e 1 -o "$T/wnone.kzm" "$T/s2k.kz"
+	t_eq "... and leaves no model" "" "$(ls "$T" | grep wnone)"
 	rm -f "$T"/sh.*.kz "$T/train.kz"
 else
 	skip "learning on KMNIST" "data not in $D"

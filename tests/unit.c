@@ -1267,7 +1267,7 @@ test_bn_bias_lr(void)
 	    .beta2 = 0.999f, .eps = 1e-8f, .nesterov = 1, .bn_bias_lr = 4 };
 	float *p0 = NULL, *g = NULL;
 	double worst[2] = { 0, 0 };
-	int bn_biases = 0;
+	int bn_biases = 0, frozen_layer = -1;
 
 	if (n == NULL || (p0 = malloc(n->nparams * sizeof(float))) == NULL ||
 	    (g = malloc(n->nparams * sizeof(float))) == NULL) {
@@ -1284,18 +1284,22 @@ test_bn_bias_lr(void)
 			goto done;
 		}
 		o.step = 1;
+		/* The last layer, dense, frozen as --whiten freezes the
+		 * first: no step and no decay. */
+		kz_opt_freeze(&o, &n->layers[n->nlayers - 1]);
 		memcpy(n->params, p0, n->nparams * sizeof(float));
 		kz_opt_update(&o, n, g, 0.1f, 0, n->nparams);
 		for (int l = 0; l < n->nlayers; l++) {
 			const struct kz_layer *L = &n->layers[l];
 			size_t w = L->nw, b = L->nb;
+			int frozen = l == n->nlayers - 1;
 
 			for (size_t i = L->w_off; i < L->w_off + w + b; i++) {
 				int bias = i >= L->w_off + w;
-				int decays = !bias && (L->type == KZ_CONV ||
-				    L->type == KZ_DENSE);
-				double rate = L->type == KZ_BN && bias ? 0.4 :
-				    0.1, want;
+				int decays = !frozen && !bias &&
+				    (L->type == KZ_CONV || L->type == KZ_DENSE);
+				double rate = frozen ? 0 : L->type == KZ_BN &&
+				    bias ? 0.4 : 0.1, want;
 
 				if (adam)
 					want = p0[i] - rate * g[i] /
@@ -1311,16 +1315,134 @@ test_bn_bias_lr(void)
 				bn_biases += !adam && L->type == KZ_BN && bias;
 			}
 		}
+		frozen_layer = (int)n->layers[n->nlayers - 1].type;
 		kz_opt_free(&o);
 	}
 	fprintf(stderr, "bn-lr: worst error sgd %.2g, adam %.2g\n", worst[0],
 	    worst[1]);
-	check(bn_biases == 3 && worst[0] < 1e-6 && worst[1] < 1e-6,
-	    "bn-lr: BN shifts step at 4 times the rate, the rest at the rate");
+	check(bn_biases == 3 && frozen_layer == KZ_DENSE && worst[0] < 1e-6 &&
+	    worst[1] < 1e-6, "bn-lr: BN shifts step at 4 times the rate, "
+	    "frozen parameters not at all, the rest at the rate");
 done:
 	free(p0);
 	free(g);
 	kz_net_free(n);
+}
+
+/* kz_net_whiten's filters against what defines a whitening, from a
+ * second moment computed here: scaled to unit length, the rows u_j are
+ * orthonormal, u_i C u_j is 0 off the diagonal and lambda_j on it, with
+ * lambda_j = 1 / |w_j|^2 - 5e-4 falling and summing to C's trace; the
+ * second half negates the first; the biases are 0. */
+static void
+test_whiten(void)
+{
+	enum { N = 300, S = 8, K = 2, D = K * K };
+	static uint8_t pix[N * S * S];
+	static int32_t lab[N];
+	struct kz_dataset d = { N, S, S, 2, pix, lab };
+	struct kz_shape in = { 1, S, S };
+	struct kz_err e;
+	struct kz_net *n = kz_net_new("cnn:conv8k2,gap", in, 2, 3, &e);
+	struct kz_net *odd = kz_net_new("cnn:conv3k2,gap", in, 2, 3, &e);
+	struct kz_net *wide = kz_net_new("cnn:conv10k2,gap", in, 2, 3, &e);
+	uint32_t r = 12345;
+	double c[D][D] = { { 0 } }, count = 0, worst = 0, lambda[D];
+	float mean, std;
+
+	/* Pixels that share a random base with their right and lower
+	 * neighbours, so the patches' directions have unequal variances. */
+	for (int i = 0; i < N; i++) {
+		int base[S + 1][S + 1];
+
+		for (int y = 0; y <= S; y++)
+			for (int x = 0; x <= S; x++) {
+				r = r * 1103515245u + 12345u;
+				base[y][x] = (int)(r >> 16) % 64;
+			}
+		for (int y = 0; y < S; y++)
+			for (int x = 0; x < S; x++)
+				pix[(i * S + y) * S + x] = (uint8_t)(base[y][x] +
+				    base[y][x + 1] + base[y + 1][x] +
+				    (x + y) % 3 * 20);
+		lab[i] = i % 2;
+	}
+	if (n == NULL || odd == NULL || wide == NULL) {
+		check(0, "whiten: set up");
+		goto done;
+	}
+	kz_dataset_stats(&d, &mean, &std);
+	for (int i = 0; i < N; i++)
+		for (int y = 0; y + K <= S; y++)
+			for (int x = 0; x + K <= S; x++) {
+				double p[D];
+
+				for (int j = 0; j < D; j++)
+					p[j] = (pix[(i * S + y + j / K) * S + x +
+					    j % K] / 255.0 - mean) / std;
+				for (int a = 0; a < D; a++)
+					for (int b = 0; b < D; b++)
+						c[a][b] += p[a] * p[b];
+				count++;
+			}
+	if (kz_net_whiten(n, &d, mean, std, &e) != 0) {
+		check(0, "whiten: whitens");
+		goto done;
+	}
+	const struct kz_layer *L = &n->layers[0];
+	const float *w = n->params + L->w_off;
+	double u[D][D], trace = 0, sum = 0;
+
+	for (int j = 0; j < D; j++) {
+		double len2 = 0;
+
+		for (int k = 0; k < D; k++) {
+			len2 += (double)w[j * D + k] * w[j * D + k];
+			if (w[(j + D) * D + k] != -w[j * D + k])
+				worst = INFINITY;
+		}
+		lambda[j] = 1 / len2 - 5e-4;
+		sum += lambda[j];
+		trace += c[j][j] / count;
+		for (int k = 0; k < D; k++)
+			u[j][k] = w[j * D + k] / sqrt(len2);
+		if (j > 0 && lambda[j] > lambda[j - 1])
+			worst = INFINITY;
+	}
+	for (int i = 0; i < D; i++)
+		for (int j = 0; j < D; j++) {
+			double dot = 0, quad = 0;
+
+			for (int a = 0; a < D; a++) {
+				dot += u[i][a] * u[j][a];
+				for (int b = 0; b < D; b++)
+					quad += u[i][a] * c[a][b] / count *
+					    u[j][b];
+			}
+			double err = fmax(fabs(dot - (i == j)),
+			    fabs(quad - (i == j ? lambda[i] : 0)) / trace);
+
+			if (!(err <= worst))	/* NaN too */
+				worst = err;
+		}
+	for (int j = 0; j < L->out.c; j++)
+		if (n->params[L->b_off + j] != 0)
+			worst = INFINITY;
+	fprintf(stderr, "whiten: variances %.3g %.3g %.3g %.3g, worst error "
+	    "%.2g\n", lambda[0], lambda[1], lambda[2], lambda[3], worst);
+	check(worst < 1e-4 && fabs(sum - trace) < 1e-4 * trace &&
+	    lambda[D - 1] > 0, "whiten: the first layer whitens the patches");
+	check(kz_net_whitened(n, &d, mean, std) == 1, "whiten: recognised");
+	n->params[L->w_off + 5] += 1e-6f;
+	check(kz_net_whitened(n, &d, mean, std) == 0, "whiten: a changed "
+	    "filter is not a whitening");
+	check(kz_net_whiten(odd, &d, mean, std, &e) != 0 &&
+	    kz_net_whiten(wide, &d, mean, std, &e) != 0, "whiten: refuses an "
+	    "odd count of outputs and more than 2 k^2");
+done:
+	kz_net_free(n);
+	kz_net_free(odd);
+	kz_net_free(wide);
 }
 
 static void
@@ -1648,6 +1770,7 @@ main(void)
 	test_math_choice();
 	test_init();
 	test_ema();
+	test_whiten();
 	test_bn_bias_lr();
 	test_shear();
 	test_elastic();
