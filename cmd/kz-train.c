@@ -115,16 +115,16 @@ usage(void)
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--bn-lr factor]\n"
 	    "                [--checkpoint file] [--ema decay] "
-	    "[--init fanin|he] [--keep-best]\n"
-	    "                [--lr rate] [--momentum m] "
-	    "[--opt sgd|nesterov|adam|adadelta]\n"
-	    "                [--resume file] "
-	    "[--schedule const|cosine|step:N[:G]] [--seed n]\n"
-	    "                [--smooth eps] [--val file] "
-	    "[--val-every images] [--warmup epochs]\n"
-	    "                [--wd decay] [--weights distance|uniform] "
-	    "[--whiten] [--zero-res]\n"
-	    "                [file]\n");
+	    "[--hard fraction] [--init fanin|he]\n"
+	    "                [--keep-best] [--lr rate] [--momentum m]\n"
+	    "                [--opt sgd|nesterov|adam|adadelta] "
+	    "[--resume file]\n"
+	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
+	    "[--smooth eps]\n"
+	    "                [--val file] [--val-every images] "
+	    "[--warmup epochs] [--wd decay]\n"
+	    "                [--weights distance|uniform] [--whiten] "
+	    "[--zero-res] [file]\n");
 	version_usage("kz-train");
 	exit(2);
 }
@@ -217,6 +217,7 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 'S': schedule(arg, o); break;
 	case 's': o->seed = uinteger(arg, 0, UINT64_MAX, "--seed"); break;
 	case 'l': o->smooth = (float)number(arg, 0, 0.5, "--smooth"); break;
+	case 'h': o->hard = (float)number(arg, 0.01, 1, "--hard"); break;
 	case 'N': o->bn_bias_lr = (float)number(arg, 0.01, 1000, "--bn-lr");
 		break;
 	case 'V': cl->val = arg; break;
@@ -293,6 +294,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "bn-lr", required_argument, NULL, 'N' },
 		{ "checkpoint", required_argument, NULL, 'C' },
 		{ "ema", required_argument, NULL, 'E' },
+		{ "hard", required_argument, NULL, 'h' },
 		{ "init", required_argument, NULL, 'I' },
 		{ "keep-best", no_argument, NULL, 'K' },
 		{ "lr", required_argument, NULL, 'L' },

@@ -223,6 +223,8 @@ struct shard {
 	struct kz_work *work;
 	float *x, *soft, *wts;
 	float *first;			/* mixup: the shard's first image */
+	float *probs, *cost;		/* --hard: each sample's softmax and
+					   loss */
 	int32_t *y;
 	uint64_t seed;
 	int lo, hi;			/* positions in the batch */
@@ -271,6 +273,8 @@ kz_trainer_free(struct kz_trainer *t)
 		free(t->sh[s].x);
 		free(t->sh[s].first);
 		free(t->sh[s].soft);
+		free(t->sh[s].probs);
+		free(t->sh[s].cost);
 		free(t->sh[s].wts);
 		free(t->sh[s].y);
 	}
@@ -394,6 +398,10 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 		    (sh->soft = malloc((size_t)per * net->nclasses *
 		    sizeof(float))) == NULL ||
 		    (sh->wts = malloc(per * sizeof(float))) == NULL ||
+		    (o->hard > 0 && o->hard < 1 && ((sh->probs =
+		    malloc((size_t)per * net->nclasses * sizeof(float))) ==
+		    NULL || (sh->cost = malloc(per * sizeof(float))) ==
+		    NULL)) ||
 		    (sh->y = malloc(per * sizeof(int32_t))) == NULL)
 			goto oom;
 	}
@@ -559,6 +567,49 @@ schedule_lr(const struct kz_train_opts *o, double epoch)
 	}
 }
 
+/* --hard frac: only the shard's hardest samples give gradient
+ * (kz_hard_weights, by each one's loss).  The forward pass and the
+ * batch normalisations still see all b, so it saves no time here; it
+ * only turns the step towards what the net gets wrong. */
+static void
+keep_hardest(const struct kz_net *net, struct shard *sh, const float *soft,
+    int b, float frac)
+{
+	int C = net->nclasses;
+	const float *p = sh->probs;
+
+	kz_net_softmax(net, sh->work, b, sh->probs);
+	for (int i = 0; i < b; i++) {
+		double cost = 0;
+
+		for (int c = 0; c < C; c++) {
+			double target = soft ? soft[(size_t)i * C + c] :
+			    c == sh->y[i];
+
+			if (target > 0)
+				cost -= target * log(p[(size_t)i * C + c] +
+				    1e-30);
+		}
+		sh->cost[i] = (float)cost;
+	}
+	kz_hard_weights(sh->cost, b, frac, sh->wts);
+}
+
+void
+kz_hard_weights(const float *cost, int b, float frac, float *wts)
+{
+	int kept = (int)ceilf(frac * b);
+
+	for (int i = 0; i < b; i++) {
+		int harder = 0;
+
+		for (int j = 0; j < b; j++)
+			harder += cost[j] > cost[i] || (cost[j] == cost[i] &&
+			    j < i);
+		wts[i] *= harder < kept ? (float)b / kept : 0;
+	}
+}
+
 /* Thread s's share of the parameters: sums the shards' gradients into
  * shard 0's in a fixed order, then applies the optimiser's update.
  * Every parameter is handled alike whatever the split, so the model's
@@ -634,6 +685,8 @@ shard_step(int s, void *arg)
 	}
 	kz_work_zero_grad(sh->work, net);
 	kz_net_forward(net, sh->work, sh->x, b, 1, &r);
+	if (sh->probs != NULL)
+		keep_hardest(net, sh, soft, b, t->o.hard);
 	sh->loss = kz_net_loss(net, sh->work, sh->y, sh->wts, soft,
 	    t->o.smooth, b, 1.0f / t->batch_n, &sh->correct);
 	kz_net_backward(net, sh->work, b);

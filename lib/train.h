@@ -17,6 +17,10 @@ struct kz_dataset {
 	int32_t *labels;		/* n */
 };
 
+/* --hard: of b samples with losses cost, keeps the ceil(frac b) largest
+ * (on ties, the earlier) by multiplying their weights in wts by b over
+ * their count, so that a step keeps its scale, and the others' by 0. */
+void kz_hard_weights(const float *cost, int b, float frac, float *wts);
 /* Reads a whole stream ("-" for stdin); every record must be labelled
  * and 8-bit.  nclasses comes from the header, else max label + 1. */
 int kz_dataset_read(const char *path, struct kz_dataset *d,
@@ -102,6 +106,9 @@ struct kz_train_opts {
 					   lr; 0 = 1, the same */
 	int whiten;			/* the first layer is not trained (its
 					   filters: kz_net_whiten) */
+	float hard;			/* the fraction of each shard, the
+					   largest losses, that gives
+					   gradient; 0 = 1, all */
 	enum kz_math math;		/* the 3x3 convolutions' products;
 					   KZ_MATH_BF16 where not kz_bf16_ok()
 					   fails */

@@ -255,6 +255,18 @@ PY
 	t_fails "--whiten needs a convolution first" "--whiten: the first layer must be a convolution" \
 	    kz-train -q -a mlp:16 --whiten -e 1 -o "$T/wnone.kzm" "$T/s2k.kz"
 	t_eq "... and leaves no model" "" "$(ls "$T" | grep wnone)"
+	# --hard: 1 keeps every sample, so the same network as without it
+	# (the model's recorded command differs), judged by its scores.
+	kz-train -q $R -e 1 -o "$T/hnone.kzm" "$T/s2k.kz"
+	kz-train -q $R --hard 1 -e 1 -o "$T/hall.kzm" "$T/s2k.kz"
+	kz-train -q $R --hard 0.5 -e 1 -o "$T/hhalf.kzm" "$T/s2k.kz"
+	for h in none all half; do
+		kz-classify -k 10 -m "$T/h$h.kzm" -o "$T/h$h.kz" "$T/s1k.kz"
+	done
+	t_eq "--hard 1 trains the same network as without it; 0.5 does not" "same different" \
+	    "$(cmp -s "$T/hnone.kz" "$T/hall.kz" && echo same || echo different) $(cmp -s "$T/hnone.kz" "$T/hhalf.kz" && echo same || echo different)"
+	t_fails "--hard 0 is refused" "--hard must be a number in 0.01..1" \
+	    kz-train -q $R --hard 0 -o "$T/hbad.kzm" "$T/s2k.kz"
 	rm -f "$T"/sh.*.kz "$T/train.kz"
 else
 	skip "learning on KMNIST" "data not in $D"

@@ -1445,6 +1445,22 @@ done:
 	kz_net_free(wide);
 }
 
+/* kz_hard_weights against selections made by hand. */
+static void
+test_hard_weights(void)
+{
+	float cost[6] = { 0.5f, 2, 2, 0.1f, 3, 1 }, w[6] = { 1, 1, 1, 1, 1, 3 };
+	float want[6] = { 0, 2, 2, 0, 2, 0 };
+	float tie[5] = { 1, 1, 1, 1, 1 }, tw[5] = { 1, 1, 1, 1, 1 };
+	float twant[5] = { 5 / 3.0f, 5 / 3.0f, 5 / 3.0f, 0, 0 };
+
+	kz_hard_weights(cost, 6, 0.5f, w);
+	kz_hard_weights(tie, 5, 0.5f, tw);
+	check(memcmp(w, want, sizeof(w)) == 0 && memcmp(tw, twant,
+	    sizeof(tw)) == 0, "hard: the largest losses kept, ties to the "
+	    "earlier, weights scaled by b over the count");
+}
+
 static void
 test_ema(void)
 {
@@ -1771,6 +1787,7 @@ main(void)
 	test_init();
 	test_ema();
 	test_whiten();
+	test_hard_weights();
 	test_bn_bias_lr();
 	test_shear();
 	test_elastic();
