@@ -306,12 +306,14 @@ copy_floats(float **dst, const float *src, size_t n)
 }
 
 /* The trainer's optimiser: o's settings and the defaults of the rest;
- * under --whiten the first layer, which kz_net_whiten set, stays. */
+ * under --whiten the first layer, which must be what kz_net_whiten
+ * sets from data, stays as it is. */
 static int
 start_opt(struct kz_opt *opt, const struct kz_net *net,
+    const struct kz_dataset *data, float mean, float std,
     const struct kz_train_opts *o, struct kz_err *e)
 {
-	const struct kz_layer *first = &net->layers[0];
+	int whitened = o->whiten ? kz_net_whitened(net, data, mean, std) : 0;
 
 	opt->type = o->opt;
 	opt->lr = o->lr;
@@ -324,13 +326,15 @@ start_opt(struct kz_opt *opt, const struct kz_net *net,
 	opt->eps = o->eps > 0 ? o->eps : (o->opt == KZ_ADADELTA ? 1e-6f :
 	    1e-8f);
 	opt->rho = o->rho > 0 ? o->rho : 0.95f;
-	if (o->whiten && (first->type != KZ_CONV || first->src != -1))
-		return kz_errf(e, "--whiten: the first layer must be a "
-		    "convolution of the image");
+	if (whitened < 0)
+		return kz_errf(e, "out of memory");
+	if (o->whiten && !whitened)
+		return kz_errf(e, "--whiten: the first layer is not the "
+		    "whitening of these images (kz_net_whiten)");
 	if (kz_opt_init(opt, net, e) != 0)
 		return -1;
 	if (o->whiten)
-		kz_opt_freeze(opt, first);
+		kz_opt_freeze(opt, &net->layers[0]);
 	return 0;
 }
 
@@ -358,7 +362,7 @@ kz_trainer_new(struct kz_net *net, const struct kz_dataset *data,
 	t->mean = mean;
 	t->std = std;
 	kz_rng_seed(&t->rng, o->seed);
-	if (start_opt(&t->opt, net, o, e) != 0) {
+	if (start_opt(&t->opt, net, data, mean, std, o, e) != 0) {
 		free(t);
 		return NULL;
 	}

@@ -122,7 +122,8 @@ struct kz_epoch_stats {
 };
 
 struct kz_trainer;
-/* Prepares to train net on data (standardisation from the data). */
+/* Prepares to train net on data (standardisation from the data); under
+ * o->whiten, net's first layer must be what kz_net_whiten sets. */
 struct kz_trainer *kz_trainer_new(struct kz_net *net,
     const struct kz_dataset *data, const struct kz_train_opts *o,
     float mean, float std, struct kz_err *e);
