@@ -572,9 +572,10 @@ schedule_lr(const struct kz_train_opts *o, double epoch)
 }
 
 /* --hard frac: only the shard's hardest samples give gradient
- * (kz_hard_weights, by each one's loss).  The forward pass and the
- * batch normalisations still see all b, so it saves no time here; it
- * only turns the step towards what the net gets wrong. */
+ * (kz_hard_weights), ranked by their cross-entropy with the label (or
+ * mixup's mixed target), label smoothing left out.  The forward pass
+ * and the batch normalisations still see all b, so it saves no time
+ * here; it only turns the step towards what the net gets wrong. */
 static void
 keep_hardest(const struct kz_net *net, struct shard *sh, const float *soft,
     int b, float frac)
