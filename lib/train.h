@@ -17,10 +17,6 @@ struct kz_dataset {
 	int32_t *labels;		/* n */
 };
 
-/* --hard: of b samples with losses cost, keeps the ceil(frac b) largest
- * (on ties, the earlier) by multiplying their weights in wts by b over
- * their count, so that a step keeps its scale, and the others' by 0. */
-void kz_hard_weights(const float *cost, int b, float frac, float *wts);
 /* Reads a whole stream ("-" for stdin); every record must be labelled
  * and 8-bit.  nclasses comes from the header, else max label + 1. */
 int kz_dataset_read(const char *path, struct kz_dataset *d,
@@ -120,6 +116,11 @@ struct kz_epoch_stats {
 	double seconds, images_per_s;
 	double lr;			/* of the epoch's last step */
 };
+
+/* --hard: of b samples with losses cost, keeps the ceil(frac b) largest
+ * (on ties, the earlier) by multiplying their weights in wts by b over
+ * their count, so that a step keeps its scale, and the others' by 0. */
+void kz_hard_weights(const float *cost, int b, float frac, float *wts);
 
 struct kz_trainer;
 /* Prepares to train net on data (standardisation from the data); under
