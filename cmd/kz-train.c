@@ -118,7 +118,7 @@ usage(void)
 	    "[--hard fraction] [--init fanin|he]\n"
 	    "                [--keep-best] [--lr rate] [--momentum m]\n"
 	    "                [--opt sgd|nesterov|adam|adadelta] "
-	    "[--resume file]\n"
+	    "[--resume file] [--sam radius]\n"
 	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
 	    "[--smooth eps]\n"
 	    "                [--val file] [--val-every images] "
@@ -218,6 +218,7 @@ option(int ch, char *arg, struct cmdline *cl)
 	case 's': o->seed = uinteger(arg, 0, UINT64_MAX, "--seed"); break;
 	case 'l': o->smooth = (float)number(arg, 0, 0.5, "--smooth"); break;
 	case 'h': o->hard = (float)number(arg, 0.01, 1, "--hard"); break;
+	case 'x': o->sam = (float)number(arg, 1e-6, 10, "--sam"); break;
 	case 'N': o->bn_bias_lr = (float)number(arg, 0.01, 1000, "--bn-lr");
 		break;
 	case 'V': cl->val = arg; break;
@@ -301,6 +302,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "momentum", required_argument, NULL, 'M' },
 		{ "opt", required_argument, NULL, 'O' },
 		{ "resume", required_argument, NULL, 'R' },
+		{ "sam", required_argument, NULL, 'x' },
 		{ "schedule", required_argument, NULL, 'S' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "smooth", required_argument, NULL, 'l' },

@@ -105,6 +105,9 @@ struct kz_train_opts {
 	float hard;			/* the fraction of each shard, the
 					   largest losses, that gives
 					   gradient; 0 = 1, all */
+	float sam;			/* sharpness-aware minimisation: the
+					   radius of each step's ascent, 0 =
+					   off */
 	enum kz_math math;		/* the 3x3 convolutions' products;
 					   KZ_MATH_BF16 where not kz_bf16_ok()
 					   fails */

@@ -267,6 +267,20 @@ PY
 	    "$(cmp -s "$T/hnone.kz" "$T/hall.kz" && echo same || echo different) $(cmp -s "$T/hnone.kz" "$T/hhalf.kz" && echo same || echo different)"
 	t_fails "--hard 0 is refused" "--hard must be a number in 0.01..1" \
 	    kz-train -q $R --hard 0 -o "$T/hbad.kzm" "$T/s2k.kz"
+	# --sam keeps nothing between steps, so a checkpoint resumes to the
+	# network trained straight; and it is not the network without it.
+	kz-train -q $R --sam 0.05 -e 2 -o "$T/sstraight.kzm" "$T/s2k.kz"
+	kz-train -q $R --sam 0.05 -e 1 --checkpoint "$T/sck1.kzm" -o "$T/sone.kzm" "$T/s2k.kz"
+	kz-train -q $R --sam 0.05 -e 2 --resume "$T/sck1.kzm" -o "$T/sjoined.kzm" "$T/s2k.kz"
+	kz-train -q $R -e 2 -o "$T/snone.kzm" "$T/s2k.kz"
+	for m in straight joined none; do
+		kz-classify -k 10 -m "$T/s$m.kzm" -o "$T/s$m.kz" "$T/s1k.kz"
+	done
+	t_eq "--sam: 1 epoch + resume to 2 = 2 straight; not the network without it" "same different" \
+	    "$(cmp -s "$T/sstraight.kz" "$T/sjoined.kz" && echo same || echo different) $(cmp -s "$T/sstraight.kz" "$T/snone.kz" && echo same || echo different)"
+	t_fails "--sam 0 is refused" "--sam must be a number in 1e-06..10" \
+	    kz-train -q $R --sam 0 -o "$T/sbad.kzm" "$T/s2k.kz"
+	t_eq "... and leaves no model" "" "$(ls "$T" | grep sbad)"
 	rm -f "$T"/sh.*.kz "$T/train.kz"
 else
 	skip "learning on KMNIST" "data not in $D"

@@ -1526,6 +1526,89 @@ done:
 	kz_net_free(n);
 }
 
+/* Softmax regression's mean cross-entropy gradient over the batch,
+ * written out here: dW = (p - y) x^T / n, db = (p - y) / n, for W
+ * [C][F] then b [C] in w. */
+static void
+linear_grad(const double *w, const float *x, const int32_t *y, int n, int F,
+    int C, double *g)
+{
+	memset(g, 0, (size_t)(C * F + C) * sizeof(double));
+	for (int i = 0; i < n; i++) {
+		double z[4], m = -1e300, sum = 0;
+
+		for (int c = 0; c < C; c++) {
+			z[c] = w[C * F + c];
+			for (int f = 0; f < F; f++)
+				z[c] += w[c * F + f] * x[i * F + f];
+			m = fmax(m, z[c]);
+		}
+		for (int c = 0; c < C; c++)
+			sum += exp(z[c] - m);
+		for (int c = 0; c < C; c++) {
+			double d = (exp(z[c] - m) / sum - (c == y[i])) / n;
+
+			for (int f = 0; f < F; f++)
+				g[c * F + f] += d * x[i * F + f];
+			g[C * F + c] += d;
+		}
+	}
+}
+
+/* One step of --sam on softmax regression, the whole set one batch, by
+ * the rule: g0 the gradient at w0, e = rho g0 / |g0|, w1 = w0 - lr
+ * g(w0 + e) (SGD without momentum or decay). */
+static void
+test_sam(void)
+{
+	enum { N = 8, F = 16, C = 3 };
+	struct kz_err e;
+	struct kz_shape in = { 1, 4, 4 };
+	struct kz_net *n = kz_net_new("linear", in, C, 4, &e);
+	uint8_t pix[N * F];
+	int32_t lab[N];
+	float x[N * F];
+	struct kz_dataset d = { N, 4, 4, C, pix, lab };
+	struct kz_train_opts o = { .epochs = 1, .batch = N, .threads = 1,
+	    .opt = KZ_SGD, .lr = 0.5f, .seed = 1, .sam = 0.3f };
+	struct kz_epoch_stats st;
+	double w0[C * F + C], g[C * F + C], w[C * F + C], g1[C * F + C];
+	double norm = 0;
+	double worst = 0, plain = 0;
+
+	for (int i = 0; i < N * F; i++)
+		pix[i] = (uint8_t)(i * 53 % 256);
+	for (int i = 0; i < N; i++)
+		lab[i] = i % C;
+	kz_standardise(pix, N * F, 0.5f, 0.3f, x);
+	struct kz_trainer *t = n ? kz_trainer_new(n, &d, &o, 0.5f, 0.3f,
+	    &e) : NULL;
+	if (t == NULL || n->nparams != C * F + C) {
+		check(0, "sam: set up");
+		goto done;
+	}
+	for (int i = 0; i < C * F + C; i++)
+		w0[i] = n->params[i];
+	linear_grad(w0, x, lab, N, F, C, g);
+	for (int i = 0; i < C * F + C; i++)
+		norm += g[i] * g[i];
+	for (int i = 0; i < C * F + C; i++)
+		w[i] = w0[i] + 0.3 * g[i] / sqrt(norm);
+	linear_grad(w, x, lab, N, F, C, g1);
+	kz_trainer_epoch(t, &st, NULL, NULL);
+	for (int i = 0; i < C * F + C; i++) {
+		worst = fmax(worst, fabs(n->params[i] - (w0[i] - 0.5 * g1[i])));
+		plain = fmax(plain, fabs(n->params[i] - (w0[i] - 0.5 * g[i])));
+	}
+	fprintf(stderr, "sam: worst error %.2g; %.2g from a plain step\n",
+	    worst, plain);
+	check(worst < 1e-5 && plain > 1e-3, "sam: the step takes the "
+	    "gradient at w + rho g / |g| and steps from w");
+done:
+	kz_trainer_free(t);
+	kz_net_free(n);
+}
+
 /* Shear moves each row sideways in proportion to its distance from the
  * centre row: dots at (4, 0) and (4, 8) of a 9 x 9 image land at
  * 4 -+ 4k, k the shear drawn after the four draws of rotation, scale
@@ -1788,6 +1871,7 @@ main(void)
 	test_ema();
 	test_whiten();
 	test_hard_weights();
+	test_sam();
 	test_bn_bias_lr();
 	test_shear();
 	test_elastic();
