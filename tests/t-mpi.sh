@@ -29,6 +29,10 @@ else
 	run 2 -q -t 2 $O -e 2 --schedule cosine -o "$P/two2.kzm" "$P/tr.kz" 2>>"$P/err"
 	t_eq "2 ranks x 2 threads = 1 process x 4 threads" "$(nums "$P/one4.kzm")" "$(nums "$P/two2.kzm" 2>/dev/null)"
 	t_eq "... and they differ from 2 threads (the shards matter)" no "$([ "$(nums "$P/one4.kzm")" = "$(nums "$P/one2.kzm")" ] && echo yes || echo no)"
+	# --sam moves every rank's weights by the whole batch's gradient.
+	kz-train -q -t 2 $O --sam 0.05 -e 2 -o "$P/sam1.kzm" "$P/tr.kz"
+	run 2 -q -t 1 $O --sam 0.05 -e 2 -o "$P/sam2.kzm" "$P/tr.kz" 2>>"$P/err"
+	t_eq "--sam: 2 ranks x 1 thread = 1 process x 2 threads" "$(nums "$P/sam1.kzm")" "$(nums "$P/sam2.kzm" 2>/dev/null)"
 	# Checkpoint after one epoch, resume to two (a constant rate, so
 	# that the first epoch is the same either way): rank 0 writes the
 	# checkpoint, every rank reads it.
@@ -36,7 +40,7 @@ else
 	run 2 -q -t 1 $O -e 1 --checkpoint "$P/ck.kzm" -o "$P/e1.kzm" "$P/tr.kz" 2>>"$P/err"
 	run 2 -q -t 1 $O -e 2 --resume "$P/ck.kzm" -o "$P/res.kzm" "$P/tr.kz" 2>>"$P/err"
 	t_eq "2 ranks, checkpointed and resumed = 1 process straight through" "$(nums "$P/const.kzm")" "$(nums "$P/res.kzm" 2>/dev/null)"
-	t_eq "only rank 0 writes: no other file" "ck.kzm const.kzm e1.kzm err one2.kzm one4.kzm res.kzm tr.kz two1.kzm two2.kzm" \
+	t_eq "only rank 0 writes: no other file" "ck.kzm const.kzm e1.kzm err one2.kzm one4.kzm res.kzm sam1.kzm sam2.kzm tr.kz two1.kzm two2.kzm" \
 	    "$(ls "$P" | grep -v '\.log$' | tr '\n' ' ' | sed 's/ $//')"
 	# A rank that fails ends the job, with its message and no model.
 	head -c 1000 "$P/tr.kz" >"$P/cut.kz"

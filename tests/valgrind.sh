@@ -63,10 +63,10 @@ vg "train linear" kz-train -q -a linear -e 1 -o "$W/lin.kzm" "$W/a3k.kz"
 vg "train mlp" kz-train -q -a mlp:64,drop0.2 -e 1 --augment shift=2,rotate=5 -o "$W/mlp.kzm" "$W/a3k.kz"
 head -c $((32 + 600 * 796)) "$W/a.kz" >"$W/a600.kz"
 vg "train cnn" kz-train -q -t 2 -a cnn:conv8k3p1,bn,relu,res8,res16s2,maxpool2,gap,drop0.1 -e 1 \
-    --augment shift=2,shear=0.2,elastic=1,stroke=0.5,cutout=6,mixup=0.2 --ema 0.99 --bn-lr 4 --whiten --hard 0.5 --val "$W/b500.kz" --keep-best \
+    --augment shift=2,shear=0.2,elastic=1,stroke=0.5,cutout=6,mixup=0.2 --ema 0.99 --bn-lr 4 --whiten --hard 0.5 --sam 0.05 --val "$W/b500.kz" --keep-best \
     --checkpoint "$W/ck.kzm" -o "$W/cnn.kzm" "$W/a600.kz"
 vg "train cnn resume" kz-train -q -t 2 -a cnn:conv8k3p1,bn,relu,res8,res16s2,maxpool2,gap,drop0.1 -e 2 \
-    --ema 0.99 --bn-lr 4 --whiten --hard 0.5 --resume "$W/ck.kzm" -o "$W/cnn2.kzm" "$W/a600.kz"
+    --ema 0.99 --bn-lr 4 --whiten --hard 0.5 --sam 0.05 --resume "$W/ck.kzm" -o "$W/cnn2.kzm" "$W/a600.kz"
 vg "classify knn" kz-classify -k 3 -m "$W/knn.kzm" -o "$W/pk.kz" "$W/b500.kz"
 vg "classify ensemble" kz-classify -t 2 -k 3 -m "$W/mlp.kzm" -m "$W/cnn.kzm" -o "$W/pe.kz" "$W/b500.kz"
 if [ -f "$TOP/models/kmnist.kzm" ]; then
