@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "util.h"
-#include "engine.h"
 #include "norm.h"
 #include "train.h"
 

@@ -15,7 +15,6 @@
 
 #include "util.h"
 #include "engine.h"
-#include "norm.h"
 #include "predict.h"
 #include "train.h"
 
