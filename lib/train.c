@@ -444,10 +444,27 @@ kz_hard_weights(const float *cost, int b, float frac, float *wts)
 	}
 }
 
+/* dst[lo..hi) = the sum of the G shards' gradients, added in shard
+ * order so that the sum does not depend on how the work is split; dst
+ * may be shard 0's own. */
+static void
+sum_shard_grads(const struct kz_trainer *t, int G, float *dst, size_t lo,
+    size_t hi)
+{
+	if (dst != t->grad[0])
+		memcpy(dst + lo, t->grad[0] + lo, (hi - lo) * sizeof(float));
+	for (int k = 1; k < G; k++) {
+		const float *gs = t->grad[k];
+
+		for (size_t i = lo; i < hi; i++)
+			dst[i] += gs[i];
+	}
+}
+
 /* Thread s's share of the parameters: sums the shards' gradients into
- * shard 0's in a fixed order, then applies the optimiser's update.
- * Every parameter is handled alike whatever the split, so the model's
- * bytes do not depend on it. */
+ * shard 0's, then applies the optimiser's update.  Every parameter is
+ * handled alike whatever the split, so the model's bytes do not depend
+ * on it. */
 static void
 reduce_update(int s, void *arg)
 {
@@ -458,12 +475,7 @@ reduce_update(int s, void *arg)
 	size_t hi = s == t->T - 1 ? np : np * (s + 1) / t->T & ~(size_t)15;
 	float *g = t->grad[0];
 
-	for (int k = 1; k < t->batch_T; k++) {
-		const float *gs = t->grad[k];
-
-		for (size_t i = lo; i < hi; i++)
-			g[i] += gs[i];
-	}
+	sum_shard_grads(t, t->batch_T, g, lo, hi);
 	kz_opt_update(&t->opt, t->net, g, t->batch_lr, lo, hi);
 	if (t->ema_params != NULL)
 		ema_update(t, s, lo, hi);
@@ -590,10 +602,7 @@ sam_regrad(struct kz_trainer *t, int G, int L)
 	float *g = t->sam_g;
 	double norm = 0;
 
-	memcpy(g, t->grad[0], np * sizeof(float));
-	for (int s = 1; s < G; s++)
-		for (size_t i = 0; i < np; i++)
-			g[i] += t->grad[s][i];
+	sum_shard_grads(t, G, g, 0, np);
 	for (size_t i = 0; i < np; i++)
 		if (t->opt.kind[i] != KZ_PARAM_FROZEN)
 			norm += (double)g[i] * g[i];
