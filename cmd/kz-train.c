@@ -74,6 +74,7 @@ struct cmdline {
 				   training images, 0 = at epochs' ends */
 	const char *checkpoint;	/* --checkpoint: rewritten each epoch */
 	const char *resume;	/* --resume: the checkpoint to go on from */
+	const char *from;	/* --from: a trained net to start from */
 	struct kz_train_opts o;	/* all that the trainer is told */
 	int quiet;		/* -q: no report on stderr */
 	int keep_best;		/* --keep-best: write the best epoch */
@@ -115,8 +116,9 @@ usage(void)
 	    "                [--augment spec] [--balance none|sample|weight] "
 	    "[--bn-lr factor]\n"
 	    "                [--checkpoint file] [--ema decay] "
-	    "[--hard fraction] [--init fanin|he]\n"
-	    "                [--keep-best] [--lr rate] [--momentum m]\n"
+	    "[--from model] [--hard fraction]\n"
+	    "                [--init fanin|he] [--keep-best] [--lr rate] "
+	    "[--momentum m]\n"
 	    "                [--opt sgd|nesterov|adam|adadelta] "
 	    "[--resume file] [--sam radius]\n"
 	    "                [--schedule const|cosine|step:N[:G]] [--seed n] "
@@ -214,6 +216,7 @@ option(int ch, char *arg, struct cmdline *cl)
 		}
 		break;
 	case 'R': cl->resume = arg; break;
+	case 'F': cl->from = arg; break;
 	case 'S': schedule(arg, o); break;
 	case 's': o->seed = uinteger(arg, 0, UINT64_MAX, "--seed"); break;
 	case 'l': o->smooth = (float)number(arg, 0, 0.5, "--smooth"); break;
@@ -295,6 +298,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		{ "bn-lr", required_argument, NULL, 'N' },
 		{ "checkpoint", required_argument, NULL, 'C' },
 		{ "ema", required_argument, NULL, 'E' },
+		{ "from", required_argument, NULL, 'F' },
 		{ "hard", required_argument, NULL, 'h' },
 		{ "init", required_argument, NULL, 'I' },
 		{ "keep-best", no_argument, NULL, 'K' },
@@ -336,6 +340,10 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 		errx(2, "--keep-best needs --val to tell the best epoch");
 	if (cl->val_every > 0 && cl->val == NULL)
 		errx(2, "--val-every needs --val");
+	if (cl->from != NULL && (cl->o.whiten || cl->init != KZ_INIT_FANIN ||
+	    cl->zero_res || (cl->arch && strcmp(cl->arch, "knn") == 0)))
+		errx(2, "--from: a network's weights, not --whiten's, "
+		    "--init's, --zero-res's or a kNN model's");
 	refuse_tty(cl->output);
 	if (cl->arch != NULL && cl->arch[0] == '@')
 		cl->arch = cl->arch_buf = arch_from_file(cl->arch + 1);
@@ -474,6 +482,24 @@ read_checkpoint(const struct cmdline *cl, const struct kz_dataset *data,
 	return ck->arch;
 }
 
+/* --from: m's net starts as path's trained one, and reads its input
+ * on the same scale, which the first layer learned. */
+static void
+adopt(const char *path, struct kz_model *m)
+{
+	struct kz_model src;
+	struct kz_err e;
+
+	if (kz_model_read(path, &src, &e) != 0)
+		errx(1, "%s", e.msg);
+	if (src.type != KZ_MODEL_NET || kz_net_adopt(m->net, src.net, &e))
+		errx(1, "%s: %s", path, src.type != KZ_MODEL_NET ?
+		    "not a single network" : e.msg);
+	m->mean = src.mean;
+	m->std = src.std;
+	kz_model_free(&src);
+}
+
 /* Sets up r: a new network of cl->arch, or the checkpoint's (whose net
  * it takes over), its trainer, and room for the best epoch. */
 static void
@@ -499,6 +525,8 @@ start_net(const struct cmdline *cl, const struct kz_dataset *data,
 			kz_net_init(m->net, cl->init, cl->zero_res,
 			    cl->o.seed);
 		kz_dataset_stats(data, &m->mean, &m->std);
+		if (cl->from != NULL)
+			adopt(cl->from, m);
 		if (cl->o.whiten && kz_net_whiten(m->net, data, m->mean,
 		    m->std, &e) != 0)
 			errx(2, "%s", e.msg);

@@ -56,6 +56,13 @@ enum kz_init {
 void kz_net_init(struct kz_net *n, enum kz_init scheme, int zero_res,
     uint64_t seed);
 void kz_net_free(struct kz_net *n);
+/* Copies src's parameters and batch-norm statistics into dst: a
+ * trained net as the start of another's training.  The two must have
+ * the same layers on the same input, except that the output layer may
+ * map to another number of classes; then dst's keeps its own.  -1 when
+ * they differ, naming the first layer that does. */
+int kz_net_adopt(struct kz_net *dst, const struct kz_net *src,
+    struct kz_err *e);
 /* The numbers of parameters and of state values (BN statistics) of the
  * net kz_net_new would build, without allocating them: what a model
  * file must hold, checked before it is loaded.  -1 on a bad spec. */

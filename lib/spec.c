@@ -402,6 +402,47 @@ kz_net_free(struct kz_net *n)
 	free(n);
 }
 
+int
+kz_net_adopt(struct kz_net *dst, const struct kz_net *src, struct kz_err *e)
+{
+	int last = dst->nlayers - 1;
+
+	if (src->nlayers != dst->nlayers || src->in.c != dst->in.c ||
+	    src->in.h != dst->in.h || src->in.w != dst->in.w)
+		return kz_errf(e, "%d layers reading %dx%d, not the %d "
+		    "layers reading %dx%d of \"%s\"", src->nlayers,
+		    src->in.w, src->in.h, dst->nlayers, dst->in.w,
+		    dst->in.h, dst->spec);
+	for (int i = 0; i <= last; i++) {
+		const struct kz_layer *a = &src->layers[i], *b = &dst->layers[i];
+		/* The output layer alone may map to another number of
+		 * classes: then its weights are not taken. */
+		int out_c = i == last ? b->out.c : a->out.c;
+
+		if (a->type != b->type || a->src != b->src ||
+		    a->src2 != b->src2 || a->k != b->k ||
+		    a->stride != b->stride || a->pad != b->pad ||
+		    a->in.c != b->in.c || a->in.h != b->in.h ||
+		    a->in.w != b->in.w || out_c != b->out.c ||
+		    a->out.h != b->out.h || a->out.w != b->out.w)
+			return kz_errf(e, "layer %d differs from layer %d of "
+			    "\"%s\"", i + 1, i + 1, dst->spec);
+	}
+	for (int i = 0; i <= last; i++) {
+		const struct kz_layer *a = &src->layers[i], *b = &dst->layers[i];
+
+		if (i == last && a->out.c != b->out.c)
+			break;
+		memcpy(dst->params + b->w_off, src->params + a->w_off,
+		    b->nw * sizeof(float));
+		memcpy(dst->params + b->b_off, src->params + a->b_off,
+		    b->nb * sizeof(float));
+		memcpy(dst->state + b->s_off, src->state + a->s_off,
+		    b->ns * sizeof(float));
+	}
+	return 0;
+}
+
 double
 kz_net_flops(const struct kz_net *n)
 {
