@@ -425,8 +425,8 @@ kz_net_adopt(struct kz_net *dst, const struct kz_net *src, struct kz_err *e)
 		    a->in.c != b->in.c || a->in.h != b->in.h ||
 		    a->in.w != b->in.w || out_c != b->out.c ||
 		    a->out.h != b->out.h || a->out.w != b->out.w)
-			return kz_errf(e, "layer %d differs from layer %d of "
-			    "\"%s\"", i + 1, i + 1, dst->spec);
+			return kz_errf(e, "its layer %d is not that of \"%s\"",
+			    i + 1, dst->spec);
 	}
 	for (int i = 0; i <= last; i++) {
 		const struct kz_layer *a = &src->layers[i], *b = &dst->layers[i];

@@ -281,6 +281,30 @@ PY
 	t_fails "--sam 0 is refused" "--sam must be a number in 1e-06..10" \
 	    kz-train -q $R --sam 0 -o "$T/sbad.kzm" "$T/s2k.kz"
 	t_eq "... and leaves no model" "" "$(ls "$T" | grep sbad)"
+	# --from: no epochs from a model of the same classes is that model;
+	# from one of 12 classes (s2k's header says 12), the layers below the
+	# output are its, and the output layer is what the seed draws alone.
+	kz-train -q $R -e 0 --from "$T/straight.kzm" -o "$T/fsame.kzm" "$T/s2k.kz"
+	kz-train -q $R -e 1 --from "$T/straight.kzm" -o "$T/fone.kzm" "$T/s2k.kz"
+	t_eq "--from, no epochs: the model it starts from; an epoch on, not" "same different" \
+	    "$(alike "$T/straight.kzm" "$T/fsame.kzm") $(alike "$T/straight.kzm" "$T/fone.kzm")"
+	"$PY" -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[24] = 12; open(sys.argv[2], 'wb').write(b)" \
+	    "$T/s2k.kz" "$T/s2k12.kz"
+	kz-train -q $R -e 1 -o "$T/f12.kzm" "$T/s2k12.kz"
+	kz-train -q $R -e 0 -o "$T/fnew.kzm" "$T/s2k.kz"
+	kz-train -q $R -e 0 --from "$T/f12.kzm" -o "$T/ffrom.kzm" "$T/s2k.kz"
+	t_eq "--from 12 classes into 10: its lower layers and statistics, the seed's output layer" "yes yes" \
+	    "$("$PY" -c "
+import sys; sys.path.insert(0, '$TESTS'); import kzpy
+a, n, d = (kzpy.kzm_sections('$T/' + f + '.kzm') for f in ('f12', 'fnew', 'ffrom'))
+head = lambda k: (4 * 13 * 13 + 1) * k * 4   # the dense layer's floats, as bytes
+print('yes' if d[b'PARM'] == a[b'PARM'][:-head(12)] + n[b'PARM'][-head(10):] else 'no',
+      'yes' if d[b'STAT'] == a[b'STAT'] and d[b'STAT'] != n[b'STAT'] else 'no')")"
+	t_fails "--from: another architecture is refused, naming its layer" "f12.kzm: its layer 1 is not that of \"cnn:conv8k3" \
+	    kz-train -q -a cnn:conv8k3,bn,relu,maxpool2,drop0.1 -e 0 --from "$T/f12.kzm" -o "$T/fbad.kzm" "$T/s2k.kz"
+	t_fails "--from: not with --whiten" "--from: a network's weights, not --whiten's" \
+	    kz-train -q $R --whiten --from "$T/f12.kzm" -o "$T/fbad.kzm" "$T/s2k.kz"
+	t_eq "... and leaves no model" "" "$(ls "$T" | grep fbad)"
 	rm -f "$T"/sh.*.kz "$T/train.kz"
 else
 	skip "learning on KMNIST" "data not in $D"
