@@ -67,6 +67,8 @@ vg "train cnn" kz-train -q -t 2 -a cnn:conv8k3p1,bn,relu,res8,res16s2,maxpool2,g
     --checkpoint "$W/ck.kzm" -o "$W/cnn.kzm" "$W/a600.kz"
 vg "train cnn resume" kz-train -q -t 2 -a cnn:conv8k3p1,bn,relu,res8,res16s2,maxpool2,gap,drop0.1 -e 2 \
     --ema 0.99 --bn-lr 4 --whiten --hard 0.5 --sam 0.05 --resume "$W/ck.kzm" -o "$W/cnn2.kzm" "$W/a600.kz"
+vg "train cnn from another" kz-train -q -t 2 -a cnn:conv8k3p1,bn,relu,res8,res16s2,maxpool2,gap,drop0.1 -e 1 \
+    --from "$W/cnn.kzm" -o "$W/cnn3.kzm" "$W/a600.kz"
 vg "classify knn" kz-classify -k 3 -m "$W/knn.kzm" -o "$W/pk.kz" "$W/b500.kz"
 vg "classify ensemble" kz-classify -t 2 -k 3 -m "$W/mlp.kzm" -m "$W/cnn.kzm" -o "$W/pe.kz" "$W/b500.kz"
 if [ -f "$TOP/models/kmnist.kzm" ]; then
