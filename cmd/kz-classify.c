@@ -14,6 +14,7 @@
 #define MAX_MODELS 32
 #define MAX_SHIFT 8
 #define MAX_ZOOM 20			/* per cent */
+#define MAX_TURN 30			/* degrees */
 
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
@@ -25,6 +26,9 @@ struct cmdline {
 					   -1: the first model's setting */
 	int zoom;			/* -z: per cent each zoomed view
 					   scales by; -1: the first
+					   model's setting */
+	int turn;			/* -r: degrees each turned view
+					   turns by; -1: the first
 					   model's setting */
 	int batch;			/* -b: records classified at once */
 	int threads;			/* -t: threads of each model */
@@ -39,13 +43,15 @@ struct batch {
 	const struct kz_header *h;	/* the input's */
 	size_t npix;			/* pixels per image */
 	int C, k;			/* classes; predictions written */
-	int nviews;			/* nzooms x nmoves */
-	int nzooms, nmoves;		/* 1, or 2 with -z; 1, or 5 with -s */
+	int nviews;			/* nturns x nzooms x nmoves */
+	int nturns, nzooms, nmoves;	/* 1, or 3 with -r; 1, or 2 with -z;
+					   1, or 5 with -s */
+	double turns[3];		/* each turn's angle, degrees */
 	double zooms[2];		/* each zoom's scale */
 	int moves[5][2];		/* each move, x and y */
 	struct kz_record *in;		/* the record read */
 	struct kz_record **out;		/* the records written */
-	uint8_t *pix, *zoomed, *moved;	/* images, and views of them */
+	uint8_t *pix, *warped, *moved;	/* images, and views of them */
 	float *probs, *sum;		/* batch x C: one model's; the sum */
 	uint32_t *fold;			/* C: where each class's score
 					   goes (KZ_FLAG_MODERN), or NULL */
@@ -56,8 +62,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: kz-classify [-v] [-m model]... [-k predictions] "
 	    "[-s shift] [-z zoom]\n"
-	    "                   [-b batch] [-p auto|f32|bf16] [-t threads] "
-	    "[-o file] [file]\n"
+	    "                   [-r degrees] [-b batch] [-p auto|f32|bf16] "
+	    "[-t threads]\n"
+	    "                   [-o file] [file]\n"
 	    "       kz-classify -L\n");
 	version_usage("kz-classify");
 	exit(2);
@@ -127,11 +134,12 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	cl->k = -1;
 	cl->shift = -1;
 	cl->zoom = -1;
+	cl->turn = -1;
 	cl->batch = 1024;
 	cl->threads = kz_ncpu();
 	cl->output = "-";
 	cl->math = KZ_MATH_F32;
-	while ((ch = getopt(argc, argv, "Lm:k:s:z:b:p:t:o:v")) != -1) {
+	while ((ch = getopt(argc, argv, "Lm:k:s:z:r:b:p:t:o:v")) != -1) {
 		switch (ch) {
 		case 'L':
 			list_models();
@@ -149,6 +157,9 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 			break;
 		case 'z':
 			cl->zoom = (int)integer(optarg, 0, MAX_ZOOM, "-z");
+			break;
+		case 'r':
+			cl->turn = (int)integer(optarg, 0, MAX_TURN, "-r");
 			break;
 		case 'b':
 			/* Whole chunks, so that every batch starts where one
@@ -255,9 +266,10 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	int C = (int)m->nclasses;
 	size_t n = (size_t)cl->batch;
 	int shift = cl->shift;
-	/* The views averaged: each zoom of the image (itself, or with -z
-	 * the image scaled down and up), each unmoved and, with -s, moved
-	 * by shift pixels right, left, down and up. */
+	/* The views averaged: the image as given and, with -r, turned
+	 * either way; each of those itself or, with -z, scaled down and up
+	 * in its place; each of those unmoved and, with -s, moved by shift
+	 * pixels right, left, down and up. */
 	int moves[5][2] = { { 0, 0 }, { shift, 0 }, { -shift, 0 },
 	    { 0, shift }, { 0, -shift } };
 
@@ -269,7 +281,11 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	fold_forms(cl, m, b);
 	b->nmoves = shift > 0 ? 5 : 1;
 	b->nzooms = cl->zoom > 0 ? 2 : 1;
-	b->nviews = b->nzooms * b->nmoves;
+	b->nturns = cl->turn > 0 ? 3 : 1;
+	b->nviews = b->nturns * b->nzooms * b->nmoves;
+	b->turns[0] = 0;
+	b->turns[1] = cl->turn;
+	b->turns[2] = -cl->turn;
 	b->zooms[0] = cl->zoom > 0 ? 1 - cl->zoom / 100.0 : 1;
 	b->zooms[1] = 1 + cl->zoom / 100.0;
 	memcpy(b->moves, moves, sizeof(moves));
@@ -278,13 +294,14 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	oh->nclasses = (uint32_t)C;
 	b->in = kz_record_new(h);
 	b->pix = malloc(n * b->npix);
-	/* A buffer for the zoomed views only when there are any. */
-	b->zoomed = b->nzooms > 1 ? malloc(n * b->npix) : NULL;
+	/* A buffer for the zoomed or turned views only when there are
+	 * any. */
+	b->warped = b->nviews > b->nmoves ? malloc(n * b->npix) : NULL;
 	b->moved = malloc(n * b->npix);
 	b->probs = malloc(n * C * sizeof(float));
 	b->sum = malloc(n * C * sizeof(float));
-	if (b->in == NULL || b->pix == NULL || (b->nzooms > 1 &&
-	    b->zoomed == NULL) || b->moved == NULL ||
+	if (b->in == NULL || b->pix == NULL || (b->nviews > b->nmoves &&
+	    b->warped == NULL) || b->moved == NULL ||
 	    b->probs == NULL || b->sum == NULL ||
 	    (b->out = calloc(n, sizeof(*b->out))) == NULL)
 		err(1, NULL);
@@ -304,14 +321,16 @@ predict(const struct cmdline *cl, struct kz_predictor **pred,
 
 	for (int v = 0; v < b->nviews; v++) {
 		const uint8_t *x = b->pix;
-		double zoom = b->zooms[v / b->nmoves];
+		double turn = b->turns[v / (b->nzooms * b->nmoves)];
+		double zoom = b->zooms[v / b->nmoves % b->nzooms];
 		const int *move = b->moves[v % b->nmoves];
 
-		if (zoom != 1) {
+		if (zoom != 1 || turn != 0) {
 			for (int j = 0; j < n; j++)
-				kz_norm_zoom(x + j * b->npix, h->width,
-				    h->height, zoom, b->zoomed + j * b->npix);
-			x = b->zoomed;
+				kz_norm_view(x + j * b->npix, h->width,
+				    h->height, zoom, turn, b->warped + j *
+				    b->npix);
+			x = b->warped;
 		}
 		if (move[0] != 0 || move[1] != 0) {
 			for (int j = 0; j < n; j++)
@@ -438,11 +457,13 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	read_models(&cl, m);
-	/* The test-time settings the model carries, unless -s or -z says. */
+	/* The test-time settings the model carries, unless -s, -z or -r says. */
 	if (cl.shift < 0)
 		cl.shift = m[0].settings.shift;
 	if (cl.zoom < 0)
 		cl.zoom = m[0].settings.zoom;
+	if (cl.turn < 0)
+		cl.turn = m[0].settings.rotate;
 	r = open_input(&cl, &m[0]);
 	for (int i = 0; i < cl.nmodels; i++)
 		if ((pred[i] = kz_predictor_new(&m[i], cl.threads, cl.batch,
@@ -463,7 +484,7 @@ main(int argc, char *argv[])
 		kz_record_free(b.out[i]);
 	free(b.out);
 	kz_record_free(b.in);
-	free(b.zoomed);
+	free(b.warped);
 	free(b.pix);
 	free(b.moved);
 	free(b.probs);

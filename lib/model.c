@@ -28,12 +28,13 @@ enum { SEC_META, SEC_KNNX, SEC_KNNY, SEC_PARM, SEC_STAT, SEC_OPTM, SEC_OPTV,
 const struct kz_setting_def kz_setting_defs[] = {
 	{ "shift", 0, 8, offsetof(struct kz_settings, shift) },
 	{ "zoom", 0, 20, offsetof(struct kz_settings, zoom) },
+	{ "rotate", 0, 30, offsetof(struct kz_settings, rotate) },
 };
 const size_t kz_nsettings = sizeof(kz_setting_defs) /
     sizeof(kz_setting_defs[0]);
 
-/* The names of the settings this kz knows, as "shift, zoom", into buf
- * (size bytes): for the messages that refuse an unknown one. */
+/* The names of the settings this kz knows, as "shift, zoom, rotate",
+ * into buf (size bytes): for the messages that refuse an unknown one. */
 static const char *
 known_settings(char *buf, size_t size)
 {

@@ -48,6 +48,9 @@ struct kz_settings {
 	int zoom;			/* "zoom": -z, read the image scaled
 					   by 1 - zoom% and 1 + zoom%, 0 to
 					   20, in place of it as given */
+	int rotate;			/* "rotate": -r, read the image also
+					   turned by this many degrees
+					   either way, 0 to 30 */
 };
 #define KZ_SETTINGS_TEXT 256
 /* Sets one setting from "name=value"; -1 naming an unknown name or a

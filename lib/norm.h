@@ -89,11 +89,13 @@ void kz_norm_warp(const uint8_t *src, uint32_t w, uint32_t h, double c,
  * smallest) value of its 3 x 3 neighbourhood within the image.
  * Training's augmentation: brushes and hands differ in stroke width. */
 void kz_norm_stroke(float *img, uint32_t w, uint32_t h, float weight);
-/* dst (w x h) = src scaled by factor about its centre, bilinear as
- * kz_norm_warp draws, rounded to the nearest byte: kz-classify's zoomed
- * views, drawn as training's augmentation draws its images. */
-void kz_norm_zoom(const uint8_t *src, uint32_t w, uint32_t h,
-    double factor, uint8_t *dst);
+/* dst (w x h) = src scaled by factor and turned by degrees (clockwise
+ * as the image is shown, rows running down) about its centre, bilinear
+ * as kz_norm_warp draws, 0 beyond the edge, rounded to the nearest
+ * byte: kz-classify's zoomed and turned views, drawn as training's
+ * augmentation draws its images. */
+void kz_norm_view(const uint8_t *src, uint32_t w, uint32_t h,
+    double factor, double degrees, uint8_t *dst);
 /* The functions returning int give -1 only when out of memory. */
 
 #endif
