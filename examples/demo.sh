@@ -31,8 +31,9 @@ echo "== kz-label: the first test records in Unicode (true, then predictions)"
 kz-classify -m out/demo.kzm -k 2 out/test.kz | kz-label -c "$MAP" | head -n 5
 if [ -f models/kmnist.kzm ]; then
 	echo "== the shipped model, kmnist (models/kmnist.kzm), with no flags: it carries its"
-	echo "   test-time settings (shift=2 zoom=2: the image scaled by 0.98 and 1.02, each"
-	echo "   also moved two pixels four ways, ten views averaged)"
+	echo "   test-time settings (shift=2 zoom=2 rotate=3: the image as given and turned"
+	echo "   3 degrees either way, each scaled by 0.98 and 1.02, each of those also moved"
+	echo "   two pixels four ways, 30 views averaged)"
 	echo "   and its class map (kz-model kmnist)"
 	kz-classify -k 5 out/test.kz >out/test-shipped.kz
 	kz-eval -m kmnist -n 8 -o out/confusion.png out/test-shipped.kz

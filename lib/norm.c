@@ -465,14 +465,14 @@ kz_norm_view(const uint8_t *src, uint32_t w, uint32_t h, double factor,
     double degrees, uint8_t *dst)
 {
 	double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
-	double a = degrees * M_PI / 180, c = cos(a) / factor, s = sin(a) /
-	    factor;
+	double a = degrees * M_PI / 180, c = cos(a), s = sin(a);
 
 	for (uint32_t y = 0; y < h; y++)
 		for (uint32_t x = 0; x < w; x++) {
+			/* unturned, (x - cx) / factor + cx to the bit */
 			double dx = x - cx, dy = y - cy;
-			double v = bilinear(src, w, h, c * dx + s * dy + cx,
-			    c * dy - s * dx + cy);
+			double v = bilinear(src, w, h, (c * dx + s * dy) /
+			    factor + cx, (c * dy - s * dx) / factor + cy);
 
 			dst[(size_t)y * w + x] = (uint8_t)lrint(v > 255 ? 255 : v);
 		}

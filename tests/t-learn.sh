@@ -157,33 +157,47 @@ PY
 	t_fails "kz-classify -s beyond 8 pixels" "-s" kz-classify -m "$T/cnn.kzm" -s 9 "$T/s1k.kz"
 	# -z 10: the mean of the image scaled by 0.9 and by 1.1 about its
 	# centre, each drawn by Python (bilinear, 0 beyond the edge, rounded
-	# half to even) and classified alone.
+	# half to even) and classified alone; -r 5, of the image as given
+	# and turned 5 degrees clockwise and anticlockwise; -z 10 -r 5, of
+	# the six views both make.
 	"$PY" - "$T/s1k.kz" "$T/zoom" <<'PY'
 import math, sys
 d = open(sys.argv[1], "rb").read(); hdr, size, c = d[:32], 12 + 784, 13.5
 def at(px, x, y):
     return px[y * 28 + x] if 0 <= x < 28 and 0 <= y < 28 else 0
-def draw(px, f):
+def draw(px, f, deg):
+    a = deg * math.pi / 180
+    co, si = math.cos(a), math.sin(a)
     out = bytearray()
     for y in range(28):
         for x in range(28):
-            sx, sy = (x - c) / f + c, (y - c) / f + c
+            dx, dy = x - c, y - c
+            # the point read: clockwise as shown, rows running down
+            sx, sy = (co * dx + si * dy) / f + c, (co * dy - si * dx) / f + c
             x0, y0 = math.floor(sx), math.floor(sy)
             fx, fy = sx - x0, sy - y0
             v = ((1 - fx) * (1 - fy) * at(px, x0, y0) + fx * (1 - fy) * at(px, x0 + 1, y0) +
                  (1 - fx) * fy * at(px, x0, y0 + 1) + fx * fy * at(px, x0 + 1, y0 + 1))
             out.append(min(255, round(v)))
     return bytes(out)
-for v, f in enumerate([0.9, 1.1]):
+views = [(0.9, 0), (1.1, 0), (1, 5), (1, -5), (0.9, 5), (1.1, 5), (0.9, -5), (1.1, -5)]
+for v, (f, deg) in enumerate(views):
     out = bytearray(hdr)
     for o in range(32, len(d), size):
-        out += d[o:o + 12] + draw(d[o + 12:o + size], f)
+        out += d[o:o + 12] + draw(d[o + 12:o + size], f, deg)
     open("%s%d.kz" % (sys.argv[2], v), "wb").write(out)
 PY
-	for v in 0 1; do kz-classify -m "$T/cnn.kzm" -k 10 "$T/zoom$v.kz" >"$T/pz$v.kz"; done
+	for v in 0 1 2 3 4 5 6 7; do kz-classify -m "$T/cnn.kzm" -k 10 "$T/zoom$v.kz" >"$T/pz$v.kz"; done
 	kz-classify -m "$T/cnn.kzm" -k 10 -z 10 "$T/s1k.kz" >"$T/pzs.kz"
 	t_eq "kz-classify -z 10: the mean of the views scaled by 0.9 and 1.1" "1000 of 1000 agree" \
 	    "$("$PY" "$T/agree.py" "$T/pzs.kz" "$T"/pz[01].kz)"
+	kz-classify -m "$T/cnn.kzm" -k 10 -r 5 "$T/s1k.kz" >"$T/prs.kz"
+	t_eq "kz-classify -r 5: the mean of the image and its views turned 5 degrees either way" "1000 of 1000 agree" \
+	    "$("$PY" "$T/agree.py" "$T/prs.kz" "$T/pv0.kz" "$T"/pz[23].kz)"
+	kz-classify -m "$T/cnn.kzm" -k 10 -z 10 -r 5 "$T/s1k.kz" >"$T/pzrs.kz"
+	t_eq "kz-classify -z 10 -r 5: the mean of the six views, each turned and scaled at once" "1000 of 1000 agree" \
+	    "$("$PY" "$T/agree.py" "$T/pzrs.kz" "$T"/pz[014567].kz)"
+	t_fails "kz-classify -r beyond 30 degrees" "-r" kz-classify -m "$T/cnn.kzm" -r 31 "$T/s1k.kz"
 	t_fails "kz-classify -z beyond 20%" "-z" kz-classify -m "$T/cnn.kzm" -z 21 "$T/s1k.kz"
 
 	# kill -9 during training of a CNN with a checkpoint, then resume.

@@ -77,10 +77,10 @@ t_eq "kz-model describes: precision, class map, settings" "f16 おきす none" \
 # A stored test-time setting is kz-classify's default; -s overrides it.
 kzpy make "$T/m28.kz" 28 28 10 0 1 2 3 4 5 6 7 8 9
 # (shift0.kzm: the shipped model with every setting at its default)
-kz-model -s shift=0 -s zoom=0 -o "$T/shift0.kzm" "$TESTS/../models/kmnist.kzm"
+kz-model -s shift=0 -s zoom=0 -s rotate=0 -o "$T/shift0.kzm" "$TESTS/../models/kmnist.kzm"
 # Each setting NAME=VALUE stored is kz-classify's default of its FLAG,
 # which overrides it; the two outputs differ.
-for set in shift=1:-s zoom=5:-z; do
+for set in shift=1:-s zoom=5:-z rotate=5:-r; do
 	nv=${set%:*} flag=${set#*:}
 	kz-model -s "$nv" -o "$T/$nv.kzm" "$T/shift0.kzm"
 	plain=$(kz-classify -m "$T/shift0.kzm" "$T/m28.kz" | md5sum)

@@ -18,7 +18,7 @@ t_eq "kz-classify: the same bytes with one thread and batches of 300 (rounded to
     "$(kz-classify -m "$M" -t 1 -b 300 "$S/shard.0.kz" | md5sum)"
 # The shards' joins need only some network: its first, one view (a
 # thirtieth of the shipped model's work).
-kz-model -x 1 -s shift=0 -s zoom=0 -o "$S/one.kzm" "$M"
+kz-model -x 1 -s shift=0 -s zoom=0 -s rotate=0 -o "$S/one.kzm" "$M"
 M=$S/one.kzm
 kz-classify -m "$M" -t 2 -o "$S/one.kz" "$S/all.kz"
 one=$(md5sum <"$S/one.kz")

@@ -14,23 +14,25 @@ r = [struct.unpack_from("<iI", d, o + 8) for o in range(32, len(d), size)]
 print(sum(a == b for a, b in r))
 PY
 	}
-	kz-classify -s 0 -k 1 "$T/test.kz" >"$T/shipped.kz"
+	kz-classify -s 0 -r 0 -k 1 "$T/test.kz" >"$T/shipped.kz"
 	n=$(count_right "$T/shipped.kz")
 	t_eq "kz-classify -s 0, no -m: the shipped model alone, above 98% on KMNIST test ($n of 10,000)" yes \
 	    "$([ "${n:-0}" -gt 9800 ] && echo yes || echo no)"
 	# The shipped recipe's figure as models/README.md states it, 9,920 of
 	# 10,000 right, to within two images (the model before it scored
 	# 9,923): another CPU may round a sum differently.  With no flags:
-	# the model carries -s 2 -z 2 (settings shift=2 zoom=2).  (Ten views
-	# of 10,000 images through three ResNets, one of them wide: the
-	# slowest check here, and much slower with SANITIZE=1.)
+	# the model carries -s 2 -z 2 -r 3.  (Thirty views of 10,000 images
+	# through three ResNets, one of them wide: the slowest check here,
+	# and much slower with SANITIZE=1.)
+	t_eq "the shipped model's settings" "shift=2 zoom=2 rotate=3" \
+	    "$(kz-model "$TESTS/../models/kmnist.kzm" | awk -F'\t' '$1 == "settings" { print $2 }')"
 	kz-classify -t 2 -k 1 "$T/test.kz" >"$T/shipped-views.kz"
 	n=$(count_right "$T/shipped-views.kz")
-	t_eq "kz-classify with no flags: the shipped model's stored shift=2 zoom=2, 9,920 of 10,000 right on KMNIST test ($n)" yes \
+	t_eq "kz-classify with no flags: the shipped model's stored views, 9,920 of 10,000 right on KMNIST test ($n)" yes \
 	    "$([ "${n:-0}" -ge 9918 ] && [ "${n:-0}" -le 9922 ] && echo yes || echo no)"
 	# The arithmetic paths, on the shipped model's first network alone
 	# (the paths are each network's; three would triple the time).
-	kz-model -x 1 -o "$T/one.kzm" "$TESTS/../models/kmnist.kzm"
+	kz-model -x 1 -s rotate=0 -o "$T/one.kzm" "$TESTS/../models/kmnist.kzm"
 	kz-classify -m "$T/one.kzm" -s 0 -k 1 "$T/test.kz" >"$T/one.kz"
 	# bfloat16 products: the same predictions but for a few near ties;
 	# single precision is the default and -p f32 forces it.
