@@ -14,7 +14,7 @@
 #define MAX_MODELS 32
 #define MAX_SHIFT 8
 #define MAX_ZOOM 20			/* per cent */
-#define MAX_TURN 30			/* degrees */
+#define MAX_ROTATE 30		/* degrees */
 
 /* The command line, as parse_command_line leaves it. */
 struct cmdline {
@@ -27,7 +27,7 @@ struct cmdline {
 	int zoom;			/* -z: per cent each zoomed view
 					   scales by; -1: the first
 					   model's setting */
-	int turn;			/* -r: degrees each turned view
+	int rotate;			/* -r: degrees each turned view
 					   turns by; -1: the first
 					   model's setting */
 	int batch;			/* -b: records classified at once */
@@ -134,7 +134,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 	cl->k = -1;
 	cl->shift = -1;
 	cl->zoom = -1;
-	cl->turn = -1;
+	cl->rotate = -1;
 	cl->batch = 1024;
 	cl->threads = kz_ncpu();
 	cl->output = "-";
@@ -159,7 +159,7 @@ parse_command_line(int argc, char *argv[], struct cmdline *cl)
 			cl->zoom = (int)integer(optarg, 0, MAX_ZOOM, "-z");
 			break;
 		case 'r':
-			cl->turn = (int)integer(optarg, 0, MAX_TURN, "-r");
+			cl->rotate = (int)integer(optarg, 0, MAX_ROTATE, "-r");
 			break;
 		case 'b':
 			/* Whole chunks, so that every batch starts where one
@@ -281,11 +281,11 @@ new_batch(const struct cmdline *cl, const struct kz_header *h,
 	fold_forms(cl, m, b);
 	b->nmoves = shift > 0 ? 5 : 1;
 	b->nzooms = cl->zoom > 0 ? 2 : 1;
-	b->nturns = cl->turn > 0 ? 3 : 1;
+	b->nturns = cl->rotate > 0 ? 3 : 1;
 	b->nviews = b->nturns * b->nzooms * b->nmoves;
 	b->turns[0] = 0;
-	b->turns[1] = cl->turn;
-	b->turns[2] = -cl->turn;
+	b->turns[1] = cl->rotate;
+	b->turns[2] = -cl->rotate;
 	b->zooms[0] = cl->zoom > 0 ? 1 - cl->zoom / 100.0 : 1;
 	b->zooms[1] = 1 + cl->zoom / 100.0;
 	memcpy(b->moves, moves, sizeof(moves));
@@ -457,13 +457,14 @@ main(int argc, char *argv[])
 	version_option(argc, argv);
 	parse_command_line(argc, argv, &cl);
 	read_models(&cl, m);
-	/* The test-time settings the model carries, unless -s, -z or -r says. */
+	/* The test-time settings the model carries, unless -s, -z or -r
+	 * says. */
 	if (cl.shift < 0)
 		cl.shift = m[0].settings.shift;
 	if (cl.zoom < 0)
 		cl.zoom = m[0].settings.zoom;
-	if (cl.turn < 0)
-		cl.turn = m[0].settings.rotate;
+	if (cl.rotate < 0)
+		cl.rotate = m[0].settings.rotate;
 	r = open_input(&cl, &m[0]);
 	for (int i = 0; i < cl.nmodels; i++)
 		if ((pred[i] = kz_predictor_new(&m[i], cl.threads, cl.batch,

@@ -414,7 +414,8 @@ kz_net_adopt(struct kz_net *dst, const struct kz_net *src, struct kz_err *e)
 		    src->in.w, src->in.h, dst->nlayers, dst->in.w,
 		    dst->in.h, dst->spec);
 	for (int i = 0; i <= last; i++) {
-		const struct kz_layer *a = &src->layers[i], *b = &dst->layers[i];
+		const struct kz_layer *a = &src->layers[i];
+		const struct kz_layer *b = &dst->layers[i];
 		/* The output layer alone may map to another number of
 		 * classes: then its weights are not taken. */
 		int out_c = i == last ? b->out.c : a->out.c;
@@ -429,7 +430,8 @@ kz_net_adopt(struct kz_net *dst, const struct kz_net *src, struct kz_err *e)
 			    i + 1, dst->spec);
 	}
 	for (int i = 0; i <= last; i++) {
-		const struct kz_layer *a = &src->layers[i], *b = &dst->layers[i];
+		const struct kz_layer *a = &src->layers[i];
+		const struct kz_layer *b = &dst->layers[i];
 
 		if (i == last && a->out.c != b->out.c)
 			break;
