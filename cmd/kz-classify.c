@@ -326,7 +326,8 @@ predict(const struct cmdline *cl, struct kz_predictor **pred,
 		const int *move = b->moves[v % b->nmoves];
 
 		if (zoom != 1 || turn != 0) {
-			for (int j = 0; j < n; j++)
+			/* drawn once for its moves, which come next */
+			for (int j = 0; v % b->nmoves == 0 && j < n; j++)
 				kz_norm_view(x + j * b->npix, h->width,
 				    h->height, zoom, turn, b->warped + j *
 				    b->npix);
