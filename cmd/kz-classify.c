@@ -326,11 +326,13 @@ predict(const struct cmdline *cl, struct kz_predictor **pred,
 		const int *move = b->moves[v % b->nmoves];
 
 		if (zoom != 1 || turn != 0) {
-			/* drawn once for its moves, which come next */
-			for (int j = 0; v % b->nmoves == 0 && j < n; j++)
-				kz_norm_view(x + j * b->npix, h->width,
-				    h->height, zoom, turn, b->warped + j *
-				    b->npix);
+			/* Drawn once, at its first move: the moves of one
+			 * zoom and turn are consecutive views. */
+			if (v % b->nmoves == 0)
+				for (int j = 0; j < n; j++)
+					kz_norm_view(x + j * b->npix, h->width,
+					    h->height, zoom, turn, b->warped +
+					    j * b->npix);
 			x = b->warped;
 		}
 		if (move[0] != 0 || move[1] != 0) {
