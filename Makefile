@@ -96,8 +96,9 @@ demo:
 	sh examples/demo.sh $(O)/bin
 
 # The second: every test; the runner ends with "N passed, N failed".
+# CHECK_TESTS: the test files to run (tests/t-NAME.sh ...); all by default.
 check: all
-	sh tests/run.sh $(O)/bin
+	sh tests/run.sh $(O)/bin $(CHECK_TESTS)
 
 bench: all
 	sh tests/bench.sh $(O)/bin
